@@ -1,0 +1,146 @@
+//! The `wasmix` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wasmix_runtime::{CacheSetting, RunError, Runtime, RuntimeConfig};
+
+mod options;
+
+use options::{DirSpec, EnvSpec, PreloadSpec};
+
+/// Exit status after a trap, as a process killed by SIGABRT (what `wasmtime run` uses).
+const EXIT_TRAP: u8 = 134;
+
+#[derive(Parser)]
+#[command(
+    name = "wasmix",
+    version,
+    about = "Run WebAssembly programs as Unix-like processes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a WebAssembly module (`.wasm` or `.wat`) as a process.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Mount a host directory: `HOST` (seen under the same path) or `HOST::GUEST`.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    dirs: Vec<DirSpec>,
+
+    /// Set `KEY=VALUE` in the guest's environment, or pass `KEY` through from this one.
+    #[arg(long = "env", value_name = "KEY[=VALUE]")]
+    envs: Vec<EnvSpec>,
+
+    /// Link the exports of another module as import module NAME.
+    #[arg(long = "preload", value_name = "NAME=MODULE")]
+    preloads: Vec<PreloadSpec>,
+
+    /// Give the guest a listening TCP socket as a preopened descriptor.
+    #[arg(long = "tcplisten", value_name = "ADDR:PORT")]
+    listen: Vec<String>,
+
+    /// Where to cache compiled modules (default: $WASMIX_CACHE_DIR or ~/.cache/wasmix).
+    #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile the module every time instead of using the cache.
+    #[arg(long)]
+    no_cache: bool,
+
+    /// Do not provide the synthetic /dev (null, zero, full, random, urandom).
+    #[arg(long)]
+    no_dev: bool,
+
+    /// The module to run.
+    #[arg(value_name = "MODULE")]
+    module: PathBuf,
+
+    /// Arguments passed to the guest.
+    #[arg(
+        value_name = "ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("WASMIX_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match run(args) {
+            Ok(code) => code,
+            Err(Failure::Trap(msg)) => {
+                eprintln!("Error: {msg}");
+                ExitCode::from(EXIT_TRAP)
+            }
+            Err(Failure::Other(msg)) => {
+                eprintln!("Error: {msg}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+enum Failure {
+    Trap(String),
+    Other(String),
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Failure {
+        match e {
+            RunError::Trap(_) => Failure::Trap(e.to_string()),
+            other => Failure::Other(other.to_string()),
+        }
+    }
+}
+
+fn other(e: impl std::fmt::Display) -> Failure {
+    Failure::Other(e.to_string())
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let cache = match (args.no_cache, args.cache_dir) {
+        (true, _) => CacheSetting::Disabled,
+        (false, Some(dir)) => CacheSetting::Dir(dir),
+        (false, None) => CacheSetting::Default,
+    };
+    let runtime = Runtime::new(RuntimeConfig { cache })?;
+    let program = runtime.load(&args.module).map_err(other)?;
+    let mut process = runtime.process(&program).dev(!args.no_dev);
+    for arg in &args.args {
+        process = process.arg(arg);
+    }
+    for env in &args.envs {
+        if let Some((k, v)) = env.resolve() {
+            process = process.env(k, v);
+        }
+    }
+    for dir in &args.dirs {
+        process = process.mount(&dir.host, &dir.guest)?;
+    }
+    for preload in &args.preloads {
+        let helper = runtime.load(&preload.module).map_err(other)?;
+        process = process.preload(&preload.name, &helper);
+    }
+    for addr in &args.listen {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| other(format!("cannot listen on `{addr}` for --tcplisten: {e}")))?;
+        process = process.listener(listener);
+    }
+    let status = process.run()?;
+    Ok(ExitCode::from(status.code() as u8))
+}

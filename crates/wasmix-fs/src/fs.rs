@@ -1,0 +1,795 @@
+//! The live file system of one process: the fd table behind a lock, and every file operation a
+//! guest can make. Each method is one WASI call's semantics in host terms; the syscall layer only
+//! moves bytes in and out of guest memory.
+
+use std::ffi::OsStr;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use cap_fs_ext::{DirExt, FollowSymlinks, OpenOptionsFollowExt, OpenOptionsMaybeDirExt};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+
+use crate::abi::{fdflags, oflags, rights, Advice, Fdstat, Filestat, Filetype, TimeChange, Whence};
+use crate::errno::{Errno, FsResult};
+use crate::node::{
+    metadata_to_filestat, synthetic_dev_stat, Device, DirEntry, Directory, HostFd, Node, OpenFile,
+};
+use crate::table::{FdEntry, FdTable};
+
+/// Where a standard stream of the guest goes.
+#[derive(Debug, Default)]
+pub enum Stdio {
+    /// The runtime's own stream of the same number.
+    #[default]
+    Inherit,
+    /// Reads see end of file, writes are discarded.
+    Null,
+    /// A host file or pipe end the embedder opened.
+    File(OwnedFd),
+}
+
+/// Errors setting up a file system, before the guest runs.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot open host directory `{path}` for --dir: {source}")]
+    Mount {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("`{path}` given to --dir is not a directory")]
+    NotADirectory { path: PathBuf },
+}
+
+/// The file system a guest process sees.
+pub struct FileSystem {
+    table: Mutex<FdTable>,
+}
+
+impl Default for FileSystem {
+    fn default() -> Self {
+        FileSystem::new()
+    }
+}
+
+/// Builds the initial fd table: stdio on 0–2, then preopened directories in order.
+pub struct FileSystemBuilder {
+    stdio: [Stdio; 3],
+    mounts: Vec<(Dir, String)>,
+    dev: bool,
+}
+
+impl Default for FileSystemBuilder {
+    fn default() -> Self {
+        FileSystemBuilder {
+            stdio: Default::default(),
+            mounts: Vec::new(),
+            dev: true,
+        }
+    }
+}
+
+impl FileSystemBuilder {
+    /// Sets where stream `n` (0 = stdin, 1 = stdout, 2 = stderr) goes.
+    pub fn stdio(mut self, n: usize, stdio: Stdio) -> Self {
+        self.stdio[n] = stdio;
+        self
+    }
+
+    /// Mounts host directory `host` at `guest` (a preopen).
+    pub fn mount(mut self, host: &Path, guest: &str) -> Result<Self, SetupError> {
+        let dir = Dir::open_ambient_dir(host, cap_std::ambient_authority()).map_err(|source| {
+            if source.raw_os_error() == Some(libc::ENOTDIR) {
+                SetupError::NotADirectory {
+                    path: host.to_owned(),
+                }
+            } else {
+                SetupError::Mount {
+                    path: host.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        self.mounts.push((dir, guest.to_owned()));
+        Ok(self)
+    }
+
+    /// Whether to provide the synthetic `/dev` (null, zero, full, random, urandom) as the last
+    /// preopen. On by default; skipped when a mount already claims `/dev`.
+    pub fn dev(mut self, enabled: bool) -> Self {
+        self.dev = enabled;
+        self
+    }
+
+    pub fn build(self) -> FileSystem {
+        let mut table = FdTable::new();
+        for (n, stdio) in self.stdio.into_iter().enumerate() {
+            let (node, base) = match stdio {
+                Stdio::Inherit => {
+                    // SAFETY: 0, 1 and 2 stay open for the life of the runtime process; the
+                    // guest closing its copy only drops the table entry.
+                    let fd = unsafe { BorrowedFd::borrow_raw(n as i32) };
+                    (Node::Stream(HostFd::Inherited(fd)), stream_rights(fd, n))
+                }
+                Stdio::Null => (
+                    Node::Device(Device::Null),
+                    stdio_direction(n) | stream_common(),
+                ),
+                Stdio::File(fd) => {
+                    let base = stream_rights(fd.as_fd(), n);
+                    (Node::Stream(HostFd::Owned(fd)), base)
+                }
+            };
+            table
+                .insert(FdEntry::new(OpenFile::new(node, 0), base, 0))
+                .expect("empty table");
+        }
+        let claims_dev = self
+            .mounts
+            .iter()
+            .any(|(_, g)| g.trim_end_matches('/') == "/dev");
+        for (dir, guest) in self.mounts {
+            let entry = FdEntry::new(
+                OpenFile::new(Node::Dir(Directory::new(dir)), 0),
+                rights::DIR_BASE,
+                rights::DIR_INHERITING,
+            );
+            table
+                .insert(entry.preopened(guest))
+                .expect("fresh table has room");
+        }
+        if self.dev && !claims_dev {
+            let entry = FdEntry::new(
+                OpenFile::new(Node::DevDir, 0),
+                rights::PATH_OPEN
+                    | rights::FD_READDIR
+                    | rights::PATH_FILESTAT_GET
+                    | rights::FD_FILESTAT_GET,
+                rights::STREAM_BASE,
+            );
+            table
+                .insert(entry.preopened("/dev"))
+                .expect("fresh table has room");
+        }
+        FileSystem {
+            table: Mutex::new(table),
+        }
+    }
+}
+
+fn stdio_direction(n: usize) -> u64 {
+    if n == 0 {
+        rights::FD_READ
+    } else {
+        rights::FD_WRITE
+    }
+}
+
+fn stream_common() -> u64 {
+    rights::FD_FDSTAT_SET_FLAGS | rights::FD_FILESTAT_GET | rights::POLL_FD_READWRITE
+}
+
+fn stream_rights(fd: BorrowedFd<'_>, n: usize) -> u64 {
+    let base = stdio_direction(n) | stream_common();
+    // A redirected regular file may seek; a terminal or pipe may not (isatty relies on it).
+    match rustix::fs::fstat(fd) {
+        Ok(st) if Filetype::from_mode(st.st_mode) == Filetype::RegularFile => {
+            base | rights::FD_SEEK | rights::FD_TELL
+        }
+        _ => base,
+    }
+}
+
+/// A validated guest path.
+fn guest_path(path: &[u8]) -> FsResult<&Path> {
+    if path.contains(&0) {
+        return Err(Errno::Inval);
+    }
+    Ok(Path::new(OsStr::from_bytes(path)))
+}
+
+fn has_trailing_slash(path: &[u8]) -> bool {
+    path.last() == Some(&b'/')
+}
+
+fn system_time(ns: u64) -> cap_std::time::SystemTime {
+    cap_std::time::SystemTime::from_std(UNIX_EPOCH + Duration::from_nanos(ns))
+}
+
+fn time_spec(change: TimeChange) -> Option<cap_fs_ext::SystemTimeSpec> {
+    match change {
+        TimeChange::Keep => None,
+        TimeChange::Now => Some(cap_fs_ext::SystemTimeSpec::SymbolicNow),
+        TimeChange::At(ns) => Some(cap_fs_ext::SystemTimeSpec::Absolute(system_time(ns))),
+    }
+}
+
+fn timespec(change: TimeChange) -> rustix::fs::Timespec {
+    match change {
+        TimeChange::Keep => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_OMIT,
+        },
+        TimeChange::Now => rustix::fs::Timespec {
+            tv_sec: 0,
+            tv_nsec: rustix::fs::UTIME_NOW,
+        },
+        TimeChange::At(ns) => rustix::fs::Timespec {
+            tv_sec: (ns / 1_000_000_000) as i64,
+            tv_nsec: (ns % 1_000_000_000) as _,
+        },
+    }
+}
+
+/// What a path operation resolves against.
+enum Base {
+    Host(Arc<OpenFile>),
+    Dev,
+}
+
+impl FileSystem {
+    pub fn new() -> FileSystem {
+        FileSystemBuilder::default().build()
+    }
+
+    pub fn builder() -> FileSystemBuilder {
+        FileSystemBuilder::default()
+    }
+
+    /// A copy of the fd table sharing every open file description (what fork hands a child).
+    pub fn fork(&self) -> FileSystem {
+        FileSystem {
+            table: Mutex::new(self.table().clone()),
+        }
+    }
+
+    fn table(&self) -> MutexGuard<'_, FdTable> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The open file behind `fd` if it holds `required` rights.
+    pub fn file(&self, fd: u32, required: u64) -> FsResult<Arc<OpenFile>> {
+        Ok(Arc::clone(self.table().get(fd)?.require(required)?))
+    }
+
+    fn dir(&self, fd: u32, required: u64) -> FsResult<(Base, u64)> {
+        let table = self.table();
+        let entry = table.get(fd)?;
+        let file = entry.require_dir(required)?;
+        let base = match file.node() {
+            Node::DevDir => Base::Dev,
+            _ => Base::Host(Arc::clone(file)),
+        };
+        Ok((base, entry.rights_inheriting()))
+    }
+
+    fn host_dir(&self, fd: u32, required: u64) -> FsResult<Arc<OpenFile>> {
+        match self.dir(fd, required)?.0 {
+            Base::Host(f) => Ok(f),
+            // The synthetic /dev is read-only.
+            Base::Dev => Err(Errno::Perm),
+        }
+    }
+
+    // ---- descriptors -------------------------------------------------------------------------
+
+    pub fn close(&self, fd: u32) -> FsResult<()> {
+        self.table().remove(fd).map(drop)
+    }
+
+    pub fn renumber(&self, from: u32, to: u32) -> FsResult<()> {
+        self.table().renumber(from, to)
+    }
+
+    /// Installs a new open file at the lowest free number.
+    pub fn insert(&self, file: OpenFile, base: u64, inheriting: u64) -> FsResult<u32> {
+        self.table().insert(FdEntry::new(file, base, inheriting))
+    }
+
+    pub fn fdstat(&self, fd: u32) -> FsResult<Fdstat> {
+        let entry = self.table().get(fd)?.clone();
+        Ok(Fdstat {
+            filetype: entry.file().filetype()?,
+            flags: entry.file().flags(),
+            rights_base: entry.rights_base(),
+            rights_inheriting: entry.rights_inheriting(),
+        })
+    }
+
+    pub fn set_flags(&self, fd: u32, flags: u16) -> FsResult<()> {
+        if flags & !fdflags::ALL != 0 {
+            return Err(Errno::Inval);
+        }
+        self.file(fd, rights::FD_FDSTAT_SET_FLAGS)?.set_flags(flags)
+    }
+
+    pub fn restrict_rights(&self, fd: u32, base: u64, inheriting: u64) -> FsResult<()> {
+        self.table().restrict_rights(fd, base, inheriting)
+    }
+
+    /// The guest path of a preopened directory.
+    pub fn prestat(&self, fd: u32) -> FsResult<String> {
+        self.table()
+            .get(fd)?
+            .preopen()
+            .map(str::to_owned)
+            .ok_or(Errno::Badf)
+    }
+
+    pub fn filestat(&self, fd: u32) -> FsResult<Filestat> {
+        self.file(fd, rights::FD_FILESTAT_GET)?.filestat()
+    }
+
+    pub fn set_size(&self, fd: u32, size: u64) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_FILESTAT_SET_SIZE)?;
+        Ok(rustix::fs::ftruncate(file.host()?, size)?)
+    }
+
+    pub fn set_times(&self, fd: u32, atim: TimeChange, mtim: TimeChange) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_FILESTAT_SET_TIMES)?;
+        match file.node() {
+            Node::Device(_) | Node::DevDir => Ok(()),
+            _ => {
+                let times = rustix::fs::Timestamps {
+                    last_access: timespec(atim),
+                    last_modification: timespec(mtim),
+                };
+                Ok(rustix::fs::futimens(file.host()?, &times)?)
+            }
+        }
+    }
+
+    pub fn read(&self, fd: u32, buf: &mut [u8]) -> FsResult<usize> {
+        self.file(fd, rights::FD_READ)?.read(buf)
+    }
+
+    pub fn pread(&self, fd: u32, buf: &mut [u8], offset: u64) -> FsResult<usize> {
+        self.file(fd, rights::FD_READ)?.pread(buf, offset)
+    }
+
+    pub fn write(&self, fd: u32, bufs: &[IoSlice<'_>]) -> FsResult<usize> {
+        self.file(fd, rights::FD_WRITE)?.write(bufs)
+    }
+
+    pub fn pwrite(&self, fd: u32, bufs: &[IoSlice<'_>], offset: u64) -> FsResult<usize> {
+        self.file(fd, rights::FD_WRITE)?.pwrite(bufs, offset)
+    }
+
+    pub fn seek(&self, fd: u32, offset: i64, whence: Whence) -> FsResult<u64> {
+        let needed = if offset == 0 && whence == Whence::Cur {
+            rights::FD_TELL
+        } else {
+            rights::FD_SEEK
+        };
+        let file = {
+            let table = self.table();
+            let entry = table.get(fd)?;
+            // A query of the position is allowed with either right.
+            if needed == rights::FD_TELL && entry.rights_base() & rights::FD_SEEK != 0 {
+                Arc::clone(entry.file())
+            } else {
+                Arc::clone(entry.require(needed)?)
+            }
+        };
+        file.seek(offset, whence)
+    }
+
+    pub fn tell(&self, fd: u32) -> FsResult<u64> {
+        self.seek(fd, 0, Whence::Cur)
+    }
+
+    pub fn sync(&self, fd: u32) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_SYNC)?;
+        match file.node() {
+            Node::File(_) | Node::Dir(_) => Ok(rustix::fs::fsync(file.host()?)?),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn datasync(&self, fd: u32) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_DATASYNC)?;
+        match file.node() {
+            Node::File(_) | Node::Dir(_) => Ok(rustix::fs::fdatasync(file.host()?)?),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn advise(&self, fd: u32, offset: u64, len: u64, advice: Advice) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_ADVISE)?;
+        let Node::File(f) = file.node() else {
+            return match file.node() {
+                Node::Stream(_) => Err(Errno::Spipe),
+                _ => Ok(()),
+            };
+        };
+        let advice = match advice {
+            Advice::Normal => rustix::fs::Advice::Normal,
+            Advice::Sequential => rustix::fs::Advice::Sequential,
+            Advice::Random => rustix::fs::Advice::Random,
+            Advice::WillNeed => rustix::fs::Advice::WillNeed,
+            Advice::DontNeed => rustix::fs::Advice::DontNeed,
+            Advice::NoReuse => rustix::fs::Advice::NoReuse,
+        };
+        Ok(rustix::fs::fadvise(
+            f,
+            offset,
+            std::num::NonZeroU64::new(len),
+            advice,
+        )?)
+    }
+
+    pub fn allocate(&self, fd: u32, offset: u64, len: u64) -> FsResult<()> {
+        let file = self.file(fd, rights::FD_ALLOCATE)?;
+        let Node::File(f) = file.node() else {
+            return Err(Errno::Badf);
+        };
+        if len == 0 {
+            return Err(Errno::Inval);
+        }
+        offset
+            .checked_add(len)
+            .filter(|end| *end <= i64::MAX as u64)
+            .ok_or(Errno::Fbig)?;
+        Ok(rustix::fs::fallocate(
+            f,
+            rustix::fs::FallocateFlags::empty(),
+            offset,
+            len,
+        )?)
+    }
+
+    /// Directory entries of `fd` from `cookie` on; entry *i* has cookie *i* + 1 as `d_next`.
+    pub fn readdir(&self, fd: u32, cookie: u64) -> FsResult<Vec<DirEntry>> {
+        let file = self.file(fd, rights::FD_READDIR)?;
+        match file.node() {
+            Node::Dir(d) => d.entries_from(cookie),
+            Node::DevDir => {
+                let mut all = vec![
+                    DirEntry {
+                        name: b".".to_vec(),
+                        ino: 1,
+                        filetype: Filetype::Directory,
+                    },
+                    DirEntry {
+                        name: b"..".to_vec(),
+                        ino: 1,
+                        filetype: Filetype::Directory,
+                    },
+                ];
+                all.extend(Device::ALL.iter().map(|(name, _)| DirEntry {
+                    name: name.as_bytes().to_vec(),
+                    ino: Device::ino(name),
+                    filetype: Filetype::CharacterDevice,
+                }));
+                let start = usize::try_from(cookie).unwrap_or(usize::MAX).min(all.len());
+                Ok(all.split_off(start))
+            }
+            _ => Err(Errno::Notdir),
+        }
+    }
+
+    // ---- paths -------------------------------------------------------------------------------
+
+    /// `path_open`. Rights of the new descriptor are those asked for, narrowed to what the
+    /// directory lets its children inherit and to what the kind of file supports.
+    #[allow(clippy::too_many_arguments)]
+    pub fn open(
+        &self,
+        dirfd: u32,
+        follow: bool,
+        path: &[u8],
+        oflags: u16,
+        want_base: u64,
+        want_inheriting: u64,
+        fdflags: u16,
+    ) -> FsResult<u32> {
+        let mut required = rights::PATH_OPEN;
+        if oflags & oflags::CREAT != 0 {
+            required |= rights::PATH_CREATE_FILE;
+        }
+        if oflags & oflags::TRUNC != 0 {
+            required |= rights::PATH_FILESTAT_SET_SIZE;
+        }
+        let (base, dir_inheriting) = self.dir(dirfd, required)?;
+        let path_str = guest_path(path)?;
+        let inheriting = want_inheriting & dir_inheriting;
+
+        let (node, kind_rights) = match base {
+            Base::Dev => open_dev(path, oflags)?,
+            Base::Host(dir_file) => {
+                let Node::Dir(dir) = dir_file.node() else {
+                    return Err(Errno::Notdir);
+                };
+                open_host(dir.dir(), path_str, follow, oflags, want_base, fdflags)?
+            }
+        };
+        let base_rights = want_base & dir_inheriting & kind_rights;
+        self.table().insert(FdEntry::new(
+            OpenFile::new(node, fdflags),
+            base_rights,
+            inheriting,
+        ))
+    }
+
+    pub fn create_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
+        let dir = self.host_dir(dirfd, rights::PATH_CREATE_DIRECTORY)?;
+        Ok(as_dir(&dir)?.create_dir(guest_path(path)?)?)
+    }
+
+    pub fn remove_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
+        let dir = self.host_dir(dirfd, rights::PATH_REMOVE_DIRECTORY)?;
+        Ok(as_dir(&dir)?.remove_dir(guest_path(path)?)?)
+    }
+
+    pub fn unlink(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
+        let dir = self.host_dir(dirfd, rights::PATH_UNLINK_FILE)?;
+        let d = as_dir(&dir)?;
+        let p = guest_path(path)?;
+        match d.remove_file(p) {
+            Ok(()) => Ok(()),
+            // Linux says EISDIR for unlink(dir); trailing slashes on a non-directory ENOTDIR.
+            Err(e) => {
+                let errno = Errno::from(e);
+                if errno == Errno::Perm || errno == Errno::Acces {
+                    if let Ok(md) = d.symlink_metadata(p) {
+                        if md.is_dir() {
+                            return Err(Errno::Isdir);
+                        }
+                    }
+                }
+                Err(errno)
+            }
+        }
+    }
+
+    pub fn rename(&self, from_fd: u32, from: &[u8], to_fd: u32, to: &[u8]) -> FsResult<()> {
+        let src = self.host_dir(from_fd, rights::PATH_RENAME_SOURCE)?;
+        let dst = self.host_dir(to_fd, rights::PATH_RENAME_TARGET)?;
+        let (from, to) = (guest_path(from)?, guest_path(to)?);
+        Ok(as_dir(&src)?.rename(from, as_dir(&dst)?, to)?)
+    }
+
+    pub fn link(
+        &self,
+        from_fd: u32,
+        follow: bool,
+        from: &[u8],
+        to_fd: u32,
+        to: &[u8],
+    ) -> FsResult<()> {
+        let src = self.host_dir(from_fd, rights::PATH_LINK_SOURCE)?;
+        let dst = self.host_dir(to_fd, rights::PATH_LINK_TARGET)?;
+        let (from_p, to_p) = (guest_path(from)?, guest_path(to)?);
+        let src_dir = as_dir(&src)?;
+        let resolved;
+        let from_p = if follow {
+            // linkat(AT_SYMLINK_FOLLOW): link whatever the source finally names, inside the mount.
+            src_dir.metadata(from_p)?;
+            resolved = src_dir.canonicalize(from_p)?;
+            resolved.as_path()
+        } else {
+            from_p
+        };
+        Ok(src_dir.hard_link(from_p, as_dir(&dst)?, to_p)?)
+    }
+
+    pub fn symlink(&self, target: &[u8], dirfd: u32, path: &[u8]) -> FsResult<()> {
+        let dir = self.host_dir(dirfd, rights::PATH_SYMLINK)?;
+        let (target, link) = (guest_path(target)?, guest_path(path)?);
+        if target.is_absolute() {
+            // Absolute targets would name host paths outside every mount.
+            return Err(Errno::Perm);
+        }
+        Ok(as_dir(&dir)?.symlink(target, link)?)
+    }
+
+    pub fn readlink(&self, dirfd: u32, path: &[u8]) -> FsResult<Vec<u8>> {
+        let dir = self.host_dir(dirfd, rights::PATH_READLINK)?;
+        let target = as_dir(&dir)?.read_link_contents(guest_path(path)?)?;
+        Ok(target.into_os_string().into_vec_bytes())
+    }
+
+    pub fn path_filestat(&self, dirfd: u32, follow: bool, path: &[u8]) -> FsResult<Filestat> {
+        let (base, _) = self.dir(dirfd, rights::PATH_FILESTAT_GET)?;
+        let p = guest_path(path)?;
+        match base {
+            Base::Dev => dev_lookup(path).map(|name| match name {
+                None => {
+                    let mut st = synthetic_dev_stat(".");
+                    st.ino = 1;
+                    st.filetype = Filetype::Directory as u8;
+                    st
+                }
+                Some(name) => synthetic_dev_stat(name),
+            }),
+            Base::Host(dir) => {
+                let d = as_dir(&dir)?;
+                let md = if follow {
+                    d.metadata(p)?
+                } else {
+                    d.symlink_metadata(p)?
+                };
+                if has_trailing_slash(path) && !md.is_dir() {
+                    return Err(Errno::Notdir);
+                }
+                Ok(metadata_to_filestat(&md))
+            }
+        }
+    }
+
+    pub fn path_set_times(
+        &self,
+        dirfd: u32,
+        follow: bool,
+        path: &[u8],
+        atim: TimeChange,
+        mtim: TimeChange,
+    ) -> FsResult<()> {
+        let dir = self.host_dir(dirfd, rights::PATH_FILESTAT_SET_TIMES)?;
+        let d = as_dir(&dir)?;
+        let p = guest_path(path)?;
+        if follow {
+            Ok(d.set_times(p, time_spec(atim), time_spec(mtim))?)
+        } else {
+            Ok(d.set_symlink_times(p, time_spec(atim), time_spec(mtim))?)
+        }
+    }
+}
+
+trait IntoVecBytes {
+    fn into_vec_bytes(self) -> Vec<u8>;
+}
+
+impl IntoVecBytes for std::ffi::OsString {
+    fn into_vec_bytes(self) -> Vec<u8> {
+        use std::os::unix::ffi::OsStringExt;
+        self.into_vec()
+    }
+}
+
+fn as_dir(file: &OpenFile) -> FsResult<&Dir> {
+    match file.node() {
+        Node::Dir(d) => Ok(d.dir()),
+        _ => Err(Errno::Notdir),
+    }
+}
+
+/// Resolves a path inside the synthetic /dev: `None` is the directory itself.
+fn dev_lookup(path: &[u8]) -> FsResult<Option<&'static str>> {
+    let trimmed: Vec<&[u8]> = path
+        .split(|b| *b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+        .collect();
+    match trimmed.as_slice() {
+        [] => Ok(None),
+        [name] => {
+            let name = std::str::from_utf8(name).map_err(|_| Errno::Noent)?;
+            let found = Device::ALL
+                .iter()
+                .find(|(n, _)| *n == name)
+                .ok_or(Errno::Noent)?;
+            if has_trailing_slash(path) {
+                return Err(Errno::Notdir);
+            }
+            Ok(Some(found.0))
+        }
+        [first, ..] if *first == b".." => Err(Errno::Perm),
+        _ => Err(Errno::Noent),
+    }
+}
+
+fn open_dev(path: &[u8], oflags: u16) -> FsResult<(Node, u64)> {
+    match dev_lookup(path)? {
+        None => Ok((
+            Node::DevDir,
+            rights::PATH_OPEN
+                | rights::FD_READDIR
+                | rights::FD_FILESTAT_GET
+                | rights::PATH_FILESTAT_GET,
+        )),
+        Some(_) if oflags & oflags::DIRECTORY != 0 => Err(Errno::Notdir),
+        Some(_) if oflags & oflags::CREAT != 0 && oflags & oflags::EXCL != 0 => Err(Errno::Exist),
+        Some(name) => {
+            let dev = Device::by_name(name).ok_or(Errno::Noent)?;
+            Ok((
+                Node::Device(dev),
+                rights::STREAM_BASE | rights::FD_SEEK | rights::FD_TELL,
+            ))
+        }
+    }
+}
+
+fn open_host(
+    dir: &Dir,
+    path: &Path,
+    follow: bool,
+    oflags: u16,
+    want_base: u64,
+    fdflags: u16,
+) -> FsResult<(Node, u64)> {
+    let creat = oflags & oflags::CREAT != 0;
+    let directory = oflags & oflags::DIRECTORY != 0;
+    let trunc = oflags & oflags::TRUNC != 0;
+    let append = fdflags & fdflags::APPEND != 0;
+    if directory && (creat || trunc) {
+        return Err(Errno::Inval);
+    }
+    let wants_write = want_base
+        & (rights::FD_WRITE
+            | rights::FD_ALLOCATE
+            | rights::FD_FILESTAT_SET_SIZE
+            | rights::FD_DATASYNC)
+        != 0;
+    let write = !directory && (wants_write || append || trunc);
+    let read = directory || want_base & (rights::FD_READ | rights::FD_READDIR) != 0 || !write;
+
+    let mut opts = OpenOptions::new();
+    opts.read(read).write(write).append(append).truncate(trunc);
+    if creat {
+        if oflags & oflags::EXCL != 0 {
+            opts.create_new(true);
+        } else {
+            opts.create(true);
+        }
+    }
+    opts.follow(if follow {
+        FollowSymlinks::Yes
+    } else {
+        FollowSymlinks::No
+    });
+    opts.maybe_dir(true);
+    let mut custom = 0;
+    if directory {
+        custom |= libc::O_DIRECTORY;
+    }
+    if fdflags & fdflags::NONBLOCK != 0 {
+        custom |= libc::O_NONBLOCK;
+    }
+    if fdflags & fdflags::DSYNC != 0 {
+        custom |= libc::O_DSYNC;
+    }
+    if fdflags & fdflags::SYNC != 0 {
+        custom |= libc::O_SYNC;
+    }
+    if fdflags & fdflags::RSYNC != 0 {
+        custom |= libc::O_RSYNC;
+    }
+    opts.custom_flags(custom);
+    opts.mode(0o666);
+
+    let file = match dir.open_with(path, &opts) {
+        Ok(f) => f,
+        // Opening a directory for writing is EISDIR on Linux already; a symlink with
+        // O_NOFOLLOW is ELOOP. Both come through unchanged.
+        Err(e) => return Err(Errno::from(e)),
+    };
+    let st = rustix::fs::fstat(&file)?;
+    match Filetype::from_mode(st.st_mode) {
+        Filetype::Directory => {
+            let dir = Dir::from_std_file(file.into_std());
+            Ok((Node::Dir(Directory::new(dir)), rights::DIR_BASE))
+        }
+        _ if directory => Err(Errno::Notdir),
+        Filetype::RegularFile => {
+            if has_trailing_slash(path.as_os_str().as_bytes()) {
+                return Err(Errno::Notdir);
+            }
+            Ok((Node::File(file), rights::FILE_BASE))
+        }
+        // FIFOs, sockets and devices reached through a mount behave as streams.
+        _ => {
+            let fd: OwnedFd = file.into_std().into();
+            Ok((Node::Stream(HostFd::Owned(fd)), rights::STREAM_BASE))
+        }
+    }
+}
+
+/// Nanoseconds since the Unix epoch, for clocks.
+pub fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}

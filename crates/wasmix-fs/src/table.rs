@@ -1,0 +1,244 @@
+//! The fd table: descriptor numbers → (open file description, rights, preopen name).
+//!
+//! A plain value: cloning it gives a child the same open file descriptions (fork), and every
+//! change is one method call, so a journal can observe them.
+
+use std::sync::Arc;
+
+use crate::errno::{Errno, FsResult};
+use crate::node::OpenFile;
+
+/// One slot of the table.
+#[derive(Clone)]
+pub struct FdEntry {
+    file: Arc<OpenFile>,
+    rights_base: u64,
+    rights_inheriting: u64,
+    /// The guest path of a preopened directory (reported by `fd_prestat_*`).
+    preopen: Option<String>,
+}
+
+impl FdEntry {
+    pub fn new(file: OpenFile, rights_base: u64, rights_inheriting: u64) -> FdEntry {
+        FdEntry {
+            file: Arc::new(file),
+            rights_base,
+            rights_inheriting,
+            preopen: None,
+        }
+    }
+
+    pub fn preopened(mut self, guest_path: impl Into<String>) -> FdEntry {
+        self.preopen = Some(guest_path.into());
+        self
+    }
+
+    pub fn file(&self) -> &Arc<OpenFile> {
+        &self.file
+    }
+
+    pub fn rights_base(&self) -> u64 {
+        self.rights_base
+    }
+
+    pub fn rights_inheriting(&self) -> u64 {
+        self.rights_inheriting
+    }
+
+    pub fn preopen(&self) -> Option<&str> {
+        self.preopen.as_deref()
+    }
+
+    /// Fails with EBADF unless every bit of `required` is held (POSIX reports an fd opened
+    /// without read access the same way).
+    pub fn require(&self, required: u64) -> FsResult<&Arc<OpenFile>> {
+        if self.rights_base & required == required {
+            Ok(&self.file)
+        } else {
+            Err(Errno::Badf)
+        }
+    }
+
+    /// Like [`FdEntry::require`] for path operations on a directory, where WASI says
+    /// ENOTCAPABLE.
+    pub fn require_dir(&self, required: u64) -> FsResult<&Arc<OpenFile>> {
+        if !self.file.is_dir() {
+            return Err(Errno::Notdir);
+        }
+        if self.rights_base & required == required {
+            Ok(&self.file)
+        } else {
+            Err(Errno::Notcapable)
+        }
+    }
+}
+
+/// Descriptor numbers are handed out lowest-first, as POSIX requires.
+#[derive(Clone, Default)]
+pub struct FdTable {
+    slots: Vec<Option<FdEntry>>,
+    /// Upper bound on descriptors (EMFILE beyond it).
+    limit: usize,
+}
+
+impl FdTable {
+    pub const DEFAULT_LIMIT: usize = 1024;
+
+    pub fn new() -> FdTable {
+        FdTable {
+            slots: Vec::new(),
+            limit: Self::DEFAULT_LIMIT,
+        }
+    }
+
+    pub fn get(&self, fd: u32) -> FsResult<&FdEntry> {
+        self.slots
+            .get(fd as usize)
+            .and_then(Option::as_ref)
+            .ok_or(Errno::Badf)
+    }
+
+    fn get_mut(&mut self, fd: u32) -> FsResult<&mut FdEntry> {
+        self.slots
+            .get_mut(fd as usize)
+            .and_then(Option::as_mut)
+            .ok_or(Errno::Badf)
+    }
+
+    /// Installs `entry` at the lowest free number.
+    pub fn insert(&mut self, entry: FdEntry) -> FsResult<u32> {
+        let fd = match self.slots.iter().position(Option::is_none) {
+            Some(free) => free,
+            None if self.slots.len() < self.limit => {
+                self.slots.push(None);
+                self.slots.len() - 1
+            }
+            None => return Err(Errno::Mfile),
+        };
+        self.slots[fd] = Some(entry);
+        Ok(fd as u32)
+    }
+
+    /// Installs `entry` at exactly `fd`, replacing what was there.
+    pub fn insert_at(&mut self, fd: u32, entry: FdEntry) -> FsResult<Option<FdEntry>> {
+        let fd = fd as usize;
+        if fd >= self.limit {
+            return Err(Errno::Badf);
+        }
+        if self.slots.len() <= fd {
+            self.slots.resize_with(fd + 1, || None);
+        }
+        Ok(self.slots[fd].replace(entry))
+    }
+
+    pub fn remove(&mut self, fd: u32) -> FsResult<FdEntry> {
+        let slot = self.slots.get_mut(fd as usize).ok_or(Errno::Badf)?;
+        let entry = slot.take().ok_or(Errno::Badf)?;
+        while matches!(self.slots.last(), Some(None)) {
+            self.slots.pop();
+        }
+        Ok(entry)
+    }
+
+    /// `fd_renumber`: moves `from` onto `to`, closing what `to` held. Both must be open.
+    pub fn renumber(&mut self, from: u32, to: u32) -> FsResult<()> {
+        self.get(from)?;
+        self.get(to)?;
+        if from == to {
+            return Ok(());
+        }
+        let entry = self.remove(from)?;
+        self.insert_at(to, entry)?;
+        Ok(())
+    }
+
+    /// Narrows the rights of `fd`; asking for a right it does not hold is ENOTCAPABLE.
+    pub fn restrict_rights(&mut self, fd: u32, base: u64, inheriting: u64) -> FsResult<()> {
+        let entry = self.get_mut(fd)?;
+        if base & !entry.rights_base != 0 || inheriting & !entry.rights_inheriting != 0 {
+            return Err(Errno::Notcapable);
+        }
+        entry.rights_base = base;
+        entry.rights_inheriting = inheriting;
+        Ok(())
+    }
+
+    /// Open descriptor numbers, ascending.
+    pub fn fds(&self) -> impl Iterator<Item = u32> + '_ {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.is_some())
+            .map(|(i, _)| i as u32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::{Device, Node};
+
+    fn dev() -> FdEntry {
+        FdEntry::new(OpenFile::new(Node::Device(Device::Null), 0), u64::MAX, 0)
+    }
+
+    #[test]
+    fn lowest_free_number_is_reused() {
+        let mut t = FdTable::new();
+        assert_eq!(t.insert(dev()).unwrap(), 0);
+        assert_eq!(t.insert(dev()).unwrap(), 1);
+        assert_eq!(t.insert(dev()).unwrap(), 2);
+        t.remove(1).unwrap();
+        assert_eq!(t.insert(dev()).unwrap(), 1);
+        assert!(matches!(t.remove(7), Err(Errno::Badf)));
+    }
+
+    #[test]
+    fn renumber_moves_and_closes_target() {
+        let mut t = FdTable::new();
+        let a = t.insert(dev()).unwrap();
+        let b = t.insert(dev()).unwrap();
+        let file_a = Arc::clone(t.get(a).unwrap().file());
+        t.renumber(a, b).unwrap();
+        assert!(t.get(a).is_err());
+        assert!(Arc::ptr_eq(t.get(b).unwrap().file(), &file_a));
+        assert_eq!(t.renumber(b, 9), Err(Errno::Badf));
+    }
+
+    #[test]
+    fn rights_only_shrink() {
+        let mut t = FdTable::new();
+        let fd = t
+            .insert(FdEntry::new(
+                OpenFile::new(Node::Device(Device::Null), 0),
+                0b110,
+                0,
+            ))
+            .unwrap();
+        t.restrict_rights(fd, 0b100, 0).unwrap();
+        assert_eq!(t.restrict_rights(fd, 0b110, 0), Err(Errno::Notcapable));
+        assert_eq!(t.get(fd).unwrap().require(0b010).err(), Some(Errno::Badf));
+    }
+
+    #[test]
+    fn clone_shares_open_file_descriptions() {
+        let mut t = FdTable::new();
+        let fd = t.insert(dev()).unwrap();
+        let child = t.clone();
+        assert!(Arc::ptr_eq(
+            t.get(fd).unwrap().file(),
+            child.get(fd).unwrap().file()
+        ));
+    }
+
+    #[test]
+    fn limit_gives_emfile() {
+        let mut t = FdTable {
+            slots: Vec::new(),
+            limit: 2,
+        };
+        t.insert(dev()).unwrap();
+        t.insert(dev()).unwrap();
+        assert_eq!(t.insert(dev()).err(), Some(Errno::Mfile));
+    }
+}

@@ -1,0 +1,293 @@
+//! poll_oneoff over clocks and descriptor readiness.
+
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::time::ClockId;
+use wasmix_fs::abi::rights;
+use wasmix_fs::{Errno, OpenFile};
+use wasmtime::Linker;
+use wasmtime::Result;
+
+use super::clock::{clock_id, now};
+use super::{syscall, Abi};
+use crate::host::Host;
+use crate::mem::GuestMem;
+
+const EVENT_CLOCK: u8 = 0;
+const EVENT_FD_READ: u8 = 1;
+const EVENT_FD_WRITE: u8 = 2;
+const HANGUP: u16 = 1;
+
+struct Event {
+    userdata: u64,
+    error: Errno_,
+    kind: u8,
+    nbytes: u64,
+    flags: u16,
+}
+
+type Errno_ = Option<Errno>;
+
+enum Sub {
+    Clock {
+        userdata: u64,
+        deadline: Instant,
+    },
+    Fd {
+        userdata: u64,
+        kind: u8,
+        file: Arc<OpenFile>,
+    },
+}
+
+fn subscription_size(abi: Abi) -> u32 {
+    match abi {
+        Abi::Preview1 => 48,
+        Abi::Preview0 => 56,
+    }
+}
+
+/// Decodes a clock subscription into a deadline on the monotonic clock.
+fn clock_deadline(mem: &GuestMem, at: u32, abi: Abi) -> Result<Instant, Errno> {
+    let base = match abi {
+        Abi::Preview1 => at + 16,
+        Abi::Preview0 => at + 24,
+    };
+    let id = clock_id(mem.u32(base)? as i32)?;
+    let timeout = mem.u64(base + 8)?;
+    let abstime = mem.u16(base + 24)? & 1 != 0;
+    let wait = if abstime {
+        let current = match id {
+            ClockId::Realtime => now(ClockId::Realtime),
+            other => now(other),
+        };
+        timeout.saturating_sub(current)
+    } else {
+        timeout
+    };
+    // Saturate far-future timeouts instead of overflowing Instant.
+    let wait = Duration::from_nanos(wait.min(u64::MAX / 4));
+    Ok(Instant::now()
+        .checked_add(wait)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(1 << 32)))
+}
+
+fn put_event(mem: &mut GuestMem, at: u32, e: &Event) -> Result<(), Errno> {
+    let mut out = [0u8; 32];
+    out[0..8].copy_from_slice(&e.userdata.to_le_bytes());
+    out[8..10].copy_from_slice(&e.error.map_or(0, |x| x.raw()).to_le_bytes());
+    out[10] = e.kind;
+    out[16..24].copy_from_slice(&e.nbytes.to_le_bytes());
+    out[24..26].copy_from_slice(&e.flags.to_le_bytes());
+    mem.write(at, &out)
+}
+
+fn poll(
+    host: &Host,
+    mem: &mut GuestMem,
+    input: u32,
+    output: u32,
+    count: u32,
+    abi: Abi,
+) -> Result<u32, Errno> {
+    if count == 0 {
+        return Err(Errno::Inval);
+    }
+    let size = subscription_size(abi);
+    mem.slice(input, count.checked_mul(size).ok_or(Errno::Fault)?)?;
+    mem.slice(output, count.checked_mul(32).ok_or(Errno::Fault)?)?;
+
+    let mut ready = Vec::new();
+    let mut subs = Vec::new();
+    for i in 0..count {
+        let at = input + i * size;
+        let userdata = mem.u64(at)?;
+        let kind = mem.u8(at + 8)?;
+        match kind {
+            EVENT_CLOCK => match clock_deadline(mem, at, abi) {
+                Ok(deadline) => subs.push(Sub::Clock { userdata, deadline }),
+                Err(e) => ready.push(Event {
+                    userdata,
+                    error: Some(e),
+                    kind,
+                    nbytes: 0,
+                    flags: 0,
+                }),
+            },
+            EVENT_FD_READ | EVENT_FD_WRITE => {
+                let fd = mem.u32(at + 16)?;
+                match host.fs.file(fd, rights::POLL_FD_READWRITE) {
+                    Ok(file) => subs.push(Sub::Fd {
+                        userdata,
+                        kind,
+                        file,
+                    }),
+                    Err(e) => ready.push(Event {
+                        userdata,
+                        error: Some(e),
+                        kind,
+                        nbytes: 0,
+                        flags: 0,
+                    }),
+                }
+            }
+            _ => return Err(Errno::Inval),
+        }
+    }
+
+    // Regular files and synthetic devices are always ready; streams are asked of the host.
+    let mut waiting = Vec::new();
+    for sub in &subs {
+        if let Sub::Fd {
+            userdata,
+            kind,
+            file,
+        } = sub
+        {
+            match file.pollable_fd() {
+                None => {
+                    let nbytes = if *kind == EVENT_FD_READ {
+                        file.readable_bytes()
+                    } else {
+                        0
+                    };
+                    ready.push(Event {
+                        userdata: *userdata,
+                        error: None,
+                        kind: *kind,
+                        nbytes,
+                        flags: 0,
+                    });
+                }
+                Some(_) => waiting.push((*userdata, *kind, Arc::clone(file))),
+            }
+        }
+    }
+    let deadline = subs
+        .iter()
+        .filter_map(|s| match s {
+            Sub::Clock { deadline, .. } => Some(*deadline),
+            _ => None,
+        })
+        .min();
+
+    loop {
+        let timeout = if !ready.is_empty() {
+            Some(Duration::ZERO)
+        } else {
+            deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        };
+        if waiting.is_empty() {
+            if let Some(t) = timeout {
+                std::thread::sleep(t);
+            } else if ready.is_empty() {
+                // Nothing can ever become ready.
+                return Err(Errno::Inval);
+            }
+        } else {
+            let borrowed: Vec<_> = waiting
+                .iter()
+                .map(|(_, _, file)| file.pollable_fd().expect("checked pollable"))
+                .collect();
+            let mut fds: Vec<PollFd> = waiting
+                .iter()
+                .zip(&borrowed)
+                .map(|((_, kind, _), fd)| {
+                    let flags = if *kind == EVENT_FD_READ {
+                        PollFlags::IN
+                    } else {
+                        PollFlags::OUT
+                    };
+                    PollFd::new(fd, flags)
+                })
+                .collect();
+            let ts = timeout.map(|t| rustix::time::Timespec {
+                tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
+                tv_nsec: t.subsec_nanos() as _,
+            });
+            match rustix::event::poll(&mut fds, ts.as_ref()) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            for ((userdata, kind, file), pfd) in waiting.iter().zip(&fds) {
+                let rev = pfd.revents();
+                if rev.is_empty() {
+                    continue;
+                }
+                let error = if rev.contains(PollFlags::NVAL) {
+                    Some(Errno::Badf)
+                } else {
+                    None
+                };
+                let flags = if rev.contains(PollFlags::HUP) {
+                    HANGUP
+                } else {
+                    0
+                };
+                let nbytes = if *kind == EVENT_FD_READ {
+                    bytes_available(file)
+                } else {
+                    0
+                };
+                ready.push(Event {
+                    userdata: *userdata,
+                    error,
+                    kind: *kind,
+                    nbytes,
+                    flags,
+                });
+            }
+        }
+        let now = Instant::now();
+        for sub in &subs {
+            if let Sub::Clock { userdata, deadline } = sub {
+                if *deadline <= now {
+                    ready.push(Event {
+                        userdata: *userdata,
+                        error: None,
+                        kind: EVENT_CLOCK,
+                        nbytes: 0,
+                        flags: 0,
+                    });
+                }
+            }
+        }
+        if !ready.is_empty() {
+            break;
+        }
+    }
+    for (i, e) in ready.iter().enumerate() {
+        put_event(mem, output + 32 * i as u32, e)?;
+    }
+    Ok(ready.len() as u32)
+}
+
+fn bytes_available(file: &OpenFile) -> u64 {
+    let Some(fd) = file.pollable_fd() else {
+        return 0;
+    };
+    rustix::io::ioctl_fionread(fd.as_fd()).unwrap_or(0)
+}
+
+pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+    syscall!(
+        linker,
+        abi,
+        "poll_oneoff",
+        |host, mem, input: i32, output: i32, count: i32, ret: i32| {
+            let n = poll(
+                host,
+                &mut mem,
+                input as u32,
+                output as u32,
+                count as u32,
+                abi,
+            )?;
+            mem.put_u32(ret as u32, n)
+        }
+    );
+    Ok(())
+}
