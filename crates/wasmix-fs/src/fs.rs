@@ -191,6 +191,16 @@ fn guest_path(path: &[u8]) -> FsResult<&Path> {
     Ok(Path::new(OsStr::from_bytes(path)))
 }
 
+/// `d/` names the directory `d` for mkdir and rmdir, as in POSIX; cap-std would take the
+/// empty last component for `.`.
+fn without_trailing_slashes(path: &[u8]) -> &[u8] {
+    let end = path
+        .iter()
+        .rposition(|b| *b != b'/')
+        .map_or(path.len().min(1), |i| i + 1);
+    &path[..end]
+}
+
 fn has_trailing_slash(path: &[u8]) -> bool {
     path.last() == Some(&b'/')
 }
@@ -516,12 +526,12 @@ impl FileSystem {
 
     pub fn create_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_CREATE_DIRECTORY)?;
-        Ok(as_dir(&dir)?.create_dir(guest_path(path)?)?)
+        Ok(as_dir(&dir)?.create_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
     pub fn remove_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_REMOVE_DIRECTORY)?;
-        Ok(as_dir(&dir)?.remove_dir(guest_path(path)?)?)
+        Ok(as_dir(&dir)?.remove_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
     pub fn unlink(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
@@ -717,23 +727,25 @@ fn open_host(
     if directory && (creat || trunc) {
         return Err(Errno::Inval);
     }
-    let wants_write = want_base
-        & (rights::FD_WRITE
-            | rights::FD_ALLOCATE
-            | rights::FD_FILESTAT_SET_SIZE
-            | rights::FD_DATASYNC)
-        != 0;
-    let write = !directory && (wants_write || append || trunc);
+    let wants_write =
+        want_base & (rights::FD_WRITE | rights::FD_ALLOCATE | rights::FD_FILESTAT_SET_SIZE) != 0;
+    // Asking to write a directory is EISDIR from the kernel, as POSIX wants.
+    let write = wants_write || append || trunc;
     let read = directory || want_base & (rights::FD_READ | rights::FD_READDIR) != 0 || !write;
 
     let mut opts = OpenOptions::new();
-    opts.read(read).write(write).append(append).truncate(trunc);
+    opts.read(read).write(write).append(append);
+    // Creation flags go in as raw flags: std-style options refuse O_CREAT on a descriptor
+    // opened read-only, which POSIX (and WASI, where rights decide access) allows.
+    let mut custom = 0;
     if creat {
+        custom |= libc::O_CREAT;
         if oflags & oflags::EXCL != 0 {
-            opts.create_new(true);
-        } else {
-            opts.create(true);
+            custom |= libc::O_EXCL;
         }
+    }
+    if trunc {
+        custom |= libc::O_TRUNC;
     }
     opts.follow(if follow {
         FollowSymlinks::Yes
@@ -741,7 +753,6 @@ fn open_host(
         FollowSymlinks::No
     });
     opts.maybe_dir(true);
-    let mut custom = 0;
     if directory {
         custom |= libc::O_DIRECTORY;
     }
