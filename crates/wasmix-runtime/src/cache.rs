@@ -128,7 +128,7 @@ mod tests {
         let cache = ModuleCache::new(&engine, dir.path().to_owned());
         let wasm = wat::parse_str(WAT).unwrap();
         let mut compiled = 0;
-        let mut get = |compiled: &mut i32| {
+        let get = |compiled: &mut i32| {
             cache
                 .get_or_compile(&engine, &wasm, || {
                     *compiled += 1;

@@ -179,9 +179,10 @@ impl<'r> ProcessBuilder<'r> {
 }
 
 fn classify(e: wasmtime::Error) -> RunError {
-    if e.downcast_ref::<ProcessEnded>().is_some() || e.downcast_ref::<wasmtime::Trap>().is_some() {
-        RunError::Trap(e)
-    } else if e.downcast_ref::<wasmtime::WasmBacktrace>().is_some() {
+    let guest_failed = e.downcast_ref::<ProcessEnded>().is_some()
+        || e.downcast_ref::<wasmtime::Trap>().is_some()
+        || e.downcast_ref::<wasmtime::WasmBacktrace>().is_some();
+    if guest_failed {
         RunError::Trap(e)
     } else {
         let msg = format!("{e:#}");

@@ -51,6 +51,8 @@ macro_rules! syscall {
                     None => (&mut [], caller.data_mut()),
                 };
                 let mut $mem = $crate::mem::GuestMem::new(bytes);
+                // A closure so the body can use `?` on errnos.
+                #[allow(clippy::redundant_closure_call)]
                 let result: Result<(), wasmix_fs::Errno> = (|| $body)();
                 Ok(match result {
                     Ok(()) => 0,

@@ -356,6 +356,11 @@ fn stdio_renumber(dir: Fd) {
         ok("renumber", unsafe { wasi::fd_renumber(from, to) });
         ok("target open", unsafe { wasi::fd_fdstat_get(to) });
         expect_errno("source closed", unsafe { wasi::fd_fdstat_get(from) }, &[wasi::ERRNO_BADF]);
+        // Put the stream back: the lowest free number is `from` again, so a placeholder lands
+        // there and the stream can be renumbered onto it.
+        let placeholder = ok("placeholder", unsafe { wasi::path_open(dir, 0, "f", 0, 0, 0, 0) });
+        check(placeholder == from, "descriptors are allocated lowest-first");
+        ok("renumber back", unsafe { wasi::fd_renumber(to, from) });
         ok("unlink", unsafe { wasi::path_unlink_file(dir, "f") });
     }
 }

@@ -1,0 +1,117 @@
+//! Bad input to `wasmix run`: one clear line, non-zero exit, never a panic.
+
+mod common;
+use common::*;
+
+fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn missing_module() {
+    run(&["run", "/definitely/not/here.wasm"]).clean_error("does not exist");
+}
+
+#[test]
+fn not_a_wasm_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "notes.txt", b"this is just text\n");
+    run(&["run", &p]).clean_error("is not a WebAssembly module");
+    let p = write(d.path(), "bin.wasm", &[0x7f, b'E', b'L', b'F', 0, 1, 2, 3]);
+    run(&["run", &p]).clean_error("is not a WebAssembly module");
+}
+
+#[test]
+fn invalid_module() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "broken.wasm", b"\0asm\x01\0\0\0\x01\xff\xff\xff");
+    run(&["run", &p]).clean_error("is not a valid WebAssembly module");
+    let p = write(d.path(), "trunc.wasm", b"\0asm\x01\0");
+    run(&["run", &p]).clean_error("is not a valid WebAssembly module");
+}
+
+#[test]
+fn unknown_wasi_import() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.wat",
+        br#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (func (export "_start")))"#,
+    );
+    run(&["run", &p]).clean_error("wasi_snapshot_preview1::no_such_call");
+}
+
+#[test]
+fn mistyped_wasi_import() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.wat",
+        br#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i64))) (func (export "_start")))"#,
+    );
+    run(&["run", &p]).clean_error("fd_write");
+}
+
+#[test]
+fn unknown_import_module() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(
+        d.path(),
+        "m.wat",
+        br#"(module (import "env" "f" (func)) (func (export "_start")))"#,
+    );
+    run(&["run", &p]).clean_error("env::f");
+}
+
+#[test]
+fn no_start_function() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "lib.wat", br#"(module (func (export "f")))"#);
+    run(&["run", &p]).clean_error("_start");
+}
+
+#[test]
+fn dir_that_does_not_exist() {
+    run(&[
+        "run",
+        "--dir",
+        "/no/such/dir::/",
+        path_str(&guest("hello.wasm")),
+    ])
+    .clean_error("/no/such/dir");
+}
+
+#[test]
+fn dir_that_is_a_file() {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "file", b"x");
+    run(&["run", "--dir", &p, path_str(&guest("hello.wasm"))]).clean_error("not a directory");
+}
+
+#[test]
+fn malformed_flags() {
+    let hello = guest("hello.wasm");
+    for (flag, value) in [("--env", "=x"), ("--dir", "::/"), ("--preload", "nothing")] {
+        let r = run(&["run", flag, value, path_str(&hello)]);
+        assert_eq!(r.code, 2, "clap usage error for {flag} {value}");
+        assert!(r.stderr.contains(value), "{}", r.stderr);
+        assert!(!r.stderr.contains("panicked"));
+    }
+    let r = run(&["run", "--bogus", path_str(&hello)]);
+    assert_eq!(r.code, 2);
+    let r = run(&["run"]);
+    assert_eq!(r.code, 2, "MODULE is required");
+}
+
+#[test]
+fn bad_listen_address() {
+    run(&[
+        "run",
+        "--tcplisten",
+        "not-an-address",
+        path_str(&guest("hello.wasm")),
+    ])
+    .clean_error("--tcplisten");
+}

@@ -1,0 +1,359 @@
+//! `wasmix run` end to end: real guest programs through the CLI.
+
+mod common;
+use common::*;
+
+#[test]
+fn hello_world() {
+    let r = run(&["run", path_str(&guest("hello.wasm"))]);
+    r.success();
+    assert_eq!(r.stdout, "hello from wasmix\n");
+}
+
+#[test]
+fn exit_code_is_the_guests() {
+    let g = guest("args_env.wasm");
+    for code in ["0", "7", "255"] {
+        let r = run(&["run", "--env", &format!("EXIT_CODE={code}"), path_str(&g)]);
+        assert_eq!(r.code.to_string(), code);
+    }
+}
+
+#[test]
+fn args_and_only_the_given_environment() {
+    std::env::set_var("WASMIX_TEST_INHERITED", "from-host");
+    let g = guest("args_env.wasm");
+    let r = run(&[
+        "run",
+        "--env",
+        "A=1",
+        "--env",
+        "B=x=y",
+        "--env",
+        "WASMIX_TEST_INHERITED",
+        "--env",
+        "WASMIX_TEST_NOT_SET",
+        path_str(&g),
+        "plain",
+        "-v",
+        "--flag",
+        "--",
+        "two words",
+    ]);
+    r.success();
+    let expected = "arg=args_env.wasm\narg=plain\narg=-v\narg=--flag\narg=--\narg=two words\n\
+                    env=A=1\nenv=B=x=y\nenv=WASMIX_TEST_INHERITED=from-host\n";
+    assert_eq!(r.stdout, expected);
+}
+
+#[test]
+fn double_dash_ends_wasmix_options() {
+    let g = guest("args_env.wasm");
+    let r = run(&["run", "--", path_str(&g), "--env", "X=1"]);
+    r.success();
+    assert!(
+        r.stdout.contains("arg=--env\narg=X=1\n") && !r.stdout.contains("env=X"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn file_system_conformance() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&[
+        "run",
+        "--dir",
+        &mount,
+        path_str(&guest("fs_conformance.wasm")),
+    ]);
+    r.success();
+    for name in [
+        "preopen_rights",
+        "rights_shrink",
+        "truncation_rights",
+        "dir_fd_ops",
+        "interesting_paths",
+        "readdir",
+        "readdir_many",
+        "nofollow",
+        "links",
+        "rename",
+        "rename_trailing_slashes",
+        "append_flag",
+        "times",
+        "stdio_renumber",
+        "renumber",
+        "pread_pwrite",
+        "seek_tell",
+        "truncate_allocate_advise",
+        "symlinks",
+        "symlink_trailing_slashes",
+        "remove_and_unlink",
+        "open_flags",
+        "isatty",
+        "close_preopen",
+    ] {
+        assert!(
+            r.stdout.contains(&format!("ok {name}\n")),
+            "{name} did not pass:\n{}",
+            r.stdout
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "guest cleaned up"
+    );
+}
+
+#[test]
+fn libc_file_behaviour() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&["run", "--dir", &mount, path_str(&guest("libc_files.wasm"))]);
+    r.success();
+    assert_eq!(r.stdout, "libc ok\n");
+}
+
+#[test]
+fn preview0_layouts() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&["run", "--dir", &mount, path_str(&guest("preview0.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "preview0 ok\n");
+}
+
+#[test]
+fn hostile_pointers_get_efault() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&["run", "--dir", &mount, path_str(&guest("hostile.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "hostile ok\n");
+}
+
+#[test]
+fn clocks_random_yield() {
+    let r = run(&["run", path_str(&guest("clocks.wasm"))]);
+    r.success();
+    assert_eq!(r.stdout, "clocks ok\n");
+}
+
+#[test]
+fn poll_oneoff_clocks_and_streams() {
+    let r = run_with_stdin(&["run", path_str(&guest("poll.wasm"))], b"x");
+    r.success();
+    assert_eq!(r.stdout, "poll ok\n");
+}
+
+#[test]
+fn stdin_to_stdout_through_pipes() {
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut child = wasmix()
+        .args(["run", path_str(&guest("cat.wasm"))])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let feed = data.clone();
+    let writer = std::thread::spawn(move || std::io::Write::write_all(&mut input, &feed).unwrap());
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    assert!(out.stdout == data, "cat corrupted the stream");
+}
+
+#[test]
+fn dev_nodes() {
+    let r = run(&["run", path_str(&guest("dev_nodes.wasm"))]);
+    r.success();
+    assert_eq!(r.stdout, "dev ok\n");
+    let r = run(&["run", "--no-dev", path_str(&guest("dev_nodes.wasm"))]);
+    assert_ne!(r.code, 0, "--no-dev removes /dev");
+}
+
+#[test]
+fn proc_raise_default_actions() {
+    let g = guest("raise.wasm");
+    let term = run(&["run", path_str(&g), "15"]);
+    assert_eq!(term.code, 128 + 15, "SIGTERM terminates: {}", term.stderr);
+    assert!(term.stdout.is_empty());
+    let ignored = run(&["run", path_str(&g), "17"]);
+    ignored.success();
+    assert!(ignored.stdout.starts_with("survived"));
+    let bad = run(&["run", path_str(&g), "99"]);
+    bad.success();
+    assert!(
+        bad.stdout.contains("survived 28"),
+        "invalid signal is EINVAL: {}",
+        bad.stdout
+    );
+}
+
+#[test]
+fn trap_prints_backtrace_with_names() {
+    let r = run(&["run", path_str(&guest("trap.wasm")), "a", "b"]);
+    assert_eq!(r.code, 134, "a trap exits like wasmtime's");
+    assert!(r.stderr.contains("wasm backtrace"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("deliberately_unreachable"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("unreachable"), "{}", r.stderr);
+    assert!(!r.stderr.contains("panicked"));
+}
+
+#[test]
+fn wat_text_modules_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let wat = dir.path().join("exit.wat");
+    std::fs::write(
+        &wat,
+        r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $e (i32.const 42))))"#,
+    )
+    .unwrap();
+    assert_eq!(run(&["run", path_str(&wat)]).code, 42);
+}
+
+#[test]
+fn version_flag() {
+    let r = run(&["--version"]);
+    r.success();
+    assert!(r.stdout.starts_with("wasmix "), "{}", r.stdout);
+}
+
+#[test]
+fn preload_links_a_helper_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let helper = dir.path().join("helper.wat");
+    std::fs::write(&helper, r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#).unwrap();
+    let main = dir.path().join("main.wat");
+    std::fs::write(
+        &main,
+        r#"(module
+             (import "helper" "add" (func $add (param i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $e (call $add (i32.const 20) (i32.const 3)))))"#,
+    )
+    .unwrap();
+    let r = run(&[
+        "run",
+        "--preload",
+        &format!("helper={}", helper.display()),
+        path_str(&main),
+    ]);
+    assert_eq!(r.code, 23, "{}", r.stderr);
+    let missing = run(&["run", path_str(&main)]);
+    missing.clean_error("--preload helper=");
+}
+
+#[test]
+fn mounts_at_root_and_by_name() {
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("note.txt"), "inside\n").unwrap();
+    let g = guest("readfile.wasm");
+    let at_root = format!("{}::/", host.path().display());
+    let r = run(&["run", "--dir", &at_root, path_str(&g), "/note.txt"]);
+    r.success();
+    assert_eq!(r.stdout, "inside\n");
+    let named = format!("{}::/data", host.path().display());
+    let r = run(&["run", "--dir", &named, path_str(&g), "/data/note.txt"]);
+    r.success();
+    assert_eq!(r.stdout, "inside\n");
+}
+
+#[test]
+fn symlinks_cannot_leave_a_mount() {
+    let host = tempfile::tempdir().unwrap();
+    let mount = host.path().join("mount");
+    std::fs::create_dir(&mount).unwrap();
+    std::fs::write(host.path().join("secret.txt"), "secret\n").unwrap();
+    std::fs::write(mount.join("ok.txt"), "fine\n").unwrap();
+    let secret = host.path().join("secret.txt");
+    std::os::unix::fs::symlink(&secret, mount.join("abs")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", mount.join("rel")).unwrap();
+    std::os::unix::fs::symlink("rel", mount.join("chain")).unwrap();
+    std::os::unix::fs::symlink("sub/../../secret.txt", mount.join("deep")).unwrap();
+    std::fs::create_dir(mount.join("sub")).unwrap();
+    std::os::unix::fs::symlink("../ok.txt", mount.join("sub/up")).unwrap();
+    let g = guest("readfile.wasm");
+    let arg = format!("{}::/", mount.display());
+    for escape in [
+        "/abs",
+        "/rel",
+        "/chain",
+        "/deep",
+        "/../secret.txt",
+        "/sub/../../secret.txt",
+    ] {
+        let r = run(&["run", "--dir", &arg, path_str(&g), escape]);
+        assert_eq!(r.code, 1, "{escape}: {}", r.stdout);
+        assert!(
+            r.stdout.contains("NOTCAPABLE") || r.stdout.contains("PERM"),
+            "{escape} must be refused, got {}",
+            r.stdout
+        );
+        assert!(!r.stdout.contains("secret"));
+    }
+    let r = run(&["run", "--dir", &arg, path_str(&g), "/sub/up"]);
+    r.success();
+    assert_eq!(
+        r.stdout, "fine\n",
+        "a relative symlink that stays inside works"
+    );
+}
+
+#[test]
+fn preopened_tcp_listener() {
+    use std::io::{Read, Write};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let child = wasmix()
+        .args([
+            "run",
+            "--tcplisten",
+            &addr,
+            path_str(&guest("sock_echo.wasm")),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The listener exists before the guest starts; connecting may race only with wasmix's own
+    // start-up, so retry for a bounded time.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut conn = loop {
+        match std::net::TcpStream::connect(&addr) {
+            Ok(c) => break c,
+            Err(e) if std::time::Instant::now() < deadline => {
+                let _ = e;
+                std::thread::yield_now();
+            }
+            Err(e) => panic!("cannot connect: {e}"),
+        }
+    };
+    conn.write_all(b"ping over wasi").unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = String::new();
+    conn.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "ping over wasi");
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "echo done\n");
+}
