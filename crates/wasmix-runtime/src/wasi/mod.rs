@@ -96,3 +96,6 @@ pub(crate) fn sock_listener_rights() -> u64 {
 pub(crate) fn sock_connection_rights() -> u64 {
     sock::SOCKET_RIGHTS
 }
+
+#[cfg(test)]
+mod hostile_tests;
