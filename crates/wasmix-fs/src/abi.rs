@@ -5,35 +5,65 @@
 
 /// Capability bits attached to each descriptor (`rights` in WASI).
 pub mod rights {
+    /// Grants the right to call `fd_datasync`.
     pub const FD_DATASYNC: u64 = 1 << 0;
+    /// Grants the right to call `fd_read`.
     pub const FD_READ: u64 = 1 << 1;
+    /// Grants the right to call `fd_seek`.
     pub const FD_SEEK: u64 = 1 << 2;
+    /// Grants the right to call `fd_fdstat_set_flags`.
     pub const FD_FDSTAT_SET_FLAGS: u64 = 1 << 3;
+    /// Grants the right to call `fd_sync`.
     pub const FD_SYNC: u64 = 1 << 4;
+    /// Grants the right to call `fd_tell`.
     pub const FD_TELL: u64 = 1 << 5;
+    /// Grants the right to call `fd_write`.
     pub const FD_WRITE: u64 = 1 << 6;
+    /// Grants the right to call `fd_advise`.
     pub const FD_ADVISE: u64 = 1 << 7;
+    /// Grants the right to call `fd_allocate`.
     pub const FD_ALLOCATE: u64 = 1 << 8;
+    /// Grants the right to call `path_create_directory`.
     pub const PATH_CREATE_DIRECTORY: u64 = 1 << 9;
+    /// Grants the right to call `path_create_file`.
     pub const PATH_CREATE_FILE: u64 = 1 << 10;
+    /// Grants the right to call `path_link_source`.
     pub const PATH_LINK_SOURCE: u64 = 1 << 11;
+    /// Grants the right to call `path_link_target`.
     pub const PATH_LINK_TARGET: u64 = 1 << 12;
+    /// Grants the right to call `path_open`.
     pub const PATH_OPEN: u64 = 1 << 13;
+    /// Grants the right to call `fd_readdir`.
     pub const FD_READDIR: u64 = 1 << 14;
+    /// Grants the right to call `path_readlink`.
     pub const PATH_READLINK: u64 = 1 << 15;
+    /// Grants the right to call `path_rename_source`.
     pub const PATH_RENAME_SOURCE: u64 = 1 << 16;
+    /// Grants the right to call `path_rename_target`.
     pub const PATH_RENAME_TARGET: u64 = 1 << 17;
+    /// Grants the right to call `path_filestat_get`.
     pub const PATH_FILESTAT_GET: u64 = 1 << 18;
+    /// Grants the right to call `path_filestat_set_size`.
     pub const PATH_FILESTAT_SET_SIZE: u64 = 1 << 19;
+    /// Grants the right to call `path_filestat_set_times`.
     pub const PATH_FILESTAT_SET_TIMES: u64 = 1 << 20;
+    /// Grants the right to call `fd_filestat_get`.
     pub const FD_FILESTAT_GET: u64 = 1 << 21;
+    /// Grants the right to call `fd_filestat_set_size`.
     pub const FD_FILESTAT_SET_SIZE: u64 = 1 << 22;
+    /// Grants the right to call `fd_filestat_set_times`.
     pub const FD_FILESTAT_SET_TIMES: u64 = 1 << 23;
+    /// Grants the right to call `path_symlink`.
     pub const PATH_SYMLINK: u64 = 1 << 24;
+    /// Grants the right to call `path_remove_directory`.
     pub const PATH_REMOVE_DIRECTORY: u64 = 1 << 25;
+    /// Grants the right to call `path_unlink_file`.
     pub const PATH_UNLINK_FILE: u64 = 1 << 26;
+    /// Grants the right to wait for readiness in `poll_oneoff`.
     pub const POLL_FD_READWRITE: u64 = 1 << 27;
+    /// Grants the right to call `sock_shutdown`.
     pub const SOCK_SHUTDOWN: u64 = 1 << 28;
+    /// Grants the right to call `sock_accept`.
     pub const SOCK_ACCEPT: u64 = 1 << 29;
 
     /// Every right a regular file can hold.
@@ -85,27 +115,41 @@ pub mod rights {
 
 /// Descriptor flags (`fdflags`).
 pub mod fdflags {
+    /// Writes go to the end of the file.
     pub const APPEND: u16 = 1 << 0;
+    /// Writes wait until data is durable.
     pub const DSYNC: u16 = 1 << 1;
+    /// Operations fail with EAGAIN instead of blocking.
     pub const NONBLOCK: u16 = 1 << 2;
+    /// Reads wait for pending writes to be durable.
     pub const RSYNC: u16 = 1 << 3;
+    /// Writes wait until data and metadata are durable.
     pub const SYNC: u16 = 1 << 4;
+    /// Every defined flag.
     pub const ALL: u16 = APPEND | DSYNC | NONBLOCK | RSYNC | SYNC;
 }
 
 /// Flags of `path_open` (`oflags`).
 pub mod oflags {
+    /// Create the file if it does not exist.
     pub const CREAT: u16 = 1 << 0;
+    /// Fail unless the path is a directory.
     pub const DIRECTORY: u16 = 1 << 1;
+    /// With CREAT, fail if the file exists.
     pub const EXCL: u16 = 1 << 2;
+    /// Truncate the file to length 0.
     pub const TRUNC: u16 = 1 << 3;
 }
 
 /// Which timestamps `*_filestat_set_times` changes (`fstflags`).
 pub mod fstflags {
+    /// Set the access time to the given value.
     pub const ATIM: u16 = 1 << 0;
+    /// Set the access time to now.
     pub const ATIM_NOW: u16 = 1 << 1;
+    /// Set the modification time to the given value.
     pub const MTIM: u16 = 1 << 2;
+    /// Set the modification time to now.
     pub const MTIM_NOW: u16 = 1 << 3;
 }
 
@@ -113,13 +157,21 @@ pub mod fstflags {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Filetype {
+    /// Not one of the kinds below (pipes, for instance).
     Unknown = 0,
+    /// A block device.
     BlockDevice = 1,
+    /// A character device (terminals, /dev/null).
     CharacterDevice = 2,
+    /// A directory.
     Directory = 3,
+    /// A regular file.
     RegularFile = 4,
+    /// A datagram socket.
     SocketDgram = 5,
+    /// A stream socket.
     SocketStream = 6,
+    /// A symbolic link.
     SymbolicLink = 7,
 }
 
@@ -141,45 +193,67 @@ impl Filetype {
 /// `filestat`, independent of its wire layout (which differs between preview0 and preview1).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Filestat {
+    /// Device holding the file.
     pub dev: u64,
+    /// Inode number, unique on `dev`.
     pub ino: u64,
+    /// A [`Filetype`] as its raw number.
     pub filetype: u8,
+    /// Number of hard links.
     pub nlink: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// Last access, nanoseconds since the epoch.
     pub atim: u64,
+    /// Last modification, nanoseconds since the epoch.
     pub mtim: u64,
+    /// Last status change, nanoseconds since the epoch.
     pub ctim: u64,
 }
 
 /// `fdstat`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Fdstat {
+    /// What kind of file the descriptor refers to.
     pub filetype: Filetype,
+    /// Its `fdflags`.
     pub flags: u16,
+    /// Rights that apply to the descriptor itself.
     pub rights_base: u64,
+    /// Rights that descriptors opened beneath it may hold.
     pub rights_inheriting: u64,
 }
 
 /// `whence` of `fd_seek`, after the ABI-specific numbering has been decoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Whence {
+    /// From the start of the file.
     Set,
+    /// From the current offset.
     Cur,
+    /// From the end of the file.
     End,
 }
 
 /// `advice` of `fd_advise`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Advice {
+    /// No particular access pattern.
     Normal,
+    /// Sequential access.
     Sequential,
+    /// Random access.
     Random,
+    /// The data will be needed soon.
     WillNeed,
+    /// The data will not be needed soon.
     DontNeed,
+    /// The data will be accessed once.
     NoReuse,
 }
 
 impl Advice {
+    /// Decodes the raw `advice` value; `None` for an unknown one (EINVAL).
     pub fn from_raw(raw: u8) -> Option<Advice> {
         Some(match raw {
             0 => Advice::Normal,
@@ -196,7 +270,9 @@ impl Advice {
 /// A timestamp change requested by `*_filestat_set_times`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimeChange {
+    /// Leave the timestamp as it is.
     Keep,
+    /// Set it to the current time.
     Now,
     /// Nanoseconds since the Unix epoch.
     At(u64),

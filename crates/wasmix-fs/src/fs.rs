@@ -35,13 +35,20 @@ pub enum Stdio {
 /// Errors setting up a file system, before the guest runs.
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
+    /// The host directory could not be opened.
     #[error("cannot open host directory `{path}` for --dir: {source}")]
     Mount {
+        /// The host path.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// The host path is not a directory.
     #[error("`{path}` given to --dir is not a directory")]
-    NotADirectory { path: PathBuf },
+    NotADirectory {
+        /// The host path.
+        path: PathBuf,
+    },
 }
 
 /// The file system a guest process sees.
@@ -104,6 +111,7 @@ impl FileSystemBuilder {
         self
     }
 
+    /// Opens the fd table: 0–2 stdio, then the mounts in order, then `/dev`.
     pub fn build(self) -> FileSystem {
         let mut table = FdTable::new();
         for (n, stdio) in self.stdio.into_iter().enumerate() {
@@ -241,10 +249,12 @@ enum Base {
 }
 
 impl FileSystem {
+    /// Inherited stdio, no mounts, the synthetic `/dev`.
     pub fn new() -> FileSystem {
         FileSystemBuilder::default().build()
     }
 
+    /// Starts describing a file system.
     pub fn builder() -> FileSystemBuilder {
         FileSystemBuilder::default()
     }
@@ -286,10 +296,12 @@ impl FileSystem {
 
     // ---- descriptors -------------------------------------------------------------------------
 
+    /// `fd_close`: drops the descriptor; the open file closes with its last descriptor.
     pub fn close(&self, fd: u32) -> FsResult<()> {
         self.table().remove(fd).map(drop)
     }
 
+    /// `fd_renumber`: moves `from` onto `to` (both must be open).
     pub fn renumber(&self, from: u32, to: u32) -> FsResult<()> {
         self.table().renumber(from, to)
     }
@@ -299,6 +311,7 @@ impl FileSystem {
         self.table().insert(FdEntry::new(file, base, inheriting))
     }
 
+    /// `fd_fdstat_get`.
     pub fn fdstat(&self, fd: u32) -> FsResult<Fdstat> {
         let entry = self.table().get(fd)?.clone();
         Ok(Fdstat {
@@ -309,6 +322,7 @@ impl FileSystem {
         })
     }
 
+    /// `fd_fdstat_set_flags`: APPEND and NONBLOCK can change; the sync flags cannot (ENOTSUP).
     pub fn set_flags(&self, fd: u32, flags: u16) -> FsResult<()> {
         if flags & !fdflags::ALL != 0 {
             return Err(Errno::Inval);
@@ -316,6 +330,7 @@ impl FileSystem {
         self.file(fd, rights::FD_FDSTAT_SET_FLAGS)?.set_flags(flags)
     }
 
+    /// `fd_fdstat_set_rights`: rights can only shrink.
     pub fn restrict_rights(&self, fd: u32, base: u64, inheriting: u64) -> FsResult<()> {
         self.table().restrict_rights(fd, base, inheriting)
     }
@@ -329,15 +344,18 @@ impl FileSystem {
             .ok_or(Errno::Badf)
     }
 
+    /// `fd_filestat_get`.
     pub fn filestat(&self, fd: u32) -> FsResult<Filestat> {
         self.file(fd, rights::FD_FILESTAT_GET)?.filestat()
     }
 
+    /// `fd_filestat_set_size`.
     pub fn set_size(&self, fd: u32, size: u64) -> FsResult<()> {
         let file = self.file(fd, rights::FD_FILESTAT_SET_SIZE)?;
         Ok(rustix::fs::ftruncate(file.host()?, size)?)
     }
 
+    /// `fd_filestat_set_times`.
     pub fn set_times(&self, fd: u32, atim: TimeChange, mtim: TimeChange) -> FsResult<()> {
         let file = self.file(fd, rights::FD_FILESTAT_SET_TIMES)?;
         match file.node() {
@@ -352,22 +370,27 @@ impl FileSystem {
         }
     }
 
+    /// `fd_read` into one buffer.
     pub fn read(&self, fd: u32, buf: &mut [u8]) -> FsResult<usize> {
         self.file(fd, rights::FD_READ)?.read(buf)
     }
 
+    /// `fd_pread` into one buffer; the offset does not move.
     pub fn pread(&self, fd: u32, buf: &mut [u8], offset: u64) -> FsResult<usize> {
         self.file(fd, rights::FD_READ)?.pread(buf, offset)
     }
 
+    /// `fd_write`, gathering `bufs`.
     pub fn write(&self, fd: u32, bufs: &[IoSlice<'_>]) -> FsResult<usize> {
         self.file(fd, rights::FD_WRITE)?.write(bufs)
     }
 
+    /// `fd_pwrite`; the offset does not move.
     pub fn pwrite(&self, fd: u32, bufs: &[IoSlice<'_>], offset: u64) -> FsResult<usize> {
         self.file(fd, rights::FD_WRITE)?.pwrite(bufs, offset)
     }
 
+    /// `fd_seek`: needs FD_SEEK, or FD_TELL for a pure position query.
     pub fn seek(&self, fd: u32, offset: i64, whence: Whence) -> FsResult<u64> {
         let needed = if offset == 0 && whence == Whence::Cur {
             rights::FD_TELL
@@ -387,10 +410,12 @@ impl FileSystem {
         file.seek(offset, whence)
     }
 
+    /// `fd_tell`.
     pub fn tell(&self, fd: u32) -> FsResult<u64> {
         self.seek(fd, 0, Whence::Cur)
     }
 
+    /// `fd_sync`.
     pub fn sync(&self, fd: u32) -> FsResult<()> {
         let file = self.file(fd, rights::FD_SYNC)?;
         match file.node() {
@@ -399,6 +424,7 @@ impl FileSystem {
         }
     }
 
+    /// `fd_datasync`.
     pub fn datasync(&self, fd: u32) -> FsResult<()> {
         let file = self.file(fd, rights::FD_DATASYNC)?;
         match file.node() {
@@ -407,6 +433,7 @@ impl FileSystem {
         }
     }
 
+    /// `fd_advise`.
     pub fn advise(&self, fd: u32, offset: u64, len: u64, advice: Advice) -> FsResult<()> {
         let file = self.file(fd, rights::FD_ADVISE)?;
         let Node::File(f) = file.node() else {
@@ -431,6 +458,7 @@ impl FileSystem {
         )?)
     }
 
+    /// `fd_allocate`: extends the file to at least `offset + len`, like `posix_fallocate`.
     pub fn allocate(&self, fd: u32, offset: u64, len: u64) -> FsResult<()> {
         let file = self.file(fd, rights::FD_ALLOCATE)?;
         let Node::File(f) = file.node() else {
@@ -524,16 +552,19 @@ impl FileSystem {
         ))
     }
 
+    /// `path_create_directory`.
     pub fn create_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_CREATE_DIRECTORY)?;
         Ok(as_dir(&dir)?.create_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
+    /// `path_remove_directory`.
     pub fn remove_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_REMOVE_DIRECTORY)?;
         Ok(as_dir(&dir)?.remove_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
+    /// `path_unlink_file`: removes a file or symlink; EISDIR for a directory.
     pub fn unlink(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_UNLINK_FILE)?;
         let d = as_dir(&dir)?;
@@ -555,6 +586,7 @@ impl FileSystem {
         }
     }
 
+    /// `path_rename`.
     pub fn rename(&self, from_fd: u32, from: &[u8], to_fd: u32, to: &[u8]) -> FsResult<()> {
         let src = self.host_dir(from_fd, rights::PATH_RENAME_SOURCE)?;
         let dst = self.host_dir(to_fd, rights::PATH_RENAME_TARGET)?;
@@ -562,6 +594,7 @@ impl FileSystem {
         Ok(as_dir(&src)?.rename(from, as_dir(&dst)?, to)?)
     }
 
+    /// `path_link`: a hard link; both paths stay inside their mounts.
     pub fn link(
         &self,
         from_fd: u32,
@@ -586,6 +619,7 @@ impl FileSystem {
         Ok(src_dir.hard_link(from_p, as_dir(&dst)?, to_p)?)
     }
 
+    /// `path_symlink`: absolute targets are refused (EPERM).
     pub fn symlink(&self, target: &[u8], dirfd: u32, path: &[u8]) -> FsResult<()> {
         let dir = self.host_dir(dirfd, rights::PATH_SYMLINK)?;
         let (target, link) = (guest_path(target)?, guest_path(path)?);
@@ -596,12 +630,14 @@ impl FileSystem {
         Ok(as_dir(&dir)?.symlink(target, link)?)
     }
 
+    /// `path_readlink`: the link's contents, whole.
     pub fn readlink(&self, dirfd: u32, path: &[u8]) -> FsResult<Vec<u8>> {
         let dir = self.host_dir(dirfd, rights::PATH_READLINK)?;
         let target = as_dir(&dir)?.read_link_contents(guest_path(path)?)?;
         Ok(target.into_os_string().into_vec_bytes())
     }
 
+    /// `path_filestat_get`.
     pub fn path_filestat(&self, dirfd: u32, follow: bool, path: &[u8]) -> FsResult<Filestat> {
         let (base, _) = self.dir(dirfd, rights::PATH_FILESTAT_GET)?;
         let p = guest_path(path)?;
@@ -630,6 +666,7 @@ impl FileSystem {
         }
     }
 
+    /// `path_filestat_set_times`; without `follow` a final symlink itself changes.
     pub fn path_set_times(
         &self,
         dirfd: u32,

@@ -10,6 +10,8 @@
 //!
 //! Nothing here knows about WebAssembly engines.
 
+#![warn(missing_docs)]
+
 pub mod abi;
 mod errno;
 mod fs;

@@ -1,7 +1,7 @@
 //! Open file descriptions: what a descriptor refers to, shared between duplicated descriptors
 //! and between a forked parent and child (the offset and status flags live here, as in POSIX).
 
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Mutex;
@@ -35,6 +35,7 @@ impl Device {
         ("urandom", Device::Random),
     ];
 
+    /// The device called `name` in `/dev`.
     pub fn by_name(name: &str) -> Option<Device> {
         Device::ALL
             .iter()
@@ -61,8 +62,11 @@ pub struct Directory {
 /// One entry of a directory listing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DirEntry {
+    /// File name, no NUL.
     pub name: Vec<u8>,
+    /// Inode number, as `stat` reports it.
     pub ino: u64,
+    /// Kind of file.
     pub filetype: Filetype,
 }
 
@@ -149,6 +153,7 @@ pub(crate) fn filetype_of(t: &cap_std::fs::FileType) -> Filetype {
 pub enum HostFd {
     /// One of the runtime's own standard descriptors, never closed by the guest.
     Inherited(BorrowedFd<'static>),
+    /// A descriptor this process owns and closes.
     Owned(OwnedFd),
 }
 
@@ -163,9 +168,13 @@ impl AsFd for HostFd {
 
 /// What an open file description refers to.
 pub enum Node {
+    /// A regular file beneath a mount.
     File(File),
+    /// A directory beneath a mount.
     Dir(Directory),
+    /// A byte stream: stdio, a socket, a FIFO.
     Stream(HostFd),
+    /// A synthetic `/dev` node.
     Device(Device),
     /// The synthetic `/dev` directory holding the [`Device`]s.
     DevDir,
@@ -179,6 +188,7 @@ pub struct OpenFile {
 }
 
 impl OpenFile {
+    /// A description of `node` opened with `fdflags` `flags`.
     pub fn new(node: Node, flags: u16) -> OpenFile {
         OpenFile {
             node,
@@ -186,10 +196,12 @@ impl OpenFile {
         }
     }
 
+    /// What it refers to.
     pub fn node(&self) -> &Node {
         &self.node
     }
 
+    /// Its current `fdflags`.
     pub fn flags(&self) -> u16 {
         self.flags.load(Ordering::Relaxed)
     }
@@ -211,6 +223,7 @@ impl OpenFile {
         }
     }
 
+    /// The WASI file type.
     pub fn filetype(&self) -> FsResult<Filetype> {
         Ok(match &self.node {
             Node::File(_) | Node::Stream(_) => {
@@ -227,10 +240,12 @@ impl OpenFile {
         })
     }
 
+    /// Whether path operations can start here.
     pub fn is_dir(&self) -> bool {
         matches!(self.node, Node::Dir(_) | Node::DevDir)
     }
 
+    /// `fstat`.
     pub fn filestat(&self) -> FsResult<Filestat> {
         match &self.node {
             Node::Device(d) => {
@@ -258,6 +273,7 @@ impl OpenFile {
         }
     }
 
+    /// Reads at the shared offset.
     pub fn read(&self, buf: &mut [u8]) -> FsResult<usize> {
         match &self.node {
             Node::Device(Device::Null) => Ok(0),
@@ -274,6 +290,7 @@ impl OpenFile {
         }
     }
 
+    /// Reads at `offset` (ESPIPE on streams).
     pub fn pread(&self, buf: &mut [u8], offset: u64) -> FsResult<usize> {
         match &self.node {
             Node::File(f) => Ok(rustix::io::pread(f, buf, offset)?),
@@ -282,6 +299,7 @@ impl OpenFile {
         }
     }
 
+    /// Writes at the shared offset (or the end, with APPEND).
     pub fn write(&self, bufs: &[IoSlice<'_>]) -> FsResult<usize> {
         let total = bufs.iter().map(|b| b.len()).sum();
         match &self.node {
@@ -298,6 +316,7 @@ impl OpenFile {
         }
     }
 
+    /// Writes at `offset` (ESPIPE on streams).
     pub fn pwrite(&self, bufs: &[IoSlice<'_>], offset: u64) -> FsResult<usize> {
         match &self.node {
             Node::File(f) => Ok(rustix::io::pwritev(f, bufs, offset)?),
@@ -306,18 +325,7 @@ impl OpenFile {
         }
     }
 
-    pub fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> FsResult<usize> {
-        match &self.node {
-            Node::File(_) | Node::Stream(_) => {
-                Ok(rustix::io::readv(self.host_fd().ok_or(Errno::Badf)?, bufs)?)
-            }
-            _ => match bufs.iter_mut().find(|b| !b.is_empty()) {
-                Some(b) => self.read(b),
-                None => Ok(0),
-            },
-        }
-    }
-
+    /// Moves the shared offset.
     pub fn seek(&self, offset: i64, whence: Whence) -> FsResult<u64> {
         match &self.node {
             Node::File(f) => {
@@ -353,6 +361,7 @@ impl OpenFile {
         Ok(())
     }
 
+    /// The host descriptor behind it (EINVAL for synthetic nodes).
     pub fn host(&self) -> FsResult<BorrowedFd<'_>> {
         self.host_fd().ok_or(Errno::Inval)
     }

@@ -19,6 +19,7 @@ pub struct FdEntry {
 }
 
 impl FdEntry {
+    /// An entry for a newly opened file.
     pub fn new(file: OpenFile, rights_base: u64, rights_inheriting: u64) -> FdEntry {
         FdEntry {
             file: Arc::new(file),
@@ -28,23 +29,28 @@ impl FdEntry {
         }
     }
 
+    /// Marks the entry as the preopen of `guest_path`.
     pub fn preopened(mut self, guest_path: impl Into<String>) -> FdEntry {
         self.preopen = Some(guest_path.into());
         self
     }
 
+    /// The open file description.
     pub fn file(&self) -> &Arc<OpenFile> {
         &self.file
     }
 
+    /// Rights on this descriptor.
     pub fn rights_base(&self) -> u64 {
         self.rights_base
     }
 
+    /// Rights descriptors opened beneath it may get.
     pub fn rights_inheriting(&self) -> u64 {
         self.rights_inheriting
     }
 
+    /// The guest path if this is a preopened directory.
     pub fn preopen(&self) -> Option<&str> {
         self.preopen.as_deref()
     }
@@ -82,8 +88,10 @@ pub struct FdTable {
 }
 
 impl FdTable {
+    /// Descriptors a process may hold at once unless told otherwise.
     pub const DEFAULT_LIMIT: usize = 1024;
 
+    /// An empty table.
     pub fn new() -> FdTable {
         FdTable {
             slots: Vec::new(),
@@ -91,6 +99,7 @@ impl FdTable {
         }
     }
 
+    /// The entry at `fd` (EBADF if none).
     pub fn get(&self, fd: u32) -> FsResult<&FdEntry> {
         self.slots
             .get(fd as usize)
@@ -131,6 +140,7 @@ impl FdTable {
         Ok(self.slots[fd].replace(entry))
     }
 
+    /// Takes `fd` out of the table (EBADF if it is not open).
     pub fn remove(&mut self, fd: u32) -> FsResult<FdEntry> {
         let slot = self.slots.get_mut(fd as usize).ok_or(Errno::Badf)?;
         let entry = slot.take().ok_or(Errno::Badf)?;

@@ -14,7 +14,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for arg in args {
         process = process.arg(arg);
     }
-    let status = process.mount(std::env::temp_dir().as_ref(), "/tmp")?.run()?;
+    let status = process
+        .mount(std::env::temp_dir().as_ref(), "/tmp")?
+        .run()?;
     println!("guest finished: {status:?}");
     std::process::exit(status.code());
 }

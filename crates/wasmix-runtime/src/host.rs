@@ -23,6 +23,7 @@ impl ExitStatus {
         }
     }
 
+    /// Whether the process exited with code 0.
     pub fn success(self) -> bool {
         self == ExitStatus::Exited(0)
     }

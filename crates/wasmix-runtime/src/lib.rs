@@ -18,6 +18,8 @@
 //! Layers: [`Runtime`] (engine, linker, module cache) → [`Program`] (a compiled module) →
 //! [`ProcessBuilder`] (args, env, mounts, stdio) → [`ExitStatus`].
 
+#![warn(missing_docs)]
+
 mod cache;
 mod host;
 mod mem;
@@ -49,6 +51,7 @@ pub enum CacheSetting {
 /// How to build a [`Runtime`].
 #[derive(Clone, Debug, Default)]
 pub struct RuntimeConfig {
+    /// Where compiled modules are cached.
     pub cache: CacheSetting,
 }
 
@@ -60,6 +63,7 @@ pub struct Runtime {
 }
 
 impl Runtime {
+    /// Builds the engine and the linker with every host call.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RunError> {
         let mut wt = Config::new();
         wt.wasm_threads(true);

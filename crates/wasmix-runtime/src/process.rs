@@ -86,16 +86,19 @@ impl<'r> ProcessBuilder<'r> {
         Ok(self)
     }
 
+    /// Where the guest's stdin comes from (default: inherited).
     pub fn stdin(mut self, stdio: Stdio) -> Self {
         self.fs = self.fs.stdio(0, stdio);
         self
     }
 
+    /// Where the guest's stdout goes (default: inherited).
     pub fn stdout(mut self, stdio: Stdio) -> Self {
         self.fs = self.fs.stdio(1, stdio);
         self
     }
 
+    /// Where the guest's stderr goes (default: inherited).
     pub fn stderr(mut self, stdio: Stdio) -> Self {
         self.fs = self.fs.stdio(2, stdio);
         self

@@ -9,19 +9,35 @@ use crate::cache::ModuleCache;
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// There is no file at the path.
     #[error("module file `{0}` does not exist")]
     NotFound(PathBuf),
+    /// The file exists but could not be read.
     #[error("cannot read module file `{path}`: {source}")]
     Read {
+        /// The module path.
         path: PathBuf,
+        /// Why.
         source: std::io::Error,
     },
+    /// Neither the binary format nor WAT text.
     #[error(
         "`{path}` is not a WebAssembly module (no `\\0asm` header, and not WAT text: {reason})"
     )]
-    NotWasm { path: PathBuf, reason: String },
+    NotWasm {
+        /// The module path.
+        path: PathBuf,
+        /// What the WAT parser said.
+        reason: String,
+    },
+    /// Wasm, but it does not validate or compile.
     #[error("`{path}` is not a valid WebAssembly module: {reason}")]
-    Invalid { path: PathBuf, reason: String },
+    Invalid {
+        /// The module path.
+        path: PathBuf,
+        /// What the validator said.
+        reason: String,
+    },
 }
 
 /// A compiled module, ready to run as any number of processes.

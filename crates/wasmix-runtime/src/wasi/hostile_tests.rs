@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use wasmtime::{Engine, Extern, Func, Linker, Memory, MemoryType, Store, Val, ValType};
 use wasmix_fs::{FileSystem, Stdio};
+use wasmtime::{Engine, Extern, Func, Linker, Memory, MemoryType, Store, Val, ValType};
 
 use crate::host::{Host, ProcessEnded};
 
@@ -35,7 +35,12 @@ impl Harness {
             .map(|(m, n, f)| (m, n, f.ty(&store).params().collect()))
             .collect();
         calls.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        Harness { engine, linker, calls, scratch: tempfile::tempdir().unwrap() }
+        Harness {
+            engine,
+            linker,
+            calls,
+            scratch: tempfile::tempdir().unwrap(),
+        }
     }
 
     fn call(&self, index: usize, raw: &[u64], memory: &[u8]) -> Result<(), String> {
@@ -51,7 +56,12 @@ impl Harness {
         let mem = Memory::new(&mut store, MemoryType::new(1, Some(1))).unwrap();
         mem.data_mut(&mut store)[..memory.len()].copy_from_slice(memory);
         store.data_mut().memory = Some(mem);
-        let func: Func = self.linker.get(&mut store, module, name).unwrap().into_func().unwrap();
+        let func: Func = self
+            .linker
+            .get(&mut store, module, name)
+            .unwrap()
+            .into_func()
+            .unwrap();
         let args: Vec<Val> = params
             .iter()
             .zip(raw.iter().chain(std::iter::repeat(&0)))
@@ -76,7 +86,12 @@ impl Harness {
 }
 
 fn host(memory: Option<Memory>, fs: FileSystem) -> Host {
-    Host { fs: Arc::new(fs), args: vec![b"prog".to_vec()], env: vec![b"A=1".to_vec()], memory }
+    Host {
+        fs: Arc::new(fs),
+        args: vec![b"prog".to_vec()],
+        env: vec![b"A=1".to_vec()],
+        memory,
+    }
 }
 
 /// Values that sit on the edges of a 64 KiB memory and of the integer types.
@@ -133,9 +148,16 @@ proptest! {
 #[test]
 fn harness_covers_both_wasi_generations() {
     HARNESS.with(|h| {
-        let p1 = h.calls.iter().filter(|c| c.0 == "wasi_snapshot_preview1").count();
+        let p1 = h
+            .calls
+            .iter()
+            .filter(|c| c.0 == "wasi_snapshot_preview1")
+            .count();
         let p0 = h.calls.iter().filter(|c| c.0 == "wasi_unstable").count();
         assert_eq!(p1, 46, "every preview1 function is defined");
-        assert_eq!(p0, 45, "every preview0 function is defined (no sock_accept)");
+        assert_eq!(
+            p0, 45,
+            "every preview0 function is defined (no sock_accept)"
+        );
     });
 }
