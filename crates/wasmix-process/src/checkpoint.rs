@@ -1,0 +1,519 @@
+//! The checkpoint barrier of one process.
+//!
+//! A checkpoint is requested; every thread that reaches a safe point records its state and
+//! parks; threads in an interruptible wait already count as parked; the last thread to arrive
+//! (or the requester, when every thread is asleep) runs the snapshot action exactly once; then
+//! all threads go on, or the process ends. Threads that start, exit or wake up while a round is
+//! open are folded into the count so the barrier can neither deadlock nor run early.
+
+use crate::sync::{lock, wait, Arc, AtomicBool, Condvar, Mutex, Ordering};
+use crate::thread::Tid;
+
+/// What caused a checkpoint (the journal records it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The process went idle.
+    Idle,
+    /// The first `listen`.
+    FirstListen,
+    /// The first read of the environment.
+    FirstEnviron,
+    /// The first read of stdin.
+    FirstStdin,
+    /// The first SIGINT.
+    FirstSigint,
+    /// A periodic timer.
+    PeriodicInterval,
+    /// SIGINT.
+    Sigint,
+    /// SIGALRM.
+    Sigalrm,
+    /// SIGTSTP.
+    Sigtstp,
+    /// SIGSTOP.
+    Sigstop,
+    /// A non-deterministic call.
+    NonDeterministicCall,
+    /// Start-up finished.
+    Bootstrap,
+    /// A transaction boundary.
+    Transaction,
+    /// Asked for explicitly (host API or the guest).
+    Explicit,
+}
+
+/// What the process does once the snapshot is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum After {
+    /// Keep running.
+    Resume,
+    /// Keep running with journaling switched off.
+    ResumeWithoutJournal,
+    /// End the process (it will be restored from the snapshot).
+    Stop,
+}
+
+/// What a thread does after leaving a safe point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Resume {
+    /// Carry on.
+    Continue,
+    /// The process stops after this checkpoint: unwind.
+    Exit,
+}
+
+/// Why a checkpoint failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    /// Another checkpoint of the process is in progress.
+    #[error("a checkpoint is already in progress")]
+    Busy,
+    /// The snapshot action reported an error.
+    #[error("snapshot failed: {0}")]
+    Action(String),
+}
+
+/// What the snapshot action sees.
+pub struct Snapshot<'a> {
+    /// Why it was taken.
+    pub trigger: Trigger,
+    /// State recorded by each thread that parked at a safe point.
+    pub captures: &'a [(Tid, Vec<u8>)],
+    /// How many threads were parked in interruptible waits instead.
+    pub sleeping: usize,
+}
+
+/// The snapshot action: writes memory and thread states, typically to the journal.
+pub type SnapshotAction = Box<dyn FnOnce(&Snapshot<'_>) -> Result<(), String> + Send>;
+
+struct Done {
+    result: Mutex<Option<Result<After, CheckpointError>>>,
+    cv: Condvar,
+    #[cfg(not(loom))]
+    wakers: Mutex<Vec<std::task::Waker>>,
+}
+
+impl Done {
+    fn finish(&self, r: Result<After, CheckpointError>) {
+        *lock(&self.result) = Some(r);
+        self.cv.notify_all();
+        #[cfg(not(loom))]
+        for w in lock(&self.wakers).drain(..) {
+            w.wake();
+        }
+    }
+}
+
+/// The requester's handle on one checkpoint.
+pub struct Ticket {
+    done: Arc<Done>,
+}
+
+impl Ticket {
+    /// Blocks until the checkpoint finished; the `After` it was taken with, or why it failed.
+    pub fn wait(&self) -> Result<After, CheckpointError> {
+        let mut r = lock(&self.done.result);
+        loop {
+            if let Some(res) = r.clone() {
+                return res;
+            }
+            r = wait(&self.done.cv, r, None);
+        }
+    }
+
+    /// The result, if the checkpoint has finished.
+    pub fn try_result(&self) -> Option<Result<After, CheckpointError>> {
+        lock(&self.done.result).clone()
+    }
+}
+
+#[cfg(not(loom))]
+impl std::future::Future for Ticket {
+    type Output = Result<After, CheckpointError>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        // Register before looking, so a finish in between still wakes us.
+        lock(&self.done.wakers).push(cx.waker().clone());
+        match self.try_result() {
+            Some(r) => std::task::Poll::Ready(r),
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+struct Round {
+    trigger: Trigger,
+    after: After,
+    action: Option<SnapshotAction>,
+    captures: Vec<(Tid, Vec<u8>)>,
+    parked: usize,
+    done: Arc<Done>,
+}
+
+#[derive(Default)]
+struct State {
+    live: usize,
+    sleeping: usize,
+    round: Option<Round>,
+    /// Rounds finished, so parked threads know theirs is over.
+    completed: u64,
+    journal_off: bool,
+}
+
+impl State {
+    fn ready(&self) -> bool {
+        self.round
+            .as_ref()
+            .is_some_and(|r| r.action.is_some() && r.parked + self.sleeping >= self.live)
+    }
+}
+
+/// The checkpoint barrier of one process.
+#[derive(Default)]
+pub struct Coordinator {
+    requested: AtomicBool,
+    state: Mutex<State>,
+    cv: Condvar,
+}
+
+impl Coordinator {
+    /// A barrier with no threads.
+    pub fn new() -> Coordinator {
+        Coordinator::default()
+    }
+
+    /// Whether journaling is still on (a checkpoint taken with
+    /// [`After::ResumeWithoutJournal`] turns it off).
+    pub fn journal_enabled(&self) -> bool {
+        !lock(&self.state).journal_off
+    }
+
+    /// Whether a round is open (cheap; for the runtime's safe-point fast path).
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::Acquire)
+    }
+
+    /// Opens a round. The action runs once every thread is parked — possibly right here.
+    pub fn request(
+        &self,
+        trigger: Trigger,
+        after: After,
+        action: SnapshotAction,
+    ) -> Result<Ticket, CheckpointError> {
+        let done = Arc::new(Done {
+            result: Mutex::new(None),
+            cv: Condvar::new(),
+            #[cfg(not(loom))]
+            wakers: Mutex::new(Vec::new()),
+        });
+        let mut st = lock(&self.state);
+        if st.round.is_some() {
+            return Err(CheckpointError::Busy);
+        }
+        st.round = Some(Round {
+            trigger,
+            after,
+            action: Some(action),
+            captures: Vec::new(),
+            parked: 0,
+            done: Arc::clone(&done),
+        });
+        self.requested.store(true, Ordering::Release);
+        let st = self.run_if_ready(st);
+        drop(st);
+        Ok(Ticket { done })
+    }
+
+    /// Called by a thread at a safe point: records `capture()` and parks until the round ends.
+    pub fn safe_point(&self, tid: Tid, capture: impl FnOnce() -> Vec<u8>) -> Resume {
+        if !self.is_requested() {
+            return Resume::Continue;
+        }
+        let mut st = lock(&self.state);
+        let mine = st.completed;
+        let Some(round) = st.round.as_mut() else {
+            return Resume::Continue;
+        };
+        let done = Arc::clone(&round.done);
+        if round.action.is_some() {
+            round.captures.push((tid, capture()));
+            round.parked += 1;
+            st = self.run_if_ready(st);
+        }
+        // Otherwise the action is already running; either way, wait for the round to end.
+        while st.completed == mine {
+            st = wait(&self.cv, st, None);
+        }
+        drop(st);
+        let result = lock(&done.result).clone();
+        match result {
+            Some(Ok(After::Stop)) => Resume::Exit,
+            _ => Resume::Continue,
+        }
+    }
+
+    /// Runs the action if every thread is parked. Called with the lock held; returns it.
+    fn run_if_ready<'a>(
+        &'a self,
+        mut st: crate::sync::MutexGuard<'a, State>,
+    ) -> crate::sync::MutexGuard<'a, State> {
+        if !st.ready() {
+            return st;
+        }
+        let round = st.round.as_mut().expect("ready implies a round");
+        let action = round.action.take().expect("ready implies an action");
+        let captures = std::mem::take(&mut round.captures);
+        let (trigger, sleeping) = (round.trigger, st.sleeping);
+        drop(st);
+        let result = action(&Snapshot {
+            trigger,
+            captures: &captures,
+            sleeping,
+        });
+        let mut st = lock(&self.state);
+        let round = st.round.take().expect("only the runner ends a round");
+        let outcome = match result {
+            Ok(()) => {
+                if round.after == After::ResumeWithoutJournal {
+                    st.journal_off = true;
+                }
+                Ok(round.after)
+            }
+            Err(e) => Err(CheckpointError::Action(e)),
+        };
+        st.completed += 1;
+        self.requested.store(false, Ordering::Release);
+        round.done.finish(outcome);
+        self.cv.notify_all();
+        st
+    }
+
+    /// Counts a new thread in. A thread of the process that spawns it waits out an open round
+    /// counted as asleep (`from_member`), so the round can finish without it.
+    pub fn register_thread(&self, from_member: bool) {
+        let mut st = lock(&self.state);
+        if st.round.is_some() {
+            if from_member {
+                st.sleeping += 1;
+                st = self.run_if_ready(st);
+            }
+            while st.round.is_some() {
+                st = wait(&self.cv, st, None);
+            }
+            if from_member {
+                st.sleeping -= 1;
+            }
+        }
+        st.live += 1;
+    }
+
+    /// Counts a thread out; if it was the last one the round waited for, runs the action.
+    pub fn unregister_thread(&self) {
+        let mut st = lock(&self.state);
+        st.live = st.live.saturating_sub(1);
+        drop(self.run_if_ready(st));
+    }
+
+    /// Marks the calling thread as parked in an interruptible wait until the guard drops.
+    /// Dropping it while a round is open blocks until the round ends: a thread woken mid-
+    /// snapshot must not change state the snapshot is reading.
+    pub fn sleep(&self) -> SleepGuard<'_> {
+        let mut st = lock(&self.state);
+        st.sleeping += 1;
+        drop(self.run_if_ready(st));
+        SleepGuard { coordinator: self }
+    }
+
+    /// Threads registered.
+    pub fn live(&self) -> usize {
+        lock(&self.state).live
+    }
+}
+
+/// See [`Coordinator::sleep`].
+pub struct SleepGuard<'a> {
+    coordinator: &'a Coordinator,
+}
+
+impl Drop for SleepGuard<'_> {
+    fn drop(&mut self) {
+        let c = self.coordinator;
+        let mut st = lock(&c.state);
+        while st.round.is_some() {
+            st = wait(&c.cv, st, None);
+        }
+        st.sleeping -= 1;
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    fn ok_action(counter: Arc<AtomicUsize>) -> SnapshotAction {
+        Box::new(move |s: &Snapshot<'_>| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            assert!(s.captures.len() + s.sleeping > 0 || s.captures.is_empty());
+            Ok(())
+        })
+    }
+
+    #[test]
+    fn all_asleep_means_the_requester_runs_it() {
+        let c = Coordinator::new();
+        c.register_thread(false);
+        let _g = c.sleep();
+        let n = Arc::new(AtomicUsize::new(0));
+        let t = c
+            .request(Trigger::Explicit, After::Resume, ok_action(Arc::clone(&n)))
+            .unwrap();
+        assert_eq!(t.try_result(), Some(Ok(After::Resume)));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn last_thread_to_park_runs_it_once_and_all_resume() {
+        for _ in 0..50 {
+            let c = Arc::new(Coordinator::new());
+            for _ in 0..4 {
+                c.register_thread(false);
+            }
+            let n = Arc::new(AtomicUsize::new(0));
+            let seen = Arc::new(Mutex::new(Vec::new()));
+            let s2 = Arc::clone(&seen);
+            let n2 = Arc::clone(&n);
+            let ticket = c
+                .request(
+                    Trigger::Explicit,
+                    After::Resume,
+                    Box::new(move |s: &Snapshot<'_>| {
+                        n2.fetch_add(1, Ordering::SeqCst);
+                        lock(&s2).extend(s.captures.iter().map(|(t, _)| *t));
+                        Ok(())
+                    }),
+                )
+                .unwrap();
+            let hs: Vec<_> = (0..4u32)
+                .map(|tid| {
+                    let c = Arc::clone(&c);
+                    std::thread::spawn(move || c.safe_point(tid, || vec![tid as u8]))
+                })
+                .collect();
+            for h in hs {
+                assert_eq!(h.join().unwrap(), Resume::Continue);
+            }
+            assert_eq!(ticket.wait(), Ok(After::Resume));
+            assert_eq!(n.load(Ordering::SeqCst), 1);
+            let mut tids = lock(&seen).clone();
+            tids.sort();
+            assert_eq!(tids, vec![0, 1, 2, 3]);
+            assert!(!c.is_requested());
+        }
+    }
+
+    #[test]
+    fn exiting_thread_completes_the_round() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        c.register_thread(false);
+        let n = Arc::new(AtomicUsize::new(0));
+        let ticket = c
+            .request(Trigger::Explicit, After::Stop, ok_action(Arc::clone(&n)))
+            .unwrap();
+        let c2 = Arc::clone(&c);
+        let h = std::thread::spawn(move || c2.safe_point(1, Vec::new));
+        c.unregister_thread();
+        assert_eq!(
+            h.join().unwrap(),
+            Resume::Exit,
+            "stop-after-checkpoint unwinds"
+        );
+        assert_eq!(ticket.wait(), Ok(After::Stop));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn action_error_reaches_the_requester_and_releases_threads() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        let t = c
+            .request(
+                Trigger::Explicit,
+                After::Stop,
+                Box::new(|_: &Snapshot<'_>| Err("disk full".into())),
+            )
+            .unwrap();
+        assert_eq!(
+            c.safe_point(1, Vec::new),
+            Resume::Continue,
+            "a failed stop does not stop"
+        );
+        assert_eq!(t.wait(), Err(CheckpointError::Action("disk full".into())));
+        assert!(c.journal_enabled());
+    }
+
+    #[test]
+    fn busy_and_journal_off() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        let t = c
+            .request(
+                Trigger::Explicit,
+                After::ResumeWithoutJournal,
+                Box::new(|_: &Snapshot<'_>| Ok(())),
+            )
+            .unwrap();
+        assert_eq!(
+            c.request(
+                Trigger::Idle,
+                After::Resume,
+                Box::new(|_: &Snapshot<'_>| Ok(()))
+            )
+            .err(),
+            Some(CheckpointError::Busy)
+        );
+        c.safe_point(1, Vec::new);
+        assert_eq!(t.wait(), Ok(After::ResumeWithoutJournal));
+        assert!(!c.journal_enabled());
+    }
+
+    #[test]
+    fn member_spawning_during_a_round_does_not_deadlock() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        let t = c
+            .request(
+                Trigger::Explicit,
+                After::Resume,
+                Box::new(|_: &Snapshot<'_>| Ok(())),
+            )
+            .unwrap();
+        // The only thread spawns another: it counts as asleep, so the round completes, then
+        // the new thread is counted.
+        c.register_thread(true);
+        assert_eq!(t.wait(), Ok(After::Resume));
+        assert_eq!(c.live(), 2);
+    }
+
+    #[test]
+    fn ticket_is_a_future() {
+        let c = Coordinator::new();
+        let t = c
+            .request(
+                Trigger::Explicit,
+                After::Resume,
+                Box::new(|_: &Snapshot<'_>| Ok(())),
+            )
+            .unwrap();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut t = std::pin::pin!(t);
+        assert_eq!(
+            std::future::Future::poll(t.as_mut(), &mut cx),
+            std::task::Poll::Ready(Ok(After::Resume))
+        );
+    }
+}

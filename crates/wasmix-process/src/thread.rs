@@ -1,0 +1,351 @@
+//! Threads: pending signals and mask, and the interruptible wait every blocking host operation
+//! uses (sleep, futex wait, poll, pipe read, join).
+
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::Coordinator;
+use crate::signal::{SigSet, Signal};
+use crate::sync::{lock, wait, Arc, Condvar, Mutex};
+
+/// A thread id. The main thread's id is its process's pid.
+pub type Tid = u32;
+
+/// Why an interruptible wait returned without its condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// A signal became deliverable to the thread (EINTR).
+    #[error("interrupted by a signal")]
+    Interrupted,
+    /// The process is being killed; unwind.
+    #[error("the process was killed")]
+    Killed,
+    /// The deadline passed.
+    #[error("timed out")]
+    TimedOut,
+}
+
+#[derive(Default)]
+struct ThreadState {
+    pending: SigSet,
+    mask: SigSet,
+    killed: bool,
+    exited: bool,
+    /// Bumped by every wake-up, so a waiter that re-checks its condition cannot miss one.
+    wake_seq: u64,
+}
+
+impl ThreadState {
+    fn deliverable(&self) -> SigSet {
+        self.pending.minus(self.mask.as_mask())
+    }
+}
+
+/// One thread of a process.
+pub struct Thread {
+    tid: Tid,
+    state: Mutex<ThreadState>,
+    cv: Condvar,
+    checkpoint: Arc<Coordinator>,
+}
+
+impl Thread {
+    /// A thread that counts towards `checkpoint`'s barrier (its registration is the caller's).
+    pub fn new(tid: Tid, checkpoint: Arc<Coordinator>, mask: SigSet) -> Thread {
+        Thread {
+            tid,
+            state: Mutex::new(ThreadState {
+                mask: mask.as_mask(),
+                ..ThreadState::default()
+            }),
+            cv: Condvar::new(),
+            checkpoint,
+        }
+    }
+
+    /// Its id.
+    pub fn tid(&self) -> Tid {
+        self.tid
+    }
+
+    /// The checkpoint barrier this thread belongs to.
+    pub fn checkpoint(&self) -> &Arc<Coordinator> {
+        &self.checkpoint
+    }
+
+    /// Makes `sig` pending on this thread and wakes it. `false` if the thread has exited (the
+    /// caller routes the signal elsewhere).
+    pub fn deliver(&self, sig: Signal) -> bool {
+        let mut st = lock(&self.state);
+        if st.exited {
+            return false;
+        }
+        st.pending = st.pending.with(sig);
+        st.wake_seq += 1;
+        drop(st);
+        self.cv.notify_all();
+        true
+    }
+
+    /// Marks the thread as killed: every wait returns [`WaitError::Killed`] from now on.
+    pub fn kill(&self) {
+        let mut st = lock(&self.state);
+        st.killed = true;
+        st.wake_seq += 1;
+        drop(st);
+        self.cv.notify_all();
+    }
+
+    /// Whether the thread has been killed.
+    pub fn is_killed(&self) -> bool {
+        lock(&self.state).killed
+    }
+
+    /// Wakes the thread so a waiter re-checks its condition.
+    pub fn wake(&self) {
+        lock(&self.state).wake_seq += 1;
+        self.cv.notify_all();
+    }
+
+    /// The blocked set.
+    pub fn mask(&self) -> SigSet {
+        lock(&self.state).mask
+    }
+
+    /// Replaces the blocked set (SIGKILL and SIGSTOP cannot be blocked); returns the old one.
+    pub fn set_mask(&self, mask: SigSet) -> SigSet {
+        let mut st = lock(&self.state);
+        let old = std::mem::replace(&mut st.mask, mask.as_mask());
+        let now_deliverable = !st.deliverable().is_empty();
+        if now_deliverable {
+            st.wake_seq += 1;
+        }
+        drop(st);
+        if now_deliverable {
+            self.cv.notify_all();
+        }
+        old
+    }
+
+    /// Pending signals (blocked or not).
+    pub fn pending(&self) -> SigSet {
+        lock(&self.state).pending
+    }
+
+    /// Takes the lowest-numbered deliverable signal, for the runtime to act on at a safe point.
+    pub fn take_signal(&self) -> Option<Signal> {
+        let mut st = lock(&self.state);
+        let sig = st.deliverable().first()?;
+        st.pending = st.pending.without(sig);
+        Some(sig)
+    }
+
+    /// Whether a signal is deliverable now.
+    pub fn has_deliverable(&self) -> bool {
+        !lock(&self.state).deliverable().is_empty()
+    }
+
+    /// Marks the thread as gone; returns the signals still pending on it, which the process
+    /// re-routes to another thread.
+    pub fn mark_exited(&self) -> SigSet {
+        let mut st = lock(&self.state);
+        st.exited = true;
+        std::mem::take(&mut st.pending)
+    }
+
+    /// Blocks until `poll` yields a value, a signal becomes deliverable, the process is killed,
+    /// or `deadline` passes. Wake-ups come from [`Thread::wake`], usually through `queue`.
+    /// While blocked, the thread counts as parked for checkpoints.
+    pub fn wait_for<T>(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        queue: Option<&WaitQueue>,
+        poll: impl FnMut() -> Option<T>,
+    ) -> Result<T, WaitError> {
+        self.wait_inner(deadline, queue, true, poll)
+    }
+
+    /// Like [`Thread::wait_for`], but pending signals do not end the wait (only a kill does):
+    /// for a stopped process, which must sit still until SIGCONT.
+    pub fn wait_uninterruptible<T>(
+        self: &Arc<Self>,
+        queue: Option<&WaitQueue>,
+        poll: impl FnMut() -> Option<T>,
+    ) -> Result<T, WaitError> {
+        self.wait_inner(None, queue, false, poll)
+    }
+
+    fn wait_inner<T>(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        queue: Option<&WaitQueue>,
+        interruptible: bool,
+        mut poll: impl FnMut() -> Option<T>,
+    ) -> Result<T, WaitError> {
+        let interrupts = |st: &ThreadState| interruptible && !st.deliverable().is_empty();
+        let _registered = queue.map(|q| q.register(self));
+        let _asleep = self.checkpoint.sleep();
+        loop {
+            let seq = {
+                let st = lock(&self.state);
+                if st.killed {
+                    return Err(WaitError::Killed);
+                }
+                if interrupts(&st) {
+                    return Err(WaitError::Interrupted);
+                }
+                st.wake_seq
+            };
+            if let Some(v) = poll() {
+                return Ok(v);
+            }
+            let mut st = lock(&self.state);
+            loop {
+                if st.killed || interrupts(&st) || st.wake_seq != seq {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(WaitError::TimedOut);
+                }
+                st = wait(&self.cv, st, deadline);
+            }
+        }
+    }
+
+    /// Sleeps for `duration` unless interrupted or killed.
+    pub fn sleep(self: &Arc<Self>, duration: Duration) -> Result<(), WaitError> {
+        let deadline = Instant::now() + duration;
+        match self.wait_for(Some(deadline), None, || None::<()>) {
+            Err(WaitError::TimedOut) => Ok(()),
+            other => other,
+        }
+    }
+}
+
+/// Threads waiting for one kind of event (a child's exit, a futex word, readable data).
+#[derive(Default)]
+pub struct WaitQueue {
+    waiters: Mutex<Vec<Arc<Thread>>>,
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub fn new() -> WaitQueue {
+        WaitQueue::default()
+    }
+
+    fn register(&self, thread: &Arc<Thread>) -> Registration<'_> {
+        lock(&self.waiters).push(Arc::clone(thread));
+        Registration {
+            queue: self,
+            tid: thread.tid,
+        }
+    }
+
+    /// Wakes every thread waiting here. Call it after changing the state they poll.
+    pub fn wake_all(&self) {
+        let waiters: Vec<Arc<Thread>> = lock(&self.waiters).clone();
+        for t in waiters {
+            t.wake();
+        }
+    }
+
+    /// How many threads wait here.
+    pub fn len(&self) -> usize {
+        lock(&self.waiters).len()
+    }
+
+    /// Whether no thread waits here.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+struct Registration<'q> {
+    queue: &'q WaitQueue,
+    tid: Tid,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        let mut w = lock(&self.queue.waiters);
+        if let Some(i) = w.iter().position(|t| t.tid == self.tid) {
+            w.swap_remove(i);
+        }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    fn thread(tid: Tid) -> Arc<Thread> {
+        let cp = Arc::new(Coordinator::new());
+        cp.register_thread(false);
+        Arc::new(Thread::new(tid, cp, SigSet::EMPTY))
+    }
+
+    #[test]
+    fn signal_interrupts_a_wait() {
+        let t = thread(1);
+        let t2 = Arc::clone(&t);
+        let h = std::thread::spawn(move || t2.wait_for(None, None, || None::<()>));
+        // No sleep: delivery before or during the wait must both interrupt it.
+        t.deliver(Signal::USR1);
+        assert_eq!(h.join().unwrap(), Err(WaitError::Interrupted));
+        assert_eq!(t.take_signal(), Some(Signal::USR1));
+        assert_eq!(t.take_signal(), None);
+    }
+
+    #[test]
+    fn blocked_signal_does_not_interrupt_until_unblocked() {
+        let t = thread(1);
+        t.set_mask(SigSet::of(&[Signal::USR1]));
+        t.deliver(Signal::USR1);
+        assert!(!t.has_deliverable());
+        assert_eq!(
+            t.wait_for(Some(Instant::now()), None, || None::<()>),
+            Err(WaitError::TimedOut)
+        );
+        t.set_mask(SigSet::EMPTY);
+        assert_eq!(
+            t.wait_for(None, None, || None::<()>),
+            Err(WaitError::Interrupted)
+        );
+    }
+
+    #[test]
+    fn kill_cannot_be_blocked_and_wins() {
+        let t = thread(1);
+        t.set_mask(SigSet::full());
+        assert!(!t.mask().contains(Signal::KILL));
+        t.kill();
+        assert_eq!(t.wait_for(None, None, || Some(1)), Err(WaitError::Killed));
+    }
+
+    #[test]
+    fn queue_wake_is_never_lost() {
+        for _ in 0..200 {
+            let t = thread(1);
+            let q = Arc::new(WaitQueue::new());
+            let flag = Arc::new(AtomicBool::new(false));
+            let (t2, q2, f2) = (Arc::clone(&t), Arc::clone(&q), Arc::clone(&flag));
+            let h = std::thread::spawn(move || {
+                t2.wait_for(None, Some(&q2), || f2.load(Ordering::SeqCst).then_some(7))
+            });
+            flag.store(true, Ordering::SeqCst);
+            q.wake_all();
+            assert_eq!(h.join().unwrap(), Ok(7));
+            assert!(q.is_empty(), "registration removed");
+        }
+    }
+
+    #[test]
+    fn sleep_times_out_and_exited_threads_refuse_signals() {
+        let t = thread(1);
+        t.sleep(Duration::from_millis(1)).unwrap();
+        t.deliver(Signal::HUP);
+        assert_eq!(t.mark_exited(), SigSet::of(&[Signal::HUP]));
+        assert!(!t.deliver(Signal::TERM));
+    }
+}
