@@ -40,11 +40,23 @@ impl ThreadState {
     }
 }
 
+/// The part of a thread that wakers hold on to.
+struct Parker {
+    state: Mutex<ThreadState>,
+    cv: Condvar,
+}
+
+impl Parker {
+    fn wake(&self) {
+        lock(&self.state).wake_seq += 1;
+        self.cv.notify_all();
+    }
+}
+
 /// One thread of a process.
 pub struct Thread {
     tid: Tid,
-    state: Mutex<ThreadState>,
-    cv: Condvar,
+    parker: Arc<Parker>,
     checkpoint: Arc<Coordinator>,
 }
 
@@ -53,11 +65,13 @@ impl Thread {
     pub fn new(tid: Tid, checkpoint: Arc<Coordinator>, mask: SigSet) -> Thread {
         Thread {
             tid,
-            state: Mutex::new(ThreadState {
-                mask: mask.as_mask(),
-                ..ThreadState::default()
+            parker: Arc::new(Parker {
+                state: Mutex::new(ThreadState {
+                    mask: mask.as_mask(),
+                    ..ThreadState::default()
+                }),
+                cv: Condvar::new(),
             }),
-            cv: Condvar::new(),
             checkpoint,
         }
     }
@@ -75,45 +89,44 @@ impl Thread {
     /// Makes `sig` pending on this thread and wakes it. `false` if the thread has exited (the
     /// caller routes the signal elsewhere).
     pub fn deliver(&self, sig: Signal) -> bool {
-        let mut st = lock(&self.state);
+        let mut st = lock(&self.parker.state);
         if st.exited {
             return false;
         }
         st.pending = st.pending.with(sig);
         st.wake_seq += 1;
         drop(st);
-        self.cv.notify_all();
+        self.parker.cv.notify_all();
         true
     }
 
     /// Marks the thread as killed: every wait returns [`WaitError::Killed`] from now on.
     pub fn kill(&self) {
-        let mut st = lock(&self.state);
+        let mut st = lock(&self.parker.state);
         st.killed = true;
         st.wake_seq += 1;
         drop(st);
-        self.cv.notify_all();
+        self.parker.cv.notify_all();
     }
 
     /// Whether the thread has been killed.
     pub fn is_killed(&self) -> bool {
-        lock(&self.state).killed
+        lock(&self.parker.state).killed
     }
 
     /// Wakes the thread so a waiter re-checks its condition.
     pub fn wake(&self) {
-        lock(&self.state).wake_seq += 1;
-        self.cv.notify_all();
+        self.parker.wake();
     }
 
     /// The blocked set.
     pub fn mask(&self) -> SigSet {
-        lock(&self.state).mask
+        lock(&self.parker.state).mask
     }
 
     /// Replaces the blocked set (SIGKILL and SIGSTOP cannot be blocked); returns the old one.
     pub fn set_mask(&self, mask: SigSet) -> SigSet {
-        let mut st = lock(&self.state);
+        let mut st = lock(&self.parker.state);
         let old = std::mem::replace(&mut st.mask, mask.as_mask());
         let now_deliverable = !st.deliverable().is_empty();
         if now_deliverable {
@@ -121,19 +134,19 @@ impl Thread {
         }
         drop(st);
         if now_deliverable {
-            self.cv.notify_all();
+            self.parker.cv.notify_all();
         }
         old
     }
 
     /// Pending signals (blocked or not).
     pub fn pending(&self) -> SigSet {
-        lock(&self.state).pending
+        lock(&self.parker.state).pending
     }
 
     /// Takes the lowest-numbered deliverable signal, for the runtime to act on at a safe point.
     pub fn take_signal(&self) -> Option<Signal> {
-        let mut st = lock(&self.state);
+        let mut st = lock(&self.parker.state);
         let sig = st.deliverable().first()?;
         st.pending = st.pending.without(sig);
         Some(sig)
@@ -141,13 +154,13 @@ impl Thread {
 
     /// Whether a signal is deliverable now.
     pub fn has_deliverable(&self) -> bool {
-        !lock(&self.state).deliverable().is_empty()
+        !lock(&self.parker.state).deliverable().is_empty()
     }
 
     /// Marks the thread as gone; returns the signals still pending on it, which the process
     /// re-routes to another thread.
     pub fn mark_exited(&self) -> SigSet {
-        let mut st = lock(&self.state);
+        let mut st = lock(&self.parker.state);
         st.exited = true;
         std::mem::take(&mut st.pending)
     }
@@ -156,7 +169,7 @@ impl Thread {
     /// or `deadline` passes. Wake-ups come from [`Thread::wake`], usually through `queue`.
     /// While blocked, the thread counts as parked for checkpoints.
     pub fn wait_for<T>(
-        self: &Arc<Self>,
+        &self,
         deadline: Option<Instant>,
         queue: Option<&WaitQueue>,
         poll: impl FnMut() -> Option<T>,
@@ -167,7 +180,7 @@ impl Thread {
     /// Like [`Thread::wait_for`], but pending signals do not end the wait (only a kill does):
     /// for a stopped process, which must sit still until SIGCONT.
     pub fn wait_uninterruptible<T>(
-        self: &Arc<Self>,
+        &self,
         queue: Option<&WaitQueue>,
         poll: impl FnMut() -> Option<T>,
     ) -> Result<T, WaitError> {
@@ -175,7 +188,7 @@ impl Thread {
     }
 
     fn wait_inner<T>(
-        self: &Arc<Self>,
+        &self,
         deadline: Option<Instant>,
         queue: Option<&WaitQueue>,
         interruptible: bool,
@@ -186,7 +199,7 @@ impl Thread {
         let _asleep = self.checkpoint.sleep();
         loop {
             let seq = {
-                let st = lock(&self.state);
+                let st = lock(&self.parker.state);
                 if st.killed {
                     return Err(WaitError::Killed);
                 }
@@ -198,7 +211,7 @@ impl Thread {
             if let Some(v) = poll() {
                 return Ok(v);
             }
-            let mut st = lock(&self.state);
+            let mut st = lock(&self.parker.state);
             loop {
                 if st.killed || interrupts(&st) || st.wake_seq != seq {
                     break;
@@ -206,13 +219,13 @@ impl Thread {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(WaitError::TimedOut);
                 }
-                st = wait(&self.cv, st, deadline);
+                st = wait(&self.parker.cv, st, deadline);
             }
         }
     }
 
     /// Sleeps for `duration` unless interrupted or killed.
-    pub fn sleep(self: &Arc<Self>, duration: Duration) -> Result<(), WaitError> {
+    pub fn sleep(&self, duration: Duration) -> Result<(), WaitError> {
         let deadline = Instant::now() + duration;
         match self.wait_for(Some(deadline), None, || None::<()>) {
             Err(WaitError::TimedOut) => Ok(()),
@@ -224,7 +237,7 @@ impl Thread {
 /// Threads waiting for one kind of event (a child's exit, a futex word, readable data).
 #[derive(Default)]
 pub struct WaitQueue {
-    waiters: Mutex<Vec<Arc<Thread>>>,
+    waiters: Mutex<Vec<(Tid, Arc<Parker>)>>,
 }
 
 impl WaitQueue {
@@ -233,8 +246,8 @@ impl WaitQueue {
         WaitQueue::default()
     }
 
-    fn register(&self, thread: &Arc<Thread>) -> Registration<'_> {
-        lock(&self.waiters).push(Arc::clone(thread));
+    fn register(&self, thread: &Thread) -> Registration<'_> {
+        lock(&self.waiters).push((thread.tid, Arc::clone(&thread.parker)));
         Registration {
             queue: self,
             tid: thread.tid,
@@ -243,9 +256,12 @@ impl WaitQueue {
 
     /// Wakes every thread waiting here. Call it after changing the state they poll.
     pub fn wake_all(&self) {
-        let waiters: Vec<Arc<Thread>> = lock(&self.waiters).clone();
-        for t in waiters {
-            t.wake();
+        let waiters: Vec<Arc<Parker>> = lock(&self.waiters)
+            .iter()
+            .map(|(_, p)| Arc::clone(p))
+            .collect();
+        for p in waiters {
+            p.wake();
         }
     }
 
@@ -268,7 +284,7 @@ struct Registration<'q> {
 impl Drop for Registration<'_> {
     fn drop(&mut self) {
         let mut w = lock(&self.queue.waiters);
-        if let Some(i) = w.iter().position(|t| t.tid == self.tid) {
+        if let Some(i) = w.iter().position(|(tid, _)| *tid == self.tid) {
             w.swap_remove(i);
         }
     }
