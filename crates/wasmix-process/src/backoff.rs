@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 use crate::sync::{lock, wait, Condvar, Mutex};
 
 struct State {
-    last_activity: Instant,
+    /// `None` until the first idle poll: the cool-off starts there, not at process creation
+    /// (which then costs no clock read).
+    last_activity: Option<Instant>,
     current: Option<Duration>,
     tokens: usize,
     /// Bumped when a token is taken, to cut sleeps short.
@@ -34,7 +36,7 @@ impl CpuBackoff {
     pub fn new(cooloff: Duration, cap: Duration) -> CpuBackoff {
         CpuBackoff {
             state: Mutex::new(State {
-                last_activity: Instant::now(),
+                last_activity: None,
                 current: None,
                 tokens: 0,
                 generation: 0,
@@ -49,7 +51,7 @@ impl CpuBackoff {
     /// Something useful happened: no backoff until the process is idle for a cool-off again.
     pub fn activity(&self) {
         let mut st = lock(&self.state);
-        st.last_activity = Instant::now();
+        st.last_activity = Some(Instant::now());
         st.current = None;
     }
 
@@ -59,7 +61,8 @@ impl CpuBackoff {
     }
 
     fn next_sleep(&self, st: &mut State, now: Instant) -> Option<Duration> {
-        if st.tokens > 0 || now.saturating_duration_since(st.last_activity) < self.cooloff {
+        let since = *st.last_activity.get_or_insert(now);
+        if st.tokens > 0 || now.saturating_duration_since(since) < self.cooloff {
             return None;
         }
         let next = match st.current {
@@ -90,7 +93,7 @@ impl CpuBackoff {
         st.tokens += 1;
         st.generation += 1;
         st.current = None;
-        st.last_activity = Instant::now();
+        st.last_activity = Some(Instant::now());
         drop(st);
         self.cv.notify_all();
         RunToken { backoff: self }
@@ -106,7 +109,7 @@ impl Drop for RunToken<'_> {
     fn drop(&mut self) {
         let mut st = lock(&self.backoff.state);
         st.tokens -= 1;
-        st.last_activity = Instant::now();
+        st.last_activity = Some(Instant::now());
     }
 }
 

@@ -34,6 +34,6 @@ pub use checkpoint::{
 #[cfg(not(loom))]
 pub use control::{ControlPlane, LimitError, Limits};
 #[cfg(not(loom))]
-pub use process::{Child, ExitStatus, Exited, JoinError, Pid, Process, SignalError};
+pub use process::{Child, ExitStatus, Exited, JoinChild, JoinError, Pid, Process, SignalError};
 pub use signal::{Action, DefaultAction, Disposition, SigSet, Signal, MAX_SIGNAL};
 pub use thread::{Thread, Tid, WaitError, WaitQueue};

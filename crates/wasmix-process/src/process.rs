@@ -1,6 +1,5 @@
 //! Processes: identity, family, threads, exit status, signals and joining.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
@@ -85,9 +84,10 @@ struct Family {
 
 #[derive(Default)]
 struct ExitState {
+    /// Host threads blocked in `wait_exit` (notifying costs a syscall; skip it for none).
+    waiting: usize,
     status: Option<ExitStatus>,
     finished: bool,
-    reaped: bool,
     wakers: Vec<std::task::Waker>,
 }
 
@@ -104,11 +104,14 @@ pub struct Process {
     module_hash: [u8; 32],
     control: Weak<ControlInner>,
     family: Mutex<Family>,
-    threads: Mutex<BTreeMap<Tid, Arc<Thread>>>,
+    /// Sorted by tid; a handful per process, so a vector beats a map.
+    threads: Mutex<Vec<Arc<Thread>>>,
     exit: Mutex<ExitState>,
     exit_cv: Condvar,
     exit_queue: WaitQueue,
     child_queue: WaitQueue,
+    /// Async joiners of children, woken with `child_queue`.
+    child_wakers: Mutex<Vec<std::task::Waker>>,
     stop_queue: WaitQueue,
     signals: Mutex<Signals>,
     waiting_for_children: AtomicUsize,
@@ -134,11 +137,12 @@ impl Process {
                 ppid: parent.map_or(0, |p| p.pid),
                 children: Vec::new(),
             }),
-            threads: Mutex::new(BTreeMap::new()),
+            threads: Mutex::new(Vec::new()),
             exit: Mutex::new(ExitState::default()),
             exit_cv: Condvar::new(),
             exit_queue: WaitQueue::new(),
             child_queue: WaitQueue::new(),
+            child_wakers: Mutex::new(Vec::new()),
             stop_queue: WaitQueue::new(),
             signals: Mutex::new(Signals {
                 dispositions: dispositions.unwrap_or_default(),
@@ -194,12 +198,16 @@ impl Process {
 
     /// The live thread `tid`.
     pub fn thread(&self, tid: Tid) -> Option<Arc<Thread>> {
-        lock(&self.threads).get(&tid).cloned()
+        let threads = lock(&self.threads);
+        threads
+            .binary_search_by_key(&tid, |t| t.tid())
+            .ok()
+            .map(|i| Arc::clone(&threads[i]))
     }
 
     /// Its live threads, by id.
     pub fn threads(&self) -> Vec<Arc<Thread>> {
-        lock(&self.threads).values().cloned().collect()
+        lock(&self.threads).clone()
     }
 
     /// How many threads are alive.
@@ -208,7 +216,9 @@ impl Process {
     }
 
     pub(crate) fn add_thread(&self, thread: Arc<Thread>) {
-        lock(&self.threads).insert(thread.tid(), thread);
+        let mut threads = lock(&self.threads);
+        let at = threads.partition_point(|t| t.tid() < thread.tid());
+        threads.insert(at, thread);
     }
 
     /// Starts a new thread with `mask` as its blocked set (a new thread inherits its creator's).
@@ -236,8 +246,12 @@ impl Process {
     /// A thread has finished (returned, trapped or unwound after a kill). The last one out
     /// finalises the process.
     pub fn thread_exited(&self, tid: Tid) {
-        let Some(thread) = lock(&self.threads).remove(&tid) else {
-            return;
+        let (thread, last) = {
+            let mut threads = lock(&self.threads);
+            match threads.binary_search_by_key(&tid, |t| t.tid()) {
+                Ok(i) => (threads.remove(i), threads.is_empty()),
+                Err(_) => return,
+            }
         };
         // Thread-directed signals die with the thread, as in POSIX.
         thread.mark_exited();
@@ -247,7 +261,7 @@ impl Process {
                 c.release_thread_id(tid);
             }
         }
-        if lock(&self.threads).is_empty() {
+        if last {
             self.finalize();
         }
     }
@@ -266,12 +280,15 @@ impl Process {
                 ex.status = Some(status);
             }
         }
-        let threads = self.threads();
-        for t in &threads {
-            t.kill();
-        }
-        self.stop_queue.wake_all();
-        if threads.is_empty() {
+        let none_left = {
+            let threads = lock(&self.threads);
+            for t in threads.iter() {
+                t.kill();
+            }
+            threads.is_empty()
+        };
+        // Killed threads wake by themselves, stopped ones included.
+        if none_left {
             self.finalize();
         }
     }
@@ -281,30 +298,40 @@ impl Process {
         if self.finalized.swap(true, Ordering::AcqRel) {
             return;
         }
-        let wakers = {
+        let (wakers, waiting) = {
             let mut ex = lock(&self.exit);
             ex.status.get_or_insert(ExitStatus::Exited(0));
             ex.finished = true;
-            std::mem::take(&mut ex.wakers)
+            (std::mem::take(&mut ex.wakers), ex.waiting)
         };
-        self.exit_cv.notify_all();
+        if waiting > 0 {
+            self.exit_cv.notify_all();
+        }
         for w in wakers {
             w.wake();
         }
         self.exit_queue.wake_all();
         let control = self.control.upgrade();
         // Orphans go to the root process, as they would go to init.
-        let orphans = std::mem::take(&mut lock(&self.family).children);
+        let (orphans, parent) = {
+            let mut f = lock(&self.family);
+            (std::mem::take(&mut f.children), f.parent.upgrade())
+        };
         if let Some(c) = &control {
             c.adopt_orphans(orphans);
         }
-        if let Some(parent) = self.parent() {
-            parent.child_queue.wake_all();
+        if let Some(parent) = parent {
+            parent.notify_child_event();
             let _ = parent.signal(Signal::CHLD);
         } else if let Some(c) = &control {
             // Nobody will reap a parentless process: release it now.
             c.remove(self.pid);
         }
+    }
+
+    /// Records a freshly spawned child (its own family already names this parent).
+    pub(crate) fn add_child(&self, child: Arc<Process>) {
+        lock(&self.family).children.push(child);
     }
 
     pub(crate) fn adopt(&self, children: Vec<Arc<Process>>, self_arc: &Arc<Process>) {
@@ -319,7 +346,7 @@ impl Process {
         }
         lock(&self.family).children.extend(children);
         if any_finished {
-            self.child_queue.wake_all();
+            self.notify_child_event();
         }
     }
 
@@ -327,6 +354,36 @@ impl Process {
         let mut f = lock(&self.family);
         f.parent = Weak::new();
         f.ppid = 0;
+    }
+
+    fn notify_child_event(&self) {
+        self.child_queue.wake_all();
+        let wakers = std::mem::take(&mut *lock(&self.child_wakers));
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    /// The exit status without waiting (`None` while it runs).
+    pub fn try_join(&self) -> Option<ExitStatus> {
+        self.try_status()
+    }
+
+    /// `waitpid(-1)`: the next child to finish, reaped.
+    pub fn join_any_child(
+        self: &Arc<Self>,
+        waiter: Option<&Arc<Thread>>,
+    ) -> Result<(Pid, ExitStatus), JoinError> {
+        self.join_child(Child::Any, false, waiter)
+            .map(|r| r.expect("a blocking join returns a child"))
+    }
+
+    /// Resolves with the next child matching `which` to finish (reaped), or ECHILD.
+    pub fn join_child_async(self: &Arc<Self>, which: Child) -> JoinChild {
+        JoinChild {
+            process: Arc::clone(self),
+            which,
+        }
     }
 
     /// The exit status once every thread is gone.
@@ -346,7 +403,9 @@ impl Process {
             if ex.finished {
                 return ex.status.expect("finished implies a status");
             }
+            ex.waiting += 1;
             ex = wait(&self.exit_cv, ex, None);
+            ex.waiting -= 1;
         }
     }
 
@@ -379,12 +438,12 @@ impl Process {
                 .filter(|c| which == Child::Any || which == Child::Pid(c.pid))
                 .peekable();
             matching.peek()?;
-            let found = matching.find_map(|c| c.try_status().map(|s| (c.pid, s)));
-            let (pid, status) = found?;
-            fam.children.retain(|c| c.pid != pid);
+            let found = matching.find_map(|c| c.try_status().map(|s| (Arc::clone(c), s)));
+            let (child, status) = found?;
+            fam.children.retain(|c| c.pid != child.pid);
             drop(fam);
-            self.reap(pid);
-            Some(Ok((pid, status)))
+            self.reap(&child);
+            Some(Ok((child.pid, status)))
         };
         let has_match = || {
             lock(&self.family)
@@ -432,12 +491,9 @@ impl Process {
         }
     }
 
-    fn reap(&self, pid: Pid) {
+    fn reap(&self, child: &Process) {
         if let Some(c) = self.control.upgrade() {
-            if let Some(child) = c.lookup(pid) {
-                lock(&child.exit).reaped = true;
-            }
-            c.remove(pid);
+            c.remove(child.pid);
         }
     }
 
@@ -618,6 +674,29 @@ struct Decrement<'a>(&'a AtomicUsize);
 impl Drop for Decrement<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Future returned by [`Process::join_child_async`].
+pub struct JoinChild {
+    process: Arc<Process>,
+    which: Child,
+}
+
+impl std::future::Future for JoinChild {
+    type Output = Result<(Pid, ExitStatus), JoinError>;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        use std::task::Poll;
+        // Register first, then look: an exit in between still wakes us.
+        lock(&self.process.child_wakers).push(cx.waker().clone());
+        match self.process.join_child(self.which, true, None) {
+            Ok(Some(x)) => Poll::Ready(Ok(x)),
+            Ok(None) => Poll::Pending,
+            Err(e) => Poll::Ready(Err(e)),
+        }
     }
 }
 

@@ -32,6 +32,9 @@ struct ThreadState {
     exited: bool,
     /// Bumped by every wake-up, so a waiter that re-checks its condition cannot miss one.
     wake_seq: u64,
+    /// Whether the thread is blocked on the condvar: notifying costs a syscall, so skip it
+    /// when nobody sleeps.
+    sleeping: bool,
 }
 
 impl ThreadState {
@@ -48,8 +51,26 @@ struct Parker {
 
 impl Parker {
     fn wake(&self) {
-        lock(&self.state).wake_seq += 1;
-        self.cv.notify_all();
+        let mut st = lock(&self.state);
+        st.wake_seq += 1;
+        let sleeping = st.sleeping;
+        drop(st);
+        if sleeping {
+            self.cv.notify_all();
+        }
+    }
+
+    /// Records a change to the state and wakes the thread if it sleeps.
+    fn update(&self, f: impl FnOnce(&mut ThreadState) -> bool) -> bool {
+        let mut st = lock(&self.state);
+        let r = f(&mut st);
+        st.wake_seq += 1;
+        let sleeping = st.sleeping;
+        drop(st);
+        if sleeping {
+            self.cv.notify_all();
+        }
+        r
     }
 }
 
@@ -89,24 +110,21 @@ impl Thread {
     /// Makes `sig` pending on this thread and wakes it. `false` if the thread has exited (the
     /// caller routes the signal elsewhere).
     pub fn deliver(&self, sig: Signal) -> bool {
-        let mut st = lock(&self.parker.state);
-        if st.exited {
-            return false;
-        }
-        st.pending = st.pending.with(sig);
-        st.wake_seq += 1;
-        drop(st);
-        self.parker.cv.notify_all();
-        true
+        self.parker.update(|st| {
+            if st.exited {
+                return false;
+            }
+            st.pending = st.pending.with(sig);
+            true
+        })
     }
 
     /// Marks the thread as killed: every wait returns [`WaitError::Killed`] from now on.
     pub fn kill(&self) {
-        let mut st = lock(&self.parker.state);
-        st.killed = true;
-        st.wake_seq += 1;
-        drop(st);
-        self.parker.cv.notify_all();
+        self.parker.update(|st| {
+            st.killed = true;
+            true
+        });
     }
 
     /// Whether the thread has been killed.
@@ -126,16 +144,11 @@ impl Thread {
 
     /// Replaces the blocked set (SIGKILL and SIGSTOP cannot be blocked); returns the old one.
     pub fn set_mask(&self, mask: SigSet) -> SigSet {
-        let mut st = lock(&self.parker.state);
-        let old = std::mem::replace(&mut st.mask, mask.as_mask());
-        let now_deliverable = !st.deliverable().is_empty();
-        if now_deliverable {
-            st.wake_seq += 1;
-        }
-        drop(st);
-        if now_deliverable {
-            self.parker.cv.notify_all();
-        }
+        let mut old = SigSet::EMPTY;
+        self.parker.update(|st| {
+            old = std::mem::replace(&mut st.mask, mask.as_mask());
+            true
+        });
         old
     }
 
@@ -219,7 +232,9 @@ impl Thread {
                 if deadline.is_some_and(|d| Instant::now() >= d) {
                     return Err(WaitError::TimedOut);
                 }
+                st.sleeping = true;
                 st = wait(&self.parker.cv, st, deadline);
+                st.sleeping = false;
             }
         }
     }

@@ -451,3 +451,33 @@ fn interval_timers_fire_once_repeat_and_cancel() {
         Err(WaitError::TimedOut)
     );
 }
+
+#[test]
+fn async_child_join_and_convenience_forms() {
+    let cp = plane();
+    let root = cp.spawn(None, [0; 32]).unwrap();
+    let child = cp.spawn(Some(&root), [0; 32]).unwrap();
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut fut = std::pin::pin!(root.join_child_async(Child::Any));
+    assert!(std::future::Future::poll(fut.as_mut(), &mut cx).is_pending());
+    assert_eq!(child.try_join(), None);
+    finish(&child, ExitStatus::Exited(12));
+    assert_eq!(
+        std::future::Future::poll(fut.as_mut(), &mut cx),
+        std::task::Poll::Ready(Ok((child.pid(), ExitStatus::Exited(12))))
+    );
+    let mut none = std::pin::pin!(root.join_child_async(Child::Any));
+    assert_eq!(
+        std::future::Future::poll(none.as_mut(), &mut cx),
+        std::task::Poll::Ready(Err(JoinError::NoChild))
+    );
+    let c2 = cp.spawn(Some(&root), [0; 32]).unwrap();
+    let c3 = Arc::clone(&c2);
+    let t = std::thread::spawn(move || finish(&c3, ExitStatus::Exited(1)));
+    assert_eq!(
+        root.join_any_child(None),
+        Ok((c2.pid(), ExitStatus::Exited(1)))
+    );
+    t.join().unwrap();
+}
