@@ -1,8 +1,8 @@
 //! The control plane: id allocation, limits, the process table, family-wide termination.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::process::{ExitStatus, Pid, Process};
@@ -68,22 +68,34 @@ impl Hasher for IdHasher {
 }
 
 type IdBuild = BuildHasherDefault<IdHasher>;
+type Table = HashMap<Pid, Arc<Process>, IdBuild>;
 
+/// Hands out pids and tids from one counter. Until the counter first wraps, an id cannot be in
+/// use, so allocation is one atomic add; after 2^31 ids, each allocation searches for an id no
+/// process or thread holds.
 struct Ids {
-    next: u32,
-    live: HashSet<u32, IdBuild>,
+    next: AtomicU32,
+    wrapped: AtomicBool,
+    /// Where the search resumes after wrapping.
+    cursor: Mutex<u32>,
 }
 
 impl Ids {
-    fn allocate(&mut self) -> Result<u32, LimitError> {
-        for _ in 0..=MAX_ID {
-            let id = self.next;
-            self.next = if self.next >= MAX_ID {
-                1
-            } else {
-                self.next + 1
-            };
-            if self.live.insert(id) {
+    fn allocate(&self, table: &Table) -> Result<u32, LimitError> {
+        if !self.wrapped.load(Ordering::Acquire) {
+            let id = self.next.fetch_add(1, Ordering::AcqRel);
+            if (1..=MAX_ID).contains(&id) {
+                return Ok(id);
+            }
+            self.wrapped.store(true, Ordering::Release);
+        }
+        let mut cursor = lock(&self.cursor);
+        let in_use =
+            |id: u32| table.contains_key(&id) || table.values().any(|p| p.thread(id).is_some());
+        for _ in 0..MAX_ID {
+            let id = *cursor;
+            *cursor = if *cursor >= MAX_ID { 1 } else { *cursor + 1 };
+            if !in_use(id) {
                 return Ok(id);
             }
         }
@@ -93,8 +105,8 @@ impl Ids {
 
 pub(crate) struct ControlInner {
     limits: Limits,
-    ids: Mutex<Ids>,
-    table: Mutex<HashMap<Pid, Arc<Process>, IdBuild>>,
+    ids: Ids,
+    table: Mutex<Table>,
     threads: AtomicUsize,
     root: Mutex<Weak<Process>>,
     timers: OnceLock<TimerService>,
@@ -102,19 +114,29 @@ pub(crate) struct ControlInner {
 }
 
 impl ControlInner {
-    pub(crate) fn allocate_thread_id(&self) -> Result<Tid, LimitError> {
+    /// A new tid; `table` is the locked process table when the caller holds it.
+    fn allocate_id(&self, table: Option<&Table>) -> Result<Tid, LimitError> {
         if self.threads.fetch_add(1, Ordering::AcqRel) >= self.limits.max_threads {
             self.threads.fetch_sub(1, Ordering::AcqRel);
             return Err(LimitError::TooManyThreads);
         }
-        lock(&self.ids).allocate().inspect_err(|_| {
+        let id = match table {
+            Some(t) => self.ids.allocate(t),
+            None => self.ids.allocate(&lock(&self.table)),
+        };
+        id.inspect_err(|_| {
             self.threads.fetch_sub(1, Ordering::AcqRel);
         })
     }
 
-    pub(crate) fn release_thread_id(&self, tid: Tid) {
+    pub(crate) fn allocate_thread_id(&self) -> Result<Tid, LimitError> {
+        self.allocate_id(None)
+    }
+
+    pub(crate) fn release_thread_id(&self, _tid: Tid) {
+        // The id is free once its thread left its process's list (the wrap-around search
+        // looks there); only the count changes here.
         self.threads.fetch_sub(1, Ordering::AcqRel);
-        lock(&self.ids).live.remove(&tid);
     }
 
     pub(crate) fn lookup(&self, pid: Pid) -> Option<Arc<Process>> {
@@ -126,7 +148,6 @@ impl ControlInner {
         if lock(&self.table).remove(&pid).is_some() {
             // The main thread's id is the pid: it counted as a thread until now.
             self.threads.fetch_sub(1, Ordering::AcqRel);
-            lock(&self.ids).live.remove(&pid);
         }
     }
 
@@ -174,10 +195,11 @@ impl ControlPlane {
     pub fn new(limits: Limits) -> ControlPlane {
         let inner = Arc::new_cyclic(|me| ControlInner {
             limits,
-            ids: Mutex::new(Ids {
-                next: 1,
-                live: HashSet::default(),
-            }),
+            ids: Ids {
+                next: AtomicU32::new(1),
+                wrapped: AtomicBool::new(false),
+                cursor: Mutex::new(1),
+            },
             table: Mutex::new(HashMap::default()),
             threads: AtomicUsize::new(0),
             root: Mutex::new(Weak::new()),
@@ -203,7 +225,7 @@ impl ControlPlane {
             if table.len() >= c.limits.max_processes {
                 return Err(LimitError::TooManyProcesses);
             }
-            let pid = c.allocate_thread_id()?;
+            let pid = c.allocate_id(Some(&table))?;
             let dispositions = parent.map(|p| p.dispositions());
             let process = Arc::new(Process::new(
                 pid,
@@ -275,5 +297,40 @@ impl ControlPlane {
         }
         p.exit(status);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_wrap_without_reusing_live_ones() {
+        let cp = ControlPlane::default();
+        cp.inner.ids.next.store(MAX_ID - 1, Ordering::Release);
+        let root = cp.spawn(None, [0; 32]).unwrap();
+        assert_eq!(root.pid(), MAX_ID - 1);
+        let t = root.spawn_thread(crate::SigSet::EMPTY, false).unwrap();
+        assert_eq!(t.tid(), MAX_ID);
+        // Past the end: the search starts at 1 and skips ids still held.
+        let mut seen = vec![root.pid(), t.tid()];
+        for _ in 0..5 {
+            let c = cp.spawn(Some(&root), [0; 32]).unwrap();
+            assert!(!seen.contains(&c.pid()), "id {} reused while held", c.pid());
+            seen.push(c.pid());
+        }
+        assert!(
+            seen[2..].iter().all(|id| *id < 10),
+            "wrapped to small ids: {seen:?}"
+        );
+        // A released id becomes available again.
+        let first_child = cp.lookup(seen[2]).unwrap();
+        first_child.exit(ExitStatus::Exited(0));
+        first_child.thread_exited(first_child.pid());
+        root.join_child(crate::Child::Pid(seen[2]), false, None)
+            .unwrap();
+        *lock(&cp.inner.ids.cursor) = 1;
+        let again = cp.spawn(Some(&root), [0; 32]).unwrap();
+        assert_eq!(again.pid(), seen[2]);
     }
 }

@@ -542,6 +542,11 @@ impl Process {
     /// until one unblocks it); SIGINT goes to the children a thread is waiting for; default
     /// actions that need no handler are carried out at once.
     pub fn signal(self: &Arc<Self>, sig: Signal) -> Result<(), SignalError> {
+        if sig.default_action() == DefaultAction::Ignore
+            && self.disposition(sig) == Disposition::Default
+        {
+            return Ok(());
+        }
         if self.try_status().is_some() {
             return Ok(()); // a zombie: accepted, no effect
         }

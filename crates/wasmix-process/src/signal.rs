@@ -104,14 +104,14 @@ pub enum Disposition {
     Ignore,
     /// Run the guest's handler (the value is opaque to this crate: a guest function index or
     /// pointer the runtime understands).
-    Handler(u64),
+    Handler(u32),
 }
 
 /// What the thread that takes a signal must do with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Call the guest's handler.
-    Handler(Signal, u64),
+    Handler(Signal, u32),
     /// Nothing (already dealt with: stopped, continued or ignored).
     None,
     /// The process is ending; unwind.
