@@ -32,44 +32,40 @@ fn invalid_module() {
     run(&["run", &p]).clean_error("is not a valid WebAssembly module");
 }
 
+/// Runs a WAT module and expects one clear error line containing `needle`.
+fn wat_fails_with(wat: &str, needle: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let p = write(d.path(), "m.wat", wat.as_bytes());
+    run(&["run", &p]).clean_error(needle);
+}
+
 #[test]
 fn unknown_wasi_import() {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(
-        d.path(),
-        "m.wat",
-        br#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (func (export "_start")))"#,
+    wat_fails_with(
+        r#"(module (import "wasi_snapshot_preview1" "no_such_call" (func)) (func (export "_start")))"#,
+        "wasi_snapshot_preview1::no_such_call",
     );
-    run(&["run", &p]).clean_error("wasi_snapshot_preview1::no_such_call");
 }
 
 #[test]
 fn mistyped_wasi_import() {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(
-        d.path(),
-        "m.wat",
-        br#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i64))) (func (export "_start")))"#,
+    wat_fails_with(
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i64))) (func (export "_start")))"#,
+        "fd_write",
     );
-    run(&["run", &p]).clean_error("fd_write");
 }
 
 #[test]
 fn unknown_import_module() {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(
-        d.path(),
-        "m.wat",
-        br#"(module (import "env" "f" (func)) (func (export "_start")))"#,
+    wat_fails_with(
+        r#"(module (import "env" "f" (func)) (func (export "_start")))"#,
+        "env::f",
     );
-    run(&["run", &p]).clean_error("env::f");
 }
 
 #[test]
 fn no_start_function() {
-    let d = tempfile::tempdir().unwrap();
-    let p = write(d.path(), "lib.wat", br#"(module (func (export "f")))"#);
-    run(&["run", &p]).clean_error("_start");
+    wat_fails_with(r#"(module (func (export "f")))"#, "_start");
 }
 
 #[test]

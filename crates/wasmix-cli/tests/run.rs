@@ -110,27 +110,21 @@ fn file_system_conformance() {
 
 #[test]
 fn libc_file_behaviour() {
-    let scratch = tempfile::tempdir().unwrap();
-    let mount = format!("{}::/", scratch.path().display());
-    let r = run(&["run", "--dir", &mount, path_str(&guest("libc_files.wasm"))]);
+    let (r, _scratch) = run_in_scratch("libc_files.wasm", &[]);
     r.success();
     assert_eq!(r.stdout, "libc ok\n");
 }
 
 #[test]
 fn preview0_layouts() {
-    let scratch = tempfile::tempdir().unwrap();
-    let mount = format!("{}::/", scratch.path().display());
-    let r = run(&["run", "--dir", &mount, path_str(&guest("preview0.wat"))]);
+    let (r, _scratch) = run_in_scratch("preview0.wat", &[]);
     r.success();
     assert_eq!(r.stdout, "preview0 ok\n");
 }
 
 #[test]
 fn hostile_pointers_get_efault() {
-    let scratch = tempfile::tempdir().unwrap();
-    let mount = format!("{}::/", scratch.path().display());
-    let r = run(&["run", "--dir", &mount, path_str(&guest("hostile.wat"))]);
+    let (r, _scratch) = run_in_scratch("hostile.wat", &[]);
     r.success();
     assert_eq!(r.stdout, "hostile ok\n");
 }

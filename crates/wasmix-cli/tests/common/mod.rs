@@ -106,3 +106,14 @@ pub fn run(args: &[&str]) -> Run {
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
 }
+
+/// Runs `guest` with a fresh scratch directory mounted as the guest's `/`; the directory is
+/// returned so a test can inspect what the guest left.
+pub fn run_in_scratch(guest_name: &str, args: &[&str]) -> (Run, tempfile::TempDir) {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let g = guest(guest_name);
+    let mut all = vec!["run", "--dir", &mount, path_str(&g)];
+    all.extend_from_slice(args);
+    (run(&all), scratch)
+}
