@@ -78,7 +78,7 @@ fn main() -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("WASMIX_LOG"))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_implicit_run(std::env::args_os().collect()));
     match cli.command {
         Command::Run(args) => match run(args) {
             Ok(code) => code,
@@ -92,6 +92,20 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `wasmix app.wasm ...` and `wasmix --dir . app.wasm` mean `wasmix run ...`, as with wasmtime.
+fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const OWN: [&str; 6] = ["run", "help", "--help", "-h", "--version", "-V"];
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if !OWN.contains(&first) {
+            args.insert(1, "run".into());
+        }
+    } else if args.get(1).is_some() {
+        // A non-UTF-8 first argument can only be a module path.
+        args.insert(1, "run".into());
+    }
+    args
 }
 
 enum Failure {

@@ -351,3 +351,18 @@ fn preopened_tcp_listener() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "echo done\n");
 }
+
+#[test]
+fn run_is_implied_like_wasmtime() {
+    let r = run(&[path_str(&guest("hello.wasm"))]);
+    r.success();
+    assert_eq!(r.stdout, "hello from wasmix\n");
+    let r = run(&["--env", "A=1", path_str(&guest("args_env.wasm")), "x"]);
+    r.success();
+    assert!(
+        r.stdout.contains("env=A=1") && r.stdout.contains("arg=x"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(run(&["help"]).code, 0);
+}
