@@ -1,1 +1,0 @@
-/work/main/guests/rust/target/wasm32-wasip1/release/clocks.wasm: /work/main/guests/rust/src/bin/clocks.rs /work/main/guests/rust/src/lib.rs
