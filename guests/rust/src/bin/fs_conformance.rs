@@ -381,7 +381,7 @@ fn renumber(dir: Fd) {
 }
 
 fn pread_pwrite(dir: Fd) {
-    let r = wasi::RIGHTS_FD_READ | wasi::RIGHTS_FD_WRITE | wasi::RIGHTS_FD_SEEK | wasi::RIGHTS_FD_TELL | wasi::RIGHTS_FD_FILESTAT_GET;
+    let r = wasi::RIGHTS_FD_READ | wasi::RIGHTS_FD_WRITE | wasi::RIGHTS_FD_SEEK | wasi::RIGHTS_FD_TELL | wasi::RIGHTS_FD_FILESTAT_GET | wasi::RIGHTS_FD_SYNC | wasi::RIGHTS_FD_DATASYNC;
     let fd = ok("open", unsafe { wasi::path_open(dir, 0, "f", wasi::OFLAGS_CREAT, r, 0, 0) });
     let data = b"0123456789";
     let c = wasi::Ciovec { buf: data.as_ptr(), buf_len: 10 };
@@ -395,6 +395,12 @@ fn pread_pwrite(dir: Fd) {
     let iovs = [wasi::Iovec { buf: two[0].as_mut_ptr(), buf_len: 3 }, wasi::Iovec { buf: two[1].as_mut_ptr(), buf_len: 3 }];
     check(ok("preadv", unsafe { wasi::fd_pread(fd, &iovs, 5) }) == 6 && &two[0] == b"012" && &two[1] == b"345", "vectored pread");
     check(ok("size", unsafe { wasi::fd_filestat_get(fd) }).size == 15, "size after pwrite");
+    ok("fd_sync", unsafe { wasi::fd_sync(fd) });
+    ok("fd_datasync", unsafe { wasi::fd_datasync(fd) });
+    ok("fd_sync dir", unsafe { wasi::fd_sync(dir) }.or_else(|e| if e == wasi::ERRNO_BADF { Ok(()) } else { Err(e) }));
+    let ro = ok("open ro", unsafe { wasi::path_open(dir, 0, "f", 0, wasi::RIGHTS_FD_READ, 0, 0) });
+    expect_errno("sync without right", unsafe { wasi::fd_sync(ro) }, &[wasi::ERRNO_BADF, wasi::ERRNO_NOTCAPABLE]);
+    ok("close", unsafe { wasi::fd_close(ro) });
     ok("close", unsafe { wasi::fd_close(fd) });
     ok("unlink", unsafe { wasi::path_unlink_file(dir, "f") });
 }
