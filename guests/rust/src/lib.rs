@@ -69,6 +69,7 @@ pub const DIR_RIGHTS: wasi::Rights = wasi::RIGHTS_FD_FILESTAT_GET
 
 /// What files beneath a scratch directory may hold.
 pub const FILE_RIGHTS: wasi::Rights = wasi::RIGHTS_FD_READ
+    | wasi::RIGHTS_FD_DATASYNC
     | wasi::RIGHTS_FD_WRITE
     | wasi::RIGHTS_FD_READDIR
     | wasi::RIGHTS_FD_FILESTAT_GET
