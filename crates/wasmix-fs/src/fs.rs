@@ -43,6 +43,12 @@ pub enum SetupError {
         /// Why.
         source: std::io::Error,
     },
+    /// More mounts than the fd table can hold.
+    #[error("too many --dir mounts (at most {limit})")]
+    TooManyMounts {
+        /// The most mounts a process can have.
+        limit: usize,
+    },
     /// The host path is not a directory.
     #[error("`{path}` given to --dir is not a directory")]
     NotADirectory {
@@ -61,6 +67,10 @@ impl Default for FileSystem {
         FileSystem::new()
     }
 }
+
+/// Mounts that fit in a fresh fd table beside stdio and `/dev` (so `build` cannot run out of
+/// descriptors).
+const MAX_MOUNTS: usize = FdTable::DEFAULT_LIMIT - 4;
 
 /// Builds the initial fd table: stdio on 0–2, then preopened directories in order.
 pub struct FileSystemBuilder {
@@ -88,6 +98,9 @@ impl FileSystemBuilder {
 
     /// Mounts host directory `host` at `guest` (a preopen).
     pub fn mount(mut self, host: &Path, guest: &str) -> Result<Self, SetupError> {
+        if self.mounts.len() >= MAX_MOUNTS {
+            return Err(SetupError::TooManyMounts { limit: MAX_MOUNTS });
+        }
         let dir = Dir::open_ambient_dir(host, cap_std::ambient_authority()).map_err(|source| {
             if source.raw_os_error() == Some(libc::ENOTDIR) {
                 SetupError::NotADirectory {
@@ -133,7 +146,7 @@ impl FileSystemBuilder {
             };
             table
                 .insert(FdEntry::new(OpenFile::new(node, 0), base, 0))
-                .expect("empty table");
+                .expect("stdio fits: the table is empty");
         }
         let claims_dev = self
             .mounts
@@ -147,7 +160,7 @@ impl FileSystemBuilder {
             );
             table
                 .insert(entry.preopened(guest))
-                .expect("fresh table has room");
+                .expect("mount() keeps room for every preopen");
         }
         if self.dev && !claims_dev {
             let entry = FdEntry::new(
@@ -160,7 +173,7 @@ impl FileSystemBuilder {
             );
             table
                 .insert(entry.preopened("/dev"))
-                .expect("fresh table has room");
+                .expect("mount() keeps room for every preopen");
         }
         FileSystem {
             table: Mutex::new(table),

@@ -41,3 +41,27 @@ fn reopen_root_with_its_rights() {
         Err(Errno::Isdir)
     );
 }
+
+#[test]
+fn too_many_mounts_is_an_error_not_a_panic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut b = FileSystem::builder();
+    let mut refused = None;
+    for i in 0..2000 {
+        match b.mount(tmp.path(), &format!("/m{i}")) {
+            Ok(next) => b = next,
+            Err(e) => {
+                refused = Some((i, e.to_string()));
+                break;
+            }
+        }
+    }
+    let (n, msg) = refused.expect("the limit is enforced");
+    assert!(msg.contains("too many --dir mounts"), "{msg}");
+    let fs = FileSystem::builder()
+        .mount(tmp.path(), "/")
+        .unwrap()
+        .build();
+    assert!(fs.prestat(3).is_ok());
+    assert!(n > 1000);
+}

@@ -172,9 +172,14 @@ impl ControlInner {
         }
     }
 
-    pub(crate) fn timers(&self) -> &TimerService {
-        self.timers
-            .get_or_init(|| TimerService::start(self.me.clone()))
+    /// The timer service, started on first use; `None` if the host cannot start its thread.
+    /// (Two racing first uses may both start one; the loser's thread stops when it is dropped.)
+    pub(crate) fn timers(&self) -> Option<&TimerService> {
+        if let Some(t) = self.timers.get() {
+            return Some(t);
+        }
+        let started = TimerService::start(self.me.clone())?;
+        Some(self.timers.get_or_init(|| started))
     }
 }
 
@@ -220,7 +225,7 @@ impl ControlPlane {
         if parent.is_some_and(|p| p.is_exiting()) {
             return Err(LimitError::ShuttingDown);
         }
-        let pid = {
+        let process = {
             let mut table = lock(&c.table);
             if table.len() >= c.limits.max_processes {
                 return Err(LimitError::TooManyProcesses);
@@ -234,10 +239,10 @@ impl ControlPlane {
                 parent,
                 dispositions,
             ));
-            table.insert(pid, process);
-            pid
+            table.insert(pid, Arc::clone(&process));
+            process
         };
-        let process = c.lookup(pid).expect("just inserted");
+        let pid = process.pid();
         process.checkpoint().register_thread(false);
         process.add_thread(Arc::new(Thread::new(
             pid,

@@ -662,7 +662,7 @@ impl Process {
 
     /// Arms (or with `None` cancels) an interval timer raising `sig`, once or every `interval`
     /// (alarm semantics: one timer per signal, a new one replaces the old). Returns how long the
-    /// replaced timer still had to run.
+    /// replaced timer still had to run; `None` also when the timer thread cannot be started.
     pub fn signal_interval(
         self: &Arc<Self>,
         sig: Signal,
@@ -670,7 +670,7 @@ impl Process {
         repeat: bool,
     ) -> Option<Duration> {
         let control = self.control.upgrade()?;
-        control.timers().set(self.pid, sig, interval, repeat)
+        control.timers()?.set(self.pid, sig, interval, repeat)
     }
 }
 

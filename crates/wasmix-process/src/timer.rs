@@ -29,14 +29,15 @@ pub(crate) struct TimerService {
 }
 
 impl TimerService {
-    pub(crate) fn start(control: Weak<ControlInner>) -> TimerService {
+    pub(crate) fn start(control: Weak<ControlInner>) -> Option<TimerService> {
         let shared = Arc::new((Mutex::new(Timers::default()), Condvar::new()));
         let worker = Arc::clone(&shared);
+        // Out of threads is the host's resource limit, not a reason to panic.
         std::thread::Builder::new()
             .name("wasmix-timers".into())
             .spawn(move || run(worker, control))
-            .expect("spawn the timer thread");
-        TimerService { shared }
+            .ok()?;
+        Some(TimerService { shared })
     }
 
     /// Arms, re-arms or (with `None`) cancels the timer raising `sig` in `pid`; returns the
