@@ -353,6 +353,10 @@ mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
 
+    fn noop() -> SnapshotAction {
+        Box::new(|_: &Snapshot<'_>| Ok(()))
+    }
+
     fn ok_action(counter: Arc<AtomicUsize>) -> SnapshotAction {
         Box::new(move |s: &Snapshot<'_>| {
             counter.fetch_add(1, Ordering::SeqCst);
@@ -460,19 +464,10 @@ mod tests {
         let c = Arc::new(Coordinator::new());
         c.register_thread(false);
         let t = c
-            .request(
-                Trigger::Explicit,
-                After::ResumeWithoutJournal,
-                Box::new(|_: &Snapshot<'_>| Ok(())),
-            )
+            .request(Trigger::Explicit, After::ResumeWithoutJournal, noop())
             .unwrap();
         assert_eq!(
-            c.request(
-                Trigger::Idle,
-                After::Resume,
-                Box::new(|_: &Snapshot<'_>| Ok(()))
-            )
-            .err(),
+            c.request(Trigger::Idle, After::Resume, noop()).err(),
             Some(CheckpointError::Busy)
         );
         c.safe_point(1, Vec::new);
@@ -484,13 +479,7 @@ mod tests {
     fn member_spawning_during_a_round_does_not_deadlock() {
         let c = Arc::new(Coordinator::new());
         c.register_thread(false);
-        let t = c
-            .request(
-                Trigger::Explicit,
-                After::Resume,
-                Box::new(|_: &Snapshot<'_>| Ok(())),
-            )
-            .unwrap();
+        let t = c.request(Trigger::Explicit, After::Resume, noop()).unwrap();
         // The only thread spawns another: it counts as asleep, so the round completes, then
         // the new thread is counted.
         c.register_thread(true);
@@ -501,13 +490,7 @@ mod tests {
     #[test]
     fn ticket_is_a_future() {
         let c = Coordinator::new();
-        let t = c
-            .request(
-                Trigger::Explicit,
-                After::Resume,
-                Box::new(|_: &Snapshot<'_>| Ok(())),
-            )
-            .unwrap();
+        let t = c.request(Trigger::Explicit, After::Resume, noop()).unwrap();
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         let mut t = std::pin::pin!(t);
