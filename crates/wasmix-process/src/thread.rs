@@ -79,6 +79,9 @@ pub struct Thread {
     tid: Tid,
     parker: Arc<Parker>,
     checkpoint: Arc<Coordinator>,
+    /// Reaches a thread that is not in [`Thread::wait_for`]: running guest code or blocked in
+    /// the host kernel. The engine layer sets it; the process model only calls it.
+    notifier: std::sync::OnceLock<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Thread {
@@ -94,6 +97,19 @@ impl Thread {
                 cv: Condvar::new(),
             }),
             checkpoint,
+            notifier: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the hook run after a signal becomes pending on this thread or it is killed (at most
+    /// once; later calls are ignored). It must be cheap and must not block.
+    pub fn set_notifier(&self, notify: impl Fn() + Send + Sync + 'static) {
+        let _ = self.notifier.set(Box::new(notify));
+    }
+
+    fn notify(&self) {
+        if let Some(n) = self.notifier.get() {
+            n();
         }
     }
 
@@ -110,13 +126,17 @@ impl Thread {
     /// Makes `sig` pending on this thread and wakes it. `false` if the thread has exited (the
     /// caller routes the signal elsewhere).
     pub fn deliver(&self, sig: Signal) -> bool {
-        self.parker.update(|st| {
+        let delivered = self.parker.update(|st| {
             if st.exited {
                 return false;
             }
             st.pending = st.pending.with(sig);
             true
-        })
+        });
+        if delivered {
+            self.notify();
+        }
+        delivered
     }
 
     /// Marks the thread as killed: every wait returns [`WaitError::Killed`] from now on.
@@ -125,6 +145,7 @@ impl Thread {
             st.killed = true;
             true
         });
+        self.notify();
     }
 
     /// Whether the thread has been killed.
@@ -378,5 +399,23 @@ mod tests {
         t.deliver(Signal::HUP);
         assert_eq!(t.mark_exited(), SigSet::of(&[Signal::HUP]));
         assert!(!t.deliver(Signal::TERM));
+    }
+
+    #[test]
+    fn notifier_runs_on_delivery_and_kill_only() {
+        let t = thread(1);
+        let count = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let c = Arc::clone(&count);
+        t.set_notifier(move || {
+            c.fetch_add(1, Ordering::SeqCst);
+        });
+        t.wake();
+        assert_eq!(count.load(Ordering::SeqCst), 0);
+        t.deliver(Signal::USR1);
+        t.kill();
+        assert_eq!(count.load(Ordering::SeqCst), 2);
+        t.mark_exited();
+        t.deliver(Signal::USR1);
+        assert_eq!(count.load(Ordering::SeqCst), 2, "no notice for an exited thread");
     }
 }
