@@ -60,6 +60,8 @@ pub enum SetupError {
 /// The file system a guest process sees.
 pub struct FileSystem {
     table: Mutex<FdTable>,
+    /// The working directory, an absolute guest path (WASIX `getcwd`/`chdir`).
+    cwd: Mutex<String>,
 }
 
 impl Default for FileSystem {
@@ -177,6 +179,7 @@ impl FileSystemBuilder {
         }
         FileSystem {
             table: Mutex::new(table),
+            cwd: Mutex::new("/".into()),
         }
     }
 }
@@ -202,6 +205,26 @@ fn stream_rights(fd: BorrowedFd<'_>, n: usize) -> u64 {
         }
         _ => base,
     }
+}
+
+/// `path` made absolute against `cwd`, with `.` and `..` folded (`..` stops at `/`).
+pub fn normalize(cwd: &str, path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    let joined = if path.starts_with('/') {
+        path.to_owned()
+    } else {
+        format!("{cwd}/{path}")
+    };
+    for part in joined.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            p => parts.push(p),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// A validated guest path.
@@ -276,7 +299,21 @@ impl FileSystem {
     pub fn fork(&self) -> FileSystem {
         FileSystem {
             table: Mutex::new(self.table().clone()),
+            cwd: Mutex::new(self.cwd()),
         }
+    }
+
+    /// What a new program image starts with (spawn, and exec in place): the same descriptions
+    /// and working directory, less close-on-exec descriptors.
+    pub fn for_exec(&self) -> FileSystem {
+        let forked = self.fork();
+        forked.table().close_on_exec();
+        forked
+    }
+
+    /// Drops close-on-exec descriptors in place (exec keeps the process's table).
+    pub fn close_on_exec(&self) {
+        self.table().close_on_exec();
     }
 
     fn table(&self) -> MutexGuard<'_, FdTable> {
@@ -322,6 +359,115 @@ impl FileSystem {
     /// Installs a new open file at the lowest free number.
     pub fn insert(&self, file: OpenFile, base: u64, inheriting: u64) -> FsResult<u32> {
         self.table().insert(FdEntry::new(file, base, inheriting))
+    }
+
+    /// `dup` / `F_DUPFD[_CLOEXEC]`: a new descriptor, the lowest free one not below `min`,
+    /// for the same open file description.
+    pub fn dup(&self, fd: u32, min: u32, cloexec: bool) -> FsResult<u32> {
+        let mut table = self.table();
+        let entry = table.get(fd)?.duplicate(cloexec);
+        table.insert_from(min, entry)
+    }
+
+    /// `dup2`: `to` becomes a copy of `from`, closing what it held; `to` need not be open.
+    pub fn dup_onto(&self, from: u32, to: u32) -> FsResult<()> {
+        self.table().duplicate_onto(from, to)
+    }
+
+    /// Whether `fd` is close-on-exec.
+    pub fn cloexec(&self, fd: u32) -> FsResult<bool> {
+        Ok(self.table().get(fd)?.cloexec())
+    }
+
+    /// Sets close-on-exec on `fd`.
+    pub fn set_cloexec(&self, fd: u32, cloexec: bool) -> FsResult<()> {
+        self.table().set_cloexec(fd, cloexec)
+    }
+
+    /// `pipe`: a host pipe; returns (read end, write end). EOF once every write end is closed,
+    /// EPIPE once every read end is.
+    pub fn pipe(&self) -> FsResult<(u32, u32)> {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let common = stream_common();
+        let mut table = self.table();
+        let rfd = table.insert(FdEntry::new(
+            OpenFile::new(Node::Stream(HostFd::Owned(r)), 0),
+            rights::FD_READ | common,
+            0,
+        ))?;
+        let wfd = table.insert(FdEntry::new(
+            OpenFile::new(Node::Stream(HostFd::Owned(w)), 0),
+            rights::FD_WRITE | common,
+            0,
+        ));
+        match wfd {
+            Ok(wfd) => Ok((rfd, wfd)),
+            Err(e) => {
+                let _ = table.remove(rfd);
+                Err(e)
+            }
+        }
+    }
+
+    /// `eventfd`: a host event counter readable and writable as 8-byte values.
+    pub fn event(&self, initial: u64, semaphore: bool) -> FsResult<u32> {
+        let mut flags = rustix::event::EventfdFlags::CLOEXEC;
+        if semaphore {
+            flags |= rustix::event::EventfdFlags::SEMAPHORE;
+        }
+        let initial = u32::try_from(initial).map_err(|_| Errno::Inval)?;
+        let fd = rustix::event::eventfd(initial, flags)?;
+        self.insert(
+            OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0),
+            rights::FD_READ | rights::FD_WRITE | stream_common(),
+            0,
+        )
+    }
+
+    // ---- working directory -------------------------------------------------------------------
+
+    /// The working directory (an absolute guest path).
+    pub fn cwd(&self) -> String {
+        self.cwd.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// `chdir`: `path` (absolute, or relative to the working directory) must name a directory
+    /// inside a preopen.
+    pub fn chdir(&self, path: &[u8]) -> FsResult<()> {
+        let path = std::str::from_utf8(path).map_err(|_| Errno::Inval)?;
+        if path.is_empty() {
+            return Err(Errno::Noent);
+        }
+        let abs = normalize(&self.cwd(), path);
+        let (fd, rel) = self.resolve(&abs)?;
+        let st = self.path_filestat(fd, true, rel.as_bytes())?;
+        if st.filetype != Filetype::Directory as u8 {
+            return Err(Errno::Notdir);
+        }
+        *self.cwd.lock().unwrap_or_else(|e| e.into_inner()) = abs;
+        Ok(())
+    }
+
+    /// The preopen holding absolute guest path `abs` (the longest matching mount), and the
+    /// path relative to it. ENOENT when no preopen covers it.
+    pub fn resolve(&self, abs: &str) -> FsResult<(u32, String)> {
+        let table = self.table();
+        let mut best: Option<(u32, usize)> = None;
+        for fd in table.fds() {
+            let Some(mount) = table.get(fd)?.preopen() else {
+                continue;
+            };
+            let mount = mount.trim_end_matches('/');
+            let covers = abs == mount
+                || mount.is_empty()
+                || (abs.starts_with(mount) && abs.as_bytes().get(mount.len()) == Some(&b'/'));
+            if covers && best.is_none_or(|(_, len)| mount.len() > len) {
+                best = Some((fd, mount.len()));
+            }
+        }
+        let (fd, len) = best.ok_or(Errno::Noent)?;
+        let rel = abs[len..].trim_start_matches('/');
+        Ok((fd, if rel.is_empty() { ".".into() } else { rel.into() }))
     }
 
     /// `fd_fdstat_get`.

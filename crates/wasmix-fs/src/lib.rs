@@ -19,6 +19,6 @@ mod node;
 mod table;
 
 pub use errno::{Errno, FsResult};
-pub use fs::{FileSystem, FileSystemBuilder, SetupError, Stdio};
+pub use fs::{normalize, FileSystem, FileSystemBuilder, SetupError, Stdio};
 pub use node::{Device, DirEntry, HostFd, Node, OpenFile};
 pub use table::{FdEntry, FdTable};

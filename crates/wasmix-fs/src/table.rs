@@ -16,6 +16,8 @@ pub struct FdEntry {
     rights_inheriting: u64,
     /// The guest path of a preopened directory (reported by `fd_prestat_*`).
     preopen: Option<String>,
+    /// Closed by exec (`FD_CLOEXEC`); a property of the descriptor, not the description.
+    cloexec: bool,
 }
 
 impl FdEntry {
@@ -26,6 +28,24 @@ impl FdEntry {
             rights_base,
             rights_inheriting,
             preopen: None,
+            cloexec: false,
+        }
+    }
+
+    /// Whether exec closes this descriptor.
+    pub fn cloexec(&self) -> bool {
+        self.cloexec
+    }
+
+    /// A copy for another descriptor number: same description and rights, with `cloexec` as
+    /// given (dup clears it, as POSIX says). Only the original counts as a preopen.
+    pub fn duplicate(&self, cloexec: bool) -> FdEntry {
+        FdEntry {
+            file: Arc::clone(&self.file),
+            rights_base: self.rights_base,
+            rights_inheriting: self.rights_inheriting,
+            preopen: None,
+            cloexec,
         }
     }
 
@@ -116,8 +136,21 @@ impl FdTable {
 
     /// Installs `entry` at the lowest free number.
     pub fn insert(&mut self, entry: FdEntry) -> FsResult<u32> {
-        let fd = match self.slots.iter().position(Option::is_none) {
-            Some(free) => free,
+        self.insert_from(0, entry)
+    }
+
+    /// Installs `entry` at the lowest free number not below `min` (`F_DUPFD`); EMFILE when
+    /// there is none under the limit.
+    pub fn insert_from(&mut self, min: u32, entry: FdEntry) -> FsResult<u32> {
+        let min = min as usize;
+        if min >= self.limit {
+            return Err(Errno::Inval);
+        }
+        if self.slots.len() < min {
+            self.slots.resize_with(min, || None);
+        }
+        let fd = match self.slots[min..].iter().position(Option::is_none) {
+            Some(free) => min + free,
             None if self.slots.len() < self.limit => {
                 self.slots.push(None);
                 self.slots.len() - 1
@@ -160,6 +193,34 @@ impl FdTable {
         let entry = self.remove(from)?;
         self.insert_at(to, entry)?;
         Ok(())
+    }
+
+    /// `dup2`: makes `to` refer to what `from` refers to, closing what `to` held (it need not
+    /// be open). The copy is not close-on-exec.
+    pub fn duplicate_onto(&mut self, from: u32, to: u32) -> FsResult<()> {
+        let entry = self.get(from)?.duplicate(false);
+        if from != to {
+            self.insert_at(to, entry)?;
+        }
+        Ok(())
+    }
+
+    /// Sets or clears close-on-exec on `fd`.
+    pub fn set_cloexec(&mut self, fd: u32, cloexec: bool) -> FsResult<()> {
+        self.get_mut(fd)?.cloexec = cloexec;
+        Ok(())
+    }
+
+    /// Drops every close-on-exec descriptor (what exec and spawn leave a new image).
+    pub fn close_on_exec(&mut self) {
+        for slot in self.slots.iter_mut() {
+            if slot.as_ref().is_some_and(|e| e.cloexec) {
+                *slot = None;
+            }
+        }
+        while matches!(self.slots.last(), Some(None)) {
+            self.slots.pop();
+        }
     }
 
     /// Narrows the rights of `fd`; asking for a right it does not hold is ENOTCAPABLE.
@@ -250,5 +311,21 @@ mod tests {
         t.insert(dev()).unwrap();
         t.insert(dev()).unwrap();
         assert_eq!(t.insert(dev()).err(), Some(Errno::Mfile));
+    }
+
+    #[test]
+    fn dup_from_min_and_cloexec_survive_only_until_exec() {
+        let mut t = FdTable::new();
+        let a = t.insert(dev()).unwrap();
+        let copy = t.get(a).unwrap().duplicate(true);
+        let b = t.insert_from(10, copy).unwrap();
+        assert_eq!(b, 10);
+        assert_eq!(t.insert_from(10, dev()).unwrap(), 11);
+        t.duplicate_onto(a, 5).unwrap();
+        assert!(!t.get(5).unwrap().cloexec());
+        assert!(t.get(10).unwrap().cloexec());
+        t.close_on_exec();
+        assert_eq!(t.fds().collect::<Vec<_>>(), vec![a, 5, 11]);
+        assert_eq!(t.insert_from(u32::MAX, dev()).err(), Some(Errno::Inval));
     }
 }
