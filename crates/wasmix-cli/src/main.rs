@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wasmix_runtime::{CacheSetting, RunError, Runtime, RuntimeConfig};
+use wasmix_runtime::{CacheSetting, RunError, RunningProcess, Runtime, RuntimeConfig, Signal};
 
 mod options;
 
@@ -59,6 +59,16 @@ struct RunArgs {
     /// Do not provide the synthetic /dev (null, zero, full, random, urandom).
     #[arg(long)]
     no_dev: bool,
+
+    /// Most guest processes alive at once (a spawn beyond fails with EAGAIN).
+    #[arg(long, value_name = "N", default_value_t = RuntimeConfig::default().max_processes,
+          value_parser = clap::value_parser!(usize))]
+    max_processes: usize,
+
+    /// Most guest threads alive at once, across all processes (EAGAIN beyond).
+    #[arg(long, value_name = "N", default_value_t = RuntimeConfig::default().max_threads,
+          value_parser = clap::value_parser!(usize))]
+    max_threads: usize,
 
     /// The module to run.
     #[arg(value_name = "MODULE")]
@@ -132,7 +142,16 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         (false, Some(dir)) => CacheSetting::Dir(dir),
         (false, None) => CacheSetting::Default,
     };
-    let runtime = Runtime::new(RuntimeConfig { cache })?;
+    if args.max_processes == 0 || args.max_threads == 0 {
+        return Err(other(
+            "--max-processes and --max-threads must be at least 1 (the program itself)",
+        ));
+    }
+    let runtime = Runtime::new(RuntimeConfig {
+        cache,
+        max_processes: args.max_processes,
+        max_threads: args.max_threads,
+    })?;
     let program = runtime.load(&args.module).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);
     for arg in &args.args {
@@ -155,6 +174,28 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| other(format!("cannot listen on `{addr}` for --tcplisten: {e}")))?;
         process = process.listener(listener);
     }
-    let status = process.run()?;
+    let running = process.spawn()?;
+    forward_signals(&running);
+    let status = running.wait()?;
     Ok(ExitCode::from(status.code() as u8))
+}
+
+/// Ctrl-C, `kill` and a closed terminal reach the guest as SIGINT, SIGTERM and SIGHUP (its
+/// handlers or default actions decide), not the runtime.
+fn forward_signals(running: &RunningProcess) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    let target = running.handle();
+    std::thread::spawn(move || {
+        for sig in signals.forever() {
+            let sig = match sig {
+                SIGINT => Signal::INT,
+                SIGTERM => Signal::TERM,
+                _ => Signal::HUP,
+            };
+            target.signal(sig);
+        }
+    });
 }

@@ -361,6 +361,44 @@ impl FileSystem {
         self.table().insert(FdEntry::new(file, base, inheriting))
     }
 
+    /// Installs a new open file at exactly `fd`, closing what was there.
+    pub fn insert_at(&self, fd: u32, file: OpenFile, base: u64, inheriting: u64) -> FsResult<()> {
+        self.table()
+            .insert_at(fd, FdEntry::new(file, base, inheriting))
+            .map(drop)
+    }
+
+    /// Reads a whole regular file by absolute guest path (a program to spawn or exec) without
+    /// touching the fd table.
+    pub fn read_file(&self, abs: &str) -> FsResult<Vec<u8>> {
+        use std::io::Read;
+        let (fd, rel) = self.resolve(abs)?;
+        let dir = match self.dir(fd, 0)?.0 {
+            Base::Host(f) => f,
+            Base::Dev => return Err(Errno::Acces),
+        };
+        let Node::Dir(d) = dir.node() else {
+            return Err(Errno::Notdir);
+        };
+        let mut file = d.dir().open(&rel)?;
+        if !file.metadata()?.is_file() {
+            return Err(Errno::Acces);
+        }
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+
+    /// Stdio for a spawned program that should see nothing: `/dev/null` at `fd`.
+    pub fn insert_null(&self, fd: u32) -> FsResult<()> {
+        self.insert_at(
+            fd,
+            OpenFile::new(Node::Device(Device::Null), 0),
+            rights::FD_READ | rights::FD_WRITE | stream_common(),
+            0,
+        )
+    }
+
     /// `dup` / `F_DUPFD[_CLOEXEC]`: a new descriptor, the lowest free one not below `min`,
     /// for the same open file description.
     pub fn dup(&self, fd: u32, min: u32, cloexec: bool) -> FsResult<u32> {
@@ -467,7 +505,14 @@ impl FileSystem {
         }
         let (fd, len) = best.ok_or(Errno::Noent)?;
         let rel = abs[len..].trim_start_matches('/');
-        Ok((fd, if rel.is_empty() { ".".into() } else { rel.into() }))
+        Ok((
+            fd,
+            if rel.is_empty() {
+                ".".into()
+            } else {
+                rel.into()
+            },
+        ))
     }
 
     /// `fd_fdstat_get`.

@@ -92,15 +92,16 @@ fn pipe_reports_eof_after_the_writer_closes_and_epipe_after_the_reader() {
     let fs = FileSystem::new();
     let (r, w) = fs.pipe().unwrap();
     let w2 = fs.dup(w, 0, false).unwrap();
-    assert_eq!(
-        fs.write(w, &[std::io::IoSlice::new(b"hi")]).unwrap(),
-        2
-    );
+    assert_eq!(fs.write(w, &[std::io::IoSlice::new(b"hi")]).unwrap(), 2);
     fs.close(w).unwrap();
     let mut buf = [0u8; 8];
     assert_eq!(fs.read(r, &mut buf).unwrap(), 2);
     fs.close(w2).unwrap();
-    assert_eq!(fs.read(r, &mut buf).unwrap(), 0, "EOF once every writer is gone");
+    assert_eq!(
+        fs.read(r, &mut buf).unwrap(),
+        0,
+        "EOF once every writer is gone"
+    );
     let (r, w) = fs.pipe().unwrap();
     fs.close(r).unwrap();
     assert_eq!(

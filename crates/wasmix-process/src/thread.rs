@@ -416,6 +416,10 @@ mod tests {
         assert_eq!(count.load(Ordering::SeqCst), 2);
         t.mark_exited();
         t.deliver(Signal::USR1);
-        assert_eq!(count.load(Ordering::SeqCst), 2, "no notice for an exited thread");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "no notice for an exited thread"
+        );
     }
 }

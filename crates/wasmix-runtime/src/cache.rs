@@ -23,6 +23,7 @@ impl ModuleCache {
         let mut h = std::hash::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
+        crate::rewrite::VERSION.hash(&mut h);
         ModuleCache {
             dir,
             engine_tag: h.finish().to_le_bytes(),

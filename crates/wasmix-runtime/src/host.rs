@@ -1,16 +1,21 @@
-//! The per-process state a guest's host calls see (the wasmtime store data).
+//! The state a guest thread's host calls see (the wasmtime store data), and the errors that
+//! unwind a guest.
 
 use std::sync::Arc;
 
 use wasmix_fs::FileSystem;
-use wasmtime::Memory;
+use wasmix_process::Thread;
+use wasmtime::{Caller, Instance, Memory, SharedMemory, TypedFunc};
+
+use crate::running::ProcessCtx;
+use crate::signals::Interrupt;
 
 /// How a process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
     /// `proc_exit(code)` or a normal return from `_start` (code 0).
     Exited(i32),
-    /// Terminated by a signal's default action (`proc_raise`).
+    /// Ended by a signal (its default action, SIGKILL, or a trap, which counts as SIGABRT).
     Signaled(u8),
 }
 
@@ -29,7 +34,17 @@ impl ExitStatus {
     }
 }
 
-/// Raised from a host call to unwind the guest when the process ends.
+impl From<wasmix_process::ExitStatus> for ExitStatus {
+    fn from(s: wasmix_process::ExitStatus) -> ExitStatus {
+        match s {
+            wasmix_process::ExitStatus::Exited(c) => ExitStatus::Exited(c),
+            wasmix_process::ExitStatus::Signaled(sig) => ExitStatus::Signaled(sig.number()),
+        }
+    }
+}
+
+/// Raised from a host call to unwind the guest when its process ends (`proc_exit`, a fatal
+/// signal, a kill from outside).
 #[derive(Debug)]
 pub(crate) struct ProcessEnded(pub ExitStatus);
 
@@ -44,11 +59,79 @@ impl std::fmt::Display for ProcessEnded {
 
 impl std::error::Error for ProcessEnded {}
 
+/// Unwinds one thread: `thread_exit`, or the thread was killed while its process goes on
+/// (another thread's exec).
+#[derive(Debug)]
+pub(crate) struct ThreadEnded;
+
+impl std::fmt::Display for ThreadEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("thread ended")
+    }
+}
+
+impl std::error::Error for ThreadEnded {}
+
+/// The linear memory host calls read and write.
+#[derive(Clone, Default)]
+pub(crate) enum GuestMemory {
+    /// Before instantiation, or a module without memory.
+    #[default]
+    None,
+    /// The instance's own memory (single-threaded programs).
+    Own(Memory),
+    /// The process's shared memory, the same for every thread.
+    Shared(SharedMemory),
+}
+
+/// Store data of one guest thread.
 pub(crate) struct Host {
+    /// The process this thread belongs to.
+    pub ctx: Arc<ProcessCtx>,
+    /// The process's files (the same as `ctx.fs`, here for the syscall adapters' brevity).
     pub fs: Arc<FileSystem>,
-    pub args: Vec<Vec<u8>>,
-    /// `KEY=VALUE` entries.
-    pub env: Vec<Vec<u8>>,
-    /// The memory host calls read and write (the main module's export `memory`).
-    pub memory: Option<Memory>,
+    pub thread: Arc<Thread>,
+    pub interrupt: Arc<Interrupt>,
+    pub memory: GuestMemory,
+    pub instance: Option<Instance>,
+    /// The guest's signal entry point, looked up once per callback name.
+    pub signal_entry: Option<(String, TypedFunc<i32, ()>)>,
+    /// Handlers running on this thread (a handler may be interrupted by another signal).
+    pub handler_depth: u32,
+    /// The image `proc_exec` prepared, taken by the run loop after the guest unwinds.
+    pub pending_exec: Option<Arc<ProcessCtx>>,
+}
+
+impl Host {
+    pub fn new(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, interrupt: Arc<Interrupt>) -> Host {
+        Host {
+            fs: Arc::clone(&ctx.fs),
+            ctx,
+            thread,
+            interrupt,
+            memory: GuestMemory::None,
+            instance: None,
+            signal_entry: None,
+            handler_depth: 0,
+            pending_exec: None,
+        }
+    }
+}
+
+/// The guest's memory bytes and the host state, borrowed together for one host call.
+pub(crate) fn split<'a>(caller: &'a mut Caller<'_, Host>) -> (&'a mut [u8], &'a mut Host) {
+    match caller.data().memory.clone() {
+        GuestMemory::Own(m) => m.data_and_store_mut(caller),
+        GuestMemory::Shared(s) => {
+            let data = s.data();
+            let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
+            // SAFETY: the shared memory outlives the call (the process holds it). Other guest
+            // threads may write the same bytes concurrently — a race the guest itself
+            // created, exactly as between its own threads; the host only copies bytes in or
+            // out and never relies on them staying put.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
+            (bytes, caller.data_mut())
+        }
+        GuestMemory::None => (&mut [], caller.data_mut()),
+    }
 }

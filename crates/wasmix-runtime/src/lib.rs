@@ -20,21 +20,31 @@
 
 #![warn(missing_docs)]
 
+mod blocking;
 mod cache;
+mod futex;
 mod host;
+mod image;
 mod mem;
 mod process;
 mod program;
+mod rewrite;
+mod running;
+mod signals;
 mod wasi;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
+use wasmix_process::{ControlPlane, Limits};
 use wasmtime::{Config, Engine, Linker};
 
 pub use host::ExitStatus;
-pub use process::{ProcessBuilder, RunError};
+pub use process::{ProcessBuilder, ProcessHandle, RunError, RunningProcess};
 pub use program::{LoadError, Program};
 pub use wasmix_fs::Stdio;
+pub use wasmix_process::Signal;
 
 /// Where compiled modules are cached.
 #[derive(Clone, Debug, Default)]
@@ -49,17 +59,43 @@ pub enum CacheSetting {
 }
 
 /// How to build a [`Runtime`].
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RuntimeConfig {
     /// Where compiled modules are cached.
     pub cache: CacheSetting,
+    /// Most processes alive at once, zombies included (spawn fails with EAGAIN beyond).
+    pub max_processes: usize,
+    /// Most threads alive at once across all processes (EAGAIN beyond).
+    pub max_threads: usize,
 }
 
-/// The shared, long-lived part: the engine, the linker with every host call, the cache.
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        let limits = Limits::default();
+        RuntimeConfig {
+            cache: CacheSetting::default(),
+            max_processes: limits.max_processes,
+            max_threads: limits.max_threads,
+        }
+    }
+}
+
+/// The shared, long-lived part: the engine, the linker with every host call, the module
+/// caches and the control plane of every process it runs. Cloning is cheap (one handle).
+#[derive(Clone)]
 pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
     engine: Engine,
     linker: Linker<host::Host>,
     cache: Option<cache::ModuleCache>,
+    /// Programs guests spawn, by content hash: a spawn loop must not recompile or remap.
+    loaded: Mutex<HashMap<[u8; 32], Program>>,
+    control: ControlPlane,
+    /// `(module, name)` of every host call, for checking imports before a store exists.
+    provided: std::collections::HashSet<(String, String)>,
 }
 
 impl Runtime {
@@ -68,55 +104,90 @@ impl Runtime {
         let mut wt = Config::new();
         wt.wasm_threads(true);
         wt.shared_memory(true);
+        // Signals reach guests in compute loops through the epoch deadline callback.
+        wt.epoch_interruption(true);
         let setup =
             |e: wasmtime::Error| RunError::Setup(format!("cannot set up the engine: {e:#}"));
         let engine = Engine::new(&wt).map_err(setup)?;
         let mut linker = Linker::new(&engine);
-        wasi::add_to_linker(&mut linker).map_err(setup)?;
+        let provided = wasi::add_to_linker(&mut linker).map_err(setup)?;
         let cache_dir = match config.cache {
             CacheSetting::Default => cache::ModuleCache::default_dir(),
             CacheSetting::Dir(d) => Some(d),
             CacheSetting::Disabled => None,
         };
         let cache = cache_dir.map(|d| cache::ModuleCache::new(&engine, d));
+        let limits = Limits {
+            max_processes: config.max_processes,
+            max_threads: config.max_threads,
+        };
         Ok(Runtime {
-            engine,
-            linker,
-            cache,
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                cache,
+                loaded: Mutex::new(HashMap::new()),
+                control: ControlPlane::new(limits),
+                provided,
+            }),
         })
     }
 
     /// Loads a `.wasm` or `.wat` file, from the compiled-module cache when possible.
     pub fn load(&self, path: &Path) -> Result<Program, LoadError> {
-        Program::load(&self.engine, self.cache.as_ref(), path)
+        Program::load(&self.inner.engine, self.inner.cache.as_ref(), path)
     }
 
     /// Loads a module from memory; `name` becomes the default `argv[0]`.
     pub fn load_bytes(&self, bytes: &[u8], name: &str) -> Result<Program, LoadError> {
         Program::from_bytes(
-            &self.engine,
-            self.cache.as_ref(),
+            &self.inner.engine,
+            self.inner.cache.as_ref(),
             bytes,
             Path::new(name),
             name.into(),
         )
     }
 
+    /// A program a guest asked to run, compiled once per distinct content.
+    pub(crate) fn load_for_guest(&self, bytes: &[u8], name: &str) -> Result<Program, LoadError> {
+        let key = *blake3::hash(bytes).as_bytes();
+        let lock = || self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(p) = lock().get(&key) {
+            return Ok(p.renamed(name));
+        }
+        let program = self.load_bytes(bytes, name)?;
+        lock().insert(key, program.clone());
+        Ok(program)
+    }
+
     /// Starts configuring a process that runs `program`.
-    pub fn process(&self, program: &Program) -> ProcessBuilder<'_> {
+    pub fn process(&self, program: &Program) -> ProcessBuilder {
         ProcessBuilder::new(self, program)
     }
 
     /// The cache directory in use, if caching is on.
     pub fn cache_dir(&self) -> Option<&Path> {
-        self.cache.as_ref().map(|c| c.dir())
+        self.inner.cache.as_ref().map(|c| c.dir())
+    }
+
+    /// The control plane of every process this runtime runs.
+    pub fn control(&self) -> &ControlPlane {
+        &self.inner.control
+    }
+
+    /// Whether a host call `module::name` exists.
+    pub(crate) fn provides(&self, module: &str, name: &str) -> bool {
+        self.inner
+            .provided
+            .contains(&(module.to_owned(), name.to_owned()))
     }
 
     pub(crate) fn engine(&self) -> &Engine {
-        &self.engine
+        &self.inner.engine
     }
 
     pub(crate) fn linker(&self) -> &Linker<host::Host> {
-        &self.linker
+        &self.inner.linker
     }
 }

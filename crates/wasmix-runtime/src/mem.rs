@@ -74,6 +74,29 @@ impl<'a> GuestMem<'a> {
         self.write(ptr, &v.to_le_bytes())
     }
 
+    /// The naturally aligned 32-bit word at `ptr`, for atomic access (EINVAL if misaligned).
+    pub fn atomic_u32(&self, ptr: u32) -> Result<&std::sync::atomic::AtomicU32, Errno> {
+        let r = self.range(ptr, 4)?;
+        let p = self.bytes[r].as_ptr();
+        if !(p as usize).is_multiple_of(4) {
+            return Err(Errno::Inval);
+        }
+        // SAFETY: in bounds, aligned, and borrowed from `self` for the returned lifetime; guest
+        // threads access the same word only through wasm atomics or plain loads and stores.
+        Ok(unsafe { std::sync::atomic::AtomicU32::from_ptr(p as *mut u32) })
+    }
+
+    /// The naturally aligned 64-bit word at `ptr` (EINVAL if misaligned).
+    pub fn atomic_u64(&self, ptr: u32) -> Result<&std::sync::atomic::AtomicU64, Errno> {
+        let r = self.range(ptr, 8)?;
+        let p = self.bytes[r].as_ptr();
+        if !(p as usize).is_multiple_of(8) {
+            return Err(Errno::Inval);
+        }
+        // SAFETY: as for `atomic_u32`.
+        Ok(unsafe { std::sync::atomic::AtomicU64::from_ptr(p as *mut u64) })
+    }
+
     /// The (pointer, length) pairs of an iovec array.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
         let table = self.slice(ptr, count.checked_mul(8).ok_or(Errno::Fault)?)?;

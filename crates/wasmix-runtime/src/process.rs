@@ -6,10 +6,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wasmix_fs::{FileSystemBuilder, HostFd, Node, OpenFile, Stdio};
-use wasmtime::{Linker, Store};
 
-use crate::host::{ExitStatus, Host, ProcessEnded};
+use crate::host::{ExitStatus, ProcessEnded};
+use crate::image::Image;
 use crate::program::Program;
+use crate::running::{self, Entry, ProcessCtx};
 use crate::wasi;
 use crate::Runtime;
 
@@ -29,8 +30,8 @@ pub enum RunError {
 
 /// Configures one process of a [`Program`]: arguments, environment, mounts, stdio. Obtained from
 /// [`Runtime::process`].
-pub struct ProcessBuilder<'r> {
-    runtime: &'r Runtime,
+pub struct ProcessBuilder {
+    runtime: Runtime,
     program: Program,
     args: Vec<Vec<u8>>,
     env: Vec<Vec<u8>>,
@@ -39,10 +40,10 @@ pub struct ProcessBuilder<'r> {
     listeners: Vec<TcpListener>,
 }
 
-impl<'r> ProcessBuilder<'r> {
-    pub(crate) fn new(runtime: &'r Runtime, program: &Program) -> ProcessBuilder<'r> {
+impl ProcessBuilder {
+    pub(crate) fn new(runtime: &Runtime, program: &Program) -> ProcessBuilder {
         ProcessBuilder {
-            runtime,
+            runtime: runtime.clone(),
             program: program.clone(),
             args: vec![program.name().as_bytes().to_vec()],
             env: Vec::new(),
@@ -122,8 +123,40 @@ impl<'r> ProcessBuilder<'r> {
         self
     }
 
-    /// Runs the process to completion on the calling thread.
+    /// Runs the process to completion on the calling thread (its other threads and child
+    /// processes run on threads of their own).
     pub fn run(self) -> Result<ExitStatus, RunError> {
+        self.run_reporting(|_| {})
+    }
+
+    /// Starts the process on a thread of its own and returns at once; the handle reports its
+    /// pid, signals it, and waits for its end.
+    pub fn spawn(self) -> Result<RunningProcess, RunError> {
+        let process_slot = Arc::new(std::sync::OnceLock::new());
+        let slot = Arc::clone(&process_slot);
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("wasmix-root".into())
+            .spawn(move || {
+                let r = self.run_reporting(|p| {
+                    let _ = slot.set(Arc::clone(p));
+                    let _ = tx.send(());
+                });
+                drop(tx);
+                r
+            })
+            .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
+        let _ = rx.recv();
+        Ok(RunningProcess {
+            process: process_slot.get().cloned(),
+            handle,
+        })
+    }
+
+    fn run_reporting(
+        self,
+        started: impl FnOnce(&Arc<wasmix_process::Process>),
+    ) -> Result<ExitStatus, RunError> {
         let fs = Arc::new(self.fs.build());
         for listener in self.listeners {
             let fd: OwnedFd = listener.into();
@@ -132,52 +165,79 @@ impl<'r> ProcessBuilder<'r> {
             fs.insert(file, rights, wasi::sock_connection_rights())
                 .map_err(|e| RunError::Setup(format!("cannot add listener: {e}")))?;
         }
-        let host = Host {
+        let runtime = self.runtime.clone();
+        let image = Image::new(&runtime, &self.program, self.preloads)?;
+        let process = runtime
+            .control()
+            .spawn(None, [0; 32])
+            .map_err(|e| RunError::Setup(format!("cannot start the process: {e}")))?;
+        started(&process);
+        let main = process
+            .main_thread()
+            .ok_or_else(|| RunError::Setup("the process has no main thread".into()))?;
+        let ctx = Arc::new(ProcessCtx::new(
+            runtime,
+            Arc::clone(&process),
             fs,
-            args: self.args,
-            env: self.env,
-            memory: None,
-        };
-        let mut store = Store::new(self.runtime.engine(), host);
-        let mut linker: Linker<Host> = self.runtime.linker().clone();
-
-        let outcome = (|| -> Result<ExitStatus, RunError> {
-            for (name, helper) in &self.preloads {
-                check_imports(&linker, &mut store, helper)?;
-                let inst = linker
-                    .instantiate(&mut store, helper.module())
-                    .map_err(classify)?;
-                linker
-                    .instance(&mut store, name, inst)
-                    .map_err(|e| RunError::Link(format!("cannot preload `{name}`: {e}")))?;
-            }
-            check_imports(&linker, &mut store, &self.program)?;
-            let instance = linker
-                .instantiate(&mut store, self.program.module())
-                .map_err(classify)?;
-            let memory = instance.get_memory(&mut store, "memory");
-            store.data_mut().memory = memory;
-            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut store, "_initialize") {
-                init.call(&mut store, ()).map_err(classify)?;
-            }
-            let start = instance
-                .get_typed_func::<(), ()>(&mut store, "_start")
-                .map_err(|_| {
-                    RunError::Link(format!(
-                        "`{}` exports no `_start` function to run (is it a library or reactor?)",
-                        self.program.name()
-                    ))
-                })?;
-            start.call(&mut store, ()).map_err(classify)?;
-            Ok(ExitStatus::Exited(0))
-        })();
-        match outcome {
-            Err(RunError::Trap(e)) => match e.downcast_ref::<ProcessEnded>() {
-                Some(ended) => Ok(ended.0),
-                None => Err(RunError::Trap(e)),
-            },
-            other => other,
+            self.args,
+            self.env,
+            image,
+            false,
+        ));
+        running::run_thread(Arc::clone(&ctx), main, Entry::Main);
+        let status = process.wait_exit();
+        match ctx.take_trap() {
+            Some(e) => Err(classify(e)),
+            None => Ok(status.into()),
         }
+    }
+}
+
+/// Signals a running process from anywhere.
+#[derive(Clone)]
+pub struct ProcessHandle {
+    process: Option<Arc<wasmix_process::Process>>,
+}
+
+impl ProcessHandle {
+    /// Sends `sig`, as `kill(2)` would (SIGINT goes on to the children the process waits
+    /// for, as a terminal's foreground job would have it).
+    pub fn signal(&self, sig: wasmix_process::Signal) {
+        if let Some(p) = &self.process {
+            let _ = p.signal(sig);
+        }
+    }
+}
+
+/// A process started with [`ProcessBuilder::spawn`].
+pub struct RunningProcess {
+    process: Option<Arc<wasmix_process::Process>>,
+    handle: std::thread::JoinHandle<Result<ExitStatus, RunError>>,
+}
+
+impl RunningProcess {
+    /// Its pid (`None` if it failed before it got one).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid())
+    }
+
+    /// Sends `sig` to it, as `kill(2)` would.
+    pub fn signal(&self, sig: wasmix_process::Signal) {
+        self.handle().signal(sig);
+    }
+
+    /// A handle that can signal the process from another thread.
+    pub fn handle(&self) -> ProcessHandle {
+        ProcessHandle {
+            process: self.process.clone(),
+        }
+    }
+
+    /// Waits for it to end.
+    pub fn wait(self) -> Result<ExitStatus, RunError> {
+        self.handle
+            .join()
+            .unwrap_or_else(|_| Err(RunError::Setup("the process thread panicked".into())))
     }
 }
 
@@ -191,31 +251,4 @@ fn classify(e: wasmtime::Error) -> RunError {
         let msg = format!("{e:#}");
         RunError::Link(msg.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
     }
-}
-
-/// Names every import the linker cannot satisfy, in one line, before wasmtime would.
-fn check_imports(
-    linker: &Linker<Host>,
-    store: &mut Store<Host>,
-    program: &Program,
-) -> Result<(), RunError> {
-    for import in program.module().imports() {
-        let (module, name) = (import.module(), import.name());
-        if linker.get(&mut *store, module, name).is_ok() {
-            continue;
-        }
-        let known = wasi::MODULES.iter().any(|abi| abi.module() == module);
-        return Err(RunError::Link(if known {
-            format!(
-                "`{}` imports `{module}::{name}`, which is not a function of {module} that wasmix provides",
-                program.name()
-            )
-        } else {
-            format!(
-                "`{}` imports `{module}::{name}`, but nothing provides module `{module}` (link one with --preload {module}=FILE)",
-                program.name()
-            )
-        }));
-    }
-    Ok(())
 }

@@ -57,6 +57,14 @@ impl Program {
         &self.module
     }
 
+    /// The same compiled module under another name.
+    pub(crate) fn renamed(&self, name: &str) -> Program {
+        Program {
+            module: self.module.clone(),
+            name: name.to_owned(),
+        }
+    }
+
     pub(crate) fn load(
         engine: &Engine,
         cache: Option<&ModuleCache>,
@@ -99,7 +107,10 @@ impl Program {
             path: path.to_owned(),
             reason: one_line(&format!("{e:#}")),
         };
-        let compile = || Module::from_binary(engine, &wasm);
+        let compile = || {
+            let instrumented = crate::rewrite::instrument(&wasm).map_err(wasmtime::Error::msg)?;
+            Module::from_binary(engine, &instrumented)
+        };
         let module = match cache {
             Some(cache) => cache.get_or_compile(engine, &wasm, compile),
             None => compile(),

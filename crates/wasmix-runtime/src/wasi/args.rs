@@ -1,11 +1,10 @@
 //! args_* and environ_*.
 
+use super::HostCalls;
 use wasmix_fs::Errno;
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::{syscall, Abi};
-use crate::host::Host;
 use crate::mem::GuestMem;
 
 fn sizes(list: &[Vec<u8>], mem: &mut GuestMem, count_ptr: u32, size_ptr: u32) -> Result<(), Errno> {
@@ -29,29 +28,33 @@ fn strings(list: &[Vec<u8>], mem: &mut GuestMem, ptrs: u32, buf: u32) -> Result<
     Ok(())
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
         abi,
         "args_sizes_get",
-        |host, mem, argc: i32, size: i32| { sizes(&host.args, &mut mem, argc as u32, size as u32) }
+        |host, mem, argc: i32, size: i32| {
+            sizes(&host.ctx.args, &mut mem, argc as u32, size as u32)
+        }
     );
     syscall!(linker, abi, "args_get", |host, mem, argv: i32, buf: i32| {
-        strings(&host.args, &mut mem, argv as u32, buf as u32)
+        strings(&host.ctx.args, &mut mem, argv as u32, buf as u32)
     });
     syscall!(
         linker,
         abi,
         "environ_sizes_get",
         |host, mem, count: i32, size: i32| {
-            sizes(&host.env, &mut mem, count as u32, size as u32)
+            sizes(&host.ctx.env, &mut mem, count as u32, size as u32)
         }
     );
     syscall!(
         linker,
         abi,
         "environ_get",
-        |host, mem, envp: i32, buf: i32| { strings(&host.env, &mut mem, envp as u32, buf as u32) }
+        |host, mem, envp: i32, buf: i32| {
+            strings(&host.ctx.env, &mut mem, envp as u32, buf as u32)
+        }
     );
     Ok(())
 }

@@ -1,12 +1,11 @@
 //! Clocks, randomness, sched_yield.
 
+use super::HostCalls;
 use rustix::time::ClockId;
 use wasmix_fs::Errno;
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::{syscall, Abi};
-use crate::host::Host;
 
 pub(crate) fn clock_id(raw: i32) -> Result<ClockId, Errno> {
     Ok(match raw {
@@ -25,7 +24,7 @@ pub(crate) fn now(id: ClockId) -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
         abi,

@@ -2,13 +2,12 @@
 
 use std::io::IoSlice;
 
+use super::HostCalls;
 use wasmix_fs::abi::{fstflags, Advice, Filestat, TimeChange, Whence};
 use wasmix_fs::{Errno, FileSystem, Node};
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::{narrow, syscall, Abi};
-use crate::host::Host;
 use crate::mem::GuestMem;
 
 /// Writes a `filestat` in the layout of `abi` (preview0 has a 32-bit `nlink`).
@@ -23,7 +22,7 @@ pub(crate) fn put_filestat(
     out[8..16].copy_from_slice(&st.ino.to_le_bytes());
     out[16] = st.filetype;
     let len = match abi {
-        Abi::Preview1 => {
+        Abi::Preview1 | Abi::Wasix => {
             out[24..32].copy_from_slice(&st.nlink.to_le_bytes());
             out[32..40].copy_from_slice(&st.size.to_le_bytes());
             out[40..48].copy_from_slice(&st.atim.to_le_bytes());
@@ -46,9 +45,9 @@ pub(crate) fn put_filestat(
 /// Decodes `whence`: preview0 numbers them CUR=0, END=1, SET=2.
 fn whence(abi: Abi, raw: i32) -> Result<Whence, Errno> {
     Ok(match (abi, raw) {
-        (Abi::Preview1, 0) | (Abi::Preview0, 2) => Whence::Set,
-        (Abi::Preview1, 1) | (Abi::Preview0, 0) => Whence::Cur,
-        (Abi::Preview1, 2) | (Abi::Preview0, 1) => Whence::End,
+        (Abi::Preview1 | Abi::Wasix, 0) | (Abi::Preview0, 2) => Whence::Set,
+        (Abi::Preview1 | Abi::Wasix, 1) | (Abi::Preview0, 0) => Whence::Cur,
+        (Abi::Preview1 | Abi::Wasix, 2) | (Abi::Preview0, 1) => Whence::End,
         _ => return Err(Errno::Inval),
     })
 }
@@ -103,7 +102,7 @@ fn gather<'m>(mem: &'m GuestMem, iovs: u32, count: u32) -> Result<Vec<IoSlice<'m
         .collect()
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
         abi,
@@ -203,10 +202,12 @@ pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
         }
     );
     syscall!(
-        linker,
-        abi,
+        restart linker,
+        abi.module(),
         "fd_read",
         |host, mem, fd: i32, iovs: i32, count: i32, ret: i32| {
+            let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_READ)?;
+            crate::blocking::ready(host, &file, false)?;
             let n = read_into(
                 &host.fs,
                 &mut mem,
@@ -234,13 +235,23 @@ pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
         }
     );
     syscall!(
-        linker,
-        abi,
+        restart linker,
+        abi.module(),
         "fd_write",
         |host, mem, fd: i32, iovs: i32, count: i32, ret: i32| {
             let n = {
                 let bufs = gather(&mem, iovs as u32, count as u32)?;
-                host.fs.write(fd as u32, &bufs)?
+                let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_WRITE)?;
+                crate::blocking::ready(host, &file, true)?;
+                match host.fs.write(fd as u32, &bufs) {
+                    Err(Errno::Pipe) => {
+                        // Writing to a pipe nobody reads: SIGPIPE, then EPIPE if it is survived.
+                        let tid = host.thread.tid();
+                        let _ = host.ctx.process.thread_signal(tid, wasmix_process::Signal::PIPE);
+                        return Err(Errno::Pipe);
+                    }
+                    other => other?,
+                }
             };
             mem.put_u32(ret as u32, n as u32)
         }

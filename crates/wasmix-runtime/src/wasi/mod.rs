@@ -4,24 +4,30 @@
 //! file-system or process layer, write results back, return an errno. The two ABI generations
 //! share every adapter; where their layouts or constants differ the adapter asks [`Abi`].
 
-use wasmtime::Linker;
-use wasmtime::Result;
+use std::collections::HashSet;
+
+use wasmtime::{IntoFunc, Linker, Result};
 
 use crate::host::Host;
 
 mod args;
 mod clock;
 mod fd;
+mod fdx;
 mod path;
 mod poll;
 mod proc;
+mod procs;
 mod sock;
+mod threads;
 
 /// Which generation of the WASI ABI an import module speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Abi {
     Preview0,
     Preview1,
+    /// `wasix_32v1`: preview1's layouts plus the WASIX calls.
+    Wasix,
 }
 
 impl Abi {
@@ -29,53 +35,118 @@ impl Abi {
         match self {
             Abi::Preview0 => "wasi_unstable",
             Abi::Preview1 => "wasi_snapshot_preview1",
+            Abi::Wasix => "wasix_32v1",
         }
     }
 }
 
 /// Import modules wasmix provides in full; an unknown name in one of them is an error at load.
-pub(crate) const MODULES: [Abi; 2] = [Abi::Preview1, Abi::Preview0];
+pub(crate) const MODULES: [Abi; 3] = [Abi::Preview1, Abi::Preview0, Abi::Wasix];
+
+/// The wasi-threads proposal's module (`thread-spawn`).
+pub(crate) const WASI_THREADS: &str = "wasi";
+
+/// The module of the host calls that stand in for rewritten atomic instructions.
+pub(crate) const INTERNAL: &str = "wasmix";
+
+/// Whether `module` is one wasmix provides (for error messages).
+pub(crate) fn is_provided_module(module: &str) -> bool {
+    MODULES.iter().any(|abi| abi.module() == module) || module == WASI_THREADS
+}
+
+/// The names a host call may be registered under for an import of `name` with `params`
+/// parameters: the current form first, then the older generation of the same name.
+pub(crate) fn candidates(_module: &str, name: &str, params: usize) -> [String; 2] {
+    [name.to_owned(), older(name, params)]
+}
+
+/// The registration name of the generation of `name` that takes `params` parameters.
+pub(crate) fn older(name: &str, params: usize) -> String {
+    format!("{name}@{params}")
+}
+
+/// The linker being filled, with a record of every name defined (imports are checked against
+/// it before a store exists).
+pub(crate) struct HostCalls<'a> {
+    linker: &'a mut Linker<Host>,
+    names: HashSet<(String, String)>,
+}
+
+impl HostCalls<'_> {
+    pub fn func_wrap<Params, Args>(
+        &mut self,
+        module: &str,
+        name: &str,
+        func: impl IntoFunc<Host, Params, Args>,
+    ) -> Result<&mut Self> {
+        self.linker.func_wrap(module, name, func)?;
+        self.names.insert((module.to_owned(), name.to_owned()));
+        Ok(self)
+    }
+}
 
 /// Defines one host call: runs `$body` (which yields `Result<(), Errno>`) with `$host` (the
-/// process state) and `$mem` (the guest memory), returning the errno to the guest.
+/// thread's state) and `$mem` (the guest memory), returning the errno to the guest. Pending
+/// signals are acted on before the call returns. With `restart`, a body that ends in EINTR is
+/// run again after the signal's handler (SA_RESTART).
 macro_rules! syscall {
-    ($linker:expr, $abi:expr, $name:literal, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {{
+    (restart $linker:expr, $module:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {
+        $crate::wasi::syscall!(@define true, $linker, $module, $name, |$host, $mem $(, $arg: $ty)*| $body)
+    };
+    ($linker:expr, $abi:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {
+        $crate::wasi::syscall!(@define false, $linker, $abi.module(), $name, |$host, $mem $(, $arg: $ty)*| $body)
+    };
+    (@define $restart:expr, $linker:expr, $module:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {{
         #[allow(unused_variables, unused_mut)]
         $linker.func_wrap(
-            $abi.module(),
+            $module,
             $name,
             move |mut caller: wasmtime::Caller<'_, $crate::host::Host>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                let memory = caller.data().memory;
-                let (bytes, $host): (&mut [u8], &mut $crate::host::Host) = match memory {
-                    Some(m) => m.data_and_store_mut(&mut caller),
-                    None => (&mut [], caller.data_mut()),
-                };
-                let mut $mem = $crate::mem::GuestMem::new(bytes);
-                // A closure so the body can use `?` on errnos.
-                #[allow(clippy::redundant_closure_call)]
-                let result: Result<(), wasmix_fs::Errno> = (|| $body)();
-                Ok(match result {
-                    Ok(()) => 0,
-                    Err(e) => i32::from(e.raw()),
-                })
+                loop {
+                    let result: Result<(), wasmix_fs::Errno> = {
+                        let (bytes, $host) = $crate::host::split(&mut caller);
+                        let mut $mem = $crate::mem::GuestMem::new(bytes);
+                        // A closure so the body can use `?` on errnos.
+                        #[allow(clippy::redundant_closure_call)]
+                        (|| $body)()
+                    };
+                    if caller.data().interrupt.is_raised() {
+                        $crate::signals::deliver(&mut caller)?;
+                        if $restart && result == Err(wasmix_fs::Errno::Intr) {
+                            continue;
+                        }
+                    }
+                    return Ok(match result {
+                        Ok(()) => 0,
+                        Err(e) => i32::from(e.raw()),
+                    });
+                }
             },
         )?;
     }};
 }
 pub(crate) use syscall;
 
-/// Adds both WASI generations to `linker`.
-pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<()> {
+/// Adds every host call: both WASI generations, WASIX, wasi-threads, and the stand-ins for
+/// rewritten atomics. Returns the names defined.
+pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String, String)>> {
+    let mut calls = HostCalls {
+        linker,
+        names: HashSet::new(),
+    };
     for abi in MODULES {
-        args::add(linker, abi)?;
-        clock::add(linker, abi)?;
-        fd::add(linker, abi)?;
-        path::add(linker, abi)?;
-        poll::add(linker, abi)?;
-        proc::add(linker, abi)?;
-        sock::add(linker, abi)?;
+        args::add(&mut calls, abi)?;
+        clock::add(&mut calls, abi)?;
+        fd::add(&mut calls, abi)?;
+        path::add(&mut calls, abi)?;
+        poll::add(&mut calls, abi)?;
+        proc::add(&mut calls, abi)?;
+        sock::add(&mut calls, abi)?;
     }
-    Ok(())
+    fdx::add(&mut calls)?;
+    threads::add(&mut calls)?;
+    procs::add(&mut calls)?;
+    Ok(calls.names)
 }
 
 /// Narrows a guest-supplied integer that the ABI declares as a smaller type.

@@ -1,19 +1,18 @@
 //! path_* calls.
 
+use super::HostCalls;
 use wasmix_fs::Errno;
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::fd::{put_filestat, time_changes};
 use super::{narrow, syscall, Abi};
-use crate::host::Host;
 
 /// `lookupflags`: bit 0 follows a final symlink.
 fn follows(flags: i32) -> bool {
     flags & 1 != 0
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
         abi,

@@ -4,11 +4,11 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustix::event::{PollFd, PollFlags};
+use super::HostCalls;
+use rustix::event::PollFlags;
 use rustix::time::ClockId;
 use wasmix_fs::abi::rights;
 use wasmix_fs::{Errno, OpenFile};
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::clock::{clock_id, now};
@@ -45,7 +45,7 @@ enum Sub {
 
 fn subscription_size(abi: Abi) -> u32 {
     match abi {
-        Abi::Preview1 => 48,
+        Abi::Preview1 | Abi::Wasix => 48,
         Abi::Preview0 => 56,
     }
 }
@@ -53,7 +53,7 @@ fn subscription_size(abi: Abi) -> u32 {
 /// Decodes a clock subscription into a deadline on the monotonic clock.
 fn clock_deadline(mem: &GuestMem, at: u32, abi: Abi) -> Result<Instant, Errno> {
     let base = match abi {
-        Abi::Preview1 => at + 16,
+        Abi::Preview1 | Abi::Wasix => at + 16,
         Abi::Preview0 => at + 24,
     };
     let id = clock_id(mem.u32(base)? as i32)?;
@@ -182,38 +182,24 @@ fn poll(
         };
         if waiting.is_empty() {
             if let Some(t) = timeout {
-                std::thread::sleep(t);
+                match host.thread.sleep(t) {
+                    Ok(()) => {}
+                    Err(_) => return Err(Errno::Intr),
+                }
             } else if ready.is_empty() {
                 // Nothing can ever become ready.
                 return Err(Errno::Inval);
             }
         } else {
-            let borrowed: Vec<_> = waiting
+            let fds: Vec<_> = waiting
                 .iter()
-                .map(|(_, _, file)| file.pollable_fd().expect("checked pollable"))
-                .collect();
-            let mut fds: Vec<PollFd> = waiting
-                .iter()
-                .zip(&borrowed)
-                .map(|((_, kind, _), fd)| {
-                    let flags = if *kind == EVENT_FD_READ {
-                        PollFlags::IN
-                    } else {
-                        PollFlags::OUT
-                    };
-                    PollFd::new(fd, flags)
+                .map(|(_, kind, file)| {
+                    let fd = file.pollable_fd().expect("checked pollable");
+                    (fd, *kind != EVENT_FD_READ)
                 })
                 .collect();
-            let ts = timeout.map(|t| rustix::time::Timespec {
-                tv_sec: t.as_secs().min(i64::MAX as u64) as i64,
-                tv_nsec: t.subsec_nanos() as _,
-            });
-            match rustix::event::poll(&mut fds, ts.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-            for ((userdata, kind, file), pfd) in waiting.iter().zip(&fds) {
-                let rev = pfd.revents();
+            let revents = crate::blocking::wait_fds(host, &fds, timeout)?;
+            for ((userdata, kind, file), rev) in waiting.iter().zip(revents) {
                 if rev.is_empty() {
                     continue;
                 }
@@ -272,7 +258,7 @@ fn bytes_available(file: &OpenFile) -> u64 {
     rustix::io::ioctl_fionread(fd.as_fd()).unwrap_or(0)
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
         abi,

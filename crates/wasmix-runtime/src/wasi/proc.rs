@@ -1,24 +1,29 @@
 //! proc_exit and proc_raise.
 
 use wasmix_fs::Errno;
-use wasmtime::Result;
-use wasmtime::{Caller, Linker};
+use wasmix_process::{Signal, SignalError};
+use wasmtime::{Caller, Result};
 
-use super::Abi;
+use super::{syscall, Abi, HostCalls};
 use crate::host::{ExitStatus, Host, ProcessEnded};
 
-/// What the default action of a signal does to a process with no handlers installed.
-fn default_terminates(sig: i32) -> Result<bool, Errno> {
-    match sig {
-        // SIGCHLD, SIGCONT, SIGURG, SIGWINCH are ignored; stop signals are treated as no-ops
-        // because a lone WASI process has no job control to resume it.
-        16 | 17 | 22 | 27 | 18..=21 => Ok(false),
-        1..=30 => Ok(true),
-        _ => Err(Errno::Inval),
+/// A guest's signal number (0 is "none" and means no signal).
+pub(crate) fn signal(raw: i32) -> Result<Option<Signal>, Errno> {
+    if raw == 0 {
+        return Ok(None);
+    }
+    let n = u8::try_from(raw).map_err(|_| Errno::Inval)?;
+    Signal::new(n).map(Some).ok_or(Errno::Inval)
+}
+
+pub(crate) fn signal_errno(e: SignalError) -> Errno {
+    match e {
+        SignalError::Uncatchable(_) => Errno::Inval,
+        SignalError::NoSuchThread => Errno::Srch,
     }
 }
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     linker.func_wrap(
         abi.module(),
         "proc_exit",
@@ -26,19 +31,17 @@ pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
             Err(ProcessEnded(ExitStatus::Exited(code)).into())
         },
     )?;
-    linker.func_wrap(
-        abi.module(),
-        "proc_raise",
-        |_: Caller<'_, Host>, sig: i32| -> Result<i32> {
-            if sig == 0 {
-                return Ok(0);
-            }
-            match default_terminates(sig) {
-                Ok(true) => Err(ProcessEnded(ExitStatus::Signaled(sig as u8)).into()),
-                Ok(false) => Ok(0),
-                Err(e) => Ok(i32::from(e.raw())),
-            }
-        },
-    )?;
+    // Raised on the calling thread: a handler runs before the call returns, a fatal default
+    // action ends the process before it does.
+    syscall!(linker, abi, "proc_raise", |host, mem, sig: i32| {
+        let Some(sig) = signal(sig)? else {
+            return Ok(());
+        };
+        let tid = host.thread.tid();
+        host.ctx
+            .process
+            .thread_signal(tid, sig)
+            .map_err(signal_errno)
+    });
     Ok(())
 }

@@ -2,14 +2,13 @@
 
 use std::os::fd::AsFd;
 
+use super::HostCalls;
 use rustix::net::{RecvFlags, SendFlags, Shutdown, SocketFlags};
 use wasmix_fs::abi::{fdflags, rights, Filetype};
 use wasmix_fs::{Errno, FileSystem, HostFd, Node, OpenFile};
-use wasmtime::Linker;
 use wasmtime::Result;
 
 use super::{narrow, syscall, Abi};
-use crate::host::Host;
 
 /// The socket behind `fd`: EBADF if closed, ENOTSOCK if it is something else.
 fn socket(fs: &FileSystem, fd: u32, required: u64) -> Result<std::sync::Arc<OpenFile>, Errno> {
@@ -25,8 +24,8 @@ fn socket(fs: &FileSystem, fd: u32, required: u64) -> Result<std::sync::Arc<Open
 pub(crate) const SOCKET_RIGHTS: u64 =
     rights::STREAM_BASE | rights::SOCK_SHUTDOWN | rights::FD_FILESTAT_GET;
 
-pub(super) fn add(linker: &mut Linker<Host>, abi: Abi) -> Result<()> {
-    if abi == Abi::Preview1 {
+pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    if abi != Abi::Preview0 {
         syscall!(
             linker,
             abi,

@@ -1,0 +1,166 @@
+//! A program made ready to run as one process: its imports checked, and, for a threaded
+//! program, the process's shared memory that every thread's instance imports.
+//!
+//! Imports are resolved per instance by the module's declared type, not by name alone: real
+//! WASIX binaries use several generations of a call under one name, so a host call may be
+//! registered under `name` and, for an older signature, `name@N` (N = parameter count).
+
+use wasmtime::{ExternType, Instance, SharedMemory, Store};
+
+use crate::host::Host;
+use crate::process::RunError;
+use crate::program::Program;
+use crate::wasi;
+use crate::Runtime;
+
+/// What every thread of one process instantiates.
+pub(crate) struct Image {
+    program: Program,
+    preloads: Vec<(String, Program)>,
+    shared: Option<SharedMemory>,
+}
+
+impl Image {
+    /// Checks `program`'s imports against the host calls (and `preloads`, each linked under
+    /// its name); a shared memory import gets a fresh memory of its declared type.
+    pub fn new(
+        runtime: &Runtime,
+        program: &Program,
+        preloads: Vec<(String, Program)>,
+    ) -> Result<Image, RunError> {
+        let mut shared = None;
+        for import in program.module().imports() {
+            match import.ty() {
+                ExternType::Memory(ty) => {
+                    if !ty.is_shared() {
+                        return Err(RunError::Link(format!(
+                            "`{}` imports memory `{}::{}`, which is not shared; wasmix provides \
+                             only shared memories",
+                            program.name(),
+                            import.module(),
+                            import.name()
+                        )));
+                    }
+                    if shared.is_some() {
+                        return Err(RunError::Link(format!(
+                            "`{}` imports more than one memory",
+                            program.name()
+                        )));
+                    }
+                    let mem = SharedMemory::new(runtime.engine(), ty).map_err(|e| {
+                        RunError::Setup(format!("cannot create the shared memory: {e}"))
+                    })?;
+                    shared = Some(mem);
+                }
+                ExternType::Func(ty) => {
+                    let (module, name) = (import.module(), import.name());
+                    if preloads.iter().any(|(n, _)| n == module) {
+                        continue;
+                    }
+                    let candidates = wasi::candidates(module, name, ty.params().len());
+                    if !candidates.iter().any(|n| runtime.provides(module, n)) {
+                        return Err(unprovided(program, module, name));
+                    }
+                }
+                _ => {
+                    return Err(RunError::Link(format!(
+                        "`{}` imports `{}::{}`, which is not a function or memory; wasmix \
+                         provides neither tables nor globals",
+                        program.name(),
+                        import.module(),
+                        import.name()
+                    )))
+                }
+            }
+        }
+        Ok(Image {
+            program: program.clone(),
+            preloads,
+            shared,
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.program
+    }
+
+    /// The process's shared memory, if the program imports one (it can then run threads).
+    pub fn shared_memory(&self) -> Option<&SharedMemory> {
+        self.shared.as_ref()
+    }
+
+    /// Instantiates the program (after its preloads) in `store`.
+    pub fn instantiate(
+        &self,
+        runtime: &Runtime,
+        store: &mut Store<Host>,
+    ) -> Result<Instance, wasmtime::Error> {
+        let mut preloaded: Vec<(&str, Instance)> = Vec::new();
+        for (name, helper) in &self.preloads {
+            let imports = self.resolve(runtime, store, helper, &preloaded)?;
+            let inst = Instance::new(&mut *store, helper.module(), &imports)?;
+            preloaded.push((name, inst));
+        }
+        let imports = self.resolve(runtime, store, &self.program, &preloaded)?;
+        Instance::new(&mut *store, self.program.module(), &imports)
+    }
+
+    fn resolve(
+        &self,
+        runtime: &Runtime,
+        store: &mut Store<Host>,
+        program: &Program,
+        preloaded: &[(&str, Instance)],
+    ) -> Result<Vec<wasmtime::Extern>, wasmtime::Error> {
+        let mut out = Vec::new();
+        for import in program.module().imports() {
+            let (module, name) = (import.module(), import.name());
+            let ext = match import.ty() {
+                ExternType::Memory(_) => self.shared.as_ref().map(|m| m.clone().into()),
+                ExternType::Func(ty) => {
+                    if let Some((_, inst)) = preloaded.iter().find(|(n, _)| *n == module) {
+                        inst.get_export(&mut *store, name)
+                    } else {
+                        let mut found = None;
+                        for n in wasi::candidates(module, name, ty.params().len()) {
+                            let Ok(e) = runtime.linker().get(&mut *store, module, &n) else {
+                                continue;
+                            };
+                            if e.clone()
+                                .into_func()
+                                .is_some_and(|f| f.ty(&*store).matches(&ty))
+                            {
+                                found = Some(e);
+                                break;
+                            }
+                        }
+                        found
+                    }
+                }
+                _ => None,
+            };
+            let ext = ext.ok_or_else(|| {
+                wasmtime::Error::msg(format!(
+                    "`{}` imports `{module}::{name}` with a signature wasmix does not provide",
+                    program.name()
+                ))
+            })?;
+            out.push(ext);
+        }
+        Ok(out)
+    }
+}
+
+fn unprovided(program: &Program, module: &str, name: &str) -> RunError {
+    RunError::Link(if wasi::is_provided_module(module) {
+        format!(
+            "`{}` imports `{module}::{name}`, which is not a function of {module} that wasmix provides",
+            program.name()
+        )
+    } else {
+        format!(
+            "`{}` imports `{module}::{name}`, but nothing provides module `{module}` (link one with --preload {module}=FILE)",
+            program.name()
+        )
+    })
+}

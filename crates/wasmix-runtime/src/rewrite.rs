@@ -1,0 +1,326 @@
+//! Load-time rewriting of raw `memory.atomic.wait32/64` and `memory.atomic.notify` into calls
+//! of host functions (module `wasmix`), so a thread parked in a wait can be signalled and
+//! killed: an engine-level atomic wait ignores epochs and only wakes on a notify of its exact
+//! address.
+//!
+//! Each instruction becomes `i64.const offset; call $host`: the host call receives the
+//! instruction's operands plus its static offset and checks bounds and alignment as the
+//! instruction would. The new imports go at the end of the import section, so only defined
+//! functions move (by three); every function index in the module (calls, `ref.func`, exports,
+//! elements, start, names) is shifted by the re-encoder.
+
+use std::borrow::Cow;
+
+use wasm_encoder::reencode::Reencode;
+use wasm_encoder::{EntityType, Instruction, ValType};
+use wasmparser::{Operator, Parser, Payload};
+
+use crate::wasi::INTERNAL;
+
+/// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
+pub(crate) const VERSION: u32 = 1;
+
+const WAIT32: &str = "atomic_wait32";
+const WAIT64: &str = "atomic_wait64";
+const NOTIFY: &str = "atomic_notify";
+
+/// What the first pass found.
+struct Survey {
+    types: u32,
+    imported_funcs: u32,
+    has_imports: bool,
+    atomics: bool,
+}
+
+fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
+    let mut s = Survey {
+        types: 0,
+        imported_funcs: 0,
+        has_imports: false,
+        atomics: false,
+    };
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload? {
+            Payload::TypeSection(r) => {
+                for group in r {
+                    s.types += group?.types().len() as u32;
+                }
+            }
+            Payload::ImportSection(r) => {
+                s.has_imports = true;
+                for import in r.into_imports() {
+                    if matches!(import?.ty, wasmparser::TypeRef::Func(_)) {
+                        s.imported_funcs += 1;
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                if s.atomics {
+                    continue;
+                }
+                let mut ops = body.get_operators_reader()?;
+                while !ops.eof() {
+                    if matches!(
+                        ops.read()?,
+                        Operator::MemoryAtomicWait32 { .. }
+                            | Operator::MemoryAtomicWait64 { .. }
+                            | Operator::MemoryAtomicNotify { .. }
+                    ) {
+                        s.atomics = true;
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(s)
+}
+
+/// `wasm` with its raw atomic waits and notifies turned into host calls; unchanged (borrowed)
+/// when it has none. Debug sections are dropped from a rewritten module: their code offsets
+/// no longer hold (the name section, which backtraces use, is kept and remapped).
+pub(crate) fn instrument(wasm: &[u8]) -> Result<Cow<'_, [u8]>, String> {
+    let s = survey(wasm).map_err(|e| e.to_string())?;
+    if !s.atomics {
+        return Ok(Cow::Borrowed(wasm));
+    }
+    let mut r = Rewriter {
+        first_type: s.types,
+        imported_funcs: s.imported_funcs,
+        has_imports: s.has_imports,
+        added: false,
+    };
+    let mut module = wasm_encoder::Module::new();
+    r.parse_core_module(&mut module, Parser::new(0), wasm)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(Cow::Owned(module.finish()))
+}
+
+struct Rewriter {
+    first_type: u32,
+    imported_funcs: u32,
+    has_imports: bool,
+    /// Whether the new types and imports have been emitted.
+    added: bool,
+}
+
+impl Rewriter {
+    /// Index of host function `k` (0 wait32, 1 wait64, 2 notify).
+    fn host_func(&self, k: u32) -> u32 {
+        self.imported_funcs + k
+    }
+
+    fn add_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
+        for (k, name) in [WAIT32, WAIT64, NOTIFY].into_iter().enumerate() {
+            imports.import(
+                INTERNAL,
+                name,
+                EntityType::Function(self.first_type + k as u32),
+            );
+        }
+    }
+}
+
+impl Reencode for Rewriter {
+    type Error = std::convert::Infallible;
+
+    fn function_index(
+        &mut self,
+        func: u32,
+    ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
+        Ok(if func >= self.imported_funcs {
+            func + 3
+        } else {
+            func
+        })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
+        use ValType::{I32, I64};
+        types.ty().function([I32, I32, I64, I64], [I32]);
+        types.ty().function([I32, I64, I64, I64], [I32]);
+        types.ty().function([I32, I32, I64], [I32]);
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut wasm_encoder::ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
+        self.add_imports(imports);
+        self.added = true;
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<wasm_encoder::SectionId>,
+        before: Option<wasm_encoder::SectionId>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        // A module without imports gets an import section right after its types.
+        let past_types = !matches!(before, Some(wasm_encoder::SectionId::Type));
+        if !self.has_imports && !self.added && past_types {
+            let mut imports = wasm_encoder::ImportSection::new();
+            self.add_imports(&mut imports);
+            module.section(&imports);
+            self.added = true;
+        }
+        Ok(())
+    }
+
+    fn parse_custom_section(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        section: wasmparser::CustomSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        if section.name().starts_with(".debug") {
+            return Ok(());
+        }
+        wasm_encoder::reencode::utils::parse_custom_section(self, module, section)
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let mut ops = func.get_operators_reader()?;
+        while !ops.eof() {
+            let op = ops.read()?;
+            let host = match &op {
+                Operator::MemoryAtomicWait32 { memarg } if memarg.memory == 0 => {
+                    Some((0, memarg.offset))
+                }
+                Operator::MemoryAtomicWait64 { memarg } if memarg.memory == 0 => {
+                    Some((1, memarg.offset))
+                }
+                Operator::MemoryAtomicNotify { memarg } if memarg.memory == 0 => {
+                    Some((2, memarg.offset))
+                }
+                _ => None,
+            };
+            match host {
+                Some((k, offset)) => {
+                    f.instruction(&Instruction::I64Const(offset as i64));
+                    f.instruction(&Instruction::Call(self.host_func(k)));
+                }
+                None => {
+                    f.instruction(&self.instruction(op)?);
+                }
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+}
+
+/// A plain round trip, for tests: re-encoding must not change a module without atomics.
+#[cfg(test)]
+fn roundtrip(wasm: &[u8]) -> Vec<u8> {
+    let mut module = wasm_encoder::Module::new();
+    wasm_encoder::reencode::RoundtripReencoder
+        .parse_core_module(&mut module, Parser::new(0), wasm)
+        .unwrap();
+    module.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn imports_of(wasm: &[u8]) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for p in Parser::new(0).parse_all(wasm) {
+            if let Payload::ImportSection(r) = p.unwrap() {
+                for i in r.into_imports() {
+                    let i = i.unwrap();
+                    out.push((i.module.to_owned(), i.name.to_owned()));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn modules_without_atomics_are_left_alone() {
+        let wasm = wat::parse_str("(module (func (export \"f\")))").unwrap();
+        assert!(matches!(instrument(&wasm).unwrap(), Cow::Borrowed(_)));
+        assert_eq!(roundtrip(&wasm), wasm);
+    }
+
+    #[test]
+    fn waits_become_calls_and_indices_shift() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (import "env" "memory" (memory 1 1 shared))
+                (import "x" "f" (func $imp))
+                (func $a (export "a") (param i32) (result i32)
+                    (call $b)
+                    (memory.atomic.wait32 offset=8 (local.get 0) (i32.const 0) (i64.const -1)))
+                (func $b (call $imp) (drop (memory.atomic.notify (i32.const 0) (i32.const 1))))
+                (elem declare func $b)
+                (func (drop (ref.func $b)))
+                (start $b))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        let imports = imports_of(&out);
+        assert_eq!(imports.len(), 5);
+        assert_eq!(imports[2], (INTERNAL.into(), WAIT32.into()));
+        let printed = wasmprinter_like(&out);
+        assert!(!printed.contains("MemoryAtomic"), "{printed}");
+        // One imported function before ours: wait32 is 1, notify 3; $b moved from 2 to 5.
+        assert!(
+            printed.contains("I64Const { value: 8 }\nCall { function_index: 1 }"),
+            "{printed}"
+        );
+        assert!(printed.contains("Call { function_index: 3 }"), "{printed}");
+        assert!(printed.contains("Call { function_index: 5 }"), "{printed}");
+        assert!(
+            printed.contains("RefFunc { function_index: 5 }"),
+            "{printed}"
+        );
+    }
+
+    /// The operators of every body, debug-printed.
+    fn wasmprinter_like(wasm: &[u8]) -> String {
+        let mut s = String::new();
+        for p in Parser::new(0).parse_all(wasm) {
+            if let Payload::CodeSectionEntry(body) = p.unwrap() {
+                let mut ops = body.get_operators_reader().unwrap();
+                while !ops.eof() {
+                    s.push_str(&format!("{:?}\n", ops.read().unwrap()));
+                }
+            }
+        }
+        s
+    }
+
+    #[test]
+    fn a_module_without_imports_gets_an_import_section() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1 1 shared)
+                (func (export "w") (result i32)
+                  (memory.atomic.wait64 (i32.const 0) (i64.const 0) (i64.const 0))))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        assert_eq!(imports_of(&out).len(), 3);
+    }
+}

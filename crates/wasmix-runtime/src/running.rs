@@ -1,0 +1,329 @@
+//! A process while it runs: the context its threads share, and the loop that runs one guest
+//! thread on one OS thread (instantiate, enter, unwind, exec).
+
+use std::sync::{Arc, Mutex};
+
+use wasmix_fs::{Errno, FileSystem};
+use wasmix_process::{Disposition, Pid, Process, Signal, Thread, Tid, WaitQueue};
+use wasmtime::{Store, Val};
+
+use crate::futex::Futexes;
+use crate::host::{ExitStatus, GuestMemory, Host, ProcessEnded, ThreadEnded};
+use crate::image::Image;
+use crate::program::Program;
+use crate::signals::{self, Interrupt};
+use crate::Runtime;
+
+/// Raised by `proc_exec*` once the new image is ready: the thread's run loop replaces the
+/// process's program.
+#[derive(Debug)]
+pub(crate) struct ExecNow;
+
+impl std::fmt::Display for ExecNow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("exec")
+    }
+}
+
+impl std::error::Error for ExecNow {}
+
+/// Where a guest thread starts.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Entry {
+    /// The program's `_start` (after `_initialize`, if exported).
+    Main,
+    /// `wasi_thread_start(tid, arg)`: wasi-threads and WASIX `thread_spawn_v2`.
+    ThreadStart(i32),
+}
+
+/// What the threads of one process (one program image) share.
+pub(crate) struct ProcessCtx {
+    pub runtime: Runtime,
+    pub process: Arc<Process>,
+    pub fs: Arc<FileSystem>,
+    pub args: Vec<Vec<u8>>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<Vec<u8>>,
+    pub image: Image,
+    pub futexes: Futexes,
+    /// Woken whenever a thread of the process finishes (`thread_join` waits here).
+    pub thread_exits: WaitQueue,
+    /// The guest export signals are delivered to, once the guest registers one.
+    callback: Mutex<Option<String>>,
+    /// The first trap of any thread, across execs: the process's cause of death.
+    trap: Arc<Mutex<Option<wasmtime::Error>>>,
+    /// Whether traps are printed here (child processes) or returned to the embedder (root).
+    report_traps: bool,
+}
+
+impl ProcessCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        runtime: Runtime,
+        process: Arc<Process>,
+        fs: Arc<FileSystem>,
+        args: Vec<Vec<u8>>,
+        env: Vec<Vec<u8>>,
+        image: Image,
+        report_traps: bool,
+    ) -> ProcessCtx {
+        ProcessCtx {
+            runtime,
+            process,
+            fs,
+            args,
+            env,
+            image,
+            futexes: Futexes::default(),
+            thread_exits: WaitQueue::new(),
+            callback: Mutex::new(None),
+            trap: Arc::new(Mutex::new(None)),
+            report_traps,
+        }
+    }
+
+    /// The same process running a new image (exec): files less close-on-exec ones, handlers
+    /// reset to default, ignored signals still ignored.
+    pub fn exec(
+        &self,
+        program: &Program,
+        args: Vec<Vec<u8>>,
+        env: Vec<Vec<u8>>,
+    ) -> Result<ProcessCtx, Errno> {
+        let image = Image::new(&self.runtime, program, Vec::new()).map_err(|_| Errno::Noexec)?;
+        Ok(ProcessCtx {
+            runtime: self.runtime.clone(),
+            process: Arc::clone(&self.process),
+            fs: Arc::clone(&self.fs),
+            args,
+            env,
+            image,
+            futexes: Futexes::default(),
+            thread_exits: WaitQueue::new(),
+            callback: Mutex::new(None),
+            trap: Arc::clone(&self.trap),
+            report_traps: self.report_traps,
+        })
+    }
+
+    /// The export that receives signals, once registered.
+    pub fn signal_callback(&self) -> Option<String> {
+        self.callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers the guest's signal entry point: from now on every catchable signal whose
+    /// default is not to ignore it goes to the guest, whose libc keeps the dispositions.
+    pub fn set_signal_callback(&self, name: String) {
+        *self.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+        for n in 1..=wasmix_process::MAX_SIGNAL {
+            let Some(sig) = Signal::new(n) else { continue };
+            if sig.is_uncatchable()
+                || sig.default_action() == wasmix_process::DefaultAction::Ignore
+                || self.process.disposition(sig) == Disposition::Ignore
+            {
+                continue;
+            }
+            let _ = self.process.set_disposition(sig, Disposition::Handler(0));
+        }
+    }
+
+    /// The first trap, if one ended the process.
+    pub fn take_trap(&self) -> Option<wasmtime::Error> {
+        self.trap.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn record_trap(&self, e: wasmtime::Error) {
+        if self.report_traps {
+            eprintln!(
+                "wasmix: process {} ({}) trapped: {e:?}",
+                self.process.pid(),
+                self.image.program().name()
+            );
+        }
+        let mut slot = self.trap.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() && !self.report_traps {
+            *slot = Some(e);
+        }
+    }
+}
+
+fn process_status(s: ExitStatus) -> wasmix_process::ExitStatus {
+    match s {
+        ExitStatus::Exited(c) => wasmix_process::ExitStatus::Exited(c),
+        ExitStatus::Signaled(n) => {
+            wasmix_process::ExitStatus::Signaled(Signal::new(n).unwrap_or(Signal::KILL))
+        }
+    }
+}
+
+/// Runs one guest thread to its end on the calling OS thread, then retires it from the
+/// process (the last thread out finalises the process).
+pub(crate) fn run_thread(mut ctx: Arc<ProcessCtx>, thread: Arc<Thread>, mut entry: Entry) {
+    let interrupt = Interrupt::install(ctx.runtime.engine(), &thread);
+    loop {
+        let mut store = Store::new(
+            ctx.runtime.engine(),
+            Host::new(
+                Arc::clone(&ctx),
+                Arc::clone(&thread),
+                Arc::clone(&interrupt),
+            ),
+        );
+        signals::arm(&mut store);
+        let outcome = enter(&ctx, &mut store, thread.tid(), entry);
+        let next = store.data_mut().pending_exec.take();
+        drop(store);
+        match outcome {
+            Ok(()) => {
+                if matches!(entry, Entry::Main) {
+                    ctx.process.exit(wasmix_process::ExitStatus::Exited(0));
+                }
+            }
+            Err(e) => {
+                if e.downcast_ref::<ExecNow>().is_some() {
+                    if let Some(next) = next {
+                        retire_other_threads(&ctx, &thread);
+                        ctx = next;
+                        entry = Entry::Main;
+                        continue;
+                    }
+                }
+                if let Some(ended) = e.downcast_ref::<ProcessEnded>() {
+                    ctx.process.exit(process_status(ended.0));
+                } else if e.downcast_ref::<ThreadEnded>().is_none() {
+                    ctx.record_trap(e);
+                    ctx.process
+                        .exit(wasmix_process::ExitStatus::Signaled(Signal::ABRT));
+                }
+            }
+        }
+        break;
+    }
+    ctx.process.thread_exited(thread.tid());
+    ctx.thread_exits.wake_all();
+}
+
+/// Kills every other thread of the process (exec) and waits until they are gone.
+fn retire_other_threads(ctx: &ProcessCtx, me: &Arc<Thread>) {
+    for t in ctx.process.threads() {
+        if t.tid() != me.tid() {
+            t.kill();
+        }
+    }
+    let _ = me.wait_uninterruptible(Some(&ctx.thread_exits), || {
+        (ctx.process.live_threads() <= 1).then_some(())
+    });
+}
+
+fn enter(
+    ctx: &Arc<ProcessCtx>,
+    store: &mut Store<Host>,
+    tid: Tid,
+    entry: Entry,
+) -> wasmtime::Result<()> {
+    let instance = ctx.image.instantiate(&ctx.runtime, store)?;
+    let memory = match ctx.image.shared_memory() {
+        Some(m) => GuestMemory::Shared(m.clone()),
+        None => instance
+            .get_memory(&mut *store, "memory")
+            .map_or(GuestMemory::None, GuestMemory::Own),
+    };
+    store.data_mut().memory = memory;
+    store.data_mut().instance = Some(instance);
+    match entry {
+        Entry::Main => {
+            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                init.call(&mut *store, ())?;
+            }
+            let start = instance
+                .get_typed_func::<(), ()>(&mut *store, "_start")
+                .map_err(|_| {
+                    wasmtime::Error::msg(format!(
+                        "`{}` exports no `_start` function to run (is it a library or reactor?)",
+                        ctx.image.program().name()
+                    ))
+                })?;
+            start.call(&mut *store, ())
+        }
+        Entry::ThreadStart(arg) => {
+            let start = instance
+                .get_func(&mut *store, "wasi_thread_start")
+                .ok_or_else(|| wasmtime::Error::msg("no `wasi_thread_start` export"))?;
+            start.call(&mut *store, &[Val::I32(tid as i32), Val::I32(arg)], &mut [])
+        }
+    }
+}
+
+/// Starts a new thread of the calling thread's process at `entry`; returns its tid.
+pub(crate) fn spawn_thread(host: &Host, entry: Entry) -> Result<Tid, Errno> {
+    let ctx = Arc::clone(&host.ctx);
+    if ctx.image.shared_memory().is_none() {
+        return Err(Errno::Notsup);
+    }
+    let thread = ctx
+        .process
+        .spawn_thread(host.thread.mask(), true)
+        .map_err(|_| Errno::Again)?;
+    let tid = thread.tid();
+    let t2 = Arc::clone(&thread);
+    let c2 = Arc::clone(&ctx);
+    let started = std::thread::Builder::new()
+        .name(format!("wasmix-{}-{tid}", ctx.process.pid()))
+        .spawn(move || run_thread(c2, t2, entry));
+    if started.is_err() {
+        ctx.process.thread_exited(tid);
+        return Err(Errno::Again);
+    }
+    Ok(tid)
+}
+
+/// What a new child process starts with.
+pub(crate) struct ChildSpec {
+    pub program: Program,
+    pub args: Vec<Vec<u8>>,
+    pub env: Vec<Vec<u8>>,
+    pub fs: FileSystem,
+    /// Disposition overrides on top of exec inheritance (posix_spawn's list).
+    pub dispositions: Vec<(Signal, Disposition)>,
+}
+
+/// Starts a child process of `parent` running `spec` on its own OS thread; returns its pid.
+pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result<Pid, Errno> {
+    let runtime = parent.runtime.clone();
+    let image = Image::new(&runtime, &spec.program, Vec::new()).map_err(|_| Errno::Noexec)?;
+    let process = runtime
+        .control()
+        .spawn(Some(&parent.process), [0; 32])
+        .map_err(|_| Errno::Again)?;
+    for (i, d) in parent.process.dispositions_for_exec().iter().enumerate() {
+        if let Some(sig) = Signal::new(i as u8) {
+            let _ = process.set_disposition(sig, *d);
+        }
+    }
+    for (sig, d) in spec.dispositions {
+        let _ = process.set_disposition(sig, d);
+    }
+    let ctx = Arc::new(ProcessCtx::new(
+        runtime,
+        Arc::clone(&process),
+        Arc::new(spec.fs),
+        spec.args,
+        spec.env,
+        image,
+        true,
+    ));
+    let main = process.main_thread().ok_or(Errno::Again)?;
+    let pid = process.pid();
+    let started = std::thread::Builder::new()
+        .name(format!("wasmix-{pid}"))
+        .spawn(move || run_thread(ctx, main, Entry::Main));
+    if started.is_err() {
+        process.exit(wasmix_process::ExitStatus::Signaled(Signal::KILL));
+        process.thread_exited(pid);
+        return Err(Errno::Again);
+    }
+    Ok(pid)
+}
