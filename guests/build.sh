@@ -11,6 +11,12 @@ for wasm in "$here"/rust/target/wasm32-wasip1/release/*.wasm; do
     cp "$wasm" "$out/"
 done
 
+# Multi-threaded Rust guests (wasm32-wasip1-threads).
+(cd "$here/rust-threads" && cargo build --quiet --release --target wasm32-wasip1-threads)
+for wasm in "$here"/rust-threads/target/wasm32-wasip1-threads/release/*.wasm; do
+    cp "$wasm" "$out/"
+done
+
 # C guests (Debian clang + wasi-libc).
 for src in "$here"/c/*.c; do
     name="$(basename "$src" .c)"

@@ -100,6 +100,9 @@ pub(crate) struct Host {
     pub handler_depth: u32,
     /// The image `proc_exec` prepared, taken by the run loop after the guest unwinds.
     pub pending_exec: Option<Arc<ProcessCtx>>,
+    /// A sleep (`poll_oneoff` on clocks only) a signal interrupted: its subscription address
+    /// and deadlines, so the restarted call keeps the original wake-up times.
+    pub pending_sleep: Option<(u32, Vec<std::time::Instant>)>,
 }
 
 impl Host {
@@ -114,6 +117,7 @@ impl Host {
             signal_entry: None,
             handler_depth: 0,
             pending_exec: None,
+            pending_sleep: None,
         }
     }
 }

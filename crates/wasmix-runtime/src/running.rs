@@ -224,14 +224,17 @@ fn enter(
     tid: Tid,
     entry: Entry,
 ) -> wasmtime::Result<()> {
+    // A shared memory is known before instantiation, where the start function
+    // (`__wasm_init_memory`) may already make host calls on it.
+    if let Some(m) = ctx.image.shared_memory() {
+        store.data_mut().memory = GuestMemory::Shared(m.clone());
+    }
     let instance = ctx.image.instantiate(&ctx.runtime, store)?;
-    let memory = match ctx.image.shared_memory() {
-        Some(m) => GuestMemory::Shared(m.clone()),
-        None => instance
+    if ctx.image.shared_memory().is_none() {
+        store.data_mut().memory = instance
             .get_memory(&mut *store, "memory")
-            .map_or(GuestMemory::None, GuestMemory::Own),
-    };
-    store.data_mut().memory = memory;
+            .map_or(GuestMemory::None, GuestMemory::Own);
+    }
     store.data_mut().instance = Some(instance);
     match entry {
         Entry::Main => {

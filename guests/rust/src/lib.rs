@@ -1,6 +1,9 @@
 //! Helpers shared by the guest programs: a tiny check harness over raw WASI calls.
 
 pub use wasi;
+pub use wasix;
+
+pub mod proc;
 
 /// Fails the program (non-zero exit, message on stderr) when `got` is not one of `allowed`.
 #[track_caller]

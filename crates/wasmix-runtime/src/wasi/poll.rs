@@ -12,7 +12,7 @@ use wasmix_fs::{Errno, OpenFile};
 use wasmtime::Result;
 
 use super::clock::{clock_id, now};
-use super::{syscall, Abi};
+use super::Abi;
 use crate::host::Host;
 use crate::mem::GuestMem;
 
@@ -86,7 +86,7 @@ fn put_event(mem: &mut GuestMem, at: u32, e: &Event) -> Result<(), Errno> {
 }
 
 fn poll(
-    host: &Host,
+    host: &mut Host,
     mem: &mut GuestMem,
     input: u32,
     output: u32,
@@ -166,6 +166,18 @@ fn poll(
             }
         }
     }
+    let sleep_only = subs.iter().all(|s| matches!(s, Sub::Clock { .. })) && ready.is_empty();
+    if sleep_only {
+        if let Some((at, deadlines)) = host.pending_sleep.take() {
+            if at == input && deadlines.len() == subs.len() {
+                for (sub, d) in subs.iter_mut().zip(deadlines) {
+                    if let Sub::Clock { deadline, .. } = sub {
+                        *deadline = d;
+                    }
+                }
+            }
+        }
+    }
     let deadline = subs
         .iter()
         .filter_map(|s| match s {
@@ -173,6 +185,19 @@ fn poll(
             _ => None,
         })
         .min();
+    let interrupted = |host: &mut Host, subs: &[Sub]| {
+        if sleep_only {
+            let deadlines = subs
+                .iter()
+                .filter_map(|s| match s {
+                    Sub::Clock { deadline, .. } => Some(*deadline),
+                    _ => None,
+                })
+                .collect();
+            host.pending_sleep = Some((input, deadlines));
+        }
+        Errno::Intr
+    };
 
     loop {
         let timeout = if !ready.is_empty() {
@@ -182,9 +207,8 @@ fn poll(
         };
         if waiting.is_empty() {
             if let Some(t) = timeout {
-                match host.thread.sleep(t) {
-                    Ok(()) => {}
-                    Err(_) => return Err(Errno::Intr),
+                if host.thread.sleep(t).is_err() {
+                    return Err(interrupted(host, &subs));
                 }
             } else if ready.is_empty() {
                 // Nothing can ever become ready.
@@ -199,6 +223,7 @@ fn poll(
                 })
                 .collect();
             let revents = crate::blocking::wait_fds(host, &fds, timeout)?;
+            drop(fds);
             for ((userdata, kind, file), rev) in waiting.iter().zip(revents) {
                 if rev.is_empty() {
                     continue;
@@ -259,21 +284,45 @@ fn bytes_available(file: &OpenFile) -> u64 {
 }
 
 pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    syscall!(
-        linker,
-        abi,
+    // A sleep (clock subscriptions only) interrupted by a handled signal resumes with the time
+    // it had left: Rust's std treats EINTR from a sleep as fatal, and POSIX allows it. A poll
+    // that watches descriptors returns EINTR, so event loops see the signal.
+    linker.func_wrap(
+        abi.module(),
         "poll_oneoff",
-        |host, mem, input: i32, output: i32, count: i32, ret: i32| {
-            let n = poll(
-                host,
-                &mut mem,
-                input as u32,
-                output as u32,
-                count as u32,
-                abi,
-            )?;
-            mem.put_u32(ret as u32, n)
-        }
-    );
+        move |mut caller: wasmtime::Caller<'_, Host>,
+              input: i32,
+              output: i32,
+              count: i32,
+              ret: i32|
+              -> wasmtime::Result<i32> {
+            loop {
+                let result = {
+                    let (bytes, host) = crate::host::split(&mut caller);
+                    let mut mem = GuestMem::new(bytes);
+                    poll(
+                        host,
+                        &mut mem,
+                        input as u32,
+                        output as u32,
+                        count as u32,
+                        abi,
+                    )
+                    .and_then(|n| mem.put_u32(ret as u32, n))
+                };
+                if caller.data().interrupt.is_raised() {
+                    crate::signals::deliver(&mut caller)?;
+                }
+                if result == Err(Errno::Intr) && caller.data().pending_sleep.is_some() {
+                    continue;
+                }
+                caller.data_mut().pending_sleep = None;
+                return Ok(match result {
+                    Ok(()) => 0,
+                    Err(e) => i32::from(e.raw()),
+                });
+            }
+        },
+    )?;
     Ok(())
 }

@@ -91,11 +91,14 @@ fn find_program(
     let mut last = Errno::Noent;
     for dir in search.unwrap_or(DEFAULT_PATH).split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
-        let abs = normalize(&cwd, &format!("{dir}/{name}"));
-        match fs.read_file(&abs) {
-            Ok(bytes) => return Ok((bytes, abs)),
-            Err(Errno::Noent | Errno::Notdir) => {}
-            Err(e) => last = e,
+        // `ls` finds `ls`, else `ls.wasm`: guest programs are usually kept with the suffix.
+        for file in [name.to_owned(), format!("{name}.wasm")] {
+            let abs = normalize(&cwd, &format!("{dir}/{file}"));
+            match fs.read_file(&abs) {
+                Ok(bytes) => return Ok((bytes, abs)),
+                Err(Errno::Noent | Errno::Notdir) => {}
+                Err(e) => last = e,
+            }
         }
     }
     Err(last)

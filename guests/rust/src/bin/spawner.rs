@@ -1,0 +1,167 @@
+//! Spawns, joins, signals, pipes and execs the `child` program; its first argument picks the
+//! scenario. Expects the guest directory mounted at /bin.
+use wasmix_guests::proc::{self, FdOp, Status};
+use wasmix_guests::{check, fail};
+
+fn read_all(fd: u32) -> String {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match proc::read_fd(fd, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) => fail(&format!("read: {e:?}")),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs `child ARGS` with its stdout on a pipe; returns (status, output).
+fn capture(argv: &[&str], env: &[&str], extra: &[FdOp]) -> (Status, String) {
+    let (r, w) = proc::pipe();
+    let mut ops = vec![FdOp::dup2(w, 1), FdOp::close(r), FdOp::close(w)];
+    ops.extend_from_slice(extra);
+    let pid = proc::spawn("child", argv, env, &ops, &[]).unwrap_or_else(|e| fail(&format!("spawn: errno {e}")));
+    proc::close(w);
+    let out = read_all(r);
+    proc::close(r);
+    let (e, joined, status) = proc::join(Some(pid), false);
+    check(e == 0 && joined == pid, "join returns the child");
+    (status, out)
+}
+
+fn main() {
+    let scenario = std::env::args().nth(1).unwrap_or_default();
+    match scenario.as_str() {
+        "exit" => {
+            let pid = proc::spawn("child", &["child", "exit", "7"], &[], &[], &[]).expect("spawn");
+            let (e, p, st) = proc::join(Some(pid), false);
+            println!("join errno={e} same_pid={} status={st:?}", p == pid);
+            let (e, _, _) = proc::join(None, false);
+            println!("join again errno={e}");
+        }
+        "pipe" => {
+            let (st, out) = capture(&["child", "echo", "hello", "through", "a", "pipe"], &[], &[]);
+            print!("{out}");
+            println!("status={st:?}");
+        }
+        "stdin" => {
+            // parent → child stdin → child stdout → parent
+            let (in_r, in_w) = proc::pipe();
+            let (out_r, out_w) = proc::pipe();
+            let ops = [
+                FdOp::dup2(in_r, 0),
+                FdOp::dup2(out_w, 1),
+                FdOp::close(in_r),
+                FdOp::close(in_w),
+                FdOp::close(out_r),
+                FdOp::close(out_w),
+            ];
+            let pid = proc::spawn("child", &["child", "cat"], &[], &ops, &[]).expect("spawn");
+            proc::close(in_r);
+            proc::close(out_w);
+            proc::write_fd(in_w, b"round trip\n").expect("write");
+            proc::close(in_w);
+            print!("{}", read_all(out_r));
+            let (_, _, st) = proc::join(Some(pid), false);
+            println!("status={st:?}");
+        }
+        "env" => {
+            let (_, out) = capture(&["child", "env", "GREETING"], &["GREETING=hi there"], &[]);
+            print!("{out}");
+            let (_, out) = capture(&["renamed-argv0"], &[], &[]);
+            let _ = out;
+            let (_, out) = capture(&["my-argv0", "argv0"], &[], &[]);
+            print!("{out}");
+        }
+        "kill" => {
+            let (r, w) = proc::pipe();
+            let ops = [FdOp::dup2(w, 1), FdOp::close(r), FdOp::close(w)];
+            let pid = proc::spawn("child", &["child", "spin"], &[], &ops, &[]).expect("spawn");
+            proc::close(w);
+            let mut buf = [0u8; 9];
+            proc::read_fd(r, &mut buf).expect("child says it spins");
+            let t0 = proc::now_ms();
+            check(proc::signal(pid, proc::SIGKILL) == 0, "kill");
+            let (_, _, st) = proc::join(Some(pid), false);
+            let ms = proc::now_ms() - t0;
+            println!("status={st:?}");
+            println!("kill_ms_under_100={}", ms < 100.0);
+        }
+        "raise" => {
+            let (st, out) = capture(&["child", "raise", "15"], &[], &[]);
+            println!("status={st:?} out={:?}", out.trim());
+            let (st, out) = capture(&["child", "raise", "17"], &[], &[]);
+            println!("status={st:?} out={:?}", out.trim());
+        }
+        "nohang" => {
+            let pid = proc::spawn("child", &["child", "sleep", "300"], &[], &[], &[]).expect("spawn");
+            let (e, p, st) = proc::join(Some(pid), true);
+            println!("nohang errno={e} pid={p} status={st:?}");
+            let (e, p, st) = proc::join(None, false);
+            println!("any errno={e} same_pid={} status={st:?}", p == pid);
+            let (e, _, _) = proc::join(None, true);
+            println!("no children errno={e}");
+        }
+        "exec" => {
+            let (st, out) = capture(&["child", "exec", "child", "ids"], &[], &[]);
+            let before: Vec<&str> = out.lines().collect();
+            let pid_before = before[0].trim_start_matches("before exec pid=");
+            let after = before.get(1).copied().unwrap_or("");
+            println!("pid kept={}", after.starts_with(&format!("pid={pid_before} ")));
+            println!("status={st:?}");
+            let (st, out) = capture(&["child", "exec", "no-such-program"], &[], &[]);
+            print!("{}", out.lines().nth(1).map(|l| format!("{l}\n")).unwrap_or_default());
+            println!("status={st:?}");
+        }
+        "cloexec" => {
+            let (r, w) = proc::pipe();
+            let kept = wasix::wasix_32v1::fd_dup2 as unsafe extern "C" fn(i32, i32, i32, i32) -> i32;
+            let mut fd_keep = 0u32;
+            let mut fd_cloexec = 0u32;
+            unsafe {
+                kept(r as i32, 9, 0, &mut fd_keep as *mut u32 as i32);
+                kept(r as i32, 10, 1, &mut fd_cloexec as *mut u32 as i32);
+            }
+            println!("dup2 gave {fd_keep} and {fd_cloexec}");
+            let (_, out) = capture(&["child", "fds"], &[], &[]);
+            print!("{out}");
+            proc::close(w);
+        }
+        "dispositions" => {
+            let (r, w) = proc::pipe();
+            let ops = [FdOp::dup2(w, 1), FdOp::close(r), FdOp::close(w)];
+            let pid = proc::spawn("child", &["child", "sigdisp"], &[], &ops, &[(10, 1), (12, 1), (12, 0)]).expect("spawn");
+            proc::close(w);
+            print!("{}", read_all(r));
+            proc::join(Some(pid), false);
+        }
+        "missing" => {
+            let e = proc::spawn("no-such-program", &["x"], &[], &[], &[]).err();
+            println!("spawn missing errno={e:?}");
+            let e = proc::spawn("child", &["child"], &[], &[FdOp::dup2(99999, 5)], &[]).err();
+            println!("spawn bad dup2 errno={e:?}");
+        }
+        "limit" => {
+            let mut pids = Vec::new();
+            let errno = loop {
+                match proc::spawn("child", &["child", "sleep", "100"], &[], &[], &[]) {
+                    Ok(pid) => pids.push(pid),
+                    Err(e) => break e,
+                }
+                if pids.len() > 10_000 {
+                    fail("no limit");
+                }
+            };
+            println!("spawned {} then errno={errno}", pids.len());
+            for _ in &pids {
+                proc::join(None, false);
+            }
+            println!("reaped all");
+        }
+        "ids" => {
+            println!("pid={} ppid={}", proc::pid(), proc::ppid());
+        }
+        other => fail(&format!("unknown scenario {other}")),
+    }
+}
