@@ -110,16 +110,20 @@ fn main() {
             // Every thread parks in a raw atomic wait (std's Condvar); only a signal or kill
             // can end this process.
             let pair = Arc::new((Mutex::new(false), Condvar::new()));
-            let ready = Arc::new(Barrier::new(5));
+            let waiting = Arc::new(AtomicU64::new(0));
             for _ in 0..4 {
-                let (p, r) = (pair.clone(), ready.clone());
+                let (p, n) = (pair.clone(), waiting.clone());
                 thread::spawn(move || {
                     let g = p.0.lock().unwrap();
-                    r.wait();
+                    n.fetch_add(1, Ordering::SeqCst);
                     let _g = p.1.wait_while(g, |done| !*done).unwrap();
                 });
             }
-            ready.wait();
+            while waiting.load(Ordering::SeqCst) < 4 {
+                thread::yield_now();
+            }
+            // Each thread held the lock until its wait released it: all four are parked.
+            drop(pair.0.lock().unwrap());
             println!("parked");
             let g = pair.0.lock().unwrap();
             let _g = pair.1.wait_while(g, |done| !*done).unwrap();

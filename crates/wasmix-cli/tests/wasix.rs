@@ -1,0 +1,352 @@
+//! WASIX through the CLI: processes (spawn, join, exec, pipes, signals between processes),
+//! threads, futexes and raw atomic waits, signal handlers (synchronous, from timers into
+//! compute loops), Ctrl-C forwarding and limits.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+use common::{guest, path_str, run, wasmix, Run};
+
+/// `spawner SCENARIO` with the guest directory as `/bin`.
+fn spawner(scenario: &str, extra: &[&str]) -> Run {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let mut args = vec!["run", "--dir", &bin];
+    args.extend_from_slice(extra);
+    let g = guest("spawner.wasm");
+    args.push(path_str(&g));
+    args.push(scenario);
+    run(&args)
+}
+
+fn lines(r: &Run) -> Vec<&str> {
+    r.stdout.lines().collect()
+}
+
+#[test]
+fn spawn_by_path_lookup_and_join_exit_code() {
+    let r = spawner("exit", &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "join errno=0 same_pid=true status=Exited(7)",
+            "join again errno=12"
+        ],
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn pipes_carry_a_childs_output_and_input() {
+    let r = spawner("pipe", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["hello through a pipe", "status=Exited(0)"]);
+    let r = spawner("stdin", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["round trip", "status=Exited(0)"]);
+}
+
+#[test]
+fn children_get_their_argv_and_environment() {
+    let r = spawner("env", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["hi there", "my-argv0"]);
+}
+
+#[test]
+fn sigkill_ends_a_computing_child_within_100ms() {
+    let r = spawner("kill", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["status=Signaled(9)", "kill_ms_under_1000=true"]);
+}
+
+#[test]
+fn sigkill_ends_a_child_whose_threads_sit_in_raw_atomic_waits() {
+    let r = spawner("kill-parked", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["status=Signaled(9)", "kill_ms_under_1000=true"]);
+}
+
+#[test]
+fn join_reports_exit_versus_signal() {
+    let r = spawner("raise", &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "status=Signaled(15) out=\"\"",
+            "status=Exited(0) out=\"survived\""
+        ]
+    );
+}
+
+#[test]
+fn join_nohang_any_and_no_children() {
+    let r = spawner("nohang", &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "nohang errno=0 pid=0 status=Nothing",
+            "any errno=0 same_pid=true status=Exited(0)",
+            "no children errno=12"
+        ]
+    );
+}
+
+#[test]
+fn exec_keeps_the_pid_and_a_failed_exec_reports_enoent() {
+    let r = spawner("exec", &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "pid kept=true",
+            "status=Exited(0)",
+            "exec failed errno=44",
+            "status=Exited(3)"
+        ]
+    );
+}
+
+#[test]
+fn children_inherit_fds_except_close_on_exec() {
+    let r = spawner("cloexec", &[]);
+    r.success();
+    let l = lines(&r);
+    assert_eq!(l[0], "dup2 gave 9 and 10");
+    let open: Vec<&str> = l[1].trim_start_matches("open ").split(',').collect();
+    assert!(open.contains(&"9"), "{l:?}");
+    assert!(!open.contains(&"10"), "close-on-exec fd leaked: {l:?}");
+}
+
+#[test]
+fn spawn_applies_signal_dispositions_in_order() {
+    let r = spawner("dispositions", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["ignored [10]"]);
+}
+
+#[test]
+fn spawn_errors_are_errnos() {
+    let r = spawner("missing", &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "spawn missing errno=Some(44)",
+            "spawn bad dup2 errno=Some(8)"
+        ]
+    );
+}
+
+#[test]
+fn max_processes_makes_a_spawn_loop_fail_with_eagain() {
+    let r = spawner("limit", &["--max-processes", "4"]);
+    r.success();
+    assert_eq!(lines(&r), ["spawned 3 then errno=6", "reaped all"]);
+}
+
+#[test]
+fn process_ids() {
+    let r = spawner("ids", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["pid=1 ppid=0"]);
+}
+
+fn threads(scenario: &str, extra: &[&str]) -> Run {
+    let g = guest("threads.wasm");
+    let mut args = vec!["run"];
+    args.extend_from_slice(extra);
+    args.push(path_str(&g));
+    args.push(scenario);
+    run(&args)
+}
+
+#[test]
+fn threads_share_memory_locks_condvars_and_thread_locals() {
+    let r = threads("basic", &[]);
+    r.success();
+    let l = lines(&r);
+    assert_eq!(
+        &l[..5],
+        [
+            "mutex sum 16000",
+            "atomic sum 16000",
+            "thread-locals each true",
+            "main thread-local 0",
+            "condvar rounds 500"
+        ]
+    );
+}
+
+#[test]
+fn exit_in_a_thread_ends_the_process_with_its_code() {
+    let r = threads("exit-in-thread", &[]);
+    assert_eq!(r.code, 7, "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn a_trap_in_a_thread_ends_the_process_and_the_join_returns() {
+    let r = threads("trap-in-thread", &[]);
+    assert_eq!(r.code, 134, "{}", r.stderr);
+    assert!(r.stderr.contains("wasm backtrace"), "{}", r.stderr);
+    assert!(r.stdout.is_empty());
+}
+
+#[test]
+fn returning_from_main_ends_blocked_threads() {
+    let r = threads("main-returns", &[]);
+    r.success();
+    assert_eq!(lines(&r), ["main done"]);
+}
+
+#[test]
+fn max_threads_makes_thread_spawn_fail() {
+    let r = threads("spawn-many", &["--max-threads", "8"]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        ["spawned 7 then: operation would block", "joined all"]
+    );
+}
+
+#[test]
+fn raw_atomic_waits_keep_their_semantics() {
+    run(&["run", path_str(&guest("atomics.wat"))]).success();
+    let r = run(&["run", path_str(&guest("atomics_misaligned.wat"))]);
+    assert_eq!(r.code, 134);
+    assert!(r.stderr.contains("unaligned atomic"), "{}", r.stderr);
+}
+
+fn sigs(scenario: &str) -> Run {
+    run(&["run", path_str(&guest("sigs.wasm")), scenario])
+}
+
+#[test]
+fn handlers_run_before_raise_and_signal_calls_return() {
+    let r = sigs("handler");
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "after raise: usr1=1",
+            "after thread_signal: usr2=1",
+            "after proc_signal: term=1",
+            "kill 0 (existence) errno=0",
+            "bad signal errno=28"
+        ]
+    );
+}
+
+#[test]
+fn interval_timer_signals_reach_a_pure_compute_loop() {
+    let r = sigs("interval");
+    r.success();
+    assert_eq!(lines(&r), ["alarms in a compute loop: true (true)"]);
+}
+
+#[test]
+fn one_shot_timer_fires_once_and_sleeps_resume() {
+    let r = sigs("oneshot");
+    r.success();
+    assert_eq!(lines(&r), ["one-shot alarms: 1"]);
+}
+
+#[test]
+fn default_actions_end_the_process_with_128_plus_signal() {
+    assert_eq!(sigs("default-alarm").code, 128 + 14);
+    assert_eq!(sigs("sigpipe-default").code, 128 + 13);
+}
+
+#[test]
+fn writing_to_a_pipe_without_readers_raises_sigpipe_then_epipe() {
+    let r = sigs("sigpipe");
+    r.success();
+    assert_eq!(lines(&r), ["write errno=Some(64) sigpipe=1"]);
+}
+
+#[test]
+fn fd_calls_dup_eventfd_cwd_and_tty() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&["run", "--dir", &mount, path_str(&guest("fdx.wasm"))]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "dup: via dup",
+            "eof after last writer: true",
+            "dup2 min 20 -> 20, cloexec=1",
+            "dup of a closed fd: errno 8",
+            "eventfd sum 7",
+            "cwd /",
+            "cwd /sub/deeper",
+            "cwd /sub",
+            "chdir to a file: errno 54",
+            "chdir to nothing: errno 44",
+            "tty cols>0 true stdin_tty 0 stdout_tty 0",
+            "fdx done"
+        ]
+    );
+}
+
+/// Starts `wasmix run GUEST SCENARIO` with piped stdio and waits for its `ready` line.
+fn started(
+    guest_name: &str,
+    scenario: &str,
+) -> (std::process::Child, BufReader<std::process::ChildStdout>) {
+    let mut child = wasmix()
+        .args(["run", path_str(&guest(guest_name)), scenario])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmix");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert!(
+        line.trim() == "ready" || line.trim() == "parked",
+        "guest did not start: {line:?}"
+    );
+    (child, out)
+}
+
+fn send(child: &std::process::Child, sig: rustix::process::Signal) {
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, sig).unwrap();
+}
+
+#[test]
+fn ctrl_c_runs_the_guest_handler_and_the_blocked_read_goes_on() {
+    let (mut child, mut out) = started("sigs.wasm", "wait-int");
+    send(&child, rustix::process::Signal::INT);
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got SIGINT\n");
+    child.stdin.take().unwrap().write_all(b"bye\n").unwrap();
+    out.read_line(&mut line).unwrap();
+    assert!(line.ends_with("read 4 bytes after 1 SIGINT\n"), "{line}");
+    assert!(child.wait().unwrap().success());
+}
+
+#[test]
+fn ctrl_c_without_a_handler_ends_the_guest_with_130() {
+    for scenario in ["wait-default", "spin-default"] {
+        let (mut child, _out) = started("sigs.wasm", scenario);
+        send(&child, rustix::process::Signal::INT);
+        assert_eq!(child.wait().unwrap().code(), Some(130), "{scenario}");
+    }
+}
+
+#[test]
+fn sigterm_ends_a_guest_whose_threads_are_parked() {
+    let (mut child, _out) = started("threads.wasm", "parked");
+    send(&child, rustix::process::Signal::TERM);
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+}
