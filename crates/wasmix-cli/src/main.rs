@@ -174,19 +174,23 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             .map_err(|e| other(format!("cannot listen on `{addr}` for --tcplisten: {e}")))?;
         process = process.listener(listener);
     }
+    // Registered before the guest starts: a signal that arrives meanwhile waits for it.
+    let signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| other(format!("cannot take over Ctrl-C: {e}")))?;
     let running = process.spawn()?;
-    forward_signals(&running);
+    forward_signals(signals, &running);
     let status = running.wait()?;
     Ok(ExitCode::from(status.code() as u8))
 }
 
 /// Ctrl-C, `kill` and a closed terminal reach the guest as SIGINT, SIGTERM and SIGHUP (its
 /// handlers or default actions decide), not the runtime.
-fn forward_signals(running: &RunningProcess) {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
-        return;
-    };
+fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &RunningProcess) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let target = running.handle();
     std::thread::spawn(move || {
         for sig in signals.forever() {

@@ -62,11 +62,22 @@ impl Parker {
 
     /// Records a change to the state and wakes the thread if it sleeps.
     fn update(&self, f: impl FnOnce(&mut ThreadState) -> bool) -> bool {
+        self.update_then(f, |_| {})
+    }
+
+    /// Like [`Parker::update`], running `before_wake` with `f`'s answer after the change and
+    /// before the wake-up: whatever it publishes is visible to the woken thread.
+    fn update_then(
+        &self,
+        f: impl FnOnce(&mut ThreadState) -> bool,
+        before_wake: impl FnOnce(bool),
+    ) -> bool {
         let mut st = lock(&self.state);
         let r = f(&mut st);
         st.wake_seq += 1;
         let sleeping = st.sleeping;
         drop(st);
+        before_wake(r);
         if sleeping {
             self.cv.notify_all();
         }
@@ -126,26 +137,32 @@ impl Thread {
     /// Makes `sig` pending on this thread and wakes it. `false` if the thread has exited (the
     /// caller routes the signal elsewhere).
     pub fn deliver(&self, sig: Signal) -> bool {
-        let delivered = self.parker.update(|st| {
-            if st.exited {
-                return false;
-            }
-            st.pending = st.pending.with(sig);
-            true
-        });
-        if delivered {
-            self.notify();
-        }
-        delivered
+        // The notifier runs before the wake, so the woken thread already sees its effect.
+        self.parker.update_then(
+            |st| {
+                if st.exited {
+                    return false;
+                }
+                st.pending = st.pending.with(sig);
+                true
+            },
+            |delivered| {
+                if delivered {
+                    self.notify();
+                }
+            },
+        )
     }
 
     /// Marks the thread as killed: every wait returns [`WaitError::Killed`] from now on.
     pub fn kill(&self) {
-        self.parker.update(|st| {
-            st.killed = true;
-            true
-        });
-        self.notify();
+        self.parker.update_then(
+            |st| {
+                st.killed = true;
+                true
+            },
+            |_| self.notify(),
+        );
     }
 
     /// Whether the thread has been killed.

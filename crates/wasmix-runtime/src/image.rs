@@ -5,7 +5,9 @@
 //! WASIX binaries use several generations of a call under one name, so a host call may be
 //! registered under `name` and, for an older signature, `name@N` (N = parameter count).
 
-use wasmtime::{ExternType, Instance, SharedMemory, Store};
+use std::sync::OnceLock;
+
+use wasmtime::{ExternType, Instance, InstancePre, SharedMemory, Store};
 
 use crate::host::Host;
 use crate::process::RunError;
@@ -18,6 +20,9 @@ pub(crate) struct Image {
     program: Program,
     preloads: Vec<(String, Program)>,
     shared: Option<SharedMemory>,
+    /// For a threaded program, imports resolved once (with the first thread's store) so later
+    /// threads only instantiate.
+    pre: OnceLock<InstancePre<Host>>,
 }
 
 impl Image {
@@ -77,6 +82,7 @@ impl Image {
             program: program.clone(),
             preloads,
             shared,
+            pre: OnceLock::new(),
         })
     }
 
@@ -95,6 +101,15 @@ impl Image {
         runtime: &Runtime,
         store: &mut Store<Host>,
     ) -> Result<Instance, wasmtime::Error> {
+        if let (Some(shared), true) = (&self.shared, self.preloads.is_empty()) {
+            if self.pre.get().is_none() {
+                let pre = self.prepare(runtime, store, shared)?;
+                let _ = self.pre.set(pre);
+            }
+            if let Some(pre) = self.pre.get() {
+                return pre.instantiate(&mut *store);
+            }
+        }
         let mut preloaded: Vec<(&str, Instance)> = Vec::new();
         for (name, helper) in &self.preloads {
             let imports = self.resolve(runtime, store, helper, &preloaded)?;
@@ -103,6 +118,49 @@ impl Image {
         }
         let imports = self.resolve(runtime, store, &self.program, &preloaded)?;
         Instance::new(&mut *store, self.program.module(), &imports)
+    }
+
+    /// A linker for this program alone: its memory defined, and each import whose current
+    /// form does not match its declared type pointed at the generation that does.
+    fn prepare(
+        &self,
+        runtime: &Runtime,
+        store: &mut Store<Host>,
+        shared: &SharedMemory,
+    ) -> Result<InstancePre<Host>, wasmtime::Error> {
+        let mut linker = runtime.linker().clone();
+        linker.allow_shadowing(true);
+        for import in self.program.module().imports() {
+            let (module, name) = (import.module(), import.name());
+            match import.ty() {
+                ExternType::Memory(_) => {
+                    linker.define(&*store, module, name, shared.clone())?;
+                }
+                ExternType::Func(ty) => {
+                    let chosen = wasi::candidates(module, name, ty.params().len())
+                        .into_iter()
+                        .find(|n| {
+                            runtime
+                                .linker()
+                                .get(&mut *store, module, n)
+                                .ok()
+                                .and_then(|e| e.into_func())
+                                .is_some_and(|f| f.ty(&*store).matches(&ty))
+                        })
+                        .ok_or_else(|| {
+                            wasmtime::Error::msg(format!(
+                                "`{}` imports `{module}::{name}` with a signature wasmix does not provide",
+                                self.program.name()
+                            ))
+                        })?;
+                    if chosen != name {
+                        linker.alias(module, &chosen, module, name)?;
+                    }
+                }
+                _ => {}
+            }
+        }
+        linker.instantiate_pre(self.program.module())
     }
 
     fn resolve(

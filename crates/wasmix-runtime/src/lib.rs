@@ -26,6 +26,7 @@ mod futex;
 mod host;
 mod image;
 mod mem;
+mod pool;
 mod process;
 mod program;
 mod rewrite;

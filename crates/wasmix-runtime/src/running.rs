@@ -273,9 +273,9 @@ pub(crate) fn spawn_thread(host: &Host, entry: Entry) -> Result<Tid, Errno> {
     let tid = thread.tid();
     let t2 = Arc::clone(&thread);
     let c2 = Arc::clone(&ctx);
-    let started = std::thread::Builder::new()
-        .name(format!("wasmix-{}-{tid}", ctx.process.pid()))
-        .spawn(move || run_thread(c2, t2, entry));
+    let started = crate::pool::run(format!("wasmix-{}-{tid}", ctx.process.pid()), move || {
+        run_thread(c2, t2, entry)
+    });
     if started.is_err() {
         ctx.process.thread_exited(tid);
         return Err(Errno::Again);
@@ -320,9 +320,9 @@ pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result
     ));
     let main = process.main_thread().ok_or(Errno::Again)?;
     let pid = process.pid();
-    let started = std::thread::Builder::new()
-        .name(format!("wasmix-{pid}"))
-        .spawn(move || run_thread(ctx, main, Entry::Main));
+    let started = crate::pool::run(format!("wasmix-{pid}"), move || {
+        run_thread(ctx, main, Entry::Main)
+    });
     if started.is_err() {
         process.exit(wasmix_process::ExitStatus::Signaled(Signal::KILL));
         process.thread_exited(pid);

@@ -176,6 +176,41 @@ fn main() {
             }
             println!("reaped all");
         }
+        "bench-spawn" => {
+            // spawn + exit + join of the smallest module, N times.
+            let n: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(200);
+            let t0 = proc::now_ns();
+            for _ in 0..n {
+                let pid = proc::spawn("/bin/tiny.wat", &["tiny"], &[], &[], &[]).expect("spawn");
+                let (_, _, st) = proc::join(Some(pid), false);
+                check(st == Status::Exited(0), "tiny exits 0");
+            }
+            println!("spawn_exit_join {} ns", (proc::now_ns() - t0) / n);
+        }
+        "bench-pipe" => {
+            // 64 KiB writes into a pipe another process drains.
+            let mib: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(1024);
+            let (r, w) = proc::pipe();
+            let (out_r, out_w) = proc::pipe();
+            let ops = [FdOp::dup2(r, 0), FdOp::dup2(out_w, 1), FdOp::close(r), FdOp::close(w), FdOp::close(out_r), FdOp::close(out_w)];
+            let pid = proc::spawn("child", &["child", "drain"], &[], &ops, &[]).expect("spawn");
+            proc::close(r);
+            proc::close(out_w);
+            let chunk = vec![7u8; 65536];
+            let t0 = proc::now_ns();
+            for _ in 0..mib * 16 {
+                let mut off = 0;
+                while off < chunk.len() {
+                    off += proc::write_fd(w, &chunk[off..]).expect("write");
+                }
+            }
+            proc::close(w);
+            let got = read_all(out_r);
+            let dt = proc::now_ns() - t0;
+            proc::join(Some(pid), false);
+            check(got.trim() == (mib * 1048576).to_string(), "reader got every byte");
+            println!("pipe_throughput {:.2} GB/s", (mib * 1048576) as f64 / dt as f64);
+        }
         "ids" => {
             println!("pid={} ppid={}", proc::pid(), proc::ppid());
         }
