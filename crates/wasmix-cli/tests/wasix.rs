@@ -352,3 +352,23 @@ fn sigterm_ends_a_guest_whose_threads_are_parked() {
     send(&child, rustix::process::Signal::TERM);
     assert_eq!(child.wait().unwrap().code(), Some(143));
 }
+
+#[test]
+fn wasix_thread_spawn_v2_join_exit_and_futex_timeout() {
+    run(&["run", path_str(&guest("wasix_threads.wat"))]).success();
+}
+
+#[test]
+fn wasix_from_c_handlers_pipes_and_timers() {
+    let r = run(&["run", path_str(&guest("wasix_c.wasm"))]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "usr1 handled 1",
+            "pipe says piped, then eof 1",
+            "pid 1",
+            "alarms 1"
+        ]
+    );
+}

@@ -1,0 +1,41 @@
+;; WASIX threads in the current ABI: thread_spawn_v2 starts `wasi_thread_start(tid, arg)`;
+;; thread_join, thread_exit, thread_id, thread_sleep, thread_parallelism, and a futex wait
+;; that times out. Exit codes 10+ name the check that failed.
+(module
+  (import "env" "memory" (memory 1 1 shared))
+  (import "wasix_32v1" "thread_spawn_v2" (func $spawn (param i32 i32) (result i32)))
+  (import "wasix_32v1" "thread_join" (func $join (param i32) (result i32)))
+  (import "wasix_32v1" "thread_exit" (func $thread_exit (param i32)))
+  (import "wasix_32v1" "thread_id" (func $thread_id (param i32) (result i32)))
+  (import "wasix_32v1" "thread_sleep" (func $sleep (param i64) (result i32)))
+  (import "wasix_32v1" "thread_parallelism" (func $par (param i32) (result i32)))
+  (import "wasix_32v1" "futex_wait" (func $futex_wait (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  ;; layout: 0 thread start args (64 bytes) | 64 tid out | 68 value the thread writes
+  ;;         72 id the thread saw | 80 option<timestamp> | 96 woken flag | 100 scratch
+  (func (export "wasi_thread_start") (param $tid i32) (param $arg i32)
+    (drop (call $sleep (i64.const 1000000)))
+    (drop (call $thread_id (i32.const 72)))
+    (i32.atomic.store (i32.const 68) (i32.add (i32.load (local.get $arg)) (i32.const 1)))
+    (call $thread_exit (i32.const 0))
+    (unreachable))
+  (func (export "_start")
+    (i32.store (i32.const 0) (i32.const 41))
+    (if (call $spawn (i32.const 0) (i32.const 64)) (then (call $exit (i32.const 10))))
+    (if (call $join (i32.load (i32.const 64))) (then (call $exit (i32.const 11))))
+    (if (i32.ne (i32.atomic.load (i32.const 68)) (i32.const 42)) (then (call $exit (i32.const 12))))
+    (if (i32.ne (i32.load (i32.const 72)) (i32.load (i32.const 64))) (then (call $exit (i32.const 13))))
+    (drop (call $thread_id (i32.const 100)))
+    (if (i32.eq (i32.load (i32.const 100)) (i32.load (i32.const 64))) (then (call $exit (i32.const 14))))
+    (if (call $par (i32.const 100)) (then (call $exit (i32.const 15))))
+    (if (i32.eqz (i32.load (i32.const 100))) (then (call $exit (i32.const 16))))
+    ;; a 1 ms futex wait on a matching value: times out, woken = 0
+    (i32.store8 (i32.const 80) (i32.const 1))
+    (i64.store (i32.const 88) (i64.const 1000000))
+    (i32.store8 (i32.const 96) (i32.const 9))
+    (if (call $futex_wait (i32.const 100) (i32.load (i32.const 100)) (i32.const 80) (i32.const 96))
+      (then (call $exit (i32.const 17))))
+    (if (i32.load8_u (i32.const 96)) (then (call $exit (i32.const 18))))
+    ;; joining oneself is EDEADLK (16)
+    (drop (call $thread_id (i32.const 104)))
+    (if (i32.ne (call $join (i32.load (i32.const 104))) (i32.const 16)) (then (call $exit (i32.const 19))))))
