@@ -185,6 +185,8 @@ pub struct OpenFile {
     node: Node,
     /// Status flags (`fdflags`) as the guest last set them.
     flags: AtomicU16,
+    /// Whether I/O may wait indefinitely, found out on first use.
+    may_block: std::sync::OnceLock<bool>,
 }
 
 impl OpenFile {
@@ -193,7 +195,25 @@ impl OpenFile {
         OpenFile {
             node,
             flags: AtomicU16::new(flags),
+            may_block: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Whether a read or write here can wait indefinitely: pipes, sockets and terminals can;
+    /// files, directories, `/dev/null`-like devices and our synthetic nodes cannot.
+    pub fn may_block(&self) -> bool {
+        *self.may_block.get_or_init(|| match &self.node {
+            Node::Stream(s) => match rustix::fs::fstat(s.as_fd()) {
+                Ok(st) => match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+                    rustix::fs::FileType::Fifo | rustix::fs::FileType::Socket => true,
+                    rustix::fs::FileType::CharacterDevice => rustix::termios::isatty(s.as_fd()),
+                    rustix::fs::FileType::RegularFile | rustix::fs::FileType::Directory => false,
+                    _ => true,
+                },
+                Err(_) => true,
+            },
+            _ => false,
+        })
     }
 
     /// What it refers to.

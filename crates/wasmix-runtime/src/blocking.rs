@@ -15,7 +15,7 @@ pub(crate) fn ready(host: &Host, file: &OpenFile, write: bool) -> Result<(), Err
     let Node::Stream(stream) = file.node() else {
         return Ok(());
     };
-    if file.flags() & fdflags::NONBLOCK != 0 {
+    if file.flags() & fdflags::NONBLOCK != 0 || !file.may_block() {
         return Ok(());
     }
     wait_fds(host, &[(stream.as_fd(), write)], None).map(drop)
