@@ -372,3 +372,53 @@ fn wasix_from_c_handlers_pipes_and_timers() {
         ]
     );
 }
+
+#[test]
+fn sigkill_ends_children_blocked_in_sleep_pipe_read_and_join() {
+    let r = spawner("kill-blocked", &[]);
+    r.success();
+    let l: Vec<&str> = lines(&r).into_iter().filter(|l| *l != "ready").collect();
+    assert_eq!(
+        l,
+        [
+            "sleep -> Signaled(9)",
+            "cat -> Signaled(9)",
+            "wait-child -> Signaled(9)"
+        ]
+    );
+}
+
+#[test]
+fn ctrl_c_goes_to_the_child_the_guest_waits_for() {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let mut child = wasmix()
+        .args([
+            "run",
+            "--dir",
+            &bin,
+            path_str(&guest("spawner.wasm")),
+            "wait-child",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmix");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    send(&child, rustix::process::Signal::INT);
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "child status=Signaled(2)\n");
+    assert!(child.wait().unwrap().success(), "the parent survives");
+}
+
+#[test]
+fn older_abi_generations_spawn_with_piped_stdio_and_two_argument_join() {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let r = run(&["run", "--dir", &bin, path_str(&guest("old_abi.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "old-abi\n");
+}

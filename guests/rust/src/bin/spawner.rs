@@ -105,6 +105,37 @@ fn main() {
             println!("kill_ms_under_1000={}", ms < 1000.0);
             eprintln!("kill took {ms:.2} ms");
         }
+        "kill-blocked" => {
+            // Children blocked in a sleep, a pipe read and a join of their own child.
+            let (r, w) = proc::pipe();
+            let cases: [&[&str]; 3] = [
+                &["child", "sleep", "100000"],
+                &["child", "cat"],
+                &["spawner", "wait-child"],
+            ];
+            for argv in cases {
+                let ops = [FdOp::dup2(r, 0), FdOp::close(r)];
+                let pid = proc::spawn(argv[0], argv, &[], &ops, &[]).expect("spawn");
+                // Give it a moment to block (the kill must work either way).
+                std::thread::sleep(std::time::Duration::from_millis(30));
+                check(proc::signal(pid, proc::SIGKILL) == 0, "kill");
+                let (_, _, st) = proc::join(Some(pid), false);
+                println!("{} -> {st:?}", argv[1]);
+            }
+            proc::close(w);
+        }
+        "wait-child" => {
+            // Waits for a computing child: Ctrl-C goes to the child (the foreground job).
+            let (r, w) = proc::pipe();
+            let ops = [FdOp::dup2(w, 1), FdOp::close(r), FdOp::close(w)];
+            let pid = proc::spawn("child", &["child", "spin"], &[], &ops, &[]).expect("spawn");
+            proc::close(w);
+            let mut buf = [0u8; 9];
+            proc::read_fd(r, &mut buf).expect("child spins");
+            println!("ready");
+            let (_, _, st) = proc::join(Some(pid), false);
+            println!("child status={st:?}");
+        }
         "raise" => {
             let (st, out) = capture(&["child", "raise", "15"], &[], &[]);
             println!("status={st:?} out={:?}", out.trim());
