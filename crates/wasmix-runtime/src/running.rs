@@ -91,19 +91,17 @@ impl ProcessCtx {
         env: Vec<Vec<u8>>,
     ) -> Result<ProcessCtx, Errno> {
         let image = Image::new(&self.runtime, program, Vec::new()).map_err(|_| Errno::Noexec)?;
-        Ok(ProcessCtx {
-            runtime: self.runtime.clone(),
-            process: Arc::clone(&self.process),
-            fs: Arc::clone(&self.fs),
+        let mut next = ProcessCtx::new(
+            self.runtime.clone(),
+            Arc::clone(&self.process),
+            Arc::clone(&self.fs),
             args,
             env,
             image,
-            futexes: Futexes::default(),
-            thread_exits: WaitQueue::new(),
-            callback: Mutex::new(None),
-            trap: Arc::clone(&self.trap),
-            report_traps: self.report_traps,
-        })
+            self.report_traps,
+        );
+        next.trap = Arc::clone(&self.trap);
+        Ok(next)
     }
 
     /// The export that receives signals, once registered.

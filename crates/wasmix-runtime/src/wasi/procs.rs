@@ -391,62 +391,38 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
     });
 
     // ---- spawn ------------------------------------------------------------------------------
-    syscall!(
-        linker,
-        WASIX,
-        "proc_spawn2",
-        |host,
-         mem,
-         name: i32,
-         name_len: i32,
-         args: i32,
-         args_len: i32,
-         envs: i32,
-         envs_len: i32,
-         ops: i32,
-         ops_len: i32,
-         sigs: i32,
-         sigs_len: i32,
-         search: i32,
-         path: i32,
-         path_len: i32,
-         ret: i32| {
-            let args = lines(&mem, args as u32, args_len as u32)?;
-            let env = lines(&mem, envs as u32, envs_len as u32)?;
-            spawn_common(
-                host, &mut mem, name, name_len, args, env, ops, ops_len, sigs, sigs_len, search,
-                path, path_len, ret,
-            )
-        }
-    );
-    syscall!(
-        linker,
-        WASIX,
-        "proc_spawn3",
-        |host,
-         mem,
-         name: i32,
-         name_len: i32,
-         args: i32,
-         args_len: i32,
-         envs: i32,
-         envs_len: i32,
-         ops: i32,
-         ops_len: i32,
-         sigs: i32,
-         sigs_len: i32,
-         search: i32,
-         path: i32,
-         path_len: i32,
-         ret: i32| {
-            let args = cstrings(&mem, args as u32, args_len as u32)?;
-            let env = cstrings(&mem, envs as u32, envs_len as u32)?;
-            spawn_common(
-                host, &mut mem, name, name_len, args, env, ops, ops_len, sigs, sigs_len, search,
-                path, path_len, ret,
-            )
-        }
-    );
+    // The two current forms differ only in how argv and the environment are encoded.
+    type Decode = fn(&GuestMem, u32, u32) -> Result<Vec<Vec<u8>>, Errno>;
+    for (name, decode) in [("proc_spawn2", lines as Decode), ("proc_spawn3", cstrings)] {
+        syscall!(
+            linker,
+            WASIX,
+            name,
+            |host,
+             mem,
+             name: i32,
+             name_len: i32,
+             args: i32,
+             args_len: i32,
+             envs: i32,
+             envs_len: i32,
+             ops: i32,
+             ops_len: i32,
+             sigs: i32,
+             sigs_len: i32,
+             search: i32,
+             path: i32,
+             path_len: i32,
+             ret: i32| {
+                let args = decode(&mem, args as u32, args_len as u32)?;
+                let env = decode(&mem, envs as u32, envs_len as u32)?;
+                spawn_common(
+                    host, &mut mem, name, name_len, args, env, ops, ops_len, sigs, sigs_len,
+                    search, path, path_len, ret,
+                )
+            }
+        );
+    }
     syscall!(
         linker,
         WASIX,
@@ -562,64 +538,37 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
             exec_or_exit(e)
         },
     )?;
-    linker.func_wrap(
-        WASIX.module(),
-        "proc_exec3",
-        |mut caller: Caller<'_, Host>,
-         name: i32,
-         name_len: i32,
-         args: i32,
-         args_len: i32,
-         envs: i32,
-         envs_len: i32,
-         search: i32,
-         path: i32,
-         path_len: i32|
-         -> Result<i32> {
-            let e = exec(&mut caller, |host, mem| {
-                let name = text(mem, name as u32, name_len as u32)?;
-                let args = lines(mem, args as u32, args_len as u32)?;
-                let env = lines(mem, envs as u32, envs_len as u32)?;
-                let path = text(mem, path as u32, path_len as u32).ok();
-                Ok((
-                    name,
-                    args,
-                    Some(env),
-                    search_path(host, search & 1 != 0, path),
-                ))
-            })?;
-            Ok(i32::from(e.raw()))
-        },
-    )?;
-    linker.func_wrap(
-        WASIX.module(),
-        "proc_exec4",
-        |mut caller: Caller<'_, Host>,
-         name: i32,
-         name_len: i32,
-         args: i32,
-         args_len: i32,
-         envs: i32,
-         envs_len: i32,
-         search: i32,
-         path: i32,
-         path_len: i32|
-         -> Result<i32> {
-            let e = exec(&mut caller, |host, mem| {
-                let name = text(mem, name as u32, name_len as u32)?;
-                let args = cstrings(mem, args as u32, args_len as u32)?;
-                let env = cstrings(mem, envs as u32, envs_len as u32)?;
-                let path = text(mem, path as u32, path_len as u32).ok();
-                Ok((
-                    name,
-                    args,
-                    Some(env),
-                    search_path(host, search & 1 != 0, path),
-                ))
-            })?;
-            Ok(i32::from(e.raw()))
-        },
-    )?;
+    for (name, decode) in [("proc_exec3", lines as Decode), ("proc_exec4", cstrings)] {
+        linker.func_wrap(
+            WASIX.module(),
+            name,
+            move |mut caller: Caller<'_, Host>,
+                  name: i32,
+                  name_len: i32,
+                  args: i32,
+                  args_len: i32,
+                  envs: i32,
+                  envs_len: i32,
+                  search: i32,
+                  path: i32,
+                  path_len: i32|
+                  -> Result<i32> {
+                let e = exec(&mut caller, |host, mem| {
+                    let name = text(mem, name as u32, name_len as u32)?;
+                    let args = decode(mem, args as u32, args_len as u32)?;
+                    let env = decode(mem, envs as u32, envs_len as u32)?;
+                    let path = text(mem, path as u32, path_len as u32).ok();
+                    Ok((
+                        name,
+                        args,
+                        Some(env),
+                        search_path(host, search & 1 != 0, path),
+                    ))
+                })?;
+                Ok(i32::from(e.raw()))
+            },
+        )?;
+    }
     // fork, vfork and snapshots need stack capture (asyncify), not built yet.
     syscall!(
         linker,
