@@ -422,3 +422,17 @@ fn older_abi_generations_spawn_with_piped_stdio_and_two_argument_join() {
     r.success();
     assert_eq!(r.stdout, "old-abi\n");
 }
+
+#[test]
+fn unimplemented_wasix_calls_answer_enosys_and_path_open2_sets_cloexec() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/", scratch.path().display());
+    let r = run(&[
+        "run",
+        "--dir",
+        &mount,
+        path_str(&guest("wasix_unimplemented.wat")),
+    ]);
+    r.success();
+    assert!(scratch.path().join("made").exists());
+}

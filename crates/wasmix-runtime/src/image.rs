@@ -7,12 +7,12 @@
 
 use std::sync::OnceLock;
 
-use wasmtime::{ExternType, Instance, InstancePre, SharedMemory, Store};
+use wasmtime::{ExternType, Func, Instance, InstancePre, SharedMemory, Store, Val};
 
 use crate::host::Host;
 use crate::process::RunError;
 use crate::program::Program;
-use crate::wasi;
+use crate::wasi::{self, Abi};
 use crate::Runtime;
 
 /// What every thread of one process instantiates.
@@ -64,7 +64,16 @@ impl Image {
                     }
                     let candidates = wasi::candidates(module, name, ty.params().len());
                     if !candidates.iter().any(|n| runtime.provides(module, n)) {
-                        return Err(unprovided(program, module, name));
+                        if module != Abi::Wasix.module() {
+                            return Err(unprovided(program, module, name));
+                        }
+                        // Real WASIX binaries import more than they call: the rest answers
+                        // ENOSYS when called, as a kernel does for a syscall it lacks.
+                        tracing::warn!(
+                            "`{}` imports `{module}::{name}`, which wasmix does not implement; \
+                             calls to it answer ENOSYS",
+                            program.name()
+                        );
                     }
                 }
                 _ => {
@@ -146,8 +155,12 @@ impl Image {
                                 .ok()
                                 .and_then(|e| e.into_func())
                                 .is_some_and(|f| f.ty(&*store).matches(&ty))
-                        })
-                        .ok_or_else(|| {
+                        });
+                    if chosen.is_none() && module == Abi::Wasix.module() {
+                        linker.func_new(module, name, ty.clone(), not_implemented(name, &ty))?;
+                        continue;
+                    }
+                    let chosen = chosen.ok_or_else(|| {
                             wasmtime::Error::msg(format!(
                                 "`{}` imports `{module}::{name}` with a signature wasmix does not provide",
                                 self.program.name()
@@ -192,7 +205,13 @@ impl Image {
                                 break;
                             }
                         }
-                        found
+                        found.or_else(|| {
+                            (module == Abi::Wasix.module())
+                                .then(|| {
+                                    Func::new(&mut *store, ty.clone(), not_implemented(name, &ty))
+                                })
+                                .map(Into::into)
+                        })
                     }
                 }
                 _ => None,
@@ -206,6 +225,28 @@ impl Image {
             out.push(ext);
         }
         Ok(out)
+    }
+}
+
+/// A host call wasmix lacks: ENOSYS for calls that return an errno, a trap naming the call for
+/// any other shape.
+fn not_implemented(
+    name: &str,
+    ty: &wasmtime::FuncType,
+) -> impl Fn(wasmtime::Caller<'_, Host>, &[Val], &mut [Val]) -> wasmtime::Result<()>
+       + Send
+       + Sync
+       + 'static {
+    let name = name.to_owned();
+    let errno = ty.results().len() == 1 && ty.results().all(|r| r.is_i32());
+    move |_, _, results| match results {
+        [r] if errno => {
+            *r = Val::I32(i32::from(wasmix_fs::Errno::Nosys.raw()));
+            Ok(())
+        }
+        _ => Err(wasmtime::Error::msg(format!(
+            "the guest called `{name}`, which wasmix does not implement"
+        ))),
     }
 }
 

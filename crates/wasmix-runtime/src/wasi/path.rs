@@ -12,6 +12,39 @@ fn follows(flags: i32) -> bool {
     flags & 1 != 0
 }
 
+/// `path_open` and WASIX `path_open2` (which adds close-on-exec): the new descriptor.
+#[allow(clippy::too_many_arguments)]
+fn open(
+    host: &mut crate::host::Host,
+    fd: i32,
+    dirflags: i32,
+    path: &[u8],
+    oflags: i32,
+    base: i64,
+    inheriting: i64,
+    fdflags: i32,
+    cloexec: bool,
+) -> Result<u32, Errno> {
+    let oflags: u16 = narrow(oflags)?;
+    let fdflags: u16 = narrow(fdflags)?;
+    if oflags & !0xf != 0 || fdflags & !wasmix_fs::abi::fdflags::ALL != 0 {
+        return Err(Errno::Inval);
+    }
+    let new = host.fs.open(
+        fd as u32,
+        follows(dirflags),
+        path,
+        oflags,
+        base as u64,
+        inheriting as u64,
+        fdflags,
+    )?;
+    if cloexec {
+        host.fs.set_cloexec(new, true)?;
+    }
+    Ok(new)
+}
+
 pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
@@ -101,20 +134,9 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
          inheriting: i64,
          fdflags: i32,
          ret: i32| {
-            let oflags: u16 = narrow(oflags)?;
-            let fdflags: u16 = narrow(fdflags)?;
-            if oflags & !0xf != 0 || fdflags & !wasmix_fs::abi::fdflags::ALL != 0 {
-                return Err(Errno::Inval);
-            }
             let path = mem.slice(p as u32, len as u32)?;
-            let new = host.fs.open(
-                fd as u32,
-                follows(dirflags),
-                path,
-                oflags,
-                base as u64,
-                inheriting as u64,
-                fdflags,
+            let new = open(
+                host, fd, dirflags, path, oflags, base, inheriting, fdflags, false,
             )?;
             if let Err(e) = mem.put_u32(ret as u32, new) {
                 let _ = host.fs.close(new);
@@ -156,5 +178,42 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
             host.fs.symlink(old, fd as u32, new)
         }
     );
+    if abi == Abi::Wasix {
+        syscall!(
+            linker,
+            abi,
+            "path_open2",
+            |host,
+             mem,
+             fd: i32,
+             dirflags: i32,
+             p: i32,
+             len: i32,
+             oflags: i32,
+             base: i64,
+             inheriting: i64,
+             fdflags: i32,
+             fdflagsext: i32,
+             ret: i32| {
+                let path = mem.slice(p as u32, len as u32)?;
+                let new = open(
+                    host,
+                    fd,
+                    dirflags,
+                    path,
+                    oflags,
+                    base,
+                    inheriting,
+                    fdflags,
+                    fdflagsext & 1 != 0,
+                )?;
+                if let Err(e) = mem.put_u32(ret as u32, new) {
+                    let _ = host.fs.close(new);
+                    return Err(e);
+                }
+                Ok(())
+            }
+        );
+    }
     Ok(())
 }
