@@ -436,3 +436,8 @@ fn unimplemented_wasix_calls_answer_enosys_and_path_open2_sets_cloexec() {
     r.success();
     assert!(scratch.path().join("made").exists());
 }
+
+#[test]
+fn the_2023_thread_spawn_form_with_host_thread_locals() {
+    run(&["run", path_str(&guest("wasix_threads_2023.wat"))]).success();
+}

@@ -32,6 +32,7 @@ mod program;
 mod rewrite;
 mod running;
 mod signals;
+mod tls;
 mod wasi;
 
 use std::collections::HashMap;

@@ -34,6 +34,13 @@ pub(crate) enum Entry {
     Main,
     /// `wasi_thread_start(tid, arg)`: wasi-threads and WASIX `thread_spawn_v2`.
     ThreadStart(i32),
+    /// The 2023 WASIX form: `_start_thread` (or `_react`) with the user data split into two
+    /// i32 halves, the stack pointer set to `stack_base` first.
+    Legacy {
+        user_data: u64,
+        stack_base: u64,
+        reactor: bool,
+    },
 }
 
 /// What the threads of one process (one program image) share.
@@ -48,6 +55,8 @@ pub(crate) struct ProcessCtx {
     pub futexes: Futexes,
     /// Woken whenever a thread of the process finishes (`thread_join` waits here).
     pub thread_exits: WaitQueue,
+    /// Keys of the 2023 `thread_local_*` calls.
+    pub thread_locals: Mutex<crate::tls::ThreadLocals>,
     /// The guest export signals are delivered to, once the guest registers one.
     callback: Mutex<Option<String>>,
     /// The first trap of any thread, across execs: the process's cause of death.
@@ -76,6 +85,7 @@ impl ProcessCtx {
             image,
             futexes: Futexes::default(),
             thread_exits: WaitQueue::new(),
+            thread_locals: Mutex::default(),
             callback: Mutex::new(None),
             trap: Arc::new(Mutex::new(None)),
             report_traps,
@@ -172,6 +182,13 @@ pub(crate) fn run_thread(mut ctx: Arc<ProcessCtx>, thread: Arc<Thread>, mut entr
         );
         signals::arm(&mut store);
         let outcome = enter(&ctx, &mut store, thread.tid(), entry);
+        if outcome
+            .as_ref()
+            .err()
+            .is_none_or(|e| e.downcast_ref::<ThreadEnded>().is_some())
+        {
+            destroy_thread_locals(&ctx, &mut store, thread.tid());
+        }
         let next = store.data_mut().pending_exec.take();
         drop(store);
         match outcome {
@@ -202,6 +219,32 @@ pub(crate) fn run_thread(mut ctx: Arc<ProcessCtx>, thread: Arc<Thread>, mut entr
     }
     ctx.process.thread_exited(thread.tid());
     ctx.thread_exits.wake_all();
+}
+
+/// Hands the values this thread set under 2023-style thread-local keys to the guest's
+/// `_thread_local_destroy(user_data_lo, user_data_hi, value_lo, value_hi)`.
+fn destroy_thread_locals(ctx: &ProcessCtx, store: &mut Store<Host>, tid: Tid) {
+    let leftovers = ctx
+        .thread_locals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take_thread(tid);
+    if leftovers.is_empty() {
+        return;
+    }
+    let Some(instance) = store.data().instance else {
+        return;
+    };
+    let Ok(destroy) =
+        instance.get_typed_func::<(i32, i32, i32, i32), ()>(&mut *store, "_thread_local_destroy")
+    else {
+        return;
+    };
+    for (user_data, value) in leftovers {
+        let halves = |v: u64| (v as u32 as i32, (v >> 32) as u32 as i32);
+        let ((ul, uh), (vl, vh)) = (halves(user_data), halves(value));
+        let _ = destroy.call(&mut *store, (ul, uh, vl, vh));
+    }
 }
 
 /// Kills every other thread of the process (exec) and waits until they are gone.
@@ -248,6 +291,25 @@ fn enter(
                     ))
                 })?;
             start.call(&mut *store, ())
+        }
+        Entry::Legacy {
+            user_data,
+            stack_base,
+            reactor,
+        } => {
+            if let Some(wasmtime::Extern::Global(sp)) =
+                instance.get_export(&mut *store, "__stack_pointer")
+            {
+                let _ = sp.set(&mut *store, Val::I32(stack_base as u32 as i32));
+            }
+            let name = if reactor { "_react" } else { "_start_thread" };
+            let start = instance
+                .get_typed_func::<(i32, i32), ()>(&mut *store, name)
+                .map_err(|_| wasmtime::Error::msg(format!("no `{name}` export")))?;
+            start.call(
+                &mut *store,
+                (user_data as u32 as i32, (user_data >> 32) as u32 as i32),
+            )
         }
         Entry::ThreadStart(arg) => {
             let start = instance

@@ -9,7 +9,7 @@ use wasmix_process::WaitError;
 use wasmtime::{Caller, Result, Trap};
 
 use super::proc::{signal, signal_errno};
-use super::{older, syscall, Abi, HostCalls, INTERNAL, WASI_THREADS};
+use super::{syscall, Abi, HostCalls, INTERNAL, WASI_THREADS};
 use crate::futex::Woke;
 use crate::host::{split, Host, ThreadEnded};
 use crate::mem::GuestMem;
@@ -58,15 +58,21 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
             mem.put_u32(ret as u32, tid)
         }
     );
-    // The 2023 form (user data, stack bounds, reactor flag) needs the guest's stack pointer
-    // set from outside, which these modules do not export: refused, so such a binary still
-    // links and falls back to running single-threaded.
+    // The 2023 form: user data (handed to `_start_thread`/`_react`), the stack's top and
+    // bottom, the reactor flag.
     syscall!(
         linker,
         WASIX,
         "thread_spawn",
-        |host, mem, _user: i64, _base: i64, _start: i64, _reactor: i32, _ret: i32| {
-            Err(Errno::Notsup)
+        |host, mem, user: i64, base: i64, _start: i64, reactor: i32, ret: i32| {
+            mem.slice(ret as u32, 4)?;
+            let entry = Entry::Legacy {
+                user_data: user as u64,
+                stack_base: base as u64,
+                reactor: reactor & 1 != 0,
+            };
+            let tid = spawn_thread(host, entry)?;
+            mem.put_u32(ret as u32, tid)
         }
     );
     syscall!(linker, WASIX, "thread_id", |host, mem, ret: i32| {
@@ -123,15 +129,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
             Err(ThreadEnded.into())
         },
     )?;
-    for name in [
-        "thread_local_create",
-        "thread_local_destroy",
-        "thread_local_set",
-        "thread_local_get",
-    ] {
-        // Thread-local keys of the 2023 ABI belong to its thread_spawn form, refused above.
-        legacy_tls(linker, name)?;
-    }
+    thread_locals(linker)?;
 
     syscall!(
         linker,
@@ -182,38 +180,50 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
     Ok(())
 }
 
-fn legacy_tls(linker: &mut HostCalls<'_>, name: &str) -> Result<()> {
-    match name {
-        "thread_local_create" => {
-            syscall!(
-                linker,
-                WASIX,
-                &older(name, 2),
-                |host, mem, _user: i64, _ret: i32| { Err(Errno::Notsup) }
-            );
+fn locals(host: &Host) -> std::sync::MutexGuard<'_, crate::tls::ThreadLocals> {
+    host.ctx
+        .thread_locals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// The 2023 ABI's thread-local keys (see `tls`).
+fn thread_locals(linker: &mut HostCalls<'_>) -> Result<()> {
+    syscall!(
+        linker,
+        WASIX,
+        "thread_local_create",
+        |host, mem, user: i64, ret: i32| {
+            mem.slice(ret as u32, 4)?;
+            let key = locals(host).create(user as u64)?;
+            mem.put_u32(ret as u32, key)
         }
-        "thread_local_set" => {
-            syscall!(
-                linker,
-                WASIX,
-                &older(name, 2),
-                |host, mem, _key: i32, _val: i64| { Err(Errno::Notsup) }
-            );
+    );
+    syscall!(
+        linker,
+        WASIX,
+        "thread_local_destroy",
+        |host, mem, key: i32| { locals(host).destroy(key as u32) }
+    );
+    syscall!(
+        linker,
+        WASIX,
+        "thread_local_set",
+        |host, mem, key: i32, value: i64| {
+            let tid = host.thread.tid();
+            locals(host).set(tid, key as u32, value as u64)
         }
-        "thread_local_get" => {
-            syscall!(
-                linker,
-                WASIX,
-                &older(name, 2),
-                |host, mem, _key: i32, _ret: i32| { Err(Errno::Notsup) }
-            );
+    );
+    syscall!(
+        linker,
+        WASIX,
+        "thread_local_get",
+        |host, mem, key: i32, ret: i32| {
+            let tid = host.thread.tid();
+            let value = locals(host).get(tid, key as u32)?;
+            mem.put_u64(ret as u32, value)
         }
-        _ => {
-            syscall!(linker, WASIX, &older(name, 1), |host, mem, _key: i32| {
-                Err(Errno::Notsup)
-            });
-        }
-    }
+    );
     Ok(())
 }
 

@@ -1,0 +1,79 @@
+//! Thread-local keys of the 2023 WASIX ABI (`thread_local_*`): the host keeps one value per
+//! (thread, key); when a thread ends, values it set are handed to the guest's
+//! `_thread_local_destroy(user_data, value)` export, as the libc of that era expects.
+
+use std::collections::HashMap;
+
+use wasmix_fs::Errno;
+use wasmix_process::Tid;
+
+#[derive(Default)]
+pub(crate) struct ThreadLocals {
+    /// key → the user data given at creation (the destructor's argument).
+    keys: HashMap<u32, u64>,
+    values: HashMap<(Tid, u32), u64>,
+    next: u32,
+}
+
+impl ThreadLocals {
+    pub fn create(&mut self, user_data: u64) -> Result<u32, Errno> {
+        self.next = self.next.checked_add(1).ok_or(Errno::Again)?;
+        self.keys.insert(self.next, user_data);
+        Ok(self.next)
+    }
+
+    pub fn destroy(&mut self, key: u32) -> Result<(), Errno> {
+        self.keys.remove(&key).ok_or(Errno::Inval)?;
+        self.values.retain(|(_, k), _| *k != key);
+        Ok(())
+    }
+
+    pub fn set(&mut self, tid: Tid, key: u32, value: u64) -> Result<(), Errno> {
+        if !self.keys.contains_key(&key) {
+            return Err(Errno::Inval);
+        }
+        self.values.insert((tid, key), value);
+        Ok(())
+    }
+
+    pub fn get(&self, tid: Tid, key: u32) -> Result<u64, Errno> {
+        if !self.keys.contains_key(&key) {
+            return Err(Errno::Inval);
+        }
+        Ok(self.values.get(&(tid, key)).copied().unwrap_or(0))
+    }
+
+    /// Takes the (user data, value) pairs `tid` leaves behind that need destroying.
+    pub fn take_thread(&mut self, tid: Tid) -> Vec<(u64, u64)> {
+        let mine: Vec<(u32, u64)> = self
+            .values
+            .iter()
+            .filter(|((t, _), v)| *t == tid && **v != 0)
+            .map(|((_, k), v)| (*k, *v))
+            .collect();
+        self.values.retain(|(t, _), _| *t != tid);
+        mine.into_iter()
+            .filter_map(|(k, v)| self.keys.get(&k).map(|ud| (*ud, v)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_are_per_thread_and_handed_back_at_exit() {
+        let mut t = ThreadLocals::default();
+        let k = t.create(77).unwrap();
+        t.set(1, k, 5).unwrap();
+        t.set(2, k, 6).unwrap();
+        assert_eq!(t.get(1, k), Ok(5));
+        assert_eq!(t.get(3, k), Ok(0));
+        assert_eq!(t.take_thread(2), vec![(77, 6)]);
+        assert_eq!(t.get(2, k), Ok(0));
+        t.destroy(k).unwrap();
+        assert_eq!(t.get(1, k), Err(Errno::Inval));
+        assert_eq!(t.set(1, 99, 1), Err(Errno::Inval));
+    }
+}

@@ -1,0 +1,40 @@
+;; The 2023 WASIX thread ABI: thread_spawn(user_data, stack_base, stack_start, reactor, ret)
+;; starts `_start_thread(user_data_lo, user_data_hi)` with `__stack_pointer` at stack_base;
+;; thread_local_* keep a value per thread; `_thread_local_destroy` gets what a thread left.
+;; Exit codes 10+ name a failure.
+(module
+  (import "env" "memory" (memory 2 2 shared))
+  (import "wasix_32v1" "thread_spawn" (func $spawn (param i64 i64 i64 i32 i32) (result i32)))
+  (import "wasix_32v1" "thread_join" (func $join (param i32) (result i32)))
+  (import "wasix_32v1" "thread_local_create" (func $tl_create (param i64 i32) (result i32)))
+  (import "wasix_32v1" "thread_local_set" (func $tl_set (param i32 i64) (result i32)))
+  (import "wasix_32v1" "thread_local_get" (func $tl_get (param i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (global $sp (export "__stack_pointer") (mut i32) (i32.const 65536))
+  ;; 0 key | 8 value read back | 16 lo seen | 20 hi seen | 24 sp seen | 32 destroyed user data
+  ;; 40 destroyed value | 48 main's own value
+  (func (export "_start_thread") (param $lo i32) (param $hi i32)
+    (i32.store (i32.const 16) (local.get $lo))
+    (i32.store (i32.const 20) (local.get $hi))
+    (i32.store (i32.const 24) (global.get $sp))
+    (drop (call $tl_get (i32.load (i32.const 0)) (i32.const 8)))
+    (drop (call $tl_set (i32.load (i32.const 0)) (i64.const 99))))
+  (func (export "_thread_local_destroy") (param i32 i32 i32 i32)
+    (i32.store (i32.const 32) (local.get 0))
+    (i32.store (i32.const 40) (local.get 2)))
+  (func (export "_start")
+    (if (call $tl_create (i64.const 7) (i32.const 0)) (then (call $exit (i32.const 10))))
+    (drop (call $tl_set (i32.load (i32.const 0)) (i64.const 5)))
+    (if (call $spawn (i64.const 0x200000029) (i64.const 131072) (i64.const 100000)
+                     (i32.const 0) (i32.const 100))
+      (then (call $exit (i32.const 11))))
+    (if (call $join (i32.load (i32.const 100))) (then (call $exit (i32.const 12))))
+    (if (i32.ne (i32.load (i32.const 16)) (i32.const 41)) (then (call $exit (i32.const 13))))
+    (if (i32.ne (i32.load (i32.const 20)) (i32.const 2)) (then (call $exit (i32.const 14))))
+    (if (i32.ne (i32.load (i32.const 24)) (i32.const 131072)) (then (call $exit (i32.const 15))))
+    ;; the new thread saw no value of its own; main's value is untouched
+    (if (i64.ne (i64.load (i32.const 8)) (i64.const 0)) (then (call $exit (i32.const 16))))
+    (drop (call $tl_get (i32.load (i32.const 0)) (i32.const 48)))
+    (if (i64.ne (i64.load (i32.const 48)) (i64.const 5)) (then (call $exit (i32.const 17))))
+    (if (i32.ne (i32.load (i32.const 32)) (i32.const 7)) (then (call $exit (i32.const 18))))
+    (if (i32.ne (i32.load (i32.const 40)) (i32.const 99)) (then (call $exit (i32.const 19))))))
