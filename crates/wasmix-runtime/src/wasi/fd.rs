@@ -4,7 +4,7 @@ use std::io::IoSlice;
 
 use super::HostCalls;
 use wasmix_fs::abi::{fstflags, Advice, Filestat, TimeChange, Whence};
-use wasmix_fs::{Errno, FileSystem, Node};
+use wasmix_fs::{Errno, Node, OpenFile};
 use wasmtime::Result;
 
 use super::{narrow, syscall, Abi};
@@ -70,15 +70,13 @@ pub(crate) fn time_changes(
 /// Reads into the iovecs in order. Stops after the first short read, so a stream is never
 /// waited on once some data has arrived.
 fn read_into(
-    fs: &FileSystem,
+    file: &OpenFile,
     mem: &mut GuestMem,
-    fd: u32,
     iovs: u32,
     count: u32,
     offset: Option<u64>,
 ) -> Result<usize, Errno> {
     let list = mem.iovecs(iovs, count)?;
-    let file = fs.file(fd, wasmix_fs::abi::rights::FD_READ)?;
     let may_continue = matches!(file.node(), Node::File(_) | Node::Device(_));
     let mut total = 0usize;
     for (ptr, len) in list.into_iter().filter(|(_, l)| *l > 0) {
@@ -190,10 +188,10 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
             if offset < 0 {
                 return Err(Errno::Inval);
             }
+            let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_READ)?;
             let n = read_into(
-                &host.fs,
+                &file,
                 &mut mem,
-                fd as u32,
                 iovs as u32,
                 count as u32,
                 Some(offset as u64),
@@ -208,14 +206,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
         |host, mem, fd: i32, iovs: i32, count: i32, ret: i32| {
             let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_READ)?;
             crate::blocking::ready(host, &file, false)?;
-            let n = read_into(
-                &host.fs,
-                &mut mem,
-                fd as u32,
-                iovs as u32,
-                count as u32,
-                None,
-            )?;
+            let n = read_into(&file, &mut mem, iovs as u32, count as u32, None)?;
             mem.put_u32(ret as u32, n as u32)
         }
     );
@@ -243,7 +234,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
                 let bufs = gather(&mem, iovs as u32, count as u32)?;
                 let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_WRITE)?;
                 crate::blocking::ready(host, &file, true)?;
-                match host.fs.write(fd as u32, &bufs) {
+                match file.write(&bufs) {
                     Err(Errno::Pipe) => {
                         // Writing to a pipe nobody reads: SIGPIPE, then EPIPE if it is survived.
                         let tid = host.thread.tid();

@@ -45,6 +45,18 @@ fn open(
     Ok(new)
 }
 
+/// Writes a new descriptor to the guest, closing it again if the guest's pointer is bad.
+fn hand_back(
+    host: &crate::host::Host,
+    mem: &mut crate::mem::GuestMem,
+    ret: i32,
+    new: u32,
+) -> Result<(), Errno> {
+    mem.put_u32(ret as u32, new).inspect_err(|_| {
+        let _ = host.fs.close(new);
+    })
+}
+
 pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     syscall!(
         linker,
@@ -138,11 +150,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
             let new = open(
                 host, fd, dirflags, path, oflags, base, inheriting, fdflags, false,
             )?;
-            if let Err(e) = mem.put_u32(ret as u32, new) {
-                let _ = host.fs.close(new);
-                return Err(e);
-            }
-            Ok(())
+            hand_back(host, &mut mem, ret, new)
         }
     );
     syscall!(
@@ -207,11 +215,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
                     fdflags,
                     fdflagsext & 1 != 0,
                 )?;
-                if let Err(e) = mem.put_u32(ret as u32, new) {
-                    let _ = host.fs.close(new);
-                    return Err(e);
-                }
-                Ok(())
+                hand_back(host, &mut mem, ret, new)
             }
         );
     }

@@ -244,11 +244,7 @@ fn exec(
             let (name, args, env, search) = prepare(host, &mem)?;
             let program = load(host, &name, search.as_deref())?;
             let env = env.unwrap_or_else(|| host.ctx.env.clone());
-            let args = if args.is_empty() {
-                vec![name.into_bytes()]
-            } else {
-                args
-            };
+            let args = argv_or_name(args, &name);
             let next = host.ctx.exec(&program, args, env)?;
             host.fs.close_on_exec();
             let process = &host.ctx.process;
@@ -473,11 +469,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
                 child_fs.chdir(wd.as_bytes())?;
             }
             child_fs.close_on_exec();
-            let args = if args.is_empty() {
-                vec![name.clone().into_bytes()]
-            } else {
-                args
-            };
+            let args = argv_or_name(args, &name);
             let pid = spawn_process(
                 &host.ctx,
                 ChildSpec {
@@ -582,6 +574,15 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
     Ok(())
 }
 
+/// The argv a program gets: as given, or just its name when the caller gave none.
+fn argv_or_name(args: Vec<Vec<u8>>, name: &str) -> Vec<Vec<u8>> {
+    if args.is_empty() {
+        vec![name.as_bytes().to_vec()]
+    } else {
+        args
+    }
+}
+
 /// Signals the calling process ignores (what a spawned or exec'd program inherits).
 fn ignored(host: &Host) -> Vec<Signal> {
     host.ctx
@@ -620,11 +621,7 @@ fn spawn_common(
     child_fs.close_on_exec();
     let search = search_path(host, search & 1 != 0, path);
     let program = load(host, &name, search.as_deref())?;
-    let args = if args.is_empty() {
-        vec![name.into_bytes()]
-    } else {
-        args
-    };
+    let args = argv_or_name(args, &name);
     let pid = spawn_process(
         &host.ctx,
         ChildSpec {
