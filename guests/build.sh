@@ -17,6 +17,16 @@ for wasm in "$here"/rust-threads/target/wasm32-wasip1-threads/release/*.wasm; do
     cp "$wasm" "$out/"
 done
 
+# Programs that fork ship asyncify-instrumented, as WASIX toolchains build them (the same
+# pass wasmix runs itself on modules that lack it; stacks.c is left to wasmix on purpose).
+asyncify() {
+    wasm-opt "$1" -O2 --asyncify \
+        --pass-arg=asyncify-imports@wasix_32v1.proc_fork,wasix_32v1.stack_checkpoint -g -o "$2"
+}
+asyncify "$here/rust/target/wasm32-wasip1/release/forker.wasm" "$out/forker.wasm"
+asyncify "$here/rust-threads/target/wasm32-wasip1-threads/release/fork_threads.wasm" "$out/fork_threads.wasm"
+cp "$here/rust/target/wasm32-wasip1/release/forker.wasm" "$out/forker_plain.wasm"
+
 # C guests (Debian clang + wasi-libc).
 for src in "$here"/c/*.c; do
     name="$(basename "$src" .c)"

@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use wasmix_fs::FileSystem;
 use wasmix_process::Thread;
-use wasmtime::{Caller, Instance, Memory, SharedMemory, TypedFunc};
+use wasmtime::{
+    AsContext, AsContextMut, Caller, Instance, Memory, SharedMemory, Store, StoreContextMut,
+    TypedFunc,
+};
 
 use crate::running::ProcessCtx;
 use crate::signals::Interrupt;
@@ -103,6 +106,12 @@ pub(crate) struct Host {
     /// A sleep (`poll_oneoff` on clocks only) a signal interrupted: its subscription address
     /// and deadlines, so the restarted call keeps the original wake-up times.
     pub pending_sleep: Option<(u32, Vec<std::time::Instant>)>,
+    /// How this thread was started (what a rewind calls again).
+    pub entry: crate::running::Entry,
+    /// Stack capture: asyncify handles, the data area, setjmp buffers.
+    pub stack: crate::stack::StackState,
+    /// Parents this thread stands in for while it runs their vfork children, innermost last.
+    pub vforks: Vec<crate::fork::Vfork>,
 }
 
 impl Host {
@@ -118,14 +127,40 @@ impl Host {
             handler_depth: 0,
             pending_exec: None,
             pending_sleep: None,
+            entry: crate::running::Entry::Main,
+            stack: crate::stack::StackState::default(),
+            vforks: Vec::new(),
         }
     }
 }
 
+/// A store, or a host call's view of one: what [`split`] works on.
+pub(crate) trait HostContext: AsContextMut<Data = Host> {
+    fn host_mut(&mut self) -> &mut Host;
+}
+
+impl HostContext for Caller<'_, Host> {
+    fn host_mut(&mut self) -> &mut Host {
+        self.data_mut()
+    }
+}
+
+impl HostContext for Store<Host> {
+    fn host_mut(&mut self) -> &mut Host {
+        self.data_mut()
+    }
+}
+
+impl HostContext for StoreContextMut<'_, Host> {
+    fn host_mut(&mut self) -> &mut Host {
+        self.data_mut()
+    }
+}
+
 /// The guest's memory bytes and the host state, borrowed together for one host call.
-pub(crate) fn split<'a>(caller: &'a mut Caller<'_, Host>) -> (&'a mut [u8], &'a mut Host) {
-    match caller.data().memory.clone() {
-        GuestMemory::Own(m) => m.data_and_store_mut(caller),
+pub(crate) fn split<C: HostContext>(caller: &mut C) -> (&mut [u8], &mut Host) {
+    match caller.as_context().data().memory.clone() {
+        GuestMemory::Own(m) => m.data_and_store_mut(caller.as_context_mut()),
         GuestMemory::Shared(s) => {
             let data = s.data();
             let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
@@ -134,8 +169,8 @@ pub(crate) fn split<'a>(caller: &'a mut Caller<'_, Host>) -> (&'a mut [u8], &'a 
             // created, exactly as between its own threads; the host only copies bytes in or
             // out and never relies on them staying put.
             let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-            (bytes, caller.data_mut())
+            (bytes, caller.host_mut())
         }
-        GuestMemory::None => (&mut [], caller.data_mut()),
+        GuestMemory::None => (&mut [], caller.host_mut()),
     }
 }

@@ -15,7 +15,8 @@ use crate::program::Program;
 use crate::wasi::{self, Abi};
 use crate::Runtime;
 
-/// What every thread of one process instantiates.
+/// What every thread of one process instantiates. A clone shares the memory (a vfork child).
+#[derive(Clone)]
 pub(crate) struct Image {
     program: Program,
     preloads: Vec<(String, Program)>,
@@ -90,6 +91,23 @@ impl Image {
         Ok(Image {
             program: program.clone(),
             preloads,
+            shared,
+            pre: OnceLock::new(),
+        })
+    }
+
+    /// The same program for a forked child: a fresh shared memory of the same type, if the
+    /// program has one (the fork fills it in).
+    pub fn for_fork(&self, runtime: &Runtime) -> Result<Image, wasmix_fs::Errno> {
+        let shared = match &self.shared {
+            Some(m) => Some(
+                SharedMemory::new(runtime.engine(), m.ty()).map_err(|_| wasmix_fs::Errno::Nomem)?,
+            ),
+            None => None,
+        };
+        Ok(Image {
+            program: self.program.clone(),
+            preloads: self.preloads.clone(),
             shared,
             pre: OnceLock::new(),
         })

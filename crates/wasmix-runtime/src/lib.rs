@@ -22,6 +22,8 @@
 
 mod blocking;
 mod cache;
+mod fork;
+mod forkmem;
 mod futex;
 mod host;
 mod image;
@@ -29,9 +31,11 @@ mod mem;
 mod pool;
 mod process;
 mod program;
+mod resume;
 mod rewrite;
 mod running;
 mod signals;
+mod stack;
 mod tls;
 mod wasi;
 
@@ -108,6 +112,9 @@ impl Runtime {
         wt.shared_memory(true);
         // Signals reach guests in compute loops through the epoch deadline callback.
         wt.epoch_interruption(true);
+        // Every 32-bit memory gets its whole 4 GiB range reserved and grows in place: fork's
+        // copy-on-write mapping (forkmem.rs) replaces exactly that range.
+        wt.memory_reservation(1 << 32);
         let setup =
             |e: wasmtime::Error| RunError::Setup(format!("cannot set up the engine: {e:#}"));
         let engine = Engine::new(&wt).map_err(setup)?;

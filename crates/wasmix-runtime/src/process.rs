@@ -184,7 +184,7 @@ impl ProcessBuilder {
             image,
             false,
         ));
-        running::run_thread(Arc::clone(&ctx), main, Entry::Main);
+        running::run_thread(Arc::clone(&ctx), main, running::Start::Entry(Entry::Main));
         let status = process.wait_exit();
         match ctx.take_trap() {
             Some(e) => Err(classify(e)),
@@ -244,7 +244,8 @@ impl RunningProcess {
 fn classify(e: wasmtime::Error) -> RunError {
     let guest_failed = e.downcast_ref::<ProcessEnded>().is_some()
         || e.downcast_ref::<wasmtime::Trap>().is_some()
-        || e.downcast_ref::<wasmtime::WasmBacktrace>().is_some();
+        || e.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
+        || e.downcast_ref::<crate::stack::StackError>().is_some();
     if guest_failed {
         RunError::Trap(e)
     } else {

@@ -30,6 +30,15 @@ pub enum LoadError {
         /// What the WAT parser said.
         reason: String,
     },
+    /// The module forks or setjmps but is not asyncify-instrumented, and instrumenting it
+    /// failed (no `wasm-opt`, most likely).
+    #[error("`{path}`: {reason}")]
+    NeedsAsyncify {
+        /// The module path.
+        path: PathBuf,
+        /// What is missing and how to prepare the module.
+        reason: String,
+    },
     /// Wasm, but it does not validate or compile.
     #[error("`{path}` is not a valid WebAssembly module: {reason}")]
     Invalid {
@@ -45,6 +54,8 @@ pub enum LoadError {
 pub struct Program {
     module: Module,
     name: String,
+    /// Whether the module is asyncify-instrumented (its threads' stacks can be captured).
+    captures_stacks: bool,
 }
 
 impl Program {
@@ -57,11 +68,17 @@ impl Program {
         &self.module
     }
 
+    /// Whether its threads' stacks can be captured (fork, setjmp, checkpoints).
+    pub(crate) fn captures_stacks(&self) -> bool {
+        self.captures_stacks
+    }
+
     /// The same compiled module under another name.
     pub(crate) fn renamed(&self, name: &str) -> Program {
         Program {
             module: self.module.clone(),
             name: name.to_owned(),
+            captures_stacks: self.captures_stacks,
         }
     }
 
@@ -108,15 +125,44 @@ impl Program {
             reason: one_line(&format!("{e:#}")),
         };
         let compile = || {
-            let instrumented = crate::rewrite::instrument(&wasm).map_err(wasmtime::Error::msg)?;
+            let calls =
+                crate::stack::prepare::missing_asyncify(&wasm).map_err(wasmtime::Error::msg)?;
+            let asyncified = if calls.is_empty() {
+                std::borrow::Cow::Borrowed(&*wasm)
+            } else {
+                std::borrow::Cow::Owned(crate::stack::prepare::asyncify(&wasm, &calls)?)
+            };
+            let instrumented =
+                crate::rewrite::instrument(&asyncified).map_err(wasmtime::Error::msg)?;
             Module::from_binary(engine, &instrumented)
         };
         let module = match cache {
             Some(cache) => cache.get_or_compile(engine, &wasm, compile),
             None => compile(),
         }
-        .map_err(invalid)?;
-        Ok(Program { module, name })
+        .map_err(
+            |e| match e.downcast::<crate::stack::prepare::NeedsAsyncify>() {
+                Ok(needs) => LoadError::NeedsAsyncify {
+                    path: path.to_owned(),
+                    reason: needs.to_string(),
+                },
+                Err(e) => invalid(e),
+            },
+        )?;
+        let captures_stacks = module
+            .exports()
+            .any(|e| e.name() == crate::rewrite::ASYNCIFY_MARK);
+        if captures_stacks {
+            crate::stack::prepare::check_exports(&module).map_err(|reason| LoadError::Invalid {
+                path: path.to_owned(),
+                reason,
+            })?;
+        }
+        Ok(Program {
+            module,
+            name,
+            captures_stacks,
+        })
     }
 }
 

@@ -1,7 +1,14 @@
-//! Load-time rewriting of raw `memory.atomic.wait32/64` and `memory.atomic.notify` into calls
-//! of host functions (module `wasmix`), so a thread parked in a wait can be signalled and
-//! killed: an engine-level atomic wait ignores epochs and only wakes on a notify of its exact
-//! address.
+//! Load-time rewriting of modules.
+//!
+//! Raw `memory.atomic.wait32/64` and `memory.atomic.notify` become calls of host functions
+//! (module `wasmix`), so a thread parked in a wait can be signalled and killed: an
+//! engine-level atomic wait ignores epochs and only wakes on a notify of its exact address.
+//!
+//! A module whose stacks may be captured (it exports asyncify's entry points) gets every
+//! mutable global exported, so a captured thread's `__stack_pointer`, `__tls_base` and the rest
+//! can be read and set from the host. A global keeps its debug name as export name when it has
+//! one not taken (`__stack_pointer`), else `wasmix:global:N`; an unnamed first global that is a
+//! mutable i32 is wasm-ld's stack pointer and is exported as `__stack_pointer`.
 //!
 //! Each instruction becomes `i64.const offset; call $host`: the host call receives the
 //! instruction's operands plus its static offset and checks bounds and alignment as the
@@ -18,29 +25,97 @@ use wasmparser::{Operator, Parser, Payload};
 use crate::wasi::INTERNAL;
 
 /// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 const WAIT32: &str = "atomic_wait32";
 const WAIT64: &str = "atomic_wait64";
 const NOTIFY: &str = "atomic_notify";
 
+/// The export asyncify-instrumented modules have; its presence means stacks can be captured.
+pub(crate) const ASYNCIFY_MARK: &str = "asyncify_start_unwind";
+
 /// What the first pass found.
+#[derive(Default)]
 struct Survey {
     types: u32,
     imported_funcs: u32,
+    imported_globals: u32,
     has_imports: bool,
     atomics: bool,
+    asyncify: bool,
+    /// Defined globals: (index, is a mutable i32).
+    mutable_globals: Vec<(u32, bool)>,
+    exported_globals: std::collections::HashSet<u32>,
+    export_names: std::collections::HashSet<String>,
+    global_names: std::collections::HashMap<u32, String>,
+}
+
+impl Survey {
+    /// Export names for the mutable globals that have none.
+    fn global_exports(&self) -> Vec<(u32, String)> {
+        if !self.asyncify {
+            return Vec::new();
+        }
+        let mut taken = self.export_names.clone();
+        let mut out = Vec::new();
+        for &(index, is_i32) in &self.mutable_globals {
+            if self.exported_globals.contains(&index) {
+                continue;
+            }
+            let named = self.global_names.get(&index).cloned().or_else(|| {
+                (index == 0 && is_i32 && self.global_names.is_empty())
+                    .then(|| "__stack_pointer".to_owned())
+            });
+            let name = match named {
+                Some(n) if !taken.contains(&n) => n,
+                _ => format!("wasmix:global:{index}"),
+            };
+            taken.insert(name.clone());
+            out.push((index, name));
+        }
+        out
+    }
 }
 
 fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
-    let mut s = Survey {
-        types: 0,
-        imported_funcs: 0,
-        has_imports: false,
-        atomics: false,
-    };
+    let mut s = Survey::default();
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
+            Payload::GlobalSection(r) => {
+                for (i, g) in r.into_iter().enumerate() {
+                    let ty = g?.ty;
+                    if ty.mutable {
+                        let index = s.imported_globals + i as u32;
+                        s.mutable_globals
+                            .push((index, ty.content_type == wasmparser::ValType::I32));
+                    }
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e?;
+                    s.export_names.insert(e.name.to_owned());
+                    if e.name == ASYNCIFY_MARK {
+                        s.asyncify = true;
+                    }
+                    if e.kind == wasmparser::ExternalKind::Global {
+                        s.exported_globals.insert(e.index);
+                    }
+                }
+            }
+            Payload::CustomSection(c) => {
+                if let wasmparser::KnownCustom::Name(names) = c.as_known() {
+                    for n in names {
+                        let Ok(wasmparser::Name::Global(map)) = n else {
+                            continue;
+                        };
+                        for naming in map {
+                            let naming = naming?;
+                            s.global_names.insert(naming.index, naming.name.to_owned());
+                        }
+                    }
+                }
+            }
             Payload::TypeSection(r) => {
                 for group in r {
                     s.types += group?.types().len() as u32;
@@ -49,8 +124,10 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
             Payload::ImportSection(r) => {
                 s.has_imports = true;
                 for import in r.into_imports() {
-                    if matches!(import?.ty, wasmparser::TypeRef::Func(_)) {
-                        s.imported_funcs += 1;
+                    match import?.ty {
+                        wasmparser::TypeRef::Func(_) => s.imported_funcs += 1,
+                        wasmparser::TypeRef::Global(_) => s.imported_globals += 1,
+                        _ => {}
                     }
                 }
             }
@@ -77,19 +154,23 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
     Ok(s)
 }
 
-/// `wasm` with its raw atomic waits and notifies turned into host calls; unchanged (borrowed)
-/// when it has none. Debug sections are dropped from a rewritten module: their code offsets
-/// no longer hold (the name section, which backtraces use, is kept and remapped).
+/// `wasm` with its raw atomic waits and notifies turned into host calls and, when its stacks
+/// can be captured, its mutable globals exported; unchanged (borrowed) when neither applies.
+/// Debug sections are dropped from a module whose code changed: their code offsets no longer
+/// hold (the name section, which backtraces use, is kept and remapped).
 pub(crate) fn instrument(wasm: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     let s = survey(wasm).map_err(|e| e.to_string())?;
-    if !s.atomics {
+    let global_exports = s.global_exports();
+    if !s.atomics && global_exports.is_empty() {
         return Ok(Cow::Borrowed(wasm));
     }
     let mut r = Rewriter {
         first_type: s.types,
         imported_funcs: s.imported_funcs,
         has_imports: s.has_imports,
-        added: false,
+        atomics: s.atomics,
+        added: !s.atomics,
+        global_exports,
     };
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm)
@@ -101,11 +182,21 @@ struct Rewriter {
     first_type: u32,
     imported_funcs: u32,
     has_imports: bool,
-    /// Whether the new types and imports have been emitted.
+    /// Whether atomics are rewritten (and the three host imports added).
+    atomics: bool,
+    /// Whether the new types and imports have been emitted (or none are needed).
     added: bool,
+    /// Globals to add to the export section (which a module with asyncify always has).
+    global_exports: Vec<(u32, String)>,
 }
 
 impl Rewriter {
+    fn add_exports(&mut self, exports: &mut wasm_encoder::ExportSection) {
+        for (index, name) in &self.global_exports {
+            exports.export(name, wasm_encoder::ExportKind::Global, *index);
+        }
+    }
+
     /// Index of host function `k` (0 wait32, 1 wait64, 2 notify).
     fn host_func(&self, k: u32) -> u32 {
         self.imported_funcs + k
@@ -129,7 +220,7 @@ impl Reencode for Rewriter {
         &mut self,
         func: u32,
     ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
-        Ok(if func >= self.imported_funcs {
+        Ok(if self.atomics && func >= self.imported_funcs {
             func + 3
         } else {
             func
@@ -142,6 +233,9 @@ impl Reencode for Rewriter {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
+        if !self.atomics {
+            return Ok(());
+        }
         use ValType::{I32, I64};
         types.ty().function([I32, I32, I64, I64], [I32]);
         types.ty().function([I32, I64, I64, I64], [I32]);
@@ -155,8 +249,20 @@ impl Reencode for Rewriter {
         section: wasmparser::ImportSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
-        self.add_imports(imports);
-        self.added = true;
+        if !self.added {
+            self.add_imports(imports);
+            self.added = true;
+        }
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_export_section(self, exports, section)?;
+        self.add_exports(exports);
         Ok(())
     }
 
@@ -322,5 +428,63 @@ mod tests {
             .validate_all(&out)
             .expect("rewritten module validates");
         assert_eq!(imports_of(&out).len(), 3);
+    }
+
+    fn exports_of(wasm: &[u8]) -> Vec<(String, u32)> {
+        let mut out = Vec::new();
+        for p in Parser::new(0).parse_all(wasm) {
+            if let Payload::ExportSection(r) = p.unwrap() {
+                for e in r {
+                    let e = e.unwrap();
+                    if e.kind == wasmparser::ExternalKind::Global {
+                        out.push((e.name.to_owned(), e.index));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_capturable_module_gets_its_mutable_globals_exported() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (global $__stack_pointer (mut i32) (i32.const 1024))
+                (global $fixed i32 (i32.const 5))
+                (global $__tls_base (mut i32) (i32.const 0))
+                (global $other (mut i64) (i64.const 0))
+                (global $taken (export "taken") (mut i32) (i32.const 0))
+                (func (export "asyncify_start_unwind") (param i32)))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        wasmparser::Validator::new()
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        let mut exports = exports_of(&out);
+        exports.sort();
+        assert_eq!(
+            exports,
+            [
+                ("__stack_pointer".to_owned(), 0),
+                ("__tls_base".to_owned(), 2),
+                ("other".to_owned(), 3),
+                ("taken".to_owned(), 4)
+            ]
+        );
+        // Without asyncify nothing changes.
+        let plain = wat::parse_str("(module (global (mut i32) (i32.const 0)))").unwrap();
+        assert!(matches!(instrument(&plain).unwrap(), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn an_unnamed_first_mutable_i32_is_the_stack_pointer() {
+        let wasm = wat::parse_str(
+            r#"(module (global (mut i32) (i32.const 1024))
+                (func (export "asyncify_start_unwind") (param i32)))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        assert_eq!(exports_of(&out), [("__stack_pointer".to_owned(), 0)]);
     }
 }

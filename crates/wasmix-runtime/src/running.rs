@@ -1,17 +1,19 @@
 //! A process while it runs: the context its threads share, and the loop that runs one guest
 //! thread on one OS thread (instantiate, enter, unwind, exec).
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wasmix_fs::{Errno, FileSystem};
 use wasmix_process::{Disposition, Pid, Process, Signal, Thread, Tid, WaitQueue};
 use wasmtime::{Store, Val};
 
+use crate::forkmem::{ForkMemory, Region};
 use crate::futex::Futexes;
 use crate::host::{ExitStatus, GuestMemory, Host, ProcessEnded, ThreadEnded};
 use crate::image::Image;
 use crate::program::Program;
 use crate::signals::{self, Interrupt};
+use crate::stack::{self, Outcome, ThreadSnapshot};
 use crate::Runtime;
 
 /// Raised by `proc_exec*` once the new image is ready: the thread's run loop replaces the
@@ -28,7 +30,7 @@ impl std::fmt::Display for ExecNow {
 impl std::error::Error for ExecNow {}
 
 /// Where a guest thread starts.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Entry {
     /// The program's `_start` (after `_initialize`, if exported).
     Main,
@@ -63,6 +65,8 @@ pub(crate) struct ProcessCtx {
     trap: Arc<Mutex<Option<wasmtime::Error>>>,
     /// Whether traps are printed here (child processes) or returned to the embedder (root).
     report_traps: bool,
+    /// The process's memory in a file, for copy-on-write forks (programs that can fork).
+    fork_memory: OnceLock<Arc<ForkMemory>>,
 }
 
 impl ProcessCtx {
@@ -89,7 +93,45 @@ impl ProcessCtx {
             callback: Mutex::new(None),
             trap: Arc::new(Mutex::new(None)),
             report_traps,
+            fork_memory: OnceLock::new(),
         }
+    }
+
+    /// The context of a child `fork` makes of this process for `process`, running `image`
+    /// (a copy of this one's, or for vfork this very image): files shared as after fork(2),
+    /// the signal entry point kept, and the forking thread's thread-local values.
+    pub fn fork_child(&self, process: Arc<Process>, image: Image, forking: Tid) -> ProcessCtx {
+        let child = ProcessCtx::new(
+            self.runtime.clone(),
+            Arc::clone(&process),
+            Arc::new(self.fs.fork()),
+            self.args.clone(),
+            self.env.clone(),
+            image,
+            true,
+        );
+        if let Some(name) = self.signal_callback() {
+            *child.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+        }
+        let locals = self
+            .thread_locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fork(forking, process.pid());
+        *child
+            .thread_locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = locals;
+        child
+    }
+
+    /// The copy-on-write memory, once the process has one.
+    pub fn fork_memory(&self) -> Option<&Arc<ForkMemory>> {
+        self.fork_memory.get()
+    }
+
+    pub fn set_fork_memory(&self, memory: Arc<ForkMemory>) {
+        let _ = self.fork_memory.set(memory);
     }
 
     /// The same process running a new image (exec): files less close-on-exec ones, handlers
@@ -167,21 +209,50 @@ fn process_status(s: ExitStatus) -> wasmix_process::ExitStatus {
     }
 }
 
+/// How a guest thread begins.
+pub(crate) enum Start {
+    /// Fresh, at an entry point.
+    Entry(Entry),
+    /// Resuming a captured stack in a store prepared for it (a forked child).
+    Resume(Box<Resume>),
+}
+
+/// A prepared store and the stack it resumes.
+pub(crate) struct Resume {
+    pub store: Store<Host>,
+    pub snapshot: Arc<ThreadSnapshot>,
+    pub outcome: Outcome,
+}
+
 /// Runs one guest thread to its end on the calling OS thread, then retires it from the
 /// process (the last thread out finalises the process).
-pub(crate) fn run_thread(mut ctx: Arc<ProcessCtx>, thread: Arc<Thread>, mut entry: Entry) {
-    let interrupt = Interrupt::install(ctx.runtime.engine(), &thread);
+pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start) {
+    let mut start = Some(start);
+    let mut interrupt = None;
+    let mut ctx = ctx;
+    let mut entry = Entry::Main;
     loop {
-        let mut store = Store::new(
-            ctx.runtime.engine(),
-            Host::new(
-                Arc::clone(&ctx),
-                Arc::clone(&thread),
-                Arc::clone(&interrupt),
-            ),
-        );
-        signals::arm(&mut store);
-        let outcome = enter(&ctx, &mut store, thread.tid(), entry);
+        let (mut store, rewind) = match start.take() {
+            Some(Start::Resume(r)) => {
+                entry = r.snapshot.entry();
+                interrupt = Some(Arc::clone(&r.store.data().interrupt));
+                (r.store, Some((r.snapshot, r.outcome)))
+            }
+            fresh => {
+                if let Some(Start::Entry(e)) = fresh {
+                    entry = e;
+                }
+                let interrupt = interrupt
+                    .get_or_insert_with(|| Interrupt::install(ctx.runtime.engine(), &thread));
+                let mut store = Store::new(
+                    ctx.runtime.engine(),
+                    Host::new(Arc::clone(&ctx), Arc::clone(&thread), Arc::clone(interrupt)),
+                );
+                signals::arm(&mut store);
+                (store, None)
+            }
+        };
+        let outcome = enter(&ctx, &mut store, thread.tid(), entry, rewind);
         if outcome
             .as_ref()
             .err()
@@ -206,19 +277,36 @@ pub(crate) fn run_thread(mut ctx: Arc<ProcessCtx>, thread: Arc<Thread>, mut entr
                         continue;
                     }
                 }
-                if let Some(ended) = e.downcast_ref::<ProcessEnded>() {
-                    ctx.process.exit(process_status(ended.0));
-                } else if e.downcast_ref::<ThreadEnded>().is_none() {
-                    ctx.record_trap(e);
-                    ctx.process
-                        .exit(wasmix_process::ExitStatus::Signaled(Signal::ABRT));
-                }
+                ctx.end_with(e);
             }
         }
         break;
     }
     ctx.process.thread_exited(thread.tid());
     ctx.thread_exits.wake_all();
+}
+
+impl ProcessCtx {
+    /// Ends the process the way `e` (a host error or trap out of one of its threads) says.
+    pub fn end_with(&self, e: wasmtime::Error) {
+        if let Some(ended) = e.downcast_ref::<ProcessEnded>() {
+            self.process.exit(process_status(ended.0));
+        } else if e.downcast_ref::<ThreadEnded>().is_none() {
+            self.record_trap(e);
+            self.process
+                .exit(wasmix_process::ExitStatus::Signaled(Signal::ABRT));
+        }
+    }
+}
+
+/// Runs `start` for `thread` of `ctx`'s process on a pooled OS thread.
+pub(crate) fn start_thread(
+    ctx: Arc<ProcessCtx>,
+    thread: Arc<Thread>,
+    start: Start,
+) -> Result<(), Errno> {
+    let name = format!("wasmix-{}-{}", ctx.process.pid(), thread.tid());
+    crate::pool::run(name, move || run_thread(ctx, thread, start)).map_err(|_| Errno::Again)
 }
 
 /// Hands the values this thread set under 2023-style thread-local keys to the guest's
@@ -259,12 +347,14 @@ fn retire_other_threads(ctx: &ProcessCtx, me: &Arc<Thread>) {
     });
 }
 
-fn enter(
+/// Instantiates the process's program in `store` and points the host at its memory. The
+/// main thread of a program that can fork moves the memory into a file first (copy-on-write
+/// forks); a memory that cannot be moved still forks, by copying.
+pub(crate) fn prepare(
     ctx: &Arc<ProcessCtx>,
     store: &mut Store<Host>,
-    tid: Tid,
-    entry: Entry,
-) -> wasmtime::Result<()> {
+    main: bool,
+) -> wasmtime::Result<wasmtime::Instance> {
     // A shared memory is known before instantiation, where the start function
     // (`__wasm_init_memory`) may already make host calls on it.
     if let Some(m) = ctx.image.shared_memory() {
@@ -277,11 +367,103 @@ fn enter(
             .map_or(GuestMemory::None, GuestMemory::Own);
     }
     store.data_mut().instance = Some(instance);
+    if main && ctx.image.program().captures_stacks() && ctx.fork_memory().is_none() {
+        if let Some(region) = memory_region(store) {
+            // SAFETY: the region is the engine's whole reservation for this memory, and no
+            // guest code runs yet.
+            match unsafe { ForkMemory::adopt(region) } {
+                Ok(m) => ctx.set_fork_memory(Arc::new(m)),
+                Err(e) => tracing::warn!("forks of this process will copy its memory: {e}"),
+            }
+        }
+    }
+    Ok(instance)
+}
+
+/// The address range the engine reserved for the thread's linear memory.
+pub(crate) fn memory_region(store: &mut Store<Host>) -> Option<Region> {
+    // Every 32-bit memory gets this much address space (set in the engine's config).
+    const RESERVATION: u64 = 1 << 32;
+    let (base, len, ty) = match store.data().memory.clone() {
+        GuestMemory::Own(m) => (m.data_ptr(&*store), m.data_size(&*store), m.ty(&*store)),
+        GuestMemory::Shared(m) => (m.data().as_ptr() as *mut u8, m.data_size(), m.ty()),
+        GuestMemory::None => return None,
+    };
+    if ty.is_64() || ty.page_size() != 65536 {
+        return None;
+    }
+    let max = ty
+        .maximum()
+        .map_or(RESERVATION, |p| p.saturating_mul(65536));
+    Some(Region {
+        base,
+        len,
+        span: usize::try_from(max.min(RESERVATION)).ok()?,
+    })
+}
+
+fn enter(
+    ctx: &Arc<ProcessCtx>,
+    store: &mut Store<Host>,
+    tid: Tid,
+    entry: Entry,
+    mut rewind: Option<(Arc<ThreadSnapshot>, Outcome)>,
+) -> wasmtime::Result<()> {
+    store.data_mut().entry = entry;
+    let instance = match (store.data().instance, &rewind) {
+        (Some(instance), Some(_)) => instance,
+        _ => {
+            let instance = prepare(ctx, store, matches!(entry, Entry::Main))?;
+            let top = stack_top(store, instance, entry);
+            store.data_mut().stack.set_stack_top(top);
+            if matches!(entry, Entry::Main) {
+                if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
+                    init.call(&mut *store, ())?;
+                }
+            }
+            instance
+        }
+    };
+    loop {
+        if let Some((snapshot, outcome)) = rewind.take() {
+            stack::rewind(store, &snapshot, outcome, false)?;
+        }
+        let entry = store.data().entry;
+        let result = call_entry(ctx, store, instance, tid, entry);
+        match crate::resume::settle(store, result) {
+            crate::resume::Next::Done(result) => return result,
+            crate::resume::Next::Rewind(snapshot, outcome) => rewind = Some((snapshot, outcome)),
+        }
+    }
+}
+
+/// Where the thread's shadow stack starts, for programs whose stacks can be captured.
+fn stack_top(store: &mut Store<Host>, instance: wasmtime::Instance, entry: Entry) -> Option<u32> {
+    if !store.data().ctx.image.program().captures_stacks() {
+        return None;
+    }
+    match entry {
+        Entry::Main => match instance
+            .get_global(&mut *store, "__stack_pointer")?
+            .get(&mut *store)
+        {
+            Val::I32(sp) => Some(sp as u32),
+            _ => None,
+        },
+        Entry::Legacy { stack_base, .. } => u32::try_from(stack_base).ok(),
+        Entry::ThreadStart(_) => None,
+    }
+}
+
+fn call_entry(
+    ctx: &Arc<ProcessCtx>,
+    store: &mut Store<Host>,
+    instance: wasmtime::Instance,
+    tid: Tid,
+    entry: Entry,
+) -> wasmtime::Result<()> {
     match entry {
         Entry::Main => {
-            if let Ok(init) = instance.get_typed_func::<(), ()>(&mut *store, "_initialize") {
-                init.call(&mut *store, ())?;
-            }
             let start = instance
                 .get_typed_func::<(), ()>(&mut *store, "_start")
                 .map_err(|_| {
@@ -297,10 +479,12 @@ fn enter(
             stack_base,
             reactor,
         } => {
-            if let Some(wasmtime::Extern::Global(sp)) =
-                instance.get_export(&mut *store, "__stack_pointer")
-            {
-                let _ = sp.set(&mut *store, Val::I32(stack_base as u32 as i32));
+            if !store.data().stack.busy() {
+                if let Some(wasmtime::Extern::Global(sp)) =
+                    instance.get_export(&mut *store, "__stack_pointer")
+                {
+                    let _ = sp.set(&mut *store, Val::I32(stack_base as u32 as i32));
+                }
             }
             let name = if reactor { "_react" } else { "_start_thread" };
             let start = instance
@@ -331,12 +515,7 @@ pub(crate) fn spawn_thread(host: &Host, entry: Entry) -> Result<Tid, Errno> {
         .spawn_thread(host.thread.mask(), true)
         .map_err(|_| Errno::Again)?;
     let tid = thread.tid();
-    let t2 = Arc::clone(&thread);
-    let c2 = Arc::clone(&ctx);
-    let started = crate::pool::run(format!("wasmix-{}-{tid}", ctx.process.pid()), move || {
-        run_thread(c2, t2, entry)
-    });
-    if started.is_err() {
+    if start_thread(Arc::clone(&ctx), thread, Start::Entry(entry)).is_err() {
         ctx.process.thread_exited(tid);
         return Err(Errno::Again);
     }
@@ -380,10 +559,7 @@ pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result
     ));
     let main = process.main_thread().ok_or(Errno::Again)?;
     let pid = process.pid();
-    let started = crate::pool::run(format!("wasmix-{pid}"), move || {
-        run_thread(ctx, main, Entry::Main)
-    });
-    if started.is_err() {
+    if start_thread(ctx, main, Start::Entry(Entry::Main)).is_err() {
         process.exit(wasmix_process::ExitStatus::Signaled(Signal::KILL));
         process.thread_exited(pid);
         return Err(Errno::Again);

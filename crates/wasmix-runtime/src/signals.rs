@@ -86,7 +86,8 @@ impl Interrupt {
 /// or unwinds when the thread or its process is being killed.
 pub(crate) fn deliver(mut store: impl AsContextMut<Data = Host>) -> wasmtime::Result<()> {
     let mut store = store.as_context_mut();
-    if store.data().handler_depth >= MAX_HANDLER_DEPTH {
+    // Mid-unwind or mid-rewind the guest's code cannot run a handler; the flag stays up.
+    if store.data().handler_depth >= MAX_HANDLER_DEPTH || store.data().stack.busy() {
         return Ok(());
     }
     while store.data().interrupt.take() {

@@ -43,6 +43,20 @@ impl ThreadLocals {
         Ok(self.values.get(&(tid, key)).copied().unwrap_or(0))
     }
 
+    /// The keys, and `tid`'s values as the values of `child` (the thread fork leaves).
+    pub fn fork(&self, tid: Tid, child: Tid) -> ThreadLocals {
+        ThreadLocals {
+            keys: self.keys.clone(),
+            values: self
+                .values
+                .iter()
+                .filter(|((t, _), _)| *t == tid)
+                .map(|((_, k), v)| ((child, *k), *v))
+                .collect(),
+            next: self.next,
+        }
+    }
+
     /// Takes the (user data, value) pairs `tid` leaves behind that need destroying.
     pub fn take_thread(&mut self, tid: Tid) -> Vec<(u64, u64)> {
         let mine: Vec<(u32, u64)> = self

@@ -207,3 +207,14 @@ pub fn now_ms() -> f64 {
 pub fn now_ns() -> u64 {
     unsafe { wasi::clock_time_get(wasi::CLOCKID_MONOTONIC, 1) }.unwrap_or(0)
 }
+
+/// fork (`copy_memory`) or vfork: the child's pid in the parent, 0 in the child.
+pub fn fork(copy_memory: bool) -> Result<u32, i32> {
+    let mut pid = 0u32;
+    let e = unsafe { x::proc_fork(copy_memory as i32, &mut pid as *mut u32 as i32) };
+    if e == 0 {
+        Ok(pid)
+    } else {
+        Err(e)
+    }
+}

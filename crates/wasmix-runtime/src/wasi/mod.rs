@@ -19,6 +19,7 @@ mod poll;
 mod proc;
 mod procs;
 mod sock;
+mod stacks;
 mod threads;
 
 /// Which generation of the WASI ABI an import module speaks.
@@ -146,6 +147,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String
     fdx::add(&mut calls)?;
     threads::add(&mut calls)?;
     procs::add(&mut calls)?;
+    stacks::add(&mut calls)?;
     Ok(calls.names)
 }
 

@@ -561,13 +561,7 @@ pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
             },
         )?;
     }
-    // fork, vfork and snapshots need stack capture (asyncify), not built yet.
-    syscall!(
-        linker,
-        WASIX,
-        "proc_fork",
-        |host, mem, _copy: i32, _ret: i32| { Err(Errno::Notsup) }
-    );
+    // Journal snapshots of a running process come with the journal.
     syscall!(linker, WASIX, "proc_snapshot", |host, mem| {
         Err(Errno::Notsup)
     });

@@ -1,0 +1,231 @@
+//! fork and vfork: a child process made from a captured thread.
+//!
+//! fork gives the child a copy-on-write copy of memory (see `forkmem`), the forking thread's
+//! globals and stack, the file table (open file descriptions shared, as in POSIX), signal
+//! dispositions and mask — and only the forking thread. The child is prepared entirely on the
+//! parent's OS thread, so the parent resumes only once its memory has been copied, then runs
+//! on its own thread.
+//!
+//! vfork lends the parent's thread and memory to the child: the thread takes on the child's
+//! identity (process, files, signals) and resumes the capture returning 0. When the child
+//! execs or exits, the thread takes the parent's identity back and resumes the same capture
+//! returning the child's pid — the parent never ran in between, and sees what the child wrote.
+
+use std::sync::Arc;
+
+use wasmix_fs::{Errno, FileSystem};
+use wasmix_process::{ExitStatus, Process, Signal, Thread};
+use wasmtime::Store;
+
+use crate::forkmem::ForkMemory;
+use crate::host::{GuestMemory, Host, ThreadEnded};
+use crate::resume::Next;
+use crate::running::{self, ExecNow, ProcessCtx, Resume, Start};
+use crate::signals::{self, Interrupt};
+use crate::stack::ThreadSnapshot;
+
+/// Who a thread is: what vfork swaps out while the child borrows the thread.
+pub(crate) struct Identity {
+    ctx: Arc<ProcessCtx>,
+    fs: Arc<FileSystem>,
+    thread: Arc<Thread>,
+    interrupt: Arc<Interrupt>,
+}
+
+/// A parent waiting in vfork while its child runs on its thread.
+pub(crate) struct Vfork {
+    parent: Identity,
+    snapshot: Arc<ThreadSnapshot>,
+}
+
+/// A new process, child of the calling thread's, with its signal state; retired again if the
+/// fork fails later on.
+fn child_process(host: &Host) -> Result<Arc<Process>, Errno> {
+    let parent = &host.ctx.process;
+    let process = host
+        .ctx
+        .runtime
+        .control()
+        .spawn(Some(parent), [0; 32])
+        .map_err(|_| Errno::Again)?;
+    for (i, d) in parent.dispositions().iter().enumerate() {
+        if let Some(sig) = Signal::new(i as u8) {
+            let _ = process.set_disposition(sig, *d);
+        }
+    }
+    if let Some(main) = process.main_thread() {
+        main.set_mask(host.thread.mask());
+    }
+    Ok(process)
+}
+
+/// Ends a child that never ran (the parent does not learn its pid, so nobody reaps it).
+fn discard(process: &Process) {
+    process.exit(ExitStatus::Signaled(Signal::KILL));
+    process.thread_exited(process.pid());
+}
+
+/// `proc_fork` with a copy of memory: starts the child resuming `snapshot` with 0 and
+/// returns its pid.
+pub(crate) fn fork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<u32, Errno> {
+    let process = child_process(store.data())?;
+    let made = (|| {
+        let parent = Arc::clone(&store.data().ctx);
+        let runtime = parent.runtime.clone();
+        let image = parent.image.for_fork(&runtime)?;
+        let ctx =
+            Arc::new(parent.fork_child(Arc::clone(&process), image, store.data().thread.tid()));
+        let thread = process.main_thread().ok_or(Errno::Again)?;
+        let interrupt = Interrupt::install(runtime.engine(), &thread);
+        let mut child = Store::new(
+            runtime.engine(),
+            Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt),
+        );
+        signals::arm(&mut child);
+        running::prepare(&ctx, &mut child, false).map_err(|e| {
+            tracing::warn!("fork: cannot instantiate the child: {e:#}");
+            Errno::Nomem
+        })?;
+        copy_memory(store, &mut child, &ctx)?;
+        let host = child.data_mut();
+        host.stack = store.data().stack.for_child();
+        host.entry = snapshot.entry();
+        let resume = Resume {
+            store: child,
+            snapshot: Arc::clone(snapshot),
+            outcome: Ok(0),
+        };
+        running::start_thread(ctx, thread, Start::Resume(Box::new(resume)))
+    })();
+    match made {
+        Ok(()) => Ok(process.pid()),
+        Err(e) => {
+            discard(&process);
+            Err(e)
+        }
+    }
+}
+
+/// Gives the child's memory the parent's contents: copy-on-write when the parent's memory
+/// lives in a file, else byte by byte.
+fn copy_memory(
+    parent: &mut Store<Host>,
+    child: &mut Store<Host>,
+    child_ctx: &ProcessCtx,
+) -> Result<(), Errno> {
+    let (Some(from), Some(mut to)) = (
+        running::memory_region(parent),
+        running::memory_region(child),
+    ) else {
+        return Ok(()); // no memory to copy
+    };
+    if to.len < from.len {
+        let pages = ((from.len - to.len) / 65536) as u64;
+        match child.data().memory.clone() {
+            GuestMemory::Own(m) => m.grow(&mut *child, pages).map(|_| ()),
+            GuestMemory::Shared(m) => m.grow(pages).map(|_| ()),
+            GuestMemory::None => Ok(()),
+        }
+        .map_err(|_| Errno::Nomem)?;
+        to.len = from.len;
+    }
+    match parent.data().ctx.fork_memory() {
+        Some(memory) => {
+            // SAFETY: both regions are whole engine reservations; the child's memory is not
+            // in use by anyone yet.
+            let copy = unsafe { memory.fork(from, to) }.map_err(|e| {
+                tracing::warn!("fork: cannot map the child's memory: {e}");
+                Errno::Nomem
+            })?;
+            child_ctx.set_fork_memory(Arc::new(copy));
+        }
+        None => {
+            // SAFETY: both ranges are accessible and `from.len` long; they do not overlap.
+            unsafe { std::ptr::copy_nonoverlapping(from.base, to.base, from.len) };
+            // SAFETY: as in adoption at start: the child runs no code yet.
+            if let Ok(m) = unsafe { ForkMemory::adopt(to) } {
+                child_ctx.set_fork_memory(Arc::new(m));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `proc_fork` without a copy of memory: the calling thread becomes the child until it execs
+/// or exits.
+pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<(), Errno> {
+    let process = child_process(store.data())?;
+    let Some(thread) = process.main_thread() else {
+        discard(&process);
+        return Err(Errno::Again);
+    };
+    let host = store.data_mut();
+    let ctx = Arc::new(host.ctx.fork_child(
+        Arc::clone(&process),
+        host.ctx.image.clone(),
+        host.thread.tid(),
+    ));
+    if let Some(m) = host.ctx.fork_memory() {
+        ctx.set_fork_memory(Arc::clone(m));
+    }
+    let interrupt = Interrupt::install(ctx.runtime.engine(), &thread);
+    let parent = Identity {
+        fs: std::mem::replace(&mut host.fs, Arc::clone(&ctx.fs)),
+        ctx: std::mem::replace(&mut host.ctx, ctx),
+        thread: std::mem::replace(&mut host.thread, thread),
+        interrupt: std::mem::replace(&mut host.interrupt, interrupt),
+    };
+    host.vforks.push(Vfork {
+        parent,
+        snapshot: Arc::clone(snapshot),
+    });
+    Ok(())
+}
+
+/// The vfork child running on this thread has ended (`result`) or exec'd: it becomes a
+/// process of its own (or a zombie), and the thread resumes the parent's vfork returning the
+/// child's pid.
+pub(crate) fn end_vfork_child(store: &mut Store<Host>, result: wasmtime::Result<()>) -> Next {
+    let host = store.data_mut();
+    let Some(frame) = host.vforks.pop() else {
+        return Next::Done(result);
+    };
+    let child = Arc::clone(&host.ctx);
+    let thread = Arc::clone(&host.thread);
+    let exec = host.pending_exec.take();
+    let pid = child.process.pid();
+    match result {
+        Err(e) if e.downcast_ref::<ExecNow>().is_some() && exec.is_some() => {
+            if let Some(next) = exec {
+                if running::start_thread(
+                    next,
+                    Arc::clone(&thread),
+                    Start::Entry(running::Entry::Main),
+                )
+                .is_err()
+                {
+                    child.process.exit(ExitStatus::Signaled(Signal::KILL));
+                    child.process.thread_exited(thread.tid());
+                }
+            }
+        }
+        other => {
+            match other {
+                Ok(()) => child.process.exit(ExitStatus::Exited(0)),
+                Err(e) if e.downcast_ref::<ThreadEnded>().is_some() => {
+                    child.process.exit(ExitStatus::Signaled(Signal::KILL))
+                }
+                Err(e) => child.end_with(e),
+            }
+            child.process.thread_exited(thread.tid());
+            child.thread_exits.wake_all();
+        }
+    }
+    let host = store.data_mut();
+    host.ctx = frame.parent.ctx;
+    host.fs = frame.parent.fs;
+    host.thread = frame.parent.thread;
+    host.interrupt = frame.parent.interrupt;
+    host.signal_entry = None;
+    Next::Rewind(frame.snapshot, Ok(u64::from(pid)))
+}

@@ -1,0 +1,299 @@
+//! Copy-on-write linear memory for `fork`.
+//!
+//! wasmtime reserves the whole 4 GiB range of a 32-bit memory up front and grows it in place
+//! with `mprotect`. A memory that may be forked is *adopted*: its reserved range is replaced by
+//! a mapping of a memfd (bytes so far copied in once), so every page it ever has lives in that
+//! file. Growth keeps working: wasmtime's `mprotect` now opens pages of the file.
+//!
+//! The first fork freezes the file: the parent's mapping becomes `MAP_PRIVATE` over it and the
+//! child maps it `MAP_PRIVATE` too, so both share every page until one writes it — the kernel's
+//! own copy-on-write, no bytes copied. Nobody writes the file after that. A later fork of a
+//! frozen memory maps the same file again and copies only the pages its parent has written
+//! since the freeze (the anonymous pages of the parent's mapping, read off
+//! `/proc/self/pagemap`).
+//!
+//! Other threads of a forking process keep running; a page one of them writes while it is
+//! being copied may reach the child half-written, a race of the guest's own making, as with a
+//! native fork racing a writer on another core.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Mutex};
+
+use rustix::fs::{memfd_create, MemfdFlags};
+use rustix::mm::{mmap, mprotect, MapFlags, MprotectFlags, ProtFlags};
+
+/// The address range of one linear memory: `len` bytes accessible now, `span` bytes reserved
+/// for it by the engine (all of which the memory may grow into).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Region {
+    pub base: *mut u8,
+    pub len: usize,
+    pub span: usize,
+}
+
+/// A memory whose pages live in a file, so forks can share them.
+pub(crate) struct ForkMemory {
+    file: Arc<OwnedFd>,
+    /// Whether this memory maps the file privately (frozen file, own writes kept apart).
+    private: Mutex<bool>,
+}
+
+impl std::fmt::Debug for ForkMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForkMemory").finish_non_exhaustive()
+    }
+}
+
+impl ForkMemory {
+    /// Moves `region`'s bytes into a new file and maps the file over the whole region.
+    ///
+    /// # Safety
+    /// `region` must be exactly the range the engine reserved for one linear memory, and no
+    /// other thread may use the memory during the call.
+    pub unsafe fn adopt(region: Region) -> io::Result<ForkMemory> {
+        let file = memfd_create("wasmix-memory", MemfdFlags::CLOEXEC)?;
+        rustix::fs::ftruncate(&file, region.span as u64)?;
+        // SAFETY: the caller vouches for `base..base+len` being the accessible memory.
+        let bytes = unsafe { std::slice::from_raw_parts(region.base, region.len) };
+        write_nonzero_pages(&file, bytes)?;
+        // SAFETY: replaces the engine's reservation with an equally sized mapping of the
+        // file holding the same bytes.
+        unsafe { map(region, &file, MapFlags::SHARED) }?;
+        Ok(ForkMemory {
+            file: Arc::new(file),
+            private: Mutex::new(false),
+        })
+    }
+
+    /// Gives `child` (a freshly reserved memory grown to the parent's size) a copy-on-write
+    /// copy of `parent`, this memory's current range.
+    ///
+    /// # Safety
+    /// Both regions must be whole engine reservations as in [`ForkMemory::adopt`]; `child`
+    /// must not be in use.
+    pub unsafe fn fork(&self, parent: Region, child: Region) -> io::Result<ForkMemory> {
+        let mut private = self.private.lock().unwrap_or_else(|e| e.into_inner());
+        if !*private {
+            // SAFETY: the same file and bytes, mapped privately from now on.
+            unsafe { map(parent, &self.file, MapFlags::PRIVATE) }?;
+            *private = true;
+            // SAFETY: as above, for the child.
+            unsafe { map(child, &self.file, MapFlags::PRIVATE) }?;
+        } else {
+            // SAFETY: as above.
+            unsafe { map(child, &self.file, MapFlags::PRIVATE) }?;
+            for (offset, len) in written_runs(parent)? {
+                // SAFETY: both ranges lie within the accessible parts of their regions.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        parent.base.add(offset),
+                        child.base.add(offset),
+                        len,
+                    )
+                };
+            }
+        }
+        Ok(ForkMemory {
+            file: Arc::clone(&self.file),
+            private: Mutex::new(true),
+        })
+    }
+}
+
+/// Maps `file` over all of `region`, accessible up to its length.
+///
+/// # Safety
+/// `region` must be a whole engine reservation not in use by another thread.
+unsafe fn map(region: Region, file: &OwnedFd, flags: MapFlags) -> io::Result<()> {
+    // SAFETY: the caller owns the range; MAP_FIXED replaces what was there in one step.
+    unsafe {
+        mmap(
+            region.base.cast(),
+            region.span,
+            ProtFlags::empty(),
+            flags | MapFlags::FIXED,
+            file.as_fd(),
+            0,
+        )?;
+        if region.len > 0 {
+            mprotect(
+                region.base.cast(),
+                region.len,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes `bytes` into `file` at the same offsets, skipping all-zero pages (a fresh file
+/// reads as zeros already, and untouched memory costs no file pages then).
+fn write_nonzero_pages(file: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
+    let page = rustix::param::page_size();
+    let mut start = None;
+    let flush = |from: usize, to: usize| -> io::Result<()> {
+        let mut at = from;
+        while at < to {
+            let n = rustix::io::pwrite(file, &bytes[at..to], at as u64)?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            at += n;
+        }
+        Ok(())
+    };
+    for (i, chunk) in bytes.chunks(page).enumerate() {
+        let zero = chunk.iter().all(|b| *b == 0);
+        match (zero, start) {
+            (false, None) => start = Some(i * page),
+            (true, Some(s)) => {
+                flush(s, i * page)?;
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        flush(s, bytes.len())?;
+    }
+    Ok(())
+}
+
+/// Byte ranges (offset, length) of `region` that its mapping holds privately: pages written
+/// since the file was frozen. Read from `/proc/self/pagemap`: a page that is present (bit 63)
+/// and not file-backed (bit 61), or swapped out (bit 62), is the mapping's own copy.
+fn written_runs(region: Region) -> io::Result<Vec<(usize, usize)>> {
+    use std::os::unix::fs::FileExt;
+    let page = rustix::param::page_size();
+    let pages = region.len.div_ceil(page);
+    let pagemap = std::fs::File::open("/proc/self/pagemap")?;
+    let mut entries = vec![0u8; pages * 8];
+    pagemap.read_exact_at(&mut entries, (region.base as usize / page * 8) as u64)?;
+    let mut runs: Vec<(usize, usize)> = Vec::new();
+    for (i, e) in entries.chunks_exact(8).enumerate() {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(e);
+        let e = u64::from_ne_bytes(raw);
+        let own = (e >> 63 & 1 == 1 && e >> 61 & 1 == 0) || e >> 62 & 1 == 1;
+        if !own {
+            continue;
+        }
+        let offset = i * page;
+        let len = page.min(region.len - offset);
+        match runs.last_mut() {
+            Some((o, l)) if *o + *l == offset => *l += len,
+            _ => runs.push((offset, len)),
+        }
+    }
+    Ok(runs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A reservation shaped like the engine's: `span` bytes, the first `len` accessible.
+    struct Reservation(Region);
+
+    impl Reservation {
+        fn new(len: usize, span: usize) -> Reservation {
+            // SAFETY: a fresh anonymous mapping owned by this value.
+            let base = unsafe {
+                rustix::mm::mmap_anonymous(
+                    std::ptr::null_mut(),
+                    span,
+                    ProtFlags::empty(),
+                    MapFlags::PRIVATE,
+                )
+                .unwrap()
+            };
+            // SAFETY: inside the mapping just made.
+            unsafe {
+                mprotect(base, len, MprotectFlags::READ | MprotectFlags::WRITE).unwrap();
+            }
+            Reservation(Region {
+                base: base.cast(),
+                len,
+                span,
+            })
+        }
+
+        fn get(&self, at: usize) -> u8 {
+            assert!(at < self.0.len);
+            // SAFETY: inside the accessible part of the mapping.
+            unsafe { self.0.base.add(at).read() }
+        }
+
+        fn set(&self, at: usize, v: u8) {
+            assert!(at < self.0.len);
+            // SAFETY: inside the accessible part of the mapping, used by one test thread.
+            unsafe { self.0.base.add(at).write(v) }
+        }
+    }
+
+    impl Drop for Reservation {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`.
+            unsafe { rustix::mm::munmap(self.0.base.cast(), self.0.span).unwrap() };
+        }
+    }
+
+    const MIB: usize = 1 << 20;
+
+    #[test]
+    fn fork_copies_contents_and_then_each_side_writes_alone() {
+        let parent = Reservation::new(4 * MIB, 64 * MIB);
+        parent.set(12345, 7);
+        parent.set(3 * MIB, 9);
+        let mem = unsafe { ForkMemory::adopt(parent.0) }.unwrap();
+        assert_eq!(parent.get(12345), 7, "adoption keeps the bytes");
+
+        let child = Reservation::new(4 * MIB, 64 * MIB);
+        let child_mem = unsafe { mem.fork(parent.0, child.0) }.unwrap();
+        assert_eq!(child.get(12345), 7);
+        assert_eq!(child.get(3 * MIB), 9);
+        child.set(12345, 1);
+        parent.set(3 * MIB, 2);
+        assert_eq!(parent.get(12345), 7, "the child's write stays in the child");
+        assert_eq!(
+            child.get(3 * MIB),
+            9,
+            "the parent's write stays in the parent"
+        );
+
+        // A second fork of the (now frozen) parent sees what the parent wrote since.
+        parent.set(100, 5);
+        let second = Reservation::new(4 * MIB, 64 * MIB);
+        let _m2 = unsafe { mem.fork(parent.0, second.0) }.unwrap();
+        assert_eq!(second.get(100), 5);
+        assert_eq!(second.get(3 * MIB), 2);
+        assert_eq!(second.get(12345), 7);
+
+        // A grandchild from the child sees the child's writes.
+        let grand = Reservation::new(4 * MIB, 64 * MIB);
+        let _m3 = unsafe { child_mem.fork(child.0, grand.0) }.unwrap();
+        assert_eq!(grand.get(12345), 1);
+    }
+
+    #[test]
+    fn growth_after_adoption_lands_in_the_file() {
+        let mut parent = Reservation::new(MIB, 16 * MIB);
+        let mem = unsafe { ForkMemory::adopt(parent.0) }.unwrap();
+        // What the engine's memory.grow does: open more of the reservation.
+        unsafe {
+            mprotect(
+                parent.0.base.add(MIB).cast(),
+                MIB,
+                MprotectFlags::READ | MprotectFlags::WRITE,
+            )
+            .unwrap()
+        };
+        parent.0.len = 2 * MIB;
+        parent.set(MIB + 10, 3);
+        let mut child = Reservation::new(MIB, 16 * MIB);
+        child.0.len = 2 * MIB;
+        let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
+        assert_eq!(child.get(MIB + 10), 3);
+    }
+}

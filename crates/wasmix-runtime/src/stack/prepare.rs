@@ -1,0 +1,180 @@
+//! Making a module's stacks capturable: a module that calls fork or setjmp but was not
+//! asyncify-instrumented by its toolchain is instrumented here, with binaryen's `wasm-opt`,
+//! restricted to the imports that unwind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wasmparser::{Parser, Payload, TypeRef};
+
+use crate::rewrite::ASYNCIFY_MARK;
+use crate::wasi::Abi;
+
+/// WASIX calls that capture the calling thread's stack by unwinding it. (`stack_restore` and a
+/// vfork child's exit leave the stack by a trap instead, so they need no instrumentation.)
+pub(crate) const UNWINDING_CALLS: [&str; 2] = ["proc_fork", "stack_checkpoint"];
+
+/// The `wasm-opt` arguments that instrument a module for wasmix.
+pub(crate) fn wasm_opt_args() -> Vec<String> {
+    let imports: Vec<String> = UNWINDING_CALLS
+        .iter()
+        .map(|c| format!("{}.{c}", Abi::Wasix.module()))
+        .collect();
+    vec![
+        "-O2".into(),
+        "--asyncify".into(),
+        format!("--pass-arg=asyncify-imports@{}", imports.join(",")),
+        // Keep the name section: backtraces, and finding `__stack_pointer`.
+        "-g".into(),
+    ]
+}
+
+/// The unwinding calls `wasm` imports, when it lacks asyncify's exports; empty when it needs
+/// nothing done.
+pub(crate) fn missing_asyncify(wasm: &[u8]) -> Result<Vec<String>, String> {
+    let mut calls = Vec::new();
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::ImportSection(r) => {
+                for import in r.into_imports() {
+                    let import = import.map_err(|e| e.to_string())?;
+                    if import.module == Abi::Wasix.module()
+                        && matches!(import.ty, TypeRef::Func(_))
+                        && UNWINDING_CALLS.contains(&import.name)
+                    {
+                        calls.push(import.name.to_owned());
+                    }
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    if e.map_err(|e| e.to_string())?.name == ASYNCIFY_MARK {
+                        return Ok(Vec::new());
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(calls)
+}
+
+/// Checks the types of an instrumented module's asyncify entry points, which wasmix calls.
+pub(crate) fn check_exports(module: &wasmtime::Module) -> Result<(), String> {
+    use wasmtime::{ExternType, ValType};
+    for (name, takes_pointer) in [
+        ("asyncify_start_unwind", true),
+        ("asyncify_stop_unwind", false),
+        ("asyncify_start_rewind", true),
+        ("asyncify_stop_rewind", false),
+    ] {
+        let shape = if takes_pointer {
+            "(i32) -> ()"
+        } else {
+            "() -> ()"
+        };
+        let ok = match module.get_export(name) {
+            Some(ExternType::Func(f)) => {
+                let params: Vec<ValType> = f.params().collect();
+                f.results().len() == 0
+                    && match params.as_slice() {
+                        [ValType::I32] => takes_pointer,
+                        [] => !takes_pointer,
+                        _ => false,
+                    }
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "its asyncify entry point `{name}` is missing or not a function {shape}; \
+                 instrument it with binaryen's asyncify pass"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why a module could not be instrumented.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "it calls {calls}, which must capture the calling stack, but it is not \
+     asyncify-instrumented, and wasmix could not instrument it: {reason}. Install binaryen's wasm-opt (Debian: `apt install \
+     binaryen`; or point WASMIX_WASM_OPT at one), or instrument the module beforehand: \
+     `wasm-opt {args} IN.wasm -o OUT.wasm`"
+)]
+pub(crate) struct NeedsAsyncify {
+    calls: String,
+    reason: String,
+    args: String,
+}
+
+/// `wasm` instrumented by `wasm-opt` (`$WASMIX_WASM_OPT`, else the one on `PATH`).
+pub(crate) fn asyncify(wasm: &[u8], calls: &[String]) -> Result<Vec<u8>, NeedsAsyncify> {
+    let tool = std::env::var_os("WASMIX_WASM_OPT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("wasm-opt"));
+    asyncify_with(&tool, wasm, calls)
+}
+
+fn asyncify_with(tool: &Path, wasm: &[u8], calls: &[String]) -> Result<Vec<u8>, NeedsAsyncify> {
+    let fail = |reason: String| NeedsAsyncify {
+        calls: calls.join(" and "),
+        reason,
+        args: wasm_opt_args().join(" "),
+    };
+    let dir = tempfile::tempdir().map_err(|e| fail(format!("no temporary directory: {e}")))?;
+    let (input, output) = (dir.path().join("in.wasm"), dir.path().join("out.wasm"));
+    std::fs::write(&input, wasm).map_err(|e| fail(format!("cannot write {input:?}: {e}")))?;
+    let run = Command::new(tool)
+        .arg(&input)
+        .args(wasm_opt_args())
+        .arg("-o")
+        .arg(&output)
+        .output()
+        .map_err(|e| fail(format!("cannot run `{}`: {e}", tool.display())))?;
+    if !run.status.success() {
+        let said = String::from_utf8_lossy(&run.stderr);
+        return Err(fail(format!(
+            "`{}` failed ({}): {}",
+            tool.display(),
+            run.status,
+            said.trim()
+        )));
+    }
+    std::fs::read(&output).map_err(|e| fail(format!("cannot read {output:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_modules_importing_unwinding_calls_without_asyncify_need_it() {
+        let plain = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        assert!(missing_asyncify(&plain).unwrap().is_empty());
+        let fork = wat::parse_str(
+            r#"(module (import "wasix_32v1" "proc_fork" (func (param i32 i32) (result i32))))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            missing_asyncify(&fork).unwrap(),
+            vec!["proc_fork".to_owned()]
+        );
+        let ready = wat::parse_str(
+            r#"(module (import "wasix_32v1" "proc_fork" (func (param i32 i32) (result i32)))
+                 (func (export "asyncify_start_unwind") (param i32)))"#,
+        )
+        .unwrap();
+        assert!(missing_asyncify(&ready).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_missing_tool_is_a_clear_error() {
+        let tool = Path::new("/nonexistent/wasm-opt");
+        let e = asyncify_with(tool, b"\0asm\x01\0\0\0", &["proc_fork".into()]).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("cannot run `/nonexistent/wasm-opt`"), "{msg}");
+        assert!(msg.contains("--asyncify"), "{msg}");
+    }
+}

@@ -1,0 +1,176 @@
+//! fork and vfork through WASIX `proc_fork`: the scenario is the first argument. Built
+//! asyncify-instrumented by guests/build.sh, as WASIX toolchains ship their programs.
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use wasmix_guests::proc::{self, Status};
+use wasmix_guests::{check, fail};
+
+/// Written by vfork children: the parent must see it (the memory is borrowed).
+static SHARED: AtomicU32 = AtomicU32::new(0);
+
+fn fork_or_die(copy: bool) -> u32 {
+    match proc::fork(copy) {
+        Ok(pid) => pid,
+        Err(e) => fail(&format!("proc_fork failed with errno {e}")),
+    }
+}
+
+fn wait(pid: u32) -> Status {
+    let (e, got, status) = proc::join(Some(pid), false);
+    check(e == 0 && got == pid, "join the child");
+    status
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
+    match arg(1) {
+        "basic" => {
+            let mut data = vec![1u8; 1 << 20];
+            data[5] = 7;
+            let me = proc::pid();
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                let before = data[5];
+                data[5] = 99;
+                println!(
+                    "child: ppid is parent {}, new pid {}, saw {before}",
+                    proc::ppid() == me,
+                    proc::pid() != me
+                );
+                std::process::exit(3);
+            }
+            let status = wait(pid);
+            println!("parent: child {status:?}, mine still {}", data[5]);
+        }
+        "loop" => {
+            let n: u32 = arg(2).parse().unwrap_or(20);
+            let mut ok = 0;
+            for i in 0..n {
+                let pid = fork_or_die(true);
+                if pid == 0 {
+                    std::process::exit((i % 200) as i32);
+                }
+                if wait(pid) == Status::Exited((i % 200) as u16) {
+                    ok += 1;
+                }
+            }
+            println!("forked {n} children, {ok} exited as told");
+        }
+        "nested" => {
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                let grandchild = fork_or_die(true);
+                if grandchild == 0 {
+                    std::process::exit(4);
+                }
+                let Status::Exited(c) = wait(grandchild) else { fail("grandchild status") };
+                std::process::exit(i32::from(c) + 1);
+            }
+            println!("nested: {:?}", wait(pid));
+        }
+        "pipe" => {
+            let (r, w) = proc::pipe();
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                proc::close(r);
+                let msg = format!("hello through the pipe from {}", proc::pid());
+                proc::write_fd(w, msg.as_bytes()).expect("write");
+                std::process::exit(0);
+            }
+            proc::close(w);
+            let mut got = Vec::new();
+            let mut buf = [0u8; 256];
+            loop {
+                let n = proc::read_fd(r, &mut buf).expect("read");
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&got);
+            println!("{} (pid matches: {})", text.split(" from ").next().unwrap_or(""), text.ends_with(&pid.to_string()));
+            println!("pipe child {:?}", wait(pid));
+        }
+        "vfork-exec" => {
+            let pid = fork_or_die(false);
+            if pid == 0 {
+                let e = proc::exec("child", &["child", "exit", "7"]);
+                std::process::exit(100 + e);
+            }
+            println!("parent resumed, child {:?}", wait(pid));
+        }
+        "vfork-exit" => {
+            let pid = fork_or_die(false);
+            if pid == 0 {
+                SHARED.store(41, Ordering::SeqCst);
+                std::process::exit(5);
+            }
+            println!(
+                "parent resumed, sees {} written by the child, child {:?}",
+                SHARED.load(Ordering::SeqCst),
+                wait(pid)
+            );
+        }
+        "fork-exec" => {
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                let e = proc::exec("child", &["child", "echo", "exec'd", "after", "fork"]);
+                std::process::exit(100 + e);
+            }
+            println!("fork-exec child {:?}", wait(pid));
+        }
+        "limit" => {
+            let mut pids = Vec::new();
+            let errno = loop {
+                match proc::fork(true) {
+                    Ok(0) => {
+                        // Wait for the parent's word (a closed pipe) so all stay alive.
+                        let mut b = [0u8; 1];
+                        let _ = proc::read_fd(3, &mut b);
+                        std::process::exit(0);
+                    }
+                    Ok(pid) => pids.push(pid),
+                    Err(e) => break e,
+                }
+                if pids.len() > 10_000 {
+                    fail("no limit reached");
+                }
+            };
+            println!("fork failed with errno {errno} after {} children", pids.len());
+            for pid in pids {
+                proc::signal(pid, proc::SIGKILL);
+                wait(pid);
+            }
+        }
+        "bench" => {
+            // fork + child exit + join, with `MiB` of touched memory.
+            let mib: usize = arg(2).parse().unwrap_or(1);
+            let rounds: usize = arg(3).parse().unwrap_or(200);
+            let mut ballast = vec![0u8; mib << 20];
+            for (i, b) in ballast.iter_mut().enumerate().step_by(4096) {
+                *b = i as u8 | 1;
+            }
+            let mut times = Vec::with_capacity(rounds);
+            for _ in 0..rounds {
+                let t0 = proc::now_ns();
+                let pid = fork_or_die(true);
+                if pid == 0 {
+                    std::process::exit(0);
+                }
+                wait(pid);
+                times.push(proc::now_ns() - t0);
+            }
+            times.sort_unstable();
+            let sum: u64 = ballast.iter().step_by(4096).map(|b| u64::from(*b)).sum();
+            println!(
+                "fork+exit+join {mib} MiB: median {:.2} us, p90 {:.2} us ({} rounds, check {})",
+                times[rounds / 2] as f64 / 1e3,
+                times[rounds * 9 / 10] as f64 / 1e3,
+                rounds,
+                sum % 7
+            );
+        }
+        other => fail(&format!("unknown scenario {other:?}")),
+    }
+}
