@@ -22,7 +22,7 @@ use crate::host::{GuestMemory, Host, ThreadEnded};
 use crate::resume::Next;
 use crate::running::{self, ExecNow, ProcessCtx, Resume, Start};
 use crate::signals::{self, Interrupt};
-use crate::stack::ThreadSnapshot;
+use crate::stack::{Restore, ThreadSnapshot};
 
 /// Who a thread is: what vfork swaps out while the child borrows the thread.
 pub(crate) struct Identity {
@@ -227,5 +227,6 @@ pub(crate) fn end_vfork_child(store: &mut Store<Host>, result: wasmtime::Result<
     host.thread = frame.parent.thread;
     host.interrupt = frame.parent.interrupt;
     host.signal_entry = None;
-    Next::Rewind(frame.snapshot, Ok(u64::from(pid)))
+    // The child ran on this instance: the parent's globals come back with its stack.
+    Next::Rewind(frame.snapshot, Ok(u64::from(pid)), Restore::Globals)
 }

@@ -9,14 +9,14 @@ use wasmtime::Store;
 
 use crate::host::{split, Host};
 use crate::mem::GuestMem;
-use crate::stack::{self, Capture, LongJump, Outcome, ThreadSnapshot};
+use crate::stack::{self, Capture, LongJump, Outcome, Restore, ThreadSnapshot};
 
 /// What the run loop does next.
 pub(crate) enum Next {
     /// The thread is done; this is how it ended.
     Done(wasmtime::Result<()>),
     /// Call the entry again, rewinding this stack; its interrupted call returns the outcome.
-    Rewind(Arc<ThreadSnapshot>, Outcome),
+    Rewind(Arc<ThreadSnapshot>, Outcome, Restore),
 }
 
 /// Decides what follows the entry's return `result`.
@@ -35,7 +35,9 @@ pub(crate) fn settle(store: &mut Store<Host>, result: wasmtime::Result<()>) -> N
                 )));
             }
             match e.downcast::<LongJump>() {
-                Ok(jump) => return Next::Rewind(jump.snapshot, Ok(jump.value)),
+                Ok(jump) => {
+                    return Next::Rewind(jump.snapshot, Ok(jump.value), Restore::StackPointer)
+                }
                 Err(e) => return after(store, Err(e)),
             }
         }
@@ -56,22 +58,26 @@ fn carry_out(store: &mut Store<Host>, capture: Capture, snapshot: ThreadSnapshot
     match capture {
         Capture::Fork { copy_memory: true } => {
             let outcome = crate::fork::fork(store, &snapshot).map(u64::from);
-            Next::Rewind(snapshot, outcome)
+            Next::Rewind(snapshot, outcome, Restore::StackPointer)
         }
         Capture::Fork { copy_memory: false } => {
             let outcome = crate::fork::vfork(store, &snapshot).map(|()| 0);
-            Next::Rewind(snapshot, outcome)
+            Next::Rewind(snapshot, outcome, Restore::StackPointer)
         }
         Capture::Checkpoint { buf } => {
             let key = store
                 .data_mut()
                 .stack
                 .checkpoints_mut()
-                .record(buf, (*snapshot).clone());
+                .record(buf, Arc::clone(&snapshot));
             let (bytes, _) = split(store);
             // The buffer is `{user: u64, hash: [u8; 16]}`; `user` is libc's.
             let outcome = GuestMem::new(bytes).write(buf + 8, &key).map(|()| 0);
-            Next::Rewind(snapshot, outcome.map_err(|_: Errno| Errno::Fault))
+            Next::Rewind(
+                snapshot,
+                outcome.map_err(|_: Errno| Errno::Fault),
+                Restore::StackPointer,
+            )
         }
     }
 }

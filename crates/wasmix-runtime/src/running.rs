@@ -13,7 +13,7 @@ use crate::host::{ExitStatus, GuestMemory, Host, ProcessEnded, ThreadEnded};
 use crate::image::Image;
 use crate::program::Program;
 use crate::signals::{self, Interrupt};
-use crate::stack::{self, Outcome, ThreadSnapshot};
+use crate::stack::{self, Outcome, Restore, ThreadSnapshot};
 use crate::Runtime;
 
 /// Raised by `proc_exec*` once the new image is ready: the thread's run loop replaces the
@@ -236,7 +236,7 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
             Some(Start::Resume(r)) => {
                 entry = r.snapshot.entry();
                 interrupt = Some(Arc::clone(&r.store.data().interrupt));
-                (r.store, Some((r.snapshot, r.outcome)))
+                (r.store, Some((r.snapshot, r.outcome, Restore::Globals)))
             }
             fresh => {
                 if let Some(Start::Entry(e)) = fresh {
@@ -407,7 +407,7 @@ fn enter(
     store: &mut Store<Host>,
     tid: Tid,
     entry: Entry,
-    mut rewind: Option<(Arc<ThreadSnapshot>, Outcome)>,
+    mut rewind: Option<(Arc<ThreadSnapshot>, Outcome, Restore)>,
 ) -> wasmtime::Result<()> {
     store.data_mut().entry = entry;
     let instance = match (store.data().instance, &rewind) {
@@ -425,14 +425,16 @@ fn enter(
         }
     };
     loop {
-        if let Some((snapshot, outcome)) = rewind.take() {
-            stack::rewind(store, &snapshot, outcome, false)?;
+        if let Some((snapshot, outcome, restore)) = rewind.take() {
+            stack::rewind(store, &snapshot, outcome, restore)?;
         }
         let entry = store.data().entry;
         let result = call_entry(ctx, store, instance, tid, entry);
         match crate::resume::settle(store, result) {
             crate::resume::Next::Done(result) => return result,
-            crate::resume::Next::Rewind(snapshot, outcome) => rewind = Some((snapshot, outcome)),
+            crate::resume::Next::Rewind(snapshot, outcome, restore) => {
+                rewind = Some((snapshot, outcome, restore))
+            }
         }
     }
 }

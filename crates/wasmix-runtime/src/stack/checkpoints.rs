@@ -35,12 +35,15 @@ pub(crate) enum Rejected {
 #[derive(Clone, Default)]
 pub(crate) struct Checkpoints {
     by_buf: HashMap<u32, Checkpoint>,
+    /// Keys are a keyed hash of a counter: one entropy read per thread, not per setjmp.
+    secret: Option<[u8; 32]>,
+    issued: u64,
 }
 
 impl Checkpoints {
     /// Keeps `snapshot` for the buffer at `buf`; returns the key to store in it. Checkpoints
     /// taken in frames that have since returned are dropped.
-    pub fn record(&mut self, buf: u32, snapshot: ThreadSnapshot) -> [u8; 16] {
+    pub fn record(&mut self, buf: u32, snapshot: Arc<ThreadSnapshot>) -> [u8; 16] {
         let sp = snapshot.stack_pointer();
         self.by_buf
             .retain(|_, c| c.snapshot.stack_pointer().saturating_add(WRAPPER_FRAMES) >= sp);
@@ -51,18 +54,18 @@ impl Checkpoints {
                 self.by_buf.remove(&k);
             }
         }
+        let secret = *self.secret.get_or_insert_with(|| {
+            let mut s = [0u8; 32];
+            // Without an entropy source the keys are still distinct, only predictable.
+            let _ = getrandom::fill(&mut s);
+            s
+        });
+        self.issued += 1;
         let mut key = [0u8; 16];
-        if getrandom::fill(&mut key).is_err() {
-            // No entropy source: a counter still tells buffers apart, though not forgeries.
-            key[..8].copy_from_slice(&(self.by_buf.len() as u64 + 1).to_le_bytes());
-        }
-        self.by_buf.insert(
-            buf,
-            Checkpoint {
-                key,
-                snapshot: Arc::new(snapshot),
-            },
+        key.copy_from_slice(
+            &blake3::keyed_hash(&secret, &self.issued.to_le_bytes()).as_bytes()[..16],
         );
+        self.by_buf.insert(buf, Checkpoint { key, snapshot });
         key
     }
 
@@ -95,8 +98,16 @@ mod tests {
     use super::*;
     use crate::running::Entry;
 
-    fn at(sp: u32) -> ThreadSnapshot {
-        ThreadSnapshot::new(Entry::Main, Vec::new(), 0, Vec::new(), sp, None, Vec::new())
+    fn at(sp: u32) -> Arc<ThreadSnapshot> {
+        Arc::new(ThreadSnapshot::new(
+            Entry::Main,
+            Vec::new(),
+            0,
+            Vec::new(),
+            sp,
+            None,
+            Vec::new(),
+        ))
     }
 
     #[test]

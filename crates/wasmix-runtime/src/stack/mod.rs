@@ -54,7 +54,7 @@ pub(crate) type Outcome = Result<u64, Errno>;
 /// One thread's stack-capture state, kept in its store.
 #[derive(Default)]
 pub(crate) struct StackState {
-    asyncify: Option<Asyncify>,
+    asyncify: Option<Arc<Asyncify>>,
     /// Address of the thread's asyncify data area.
     area: Option<u32>,
     /// The thread's initial stack pointer (its stack's highest address), when known.
@@ -108,16 +108,16 @@ pub(crate) fn stack_error(host: &Host, reason: impl Into<String>) -> wasmtime::E
 }
 
 /// The thread's asyncify handles, looked up on first use.
-fn handles<C: HostContext>(cx: &mut C) -> Result<Asyncify, String> {
+fn handles<C: HostContext>(cx: &mut C) -> Result<Arc<Asyncify>, String> {
     if let Some(a) = &cx.host_mut().stack.asyncify {
-        return Ok(a.clone());
+        return Ok(Arc::clone(a));
     }
     let instance = cx
         .host_mut()
         .instance
         .ok_or("the thread has no instance yet")?;
-    let a = Asyncify::find(cx.as_context_mut(), instance)?;
-    cx.host_mut().stack.asyncify = Some(a.clone());
+    let a = Arc::new(Asyncify::find(cx.as_context_mut(), instance)?);
+    cx.host_mut().stack.asyncify = Some(Arc::clone(&a));
     Ok(a)
 }
 
@@ -233,14 +233,26 @@ pub(crate) fn abandon_unwind(store: &mut Store<Host>) -> bool {
     stack.pending.take().is_some()
 }
 
+/// How much of a snapshot a rewind puts back besides the asyncify data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Restore {
+    /// The stack pointer only, as a native longjmp restores registers: other globals keep
+    /// their current values.
+    StackPointer,
+    /// Every captured global (a forked child's fresh instance, a parent after its vfork child
+    /// ran on its instance).
+    Globals,
+    /// Globals and the shadow stack bytes (a fresh instance over a fresh memory).
+    Everything,
+}
+
 /// Makes the thread resume `snapshot` when its entry function is called next: the
-/// interrupted host call will return `outcome`. With `restore_stack`, the shadow stack bytes
-/// are written back too (a fresh instance; the same or a copied memory has them already).
+/// interrupted host call will return `outcome`.
 pub(crate) fn rewind(
     store: &mut Store<Host>,
     snapshot: &ThreadSnapshot,
     outcome: Outcome,
-    restore_stack: bool,
+    restore: Restore,
 ) -> wasmtime::Result<()> {
     let a = handles(store).map_err(|r| stack_error(store.data(), r))?;
     let at = snapshot.unwind_area();
@@ -259,7 +271,7 @@ pub(crate) fn rewind(
             mem.write(at + HEADER, data)?;
             mem.put_u32(at, at + HEADER + len)?;
             mem.put_u32(at + 4, at + AREA)?;
-            if restore_stack && !snapshot.stack().is_empty() {
+            if restore == Restore::Everything && !snapshot.stack().is_empty() {
                 mem.write(snapshot.stack_pointer(), snapshot.stack())?;
             }
             Ok::<(), Errno>(())
@@ -268,7 +280,9 @@ pub(crate) fn rewind(
         host.stack.area = Some(at);
         host.stack.stack_top = snapshot.stack_top();
     }
-    a.write_globals(&mut *store, snapshot.globals())?;
+    if restore != Restore::StackPointer {
+        a.write_globals(&mut *store, snapshot.globals())?;
+    }
     a.set_stack_pointer(&mut *store, snapshot.stack_pointer())?;
     let host = store.data_mut();
     host.stack.resume = Some(outcome);
