@@ -21,6 +21,8 @@ pub(crate) mod asyncify;
 mod checkpoints;
 pub(crate) mod prepare;
 pub(crate) mod snapshot;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
