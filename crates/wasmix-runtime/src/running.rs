@@ -125,6 +125,26 @@ impl ProcessCtx {
         child
     }
 
+    /// A new root process running `program` with `fs`, no args or env, and its main thread's
+    /// store data: what unit tests call host functions on.
+    #[cfg(test)]
+    pub fn for_test(runtime: &Runtime, program: &Program, fs: FileSystem) -> Host {
+        let process = runtime.control().spawn(None, [0; 32]).unwrap();
+        let thread = process.main_thread().unwrap();
+        let image = Image::new(runtime, program, Vec::new()).unwrap();
+        let ctx = Arc::new(ProcessCtx::new(
+            runtime.clone(),
+            process,
+            Arc::new(fs),
+            vec![b"prog".to_vec()],
+            vec![b"A=1".to_vec()],
+            image,
+            false,
+        ));
+        let interrupt = Interrupt::install(runtime.engine(), &thread);
+        Host::new(ctx, thread, interrupt)
+    }
+
     /// The copy-on-write memory, once the process has one.
     pub fn fork_memory(&self) -> Option<&Arc<ForkMemory>> {
         self.fork_memory.get()

@@ -8,9 +8,7 @@ use wasmtime::Store;
 
 use super::{finish_unwind, rewind, Restore, ThreadSnapshot};
 use crate::host::{Host, ProcessEnded};
-use crate::image::Image;
 use crate::running::{self, Entry, ProcessCtx};
-use crate::signals::Interrupt;
 use crate::{CacheSetting, Runtime, RuntimeConfig};
 
 /// `inner` keeps 40 on its shadow stack, checkpoints, then exits with that value plus what
@@ -30,23 +28,9 @@ const GUEST: &str = r#"(module
   (func (export "_start") (call $exit (call $inner (i32.const 4)))))"#;
 
 fn store(runtime: &Runtime, program: &crate::Program) -> Store<Host> {
-    let process = runtime.control().spawn(None, [0; 32]).unwrap();
-    let thread = process.main_thread().unwrap();
-    let image = Image::new(runtime, program, Vec::new()).unwrap();
-    let ctx = Arc::new(ProcessCtx::new(
-        runtime.clone(),
-        process,
-        Arc::new(FileSystem::new()),
-        Vec::new(),
-        Vec::new(),
-        image,
-        false,
-    ));
-    let interrupt = Interrupt::install(runtime.engine(), &thread);
-    let mut store = Store::new(
-        runtime.engine(),
-        Host::new(Arc::clone(&ctx), thread, interrupt),
-    );
+    let host = ProcessCtx::for_test(runtime, program, FileSystem::new());
+    let ctx = Arc::clone(&host.ctx);
+    let mut store = Store::new(runtime.engine(), host);
     crate::signals::arm(&mut store);
     running::prepare(&ctx, &mut store, false).unwrap();
     store

@@ -1,16 +1,12 @@
 //! Every host call, called with hostile arguments and memory: each must answer with a WASI errno
 //! (or end the process, for proc_exit/proc_raise), never panic or trap otherwise.
 
-use std::sync::Arc;
-
 use proptest::prelude::*;
 use wasmix_fs::{FileSystem, Stdio};
 use wasmtime::{Extern, Func, Memory, MemoryType, Store, Val, ValType};
 
 use crate::host::{GuestMemory, Host, ProcessEnded, ThreadEnded};
-use crate::image::Image;
 use crate::running::ProcessCtx;
-use crate::signals::Interrupt;
 use crate::{CacheSetting, Runtime, RuntimeConfig};
 
 /// Calls that block until another thread or process acts: with wild arguments they may wait
@@ -144,20 +140,7 @@ fn host(runtime: &Runtime, program: &crate::Program, scratch: &tempfile::TempDir
         .mount(scratch.path(), "/")
         .unwrap()
         .build();
-    let process = runtime.control().spawn(None, [0; 32]).unwrap();
-    let thread = process.main_thread().unwrap();
-    let image = Image::new(runtime, program, Vec::new()).unwrap();
-    let ctx = Arc::new(ProcessCtx::new(
-        runtime.clone(),
-        process,
-        Arc::new(fs),
-        vec![b"prog".to_vec()],
-        vec![b"A=1".to_vec()],
-        image,
-        false,
-    ));
-    let interrupt = Interrupt::install(runtime.engine(), &thread);
-    Host::new(ctx, thread, interrupt)
+    ProcessCtx::for_test(runtime, program, fs)
 }
 
 /// Ends the call's process so the control plane does not fill up.
