@@ -144,7 +144,7 @@ fn write_nonzero_pages(file: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
         Ok(())
     };
     for (i, chunk) in bytes.chunks(page).enumerate() {
-        let zero = chunk.iter().all(|b| *b == 0);
+        let zero = is_zero(chunk);
         match (zero, start) {
             (false, None) => start = Some(i * page),
             (true, Some(s)) => {
@@ -158,6 +158,15 @@ fn write_nonzero_pages(file: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
         flush(s, bytes.len())?;
     }
     Ok(())
+}
+
+/// Whether every byte is 0: or-folded by words so the loop vectorises (a byte loop that stops
+/// at the first non-zero byte costs ~1 ns per byte, milliseconds per process start).
+fn is_zero(bytes: &[u8]) -> bool {
+    // SAFETY: any bytes are a valid u64 when aligned; align_to hands back the unaligned ends.
+    let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
+    head.iter().chain(tail).fold(0u8, |a, b| a | b) == 0
+        && words.iter().fold(0u64, |a, w| a | w) == 0
 }
 
 /// Byte ranges (offset, length) of `region` that its mapping holds privately: pages written
@@ -274,6 +283,17 @@ mod tests {
         let grand = Reservation::new(4 * MIB, 64 * MIB);
         let _m3 = unsafe { child_mem.fork(child.0, grand.0) }.unwrap();
         assert_eq!(grand.get(12345), 1);
+    }
+
+    #[test]
+    fn zero_pages_are_told_apart_from_others_at_any_alignment() {
+        let mut page = vec![0u8; 4100];
+        assert!(is_zero(&page[1..4097]));
+        page[4096] = 1;
+        assert!(!is_zero(&page[1..4097]));
+        assert!(is_zero(&page[..4096]));
+        page[2] = 1;
+        assert!(!is_zero(&page[..3]));
     }
 
     #[test]

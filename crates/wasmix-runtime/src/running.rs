@@ -389,10 +389,19 @@ pub(crate) fn prepare(
     store.data_mut().instance = Some(instance);
     if main && ctx.image.program().captures_stacks() && ctx.fork_memory().is_none() {
         if let Some(region) = memory_region(store) {
+            let started = std::time::Instant::now();
             // SAFETY: the region is the engine's whole reservation for this memory, and no
             // guest code runs yet.
             match unsafe { ForkMemory::adopt(region) } {
-                Ok(m) => ctx.set_fork_memory(Arc::new(m)),
+                Ok(m) => {
+                    tracing::debug!(
+                        "memory of {} moved into a file for copy-on-write forks: {} bytes in {:?}",
+                        ctx.image.program().name(),
+                        region.len,
+                        started.elapsed()
+                    );
+                    ctx.set_fork_memory(Arc::new(m))
+                }
                 Err(e) => tracing::warn!("forks of this process will copy its memory: {e}"),
             }
         }
