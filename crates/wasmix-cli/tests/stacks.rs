@@ -71,6 +71,19 @@ fn fork_from_a_multithreaded_process_keeps_only_the_forking_thread() {
 }
 
 #[test]
+fn a_forked_child_keeps_signal_handlers_and_gets_its_own_signals() {
+    let r = guest_run("forker.wasm", &["signal"], &[]);
+    r.success();
+    assert_eq!(
+        lines(&r),
+        [
+            "child: handler ran for signal 10",
+            "parent: child Exited(0), own handler idle true"
+        ]
+    );
+}
+
+#[test]
 fn fork_then_exec() {
     let r = guest_run("forker.wasm", &["fork-exec"], &[]);
     r.success();

@@ -8,6 +8,14 @@ use wasmix_guests::{check, fail};
 /// Written by vfork children: the parent must see it (the memory is borrowed).
 static SHARED: AtomicU32 = AtomicU32::new(0);
 
+/// The last signal the handler saw.
+static SIGNALLED: AtomicU32 = AtomicU32::new(0);
+
+#[no_mangle]
+pub extern "C" fn __wasm_signal(sig: i32) {
+    SIGNALLED.store(sig as u32, Ordering::SeqCst);
+}
+
 fn fork_or_die(copy: bool) -> u32 {
     match proc::fork(copy) {
         Ok(pid) => pid,
@@ -119,6 +127,20 @@ fn main() {
                 std::process::exit(100 + e);
             }
             println!("fork-exec child {:?}", wait(pid));
+        }
+        "signal" => {
+            // The child keeps the parent's handler and gets its own signals.
+            proc::register_signal_callback();
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                while SIGNALLED.load(Ordering::SeqCst) == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(1));
+                }
+                println!("child: handler ran for signal {}", SIGNALLED.load(Ordering::SeqCst));
+                std::process::exit(0);
+            }
+            check(proc::signal(pid, proc::SIGUSR1) == 0, "signal the child");
+            println!("parent: child {:?}, own handler idle {}", wait(pid), SIGNALLED.load(Ordering::SeqCst) == 0);
         }
         "limit" => {
             let mut pids = Vec::new();
