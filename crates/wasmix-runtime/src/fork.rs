@@ -113,11 +113,15 @@ fn copy_memory(
     child: &mut Store<Host>,
     child_ctx: &ProcessCtx,
 ) -> Result<(), Errno> {
+    if matches!(parent.data().memory, GuestMemory::None) {
+        return Ok(()); // no memory to copy
+    }
+    // Only 32-bit memories of 64 KiB pages are laid out as `memory_region` knows.
     let (Some(from), Some(mut to)) = (
         running::memory_region(parent),
         running::memory_region(child),
     ) else {
-        return Ok(()); // no memory to copy
+        return Err(Errno::Notsup);
     };
     if to.len < from.len {
         let pages = ((from.len - to.len) / 65536) as u64;
