@@ -197,6 +197,12 @@ fn corrupt_asyncify_state_ends_the_process_with_a_clear_error() {
 }
 
 #[test]
+fn fork_of_a_memory64_answers_enotsup() {
+    let r = guest_run("fork_memory64.wat", &[], &[]);
+    assert_eq!(r.code, 58, "{}", r.stderr);
+}
+
+#[test]
 fn mistyped_asyncify_exports_are_refused_at_load() {
     let g = guest("asyncify_mistyped.wat");
     run(&["run", path_str(&g)])
