@@ -125,7 +125,10 @@ fn main() {
             proc::close(w);
         }
         "wait-child" => {
-            // Waits for a computing child: Ctrl-C goes to the child (the foreground job).
+            // Waits for a computing child: Ctrl-C goes to the child (the foreground job). One
+            // that arrives before the join starts runs the (empty) handler instead, so the
+            // sender can repeat it without a race.
+            proc::register_signal_callback();
             let (r, w) = proc::pipe();
             let ops = [FdOp::dup2(w, 1), FdOp::close(r), FdOp::close(w)];
             let pid = proc::spawn("child", &["child", "spin"], &[], &ops, &[]).expect("spawn");
@@ -248,3 +251,7 @@ fn main() {
         other => fail(&format!("unknown scenario {other}")),
     }
 }
+
+/// Signals the guest handles: none do anything (only `wait-child` registers it).
+#[no_mangle]
+pub extern "C" fn __wasm_signal(_sig: i32) {}
