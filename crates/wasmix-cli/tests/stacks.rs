@@ -6,15 +6,8 @@ mod common;
 
 use common::{guest, path_str, run, Run};
 
-/// `GUEST ARGS...` with the guest directory as `/bin` (for exec).
 fn guest_run(name: &str, args: &[&str], extra: &[&str]) -> Run {
-    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
-    let g = guest(name);
-    let mut all = vec!["run", "--dir", &bin];
-    all.extend_from_slice(extra);
-    all.push(path_str(&g));
-    all.extend_from_slice(args);
-    run(&all)
+    common::run_guest_with_bin(name, args, extra)
 }
 
 fn lines(r: &Run) -> Vec<&str> {

@@ -11,13 +11,7 @@ use common::{guest, path_str, run, wasmix, Run};
 
 /// `spawner SCENARIO` with the guest directory as `/bin`.
 fn spawner(scenario: &str, extra: &[&str]) -> Run {
-    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
-    let mut args = vec!["run", "--dir", &bin];
-    args.extend_from_slice(extra);
-    let g = guest("spawner.wasm");
-    args.push(path_str(&g));
-    args.push(scenario);
-    run(&args)
+    common::run_guest_with_bin("spawner.wasm", &[scenario], extra)
 }
 
 fn lines(r: &Run) -> Vec<&str> {

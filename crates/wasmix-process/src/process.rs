@@ -538,6 +538,16 @@ impl Process {
         lock(&self.signals).dispositions
     }
 
+    /// Takes on a whole table of dispositions (what `dispositions` or `dispositions_for_exec`
+    /// of another process gave); entries for signals that cannot be caught are skipped.
+    pub fn set_dispositions(&self, all: &[Disposition; MAX_SIGNAL as usize + 1]) {
+        for (n, d) in all.iter().enumerate() {
+            if let Some(sig) = Signal::new(n as u8) {
+                let _ = self.set_disposition(sig, *d);
+            }
+        }
+    }
+
     /// Sends a process-directed signal: to one thread that does not block it (or kept pending
     /// until one unblocks it); SIGINT goes to the children a thread is waiting for; default
     /// actions that need no handler are carried out at once.

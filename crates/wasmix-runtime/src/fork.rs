@@ -48,21 +48,11 @@ fn child_process(host: &Host) -> Result<Arc<Process>, Errno> {
         .control()
         .spawn(Some(parent), [0; 32])
         .map_err(|_| Errno::Again)?;
-    for (i, d) in parent.dispositions().iter().enumerate() {
-        if let Some(sig) = Signal::new(i as u8) {
-            let _ = process.set_disposition(sig, *d);
-        }
-    }
+    process.set_dispositions(&parent.dispositions());
     if let Some(main) = process.main_thread() {
         main.set_mask(host.thread.mask());
     }
     Ok(process)
-}
-
-/// Ends a child that never ran (the parent does not learn its pid, so nobody reaps it).
-fn discard(process: &Process) {
-    process.exit(ExitStatus::Signaled(Signal::KILL));
-    process.thread_exited(process.pid());
 }
 
 /// `proc_fork` with a copy of memory: starts the child resuming `snapshot` with 0 and
@@ -100,7 +90,7 @@ pub(crate) fn fork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> R
     match made {
         Ok(()) => Ok(process.pid()),
         Err(e) => {
-            discard(&process);
+            running::discard(&process);
             Err(e)
         }
     }
@@ -160,7 +150,7 @@ fn copy_memory(
 pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<(), Errno> {
     let process = child_process(store.data())?;
     let Some(thread) = process.main_thread() else {
-        discard(&process);
+        running::discard(&process);
         return Err(Errno::Again);
     };
     let host = store.data_mut();

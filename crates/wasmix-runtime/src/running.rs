@@ -571,11 +571,7 @@ pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result
         .control()
         .spawn(Some(&parent.process), [0; 32])
         .map_err(|_| Errno::Again)?;
-    for (i, d) in parent.process.dispositions_for_exec().iter().enumerate() {
-        if let Some(sig) = Signal::new(i as u8) {
-            let _ = process.set_disposition(sig, *d);
-        }
-    }
+    process.set_dispositions(&parent.process.dispositions_for_exec());
     for (sig, d) in spec.dispositions {
         let _ = process.set_disposition(sig, d);
     }
@@ -591,9 +587,14 @@ pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result
     let main = process.main_thread().ok_or(Errno::Again)?;
     let pid = process.pid();
     if start_thread(ctx, main, Start::Entry(Entry::Main)).is_err() {
-        process.exit(wasmix_process::ExitStatus::Signaled(Signal::KILL));
-        process.thread_exited(pid);
+        discard(&process);
         return Err(Errno::Again);
     }
     Ok(pid)
+}
+
+/// Ends a child whose main thread never ran (its parent does not learn its pid).
+pub(crate) fn discard(process: &Process) {
+    process.exit(wasmix_process::ExitStatus::Signaled(Signal::KILL));
+    process.thread_exited(process.pid());
 }

@@ -117,3 +117,15 @@ pub fn run_in_scratch(guest_name: &str, args: &[&str]) -> (Run, tempfile::TempDi
     all.extend_from_slice(args);
     (run(&all), scratch)
 }
+
+/// `wasmix run [EXTRA...] GUEST ARGS...` with the guest directory mounted as `/bin` (for
+/// spawn and exec by name).
+pub fn run_guest_with_bin(name: &str, args: &[&str], extra: &[&str]) -> Run {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let g = guest(name);
+    let mut all = vec!["run", "--dir", &bin];
+    all.extend_from_slice(extra);
+    all.push(path_str(&g));
+    all.extend_from_slice(args);
+    run(&all)
+}

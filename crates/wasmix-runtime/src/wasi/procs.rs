@@ -248,11 +248,7 @@ fn exec(
             let next = host.ctx.exec(&program, args, env)?;
             host.fs.close_on_exec();
             let process = &host.ctx.process;
-            for (i, d) in process.dispositions_for_exec().iter().enumerate() {
-                if let Some(sig) = Signal::new(i as u8) {
-                    let _ = process.set_disposition(sig, *d);
-                }
-            }
+            process.set_dispositions(&process.dispositions_for_exec());
             host.pending_exec = Some(Arc::new(next));
             Ok(())
         })()
