@@ -6,8 +6,8 @@
 //! all threads go on, or the process ends. Threads that start, exit or wake up while a round is
 //! open are folded into the count so the barrier can neither deadlock nor run early.
 
+use crate::ids::Tid;
 use crate::sync::{lock, wait, Arc, AtomicBool, Condvar, Mutex, Ordering};
-use crate::thread::Tid;
 
 /// What caused a checkpoint (the journal records it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

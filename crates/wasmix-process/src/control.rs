@@ -4,11 +4,14 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
-use crate::process::{ExitStatus, Pid, Process};
+use crate::ids::{LimitError, Pid, Tid};
+use crate::process::{ExitStatus, Process, Registry};
+use crate::signal::Signal;
 use crate::sync::lock;
-use crate::thread::{Thread, Tid};
-use crate::timer::TimerService;
+use crate::thread::Thread;
+use crate::timer::{Delivery, TimerService};
 
 /// Ids stay within what the WASIX ABI can carry (a positive i32).
 const MAX_ID: u32 = i32::MAX as u32;
@@ -29,23 +32,6 @@ impl Default for Limits {
             max_threads: 4096,
         }
     }
-}
-
-/// A spawn refused; every variant means EAGAIN to a guest.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum LimitError {
-    /// The process limit is reached.
-    #[error("too many processes")]
-    TooManyProcesses,
-    /// The thread limit is reached.
-    #[error("too many threads")]
-    TooManyThreads,
-    /// Every id is in use.
-    #[error("no free process or thread id")]
-    IdsExhausted,
-    /// The process (or the control plane) is going away.
-    #[error("the process is exiting")]
-    ShuttingDown,
 }
 
 /// Ids are distinct small integers: a multiplicative hash spreads them well and costs one
@@ -178,8 +164,48 @@ impl ControlInner {
         if let Some(t) = self.timers.get() {
             return Some(t);
         }
-        let started = TimerService::start(self.me.clone())?;
+        let me = self.me.clone();
+        let started = TimerService::start(Box::new(move |pid, sig| {
+            let Some(control) = me.upgrade() else {
+                return Delivery::Stop;
+            };
+            match control.lookup(pid) {
+                Some(p) => {
+                    let _ = p.signal(sig);
+                    Delivery::Delivered
+                }
+                None => Delivery::NoProcess,
+            }
+        }))?;
         Some(self.timers.get_or_init(|| started))
+    }
+}
+
+impl Registry for ControlInner {
+    fn allocate_thread_id(&self) -> Result<Tid, LimitError> {
+        ControlInner::allocate_thread_id(self)
+    }
+
+    fn release_thread_id(&self, tid: Tid) {
+        ControlInner::release_thread_id(self, tid)
+    }
+
+    fn adopt_orphans(&self, orphans: Vec<Arc<Process>>) {
+        ControlInner::adopt_orphans(self, orphans)
+    }
+
+    fn remove(&self, pid: Pid) {
+        ControlInner::remove(self, pid)
+    }
+
+    fn set_timer(
+        &self,
+        pid: Pid,
+        sig: Signal,
+        interval: Option<Duration>,
+        repeat: bool,
+    ) -> Option<Duration> {
+        self.timers()?.set(pid, sig, interval, repeat)
     }
 }
 
@@ -235,7 +261,7 @@ impl ControlPlane {
             let process = Arc::new(Process::new(
                 pid,
                 module_hash,
-                Arc::downgrade(c),
+                Arc::downgrade(c) as Weak<dyn Registry>,
                 parent,
                 dispositions,
             ));

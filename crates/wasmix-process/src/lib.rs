@@ -18,6 +18,7 @@ mod backoff;
 mod checkpoint;
 #[cfg(not(loom))]
 mod control;
+mod ids;
 #[cfg(not(loom))]
 mod process;
 mod signal;
@@ -32,8 +33,9 @@ pub use checkpoint::{
     Trigger,
 };
 #[cfg(not(loom))]
-pub use control::{ControlPlane, LimitError, Limits};
+pub use control::{ControlPlane, Limits};
+pub use ids::{LimitError, Pid, Tid};
 #[cfg(not(loom))]
-pub use process::{Child, ExitStatus, Exited, JoinChild, JoinError, Pid, Process, SignalError};
+pub use process::{Child, ExitStatus, Exited, JoinChild, JoinError, Process, SignalError};
 pub use signal::{Action, DefaultAction, Disposition, SigSet, Signal, MAX_SIGNAL};
-pub use thread::{Thread, Tid, WaitError, WaitQueue};
+pub use thread::{Thread, WaitError, WaitQueue};

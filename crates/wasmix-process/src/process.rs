@@ -6,13 +6,34 @@ use std::time::Duration;
 
 use crate::backoff::CpuBackoff;
 use crate::checkpoint::Coordinator;
-use crate::control::{ControlInner, LimitError};
+use crate::ids::Tid;
+use crate::ids::{LimitError, Pid};
 use crate::signal::{Action, DefaultAction, Disposition, SigSet, Signal, MAX_SIGNAL};
 use crate::sync::{lock, wait};
-use crate::thread::{Thread, Tid, WaitError, WaitQueue};
+use crate::thread::{Thread, WaitError, WaitQueue};
 
-/// A process id (the id of its main thread too).
-pub type Pid = u32;
+/// What a process asks of the control plane that made it: ids for its threads, the process
+/// table, the timer service. Implemented by `control`; a trait so the process need not
+/// import the table that holds it.
+pub(crate) trait Registry: Send + Sync {
+    /// A tid for a new thread (counted against the thread limit).
+    fn allocate_thread_id(&self) -> Result<Tid, LimitError>;
+    /// A thread other than a main thread has left.
+    fn release_thread_id(&self, tid: Tid);
+    /// Children of an ended process go to the root process.
+    fn adopt_orphans(&self, orphans: Vec<Arc<Process>>);
+    /// A reaped process leaves the table (its pid is free again).
+    fn remove(&self, pid: Pid);
+    /// Arms, re-arms or cancels the interval timer raising `sig` in `pid`; the time the
+    /// previous one still had. `None` when no timer service can run.
+    fn set_timer(
+        &self,
+        pid: Pid,
+        sig: Signal,
+        interval: Option<Duration>,
+        repeat: bool,
+    ) -> Option<Duration>;
+}
 
 /// How a process ended. The first status set sticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +51,11 @@ impl ExitStatus {
             ExitStatus::Exited(c) => c,
             ExitStatus::Signaled(s) => 128 + i32::from(s.number()),
         }
+    }
+
+    /// Whether it exited with code 0.
+    pub fn success(self) -> bool {
+        self == ExitStatus::Exited(0)
     }
 }
 
@@ -102,7 +128,7 @@ struct Signals {
 pub struct Process {
     pid: Pid,
     module_hash: [u8; 32],
-    control: Weak<ControlInner>,
+    control: Weak<dyn Registry>,
     family: Mutex<Family>,
     /// Sorted by tid; a handful per process, so a vector beats a map.
     threads: Mutex<Vec<Arc<Thread>>>,
@@ -124,7 +150,7 @@ impl Process {
     pub(crate) fn new(
         pid: Pid,
         module_hash: [u8; 32],
-        control: Weak<ControlInner>,
+        control: Weak<dyn Registry>,
         parent: Option<&Arc<Process>>,
         dispositions: Option<[Disposition; MAX_SIGNAL as usize + 1]>,
     ) -> Process {
@@ -680,7 +706,7 @@ impl Process {
         repeat: bool,
     ) -> Option<Duration> {
         let control = self.control.upgrade()?;
-        control.timers()?.set(self.pid, sig, interval, repeat)
+        control.set_timer(self.pid, sig, interval, repeat)
     }
 }
 

@@ -4,11 +4,9 @@
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::Coordinator;
+use crate::ids::Tid;
 use crate::signal::{SigSet, Signal};
 use crate::sync::{lock, wait, Arc, Condvar, Mutex};
-
-/// A thread id. The main thread's id is its process's pid.
-pub type Tid = u32;
 
 /// Why an interruptible wait returned without its condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]

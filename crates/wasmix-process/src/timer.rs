@@ -2,11 +2,10 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::control::ControlInner;
-use crate::process::Pid;
+use crate::ids::Pid;
 use crate::signal::Signal;
 use crate::sync::{lock, wait};
 
@@ -24,18 +23,30 @@ struct Timers {
     shutdown: bool,
 }
 
+/// What became of a timer's signal.
+pub(crate) enum Delivery {
+    Delivered,
+    /// The process is gone: its timer goes too.
+    NoProcess,
+    /// Whoever the timers served is gone: the service stops.
+    Stop,
+}
+
+/// Raises a due timer's signal in its process.
+pub(crate) type Deliver = Box<dyn Fn(Pid, Signal) -> Delivery + Send>;
+
 pub(crate) struct TimerService {
     shared: Arc<(Mutex<Timers>, Condvar)>,
 }
 
 impl TimerService {
-    pub(crate) fn start(control: Weak<ControlInner>) -> Option<TimerService> {
+    pub(crate) fn start(deliver: Deliver) -> Option<TimerService> {
         let shared = Arc::new((Mutex::new(Timers::default()), Condvar::new()));
         let worker = Arc::clone(&shared);
         // Out of threads is the host's resource limit, not a reason to panic.
         std::thread::Builder::new()
             .name("wasmix-timers".into())
-            .spawn(move || run(worker, control))
+            .spawn(move || run(worker, deliver))
             .ok()?;
         Some(TimerService { shared })
     }
@@ -85,7 +96,7 @@ impl Drop for TimerService {
     }
 }
 
-fn run(shared: Arc<(Mutex<Timers>, Condvar)>, control: Weak<ControlInner>) {
+fn run(shared: Arc<(Mutex<Timers>, Condvar)>, deliver: Deliver) {
     let (m, cv) = &*shared;
     let mut t = lock(m);
     loop {
@@ -124,15 +135,13 @@ fn run(shared: Arc<(Mutex<Timers>, Condvar)>, control: Weak<ControlInner>) {
         }
         if !due.is_empty() {
             drop(t);
-            let Some(c) = control.upgrade() else { return };
             for (pid, sig) in due {
-                match c.lookup(pid) {
-                    Some(p) => {
-                        let _ = p.signal(sig);
-                    }
-                    None => {
+                match deliver(pid, sig) {
+                    Delivery::Delivered => {}
+                    Delivery::NoProcess => {
                         lock(m).entries.remove(&(pid, sig));
                     }
+                    Delivery::Stop => return,
                 }
             }
             t = lock(m);
