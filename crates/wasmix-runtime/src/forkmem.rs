@@ -255,10 +255,12 @@ mod tests {
         let parent = Reservation::new(4 * MIB, 64 * MIB);
         parent.set(12345, 7);
         parent.set(3 * MIB, 9);
+        // SAFETY: a whole reservation of this test's own, no other user.
         let mem = unsafe { ForkMemory::adopt(parent.0) }.unwrap();
         assert_eq!(parent.get(12345), 7, "adoption keeps the bytes");
 
         let child = Reservation::new(4 * MIB, 64 * MIB);
+        // SAFETY: whole reservations of this test, the target unused by anyone else.
         let child_mem = unsafe { mem.fork(parent.0, child.0) }.unwrap();
         assert_eq!(child.get(12345), 7);
         assert_eq!(child.get(3 * MIB), 9);
@@ -274,6 +276,7 @@ mod tests {
         // A second fork of the (now frozen) parent sees what the parent wrote since.
         parent.set(100, 5);
         let second = Reservation::new(4 * MIB, 64 * MIB);
+        // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _m2 = unsafe { mem.fork(parent.0, second.0) }.unwrap();
         assert_eq!(second.get(100), 5);
         assert_eq!(second.get(3 * MIB), 2);
@@ -281,6 +284,7 @@ mod tests {
 
         // A grandchild from the child sees the child's writes.
         let grand = Reservation::new(4 * MIB, 64 * MIB);
+        // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _m3 = unsafe { child_mem.fork(child.0, grand.0) }.unwrap();
         assert_eq!(grand.get(12345), 1);
     }
@@ -299,8 +303,10 @@ mod tests {
     #[test]
     fn growth_after_adoption_lands_in_the_file() {
         let mut parent = Reservation::new(MIB, 16 * MIB);
+        // SAFETY: a whole reservation of this test's own, no other user.
         let mem = unsafe { ForkMemory::adopt(parent.0) }.unwrap();
         // What the engine's memory.grow does: open more of the reservation.
+        // SAFETY: the range lies inside the reservation made by this test.
         unsafe {
             mprotect(
                 parent.0.base.add(MIB).cast(),
@@ -313,6 +319,7 @@ mod tests {
         parent.set(MIB + 10, 3);
         let mut child = Reservation::new(MIB, 16 * MIB);
         child.0.len = 2 * MIB;
+        // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
         assert_eq!(child.get(MIB + 10), 3);
     }
