@@ -1,4 +1,5 @@
-//! Running a program as a process: the builder and the run loop.
+//! The public way to run a program as a process: [`ProcessBuilder`] configures one, then runs
+//! it here or on a thread of its own ([`RunningProcess`], [`ProcessHandle`]).
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
@@ -7,26 +8,18 @@ use std::sync::Arc;
 
 use wasmix_fs::{FileSystemBuilder, HostFd, Node, OpenFile, Stdio};
 
-use crate::host::{ExitStatus, ProcessEnded};
-use crate::image::Image;
+use wasmix_process::ExitStatus;
+
+use crate::capture::StackError;
+use crate::error::RunError;
+use crate::host::{Image, ProcessCtx};
+use crate::launch::Start;
 use crate::program::Program;
-use crate::running::{self, Entry, ProcessCtx};
+use crate::running;
+use crate::stack::Entry;
+use crate::unwind::Unwind;
 use crate::wasi;
 use crate::Runtime;
-
-/// Why a process could not be run to an exit status.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    /// The guest trapped; the message holds the trap and its wasm backtrace.
-    #[error("{0:?}")]
-    Trap(wasmtime::Error),
-    /// The module cannot be linked (a missing or mistyped import, a bad preload).
-    #[error("{0}")]
-    Link(String),
-    /// The process could not be set up (mounts, stdio, listeners).
-    #[error("{0}")]
-    Setup(String),
-}
 
 /// Configures one process of a [`Program`]: arguments, environment, mounts, stdio. Obtained from
 /// [`Runtime::process`].
@@ -184,11 +177,11 @@ impl ProcessBuilder {
             image,
             false,
         ));
-        running::run_thread(Arc::clone(&ctx), main, running::Start::Entry(Entry::Main));
+        running::run_thread(Arc::clone(&ctx), main, Start::Entry(Entry::Main));
         let status = process.wait_exit();
         match ctx.take_trap() {
             Some(e) => Err(classify(e)),
-            None => Ok(status.into()),
+            None => Ok(status),
         }
     }
 }
@@ -242,10 +235,10 @@ impl RunningProcess {
 }
 
 fn classify(e: wasmtime::Error) -> RunError {
-    let guest_failed = e.downcast_ref::<ProcessEnded>().is_some()
+    let guest_failed = matches!(Unwind::of(&e), Some(Unwind::Exit(_)))
         || e.downcast_ref::<wasmtime::Trap>().is_some()
         || e.downcast_ref::<wasmtime::WasmBacktrace>().is_some()
-        || e.downcast_ref::<crate::stack::StackError>().is_some();
+        || e.downcast_ref::<StackError>().is_some();
     if guest_failed {
         RunError::Trap(e)
     } else {

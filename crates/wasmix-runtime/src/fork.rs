@@ -13,30 +13,17 @@
 
 use std::sync::Arc;
 
-use wasmix_fs::{Errno, FileSystem};
-use wasmix_process::{ExitStatus, Process, Signal, Thread};
+use wasmix_fs::Errno;
+use wasmix_process::{ExitStatus, Process, Signal};
 use wasmtime::Store;
 
 use crate::forkmem::ForkMemory;
-use crate::host::{GuestMemory, Host, ThreadEnded};
-use crate::resume::Next;
-use crate::running::{self, ExecNow, ProcessCtx, Resume, Start};
-use crate::signals::{self, Interrupt};
-use crate::stack::{Restore, ThreadSnapshot};
-
-/// Who a thread is: what vfork swaps out while the child borrows the thread.
-pub(crate) struct Identity {
-    ctx: Arc<ProcessCtx>,
-    fs: Arc<FileSystem>,
-    thread: Arc<Thread>,
-    interrupt: Arc<Interrupt>,
-}
-
-/// A parent waiting in vfork while its child runs on its thread.
-pub(crate) struct Vfork {
-    parent: Identity,
-    snapshot: Arc<ThreadSnapshot>,
-}
+use crate::host::{memory_region, GuestMemory, Host, Identity, ProcessCtx, Vfork};
+use crate::interrupt::Interrupt;
+use crate::launch::{discard, Launch, Resume, Start, Starter};
+use crate::signals;
+use crate::stack::{Entry, Outcome, Restore, ThreadSnapshot};
+use crate::unwind::Unwind;
 
 /// A new process, child of the calling thread's, with its signal state; retired again if the
 /// fork fails later on.
@@ -55,9 +42,13 @@ fn child_process(host: &Host) -> Result<Arc<Process>, Errno> {
     Ok(process)
 }
 
-/// `proc_fork` with a copy of memory: starts the child resuming `snapshot` with 0 and
-/// returns its pid.
-pub(crate) fn fork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<u32, Errno> {
+/// `proc_fork` with a copy of memory: starts the child (with `start`) resuming `snapshot` with
+/// 0 and returns its pid.
+pub(crate) fn fork(
+    store: &mut Store<Host>,
+    snapshot: &Arc<ThreadSnapshot>,
+    start: Starter,
+) -> Result<u32, Errno> {
     let process = child_process(store.data())?;
     let made = (|| {
         let parent = Arc::clone(&store.data().ctx);
@@ -72,25 +63,29 @@ pub(crate) fn fork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> R
             Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt),
         );
         signals::arm(&mut child);
-        running::prepare(&ctx, &mut child, false).map_err(|e| {
+        ctx.instantiate(&mut child, false).map_err(|e| {
             tracing::warn!("fork: cannot instantiate the child: {e:#}");
             Errno::Nomem
         })?;
         copy_memory(store, &mut child, &ctx)?;
         let host = child.data_mut();
         host.stack = store.data().stack.for_child();
-        host.entry = snapshot.entry();
+        host.stack.set_entry(snapshot.entry());
         let resume = Resume {
             store: child,
             snapshot: Arc::clone(snapshot),
             outcome: Ok(0),
         };
-        running::start_thread(ctx, thread, Start::Resume(Box::new(resume)))
+        start(Launch {
+            ctx,
+            thread,
+            start: Start::Resume(Box::new(resume)),
+        })
     })();
     match made {
         Ok(()) => Ok(process.pid()),
         Err(e) => {
-            running::discard(&process);
+            discard(&process);
             Err(e)
         }
     }
@@ -107,10 +102,7 @@ fn copy_memory(
         return Ok(()); // no memory to copy
     }
     // Only 32-bit memories of 64 KiB pages are laid out as `memory_region` knows.
-    let (Some(from), Some(mut to)) = (
-        running::memory_region(parent),
-        running::memory_region(child),
-    ) else {
+    let (Some(from), Some(mut to)) = (memory_region(parent), memory_region(child)) else {
         return Err(Errno::Notsup);
     };
     if to.len < from.len {
@@ -150,7 +142,7 @@ fn copy_memory(
 pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<(), Errno> {
     let process = child_process(store.data())?;
     let Some(thread) = process.main_thread() else {
-        running::discard(&process);
+        discard(&process);
         return Err(Errno::Again);
     };
     let host = store.data_mut();
@@ -163,50 +155,45 @@ pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> 
         ctx.set_fork_memory(Arc::clone(m));
     }
     let interrupt = Interrupt::install(ctx.runtime.engine(), &thread);
-    let parent = Identity {
-        fs: std::mem::replace(&mut host.fs, Arc::clone(&ctx.fs)),
-        ctx: std::mem::replace(&mut host.ctx, ctx),
-        thread: std::mem::replace(&mut host.thread, thread),
-        interrupt: std::mem::replace(&mut host.interrupt, interrupt),
-    };
-    host.vforks.push(Vfork {
-        parent,
-        snapshot: Arc::clone(snapshot),
-    });
+    let parent = host.swap_identity(Identity::new(ctx, thread, interrupt));
+    host.vforks.push(Vfork::new(parent, Arc::clone(snapshot)));
     Ok(())
 }
 
-/// The vfork child running on this thread has ended (`result`) or exec'd: it becomes a
-/// process of its own (or a zombie), and the thread resumes the parent's vfork returning the
-/// child's pid.
-pub(crate) fn end_vfork_child(store: &mut Store<Host>, result: wasmtime::Result<()>) -> Next {
+/// The vfork child running on this thread has ended (`result`) or exec'd (its new image is
+/// started with `start`): it becomes a process of its own (or a zombie), and the thread takes
+/// its parent's identity back. Returns the stack to rewind — the parent's `proc_fork`,
+/// returning the child's pid — or gives `result` back when the thread runs no vfork child.
+pub(crate) fn end_vfork_child(
+    store: &mut Store<Host>,
+    result: wasmtime::Result<()>,
+    start: Starter,
+) -> Result<(Arc<ThreadSnapshot>, Outcome, Restore), wasmtime::Result<()>> {
     let host = store.data_mut();
     let Some(frame) = host.vforks.pop() else {
-        return Next::Done(result);
+        return Err(result);
     };
     let child = Arc::clone(&host.ctx);
     let thread = Arc::clone(&host.thread);
-    let exec = host.pending_exec.take();
+    let exec = host.pending.take_exec();
     let pid = child.process.pid();
-    match result {
-        Err(e) if e.downcast_ref::<ExecNow>().is_some() && exec.is_some() => {
-            if let Some(next) = exec {
-                if running::start_thread(
-                    next,
-                    Arc::clone(&thread),
-                    Start::Entry(running::Entry::Main),
-                )
-                .is_err()
-                {
-                    child.process.exit(ExitStatus::Signaled(Signal::KILL));
-                    child.process.thread_exited(thread.tid());
-                }
+    let exec =
+        exec.filter(|_| matches!(result.as_ref().map_err(Unwind::of), Err(Some(Unwind::Exec))));
+    match exec {
+        Some(next) => {
+            let launch = Launch {
+                ctx: next,
+                thread: Arc::clone(&thread),
+                start: Start::Entry(Entry::Main),
+            };
+            if start(launch).is_err() {
+                discard(&child.process);
             }
         }
-        other => {
-            match other {
+        None => {
+            match result {
                 Ok(()) => child.process.exit(ExitStatus::Exited(0)),
-                Err(e) if e.downcast_ref::<ThreadEnded>().is_some() => {
+                Err(e) if Unwind::is_thread_exit(&e) => {
                     child.process.exit(ExitStatus::Signaled(Signal::KILL))
                 }
                 Err(e) => child.end_with(e),
@@ -215,12 +202,8 @@ pub(crate) fn end_vfork_child(store: &mut Store<Host>, result: wasmtime::Result<
             child.thread_exits.wake_all();
         }
     }
-    let host = store.data_mut();
-    host.ctx = frame.parent.ctx;
-    host.fs = frame.parent.fs;
-    host.thread = frame.parent.thread;
-    host.interrupt = frame.parent.interrupt;
-    host.signal_entry = None;
+    let (parent, snapshot) = frame.into_parts();
+    store.data_mut().swap_identity(parent);
     // The child ran on this instance: the parent's globals come back with its stack.
-    Next::Rewind(frame.snapshot, Ok(u64::from(pid)), Restore::Globals)
+    Ok((snapshot, Ok(u64::from(pid)), Restore::Globals))
 }

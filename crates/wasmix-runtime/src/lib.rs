@@ -20,24 +20,38 @@
 
 #![warn(missing_docs)]
 
-mod blocking;
+// Layers, each importing only those below it (tests/layers.rs checks there is no cycle):
+// data and mechanisms without a store first, then the store's state, what acts on it, the
+// run loop, spawning, the host calls, and the public process API.
+mod abi;
 mod cache;
-mod fork;
+mod error;
 mod forkmem;
 mod futex;
-mod host;
-mod image;
+mod interrupt;
 mod mem;
 mod pool;
-mod process;
 mod program;
-mod resume;
 mod rewrite;
-mod running;
-mod signals;
 mod stack;
 mod tls;
+mod unwind;
+
+mod host;
+
+mod blocking;
+mod capture;
+mod launch;
+mod signals;
+
+mod fork;
+mod resume;
+mod running;
+mod spawn;
+
 mod wasi;
+
+mod builder;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,10 +60,11 @@ use std::sync::{Arc, Mutex};
 use wasmix_process::{ControlPlane, Limits};
 use wasmtime::{Config, Engine, Linker};
 
-pub use host::ExitStatus;
-pub use process::{ProcessBuilder, ProcessHandle, RunError, RunningProcess};
+pub use builder::{ProcessBuilder, ProcessHandle, RunningProcess};
+pub use error::RunError;
 pub use program::{LoadError, Program};
 pub use wasmix_fs::Stdio;
+pub use wasmix_process::ExitStatus;
 pub use wasmix_process::Signal;
 
 /// Where compiled modules are cached.

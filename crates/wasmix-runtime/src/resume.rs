@@ -7,9 +7,12 @@ use std::sync::Arc;
 use wasmix_fs::Errno;
 use wasmtime::Store;
 
+use crate::capture;
+use crate::fork;
 use crate::host::{split, Host};
-use crate::mem::GuestMem;
-use crate::stack::{self, Capture, LongJump, Outcome, Restore, ThreadSnapshot};
+use crate::launch::Starter;
+use crate::stack::{Capture, Outcome, Restore, ThreadSnapshot};
+use crate::unwind::Unwind;
 
 /// What the run loop does next.
 pub(crate) enum Next {
@@ -19,60 +22,67 @@ pub(crate) enum Next {
     Rewind(Arc<ThreadSnapshot>, Outcome, Restore),
 }
 
-/// Decides what follows the entry's return `result`.
-pub(crate) fn settle(store: &mut Store<Host>, result: wasmtime::Result<()>) -> Next {
+/// Decides what follows the entry's return `result`; new threads (a fork child, a vfork
+/// child's new image) are handed to `start`.
+pub(crate) fn settle(
+    store: &mut Store<Host>,
+    result: wasmtime::Result<()>,
+    start: Starter,
+) -> Next {
     match result {
-        Ok(()) => match stack::finish_unwind(store) {
-            Ok(Some((capture, snapshot))) => return carry_out(store, capture, snapshot),
-            Ok(None) => {}
-            Err(e) => return Next::Done(Err(e)),
+        Ok(()) => match capture::finish_unwind(store) {
+            Ok(Some((capture, snapshot))) => carry_out(store, capture, snapshot, start),
+            Ok(None) => after(store, Ok(()), start),
+            Err(e) => Next::Done(Err(e)),
         },
         Err(e) => {
-            if stack::abandon_unwind(store) {
+            if capture::abandon_unwind(store) {
                 return Next::Done(Err(e.context(
                     "the guest trapped while its stack was being captured (its stack may be \
                      deeper than the 64 KiB asyncify data area holds)",
                 )));
             }
-            match e.downcast::<LongJump>() {
-                Ok(jump) => {
-                    return Next::Rewind(jump.snapshot, Ok(jump.value), Restore::StackPointer)
-                }
-                Err(e) => return after(store, Err(e)),
+            if let Some(Unwind::LongJump { snapshot, value }) = Unwind::of(&e) {
+                return Next::Rewind(Arc::clone(snapshot), Ok(*value), Restore::StackPointer);
             }
+            after(store, Err(e), start)
         }
     }
-    after(store, Ok(()))
 }
 
 /// The entry really returned (or failed): a vfork child has ended, or the thread has.
-fn after(store: &mut Store<Host>, result: wasmtime::Result<()>) -> Next {
-    if store.data().vforks.is_empty() {
-        return Next::Done(result);
+fn after(store: &mut Store<Host>, result: wasmtime::Result<()>, start: Starter) -> Next {
+    match fork::end_vfork_child(store, result, start) {
+        Ok((snapshot, outcome, restore)) => Next::Rewind(snapshot, outcome, restore),
+        Err(result) => Next::Done(result),
     }
-    crate::fork::end_vfork_child(store, result)
 }
 
-fn carry_out(store: &mut Store<Host>, capture: Capture, snapshot: ThreadSnapshot) -> Next {
+fn carry_out(
+    store: &mut Store<Host>,
+    capture: Capture,
+    snapshot: ThreadSnapshot,
+    start: Starter,
+) -> Next {
     let snapshot = Arc::new(snapshot);
     match capture {
         Capture::Fork { copy_memory: true } => {
-            let outcome = crate::fork::fork(store, &snapshot).map(u64::from);
+            let outcome = fork::fork(store, &snapshot, start).map(u64::from);
             Next::Rewind(snapshot, outcome, Restore::StackPointer)
         }
         Capture::Fork { copy_memory: false } => {
-            let outcome = crate::fork::vfork(store, &snapshot).map(|()| 0);
+            let outcome = fork::vfork(store, &snapshot).map(|()| 0);
             Next::Rewind(snapshot, outcome, Restore::StackPointer)
         }
-        Capture::Checkpoint { buf } => {
+        Capture::Setjmp { buf } => {
             let key = store
                 .data_mut()
                 .stack
-                .checkpoints_mut()
+                .setjmps_mut()
                 .record(buf, Arc::clone(&snapshot));
-            let (bytes, _) = split(store);
+            let (mut mem, _) = split(store);
             // The buffer is `{user: u64, hash: [u8; 16]}`; `user` is libc's.
-            let outcome = GuestMem::new(bytes).write(buf + 8, &key).map(|()| 0);
+            let outcome = mem.write(buf + 8, &key).map(|()| 0);
             Next::Rewind(
                 snapshot,
                 outcome.map_err(|_: Errno| Errno::Fault),

@@ -22,7 +22,7 @@ use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{EntityType, Instruction, ValType};
 use wasmparser::{Operator, Parser, Payload};
 
-use crate::wasi::INTERNAL;
+use crate::abi::INTERNAL;
 
 /// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
 pub(crate) const VERSION: u32 = 2;

@@ -6,9 +6,11 @@ use std::sync::Arc;
 use wasmix_fs::FileSystem;
 use wasmtime::Store;
 
-use super::{finish_unwind, rewind, Restore, ThreadSnapshot};
-use crate::host::{Host, ProcessEnded};
-use crate::running::{self, Entry, ProcessCtx};
+use super::{finish_unwind, rewind};
+use crate::host::{Host, ProcessCtx};
+use crate::stack::Entry;
+use crate::stack::{Restore, ThreadSnapshot};
+use crate::unwind::Unwind;
 use crate::{CacheSetting, Runtime, RuntimeConfig};
 
 /// `inner` keeps 40 on its shadow stack, checkpoints, then exits with that value plus what
@@ -32,7 +34,7 @@ fn store(runtime: &Runtime, program: &crate::Program) -> Store<Host> {
     let ctx = Arc::clone(&host.ctx);
     let mut store = Store::new(runtime.engine(), host);
     crate::signals::arm(&mut store);
-    running::prepare(&ctx, &mut store, false).unwrap();
+    ctx.instantiate(&mut store, false).unwrap();
     store
 }
 
@@ -43,8 +45,8 @@ fn start(store: &mut Store<Host>) -> wasmtime::Result<()> {
 }
 
 fn exit_code(r: wasmtime::Result<()>) -> i32 {
-    match r.unwrap_err().downcast_ref::<ProcessEnded>() {
-        Some(ProcessEnded(crate::ExitStatus::Exited(c))) => *c,
+    match Unwind::of(&r.unwrap_err()) {
+        Some(Unwind::Exit(crate::ExitStatus::Exited(c))) => *c,
         other => panic!("not an exit: {other:?}"),
     }
 }
@@ -62,7 +64,7 @@ fn a_captured_thread_resumes_in_a_fresh_instance() {
 
     let mut first = store(&runtime, &program);
     // What `stack_checkpoint` does on its first call, minus the checkpoint table.
-    first.data_mut().entry = Entry::Main;
+    first.data_mut().stack.set_entry(Entry::Main);
     first.data_mut().stack.set_stack_top(Some(65536));
     start(&mut first).unwrap();
     let (_, snapshot) = finish_unwind(&mut first)

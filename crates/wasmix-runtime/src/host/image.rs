@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 
 use wasmtime::{ExternType, Func, Instance, InstancePre, SharedMemory, Store, Val};
 
-use crate::host::Host;
-use crate::process::RunError;
+use super::Host;
+use crate::abi::{self, Abi};
+use crate::error::RunError;
 use crate::program::Program;
-use crate::wasi::{self, Abi};
 use crate::Runtime;
 
 /// What every thread of one process instantiates. A clone shares the memory (a vfork child).
@@ -63,7 +63,7 @@ impl Image {
                     if preloads.iter().any(|(n, _)| n == module) {
                         continue;
                     }
-                    let candidates = wasi::candidates(module, name, ty.params().len());
+                    let candidates = abi::candidates(name, ty.params().len());
                     if !candidates.iter().any(|n| runtime.provides(module, n)) {
                         if module != Abi::Wasix.module() {
                             return Err(unprovided(program, module, name));
@@ -164,7 +164,7 @@ impl Image {
                     linker.define(&*store, module, name, shared.clone())?;
                 }
                 ExternType::Func(ty) => {
-                    let chosen = wasi::candidates(module, name, ty.params().len())
+                    let chosen = abi::candidates(name, ty.params().len())
                         .into_iter()
                         .find(|n| {
                             runtime
@@ -211,7 +211,7 @@ impl Image {
                         inst.get_export(&mut *store, name)
                     } else {
                         let mut found = None;
-                        for n in wasi::candidates(module, name, ty.params().len()) {
+                        for n in abi::candidates(name, ty.params().len()) {
                             let Ok(e) = runtime.linker().get(&mut *store, module, &n) else {
                                 continue;
                             };
@@ -269,7 +269,7 @@ fn not_implemented(
 }
 
 fn unprovided(program: &Program, module: &str, name: &str) -> RunError {
-    RunError::Link(if wasi::is_provided_module(module) {
+    RunError::Link(if abi::is_provided_module(module) {
         format!(
             "`{}` imports `{module}::{name}`, which is not a function of {module} that wasmix provides",
             program.name()

@@ -1,7 +1,14 @@
-//! The state a guest thread's host calls see (the wasmtime store data), and the errors that
-//! unwind a guest.
+//! The state host calls work on: [`Host`], the store data of one guest thread, and below it
+//! the process context its threads share ([`ProcessCtx`]) and the program image they
+//! instantiate ([`Image`]). These three refer to each other (a store's data names its process,
+//! whose image pre-links instances of that store type), so they live in one module; everything
+//! that acts on them (capture, signals, fork, the run loop, the host calls) sits above.
+
+mod ctx;
+mod image;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use wasmix_fs::FileSystem;
 use wasmix_process::Thread;
@@ -10,70 +17,13 @@ use wasmtime::{
     TypedFunc,
 };
 
-use crate::running::ProcessCtx;
-use crate::signals::Interrupt;
+pub(crate) use ctx::ProcessCtx;
+pub(crate) use image::Image;
 
-/// How a process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExitStatus {
-    /// `proc_exit(code)` or a normal return from `_start` (code 0).
-    Exited(i32),
-    /// Ended by a signal (its default action, SIGKILL, or a trap, which counts as SIGABRT).
-    Signaled(u8),
-}
-
-impl ExitStatus {
-    /// The status a Unix shell would report: the code, or 128 + signal number.
-    pub fn code(self) -> i32 {
-        match self {
-            ExitStatus::Exited(c) => c,
-            ExitStatus::Signaled(s) => 128 + i32::from(s),
-        }
-    }
-
-    /// Whether the process exited with code 0.
-    pub fn success(self) -> bool {
-        self == ExitStatus::Exited(0)
-    }
-}
-
-impl From<wasmix_process::ExitStatus> for ExitStatus {
-    fn from(s: wasmix_process::ExitStatus) -> ExitStatus {
-        match s {
-            wasmix_process::ExitStatus::Exited(c) => ExitStatus::Exited(c),
-            wasmix_process::ExitStatus::Signaled(sig) => ExitStatus::Signaled(sig.number()),
-        }
-    }
-}
-
-/// Raised from a host call to unwind the guest when its process ends (`proc_exit`, a fatal
-/// signal, a kill from outside).
-#[derive(Debug)]
-pub(crate) struct ProcessEnded(pub ExitStatus);
-
-impl std::fmt::Display for ProcessEnded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            ExitStatus::Exited(c) => write!(f, "process exited with code {c}"),
-            ExitStatus::Signaled(s) => write!(f, "process terminated by signal {s}"),
-        }
-    }
-}
-
-impl std::error::Error for ProcessEnded {}
-
-/// Unwinds one thread: `thread_exit`, or the thread was killed while its process goes on
-/// (another thread's exec).
-#[derive(Debug)]
-pub(crate) struct ThreadEnded;
-
-impl std::fmt::Display for ThreadEnded {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("thread ended")
-    }
-}
-
-impl std::error::Error for ThreadEnded {}
+use crate::forkmem::Region;
+use crate::interrupt::Interrupt;
+use crate::mem::GuestMem;
+use crate::stack::{Entry, StackState, ThreadSnapshot};
 
 /// The linear memory host calls read and write.
 #[derive(Clone, Default)]
@@ -87,50 +37,165 @@ pub(crate) enum GuestMemory {
     Shared(SharedMemory),
 }
 
-/// Store data of one guest thread.
+/// Store data of one guest thread: its live handles, then the per-thread state a checkpoint
+/// of the thread will save (handlers, pending work, stack capture, vfork frames).
 pub(crate) struct Host {
     /// The process this thread belongs to.
     pub ctx: Arc<ProcessCtx>,
-    /// The process's files (the same as `ctx.fs`, here for the syscall adapters' brevity).
-    pub fs: Arc<FileSystem>,
     pub thread: Arc<Thread>,
     pub interrupt: Arc<Interrupt>,
     pub memory: GuestMemory,
     pub instance: Option<Instance>,
-    /// The guest's signal entry point, looked up once per callback name.
-    pub signal_entry: Option<(String, TypedFunc<i32, ()>)>,
-    /// Handlers running on this thread (a handler may be interrupted by another signal).
-    pub handler_depth: u32,
-    /// The image `proc_exec` prepared, taken by the run loop after the guest unwinds.
-    pub pending_exec: Option<Arc<ProcessCtx>>,
-    /// A sleep (`poll_oneoff` on clocks only) a signal interrupted: its subscription address
-    /// and deadlines, so the restarted call keeps the original wake-up times.
-    pub pending_sleep: Option<(u32, Vec<std::time::Instant>)>,
-    /// How this thread was started (what a rewind calls again).
-    pub entry: crate::running::Entry,
-    /// Stack capture: asyncify handles, the data area, setjmp buffers.
-    pub stack: crate::stack::StackState,
+    /// Signal handlers running on this thread.
+    pub handlers: Handlers,
+    /// Work a host call left for later: an exec to carry out, a sleep to restart.
+    pub pending: Pending,
+    /// Stack capture: entry, asyncify handles, the data area, setjmp buffers.
+    pub stack: StackState,
     /// Parents this thread stands in for while it runs their vfork children, innermost last.
-    pub vforks: Vec<crate::fork::Vfork>,
+    pub vforks: Vec<Vfork>,
 }
 
 impl Host {
     pub fn new(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, interrupt: Arc<Interrupt>) -> Host {
         Host {
-            fs: Arc::clone(&ctx.fs),
             ctx,
             thread,
             interrupt,
             memory: GuestMemory::None,
             instance: None,
-            signal_entry: None,
-            handler_depth: 0,
-            pending_exec: None,
-            pending_sleep: None,
-            entry: crate::running::Entry::Main,
-            stack: crate::stack::StackState::default(),
+            handlers: Handlers::default(),
+            pending: Pending::default(),
+            stack: StackState::new(Entry::Main),
             vforks: Vec::new(),
         }
+    }
+
+    /// The process's files.
+    pub fn fs(&self) -> &Arc<FileSystem> {
+        &self.ctx.fs
+    }
+
+    /// Takes on `next`'s identity (vfork lends the thread to a child and takes it back);
+    /// returns the one it had.
+    pub fn swap_identity(&mut self, next: Identity) -> Identity {
+        self.handlers.forget_entry();
+        Identity {
+            ctx: std::mem::replace(&mut self.ctx, next.ctx),
+            thread: std::mem::replace(&mut self.thread, next.thread),
+            interrupt: std::mem::replace(&mut self.interrupt, next.interrupt),
+        }
+    }
+}
+
+/// The signal handlers running on a thread (a handler may be interrupted by another signal),
+/// and the guest's signal entry point, looked up once per callback name.
+#[derive(Default)]
+pub(crate) struct Handlers {
+    depth: u32,
+    entry: Option<(String, TypedFunc<i32, ()>)>,
+}
+
+impl Handlers {
+    /// How many handlers are running on the thread.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    pub fn enter(&mut self) {
+        self.depth += 1;
+    }
+
+    pub fn leave(&mut self) {
+        self.depth = self.depth.saturating_sub(1);
+    }
+
+    /// The cached entry point for the callback `name`.
+    pub fn entry(&self, name: &str) -> Option<TypedFunc<i32, ()>> {
+        match &self.entry {
+            Some((cached, f)) if cached == name => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn cache_entry(&mut self, name: String, f: TypedFunc<i32, ()>) {
+        self.entry = Some((name, f));
+    }
+
+    /// Forgets the cached entry (the guest registered another, or the instance changed).
+    pub fn forget_entry(&mut self) {
+        self.entry = None;
+    }
+}
+
+/// A sleep (`poll_oneoff` on clocks only) a signal interrupted: its subscriptions' address
+/// and deadlines, so the restarted call keeps the original wake-up times.
+pub(crate) struct Sleep {
+    pub subscriptions: u32,
+    pub deadlines: Vec<Instant>,
+}
+
+/// Work a host call leaves for the run loop or for its own restart.
+#[derive(Default)]
+pub(crate) struct Pending {
+    exec: Option<Arc<ProcessCtx>>,
+    sleep: Option<Sleep>,
+}
+
+impl Pending {
+    /// The image `proc_exec` prepared, for the run loop once the guest has unwound.
+    pub fn set_exec(&mut self, next: Arc<ProcessCtx>) {
+        self.exec = Some(next);
+    }
+
+    pub fn take_exec(&mut self) -> Option<Arc<ProcessCtx>> {
+        self.exec.take()
+    }
+
+    pub fn set_sleep(&mut self, sleep: Sleep) {
+        self.sleep = Some(sleep);
+    }
+
+    pub fn take_sleep(&mut self) -> Option<Sleep> {
+        self.sleep.take()
+    }
+
+    pub fn has_sleep(&self) -> bool {
+        self.sleep.is_some()
+    }
+}
+
+/// Who a thread is: what vfork swaps out while the child borrows the thread.
+pub(crate) struct Identity {
+    ctx: Arc<ProcessCtx>,
+    thread: Arc<Thread>,
+    interrupt: Arc<Interrupt>,
+}
+
+impl Identity {
+    pub fn new(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, interrupt: Arc<Interrupt>) -> Identity {
+        Identity {
+            ctx,
+            thread,
+            interrupt,
+        }
+    }
+}
+
+/// A parent waiting in vfork while its child runs on its thread: who it is, and the stack its
+/// `proc_fork` call resumes once the child has exec'd or ended.
+pub(crate) struct Vfork {
+    parent: Identity,
+    snapshot: Arc<ThreadSnapshot>,
+}
+
+impl Vfork {
+    pub fn new(parent: Identity, snapshot: Arc<ThreadSnapshot>) -> Vfork {
+        Vfork { parent, snapshot }
+    }
+
+    pub fn into_parts(self) -> (Identity, Arc<ThreadSnapshot>) {
+        (self.parent, self.snapshot)
     }
 }
 
@@ -157,20 +222,42 @@ impl HostContext for StoreContextMut<'_, Host> {
     }
 }
 
-/// The guest's memory bytes and the host state, borrowed together for one host call.
-pub(crate) fn split<C: HostContext>(caller: &mut C) -> (&mut [u8], &mut Host) {
+/// The guest's memory and the host state, borrowed together for one host call.
+pub(crate) fn split<C: HostContext>(caller: &mut C) -> (GuestMem<'_>, &mut Host) {
     match caller.as_context().data().memory.clone() {
-        GuestMemory::Own(m) => m.data_and_store_mut(caller.as_context_mut()),
+        GuestMemory::Own(m) => {
+            let (bytes, host) = m.data_and_store_mut(caller.as_context_mut());
+            (GuestMem::own(bytes), host)
+        }
         GuestMemory::Shared(s) => {
             let data = s.data();
-            let (ptr, len) = (data.as_ptr() as *mut u8, data.len());
-            // SAFETY: the shared memory outlives the call (the process holds it). Other guest
-            // threads may write the same bytes concurrently — a race the guest itself
-            // created, exactly as between its own threads; the host only copies bytes in or
-            // out and never relies on them staying put.
-            let bytes = unsafe { std::slice::from_raw_parts_mut(ptr, len) };
-            (bytes, caller.host_mut())
+            // SAFETY: the process's image holds this memory for as long as any of its threads
+            // runs, and a memory never shrinks; `GuestMem` only copies through the pointer.
+            let mem = unsafe { GuestMem::shared(data.as_ptr() as *mut u8, data.len()) };
+            (mem, caller.host_mut())
         }
-        GuestMemory::None => (&mut [], caller.host_mut()),
+        GuestMemory::None => (GuestMem::own(&mut []), caller.host_mut()),
     }
+}
+
+/// The address range the engine reserved for the thread's linear memory.
+pub(crate) fn memory_region(store: &mut Store<Host>) -> Option<Region> {
+    // Every 32-bit memory gets this much address space (set in the engine's config).
+    const RESERVATION: u64 = 1 << 32;
+    let (base, len, ty) = match store.data().memory.clone() {
+        GuestMemory::Own(m) => (m.data_ptr(&*store), m.data_size(&*store), m.ty(&*store)),
+        GuestMemory::Shared(m) => (m.data().as_ptr() as *mut u8, m.data_size(), m.ty()),
+        GuestMemory::None => return None,
+    };
+    if ty.is_64() || ty.page_size() != 65536 {
+        return None;
+    }
+    let max = ty
+        .maximum()
+        .map_or(RESERVATION, |p| p.saturating_mul(65536));
+    Some(Region {
+        base,
+        len,
+        span: usize::try_from(max.min(RESERVATION)).ok()?,
+    })
 }

@@ -7,8 +7,8 @@ use std::process::Command;
 
 use wasmparser::{Parser, Payload, TypeRef};
 
+use crate::abi::Abi;
 use crate::rewrite::ASYNCIFY_MARK;
-use crate::wasi::Abi;
 
 /// WASIX calls that capture the calling thread's stack by unwinding it. (`stack_restore` and a
 /// vfork child's exit leave the stack by a trap instead, so they need no instrumentation.)

@@ -1,4 +1,4 @@
-//! setjmp buffers: the host keeps each thread's captured stacks; the guest's `jmp_buf` only
+//! setjmp buffers: the host keeps the stack each `setjmp` captured; the guest's `jmp_buf` only
 //! holds a random key, so a forged or stale buffer cannot make the host resume anything it
 //! did not capture on that thread.
 
@@ -7,15 +7,15 @@ use std::sync::Arc;
 
 use super::ThreadSnapshot;
 
-/// How far above a checkpoint's stack pointer a still-valid longjmp may start: the frames of
+/// How far above a setjmp capture's stack pointer a still-valid longjmp may start: the frames of
 /// libc's setjmp wrappers, which have returned by the time the caller longjmps.
 const WRAPPER_FRAMES: u32 = 256;
 
 /// Buffers are looked up by address; a thread rarely has more than a handful live.
-const MAX_CHECKPOINTS: usize = 4096;
+const MAX_SETJMPS: usize = 4096;
 
 #[derive(Clone)]
-struct Checkpoint {
+struct Setjmp {
     key: [u8; 16],
     snapshot: Arc<ThreadSnapshot>,
 }
@@ -31,23 +31,23 @@ pub(crate) enum Rejected {
     Stale(u32),
 }
 
-/// One thread's live checkpoints, by `jmp_buf` address.
+/// One thread's live setjmp captures, by `jmp_buf` address.
 #[derive(Clone, Default)]
-pub(crate) struct Checkpoints {
-    by_buf: HashMap<u32, Checkpoint>,
+pub(crate) struct SetjmpBuffers {
+    by_buf: HashMap<u32, Setjmp>,
     /// Keys are a keyed hash of a counter: one entropy read per thread, not per setjmp.
     secret: Option<[u8; 32]>,
     issued: u64,
 }
 
-impl Checkpoints {
-    /// Keeps `snapshot` for the buffer at `buf`; returns the key to store in it. Checkpoints
+impl SetjmpBuffers {
+    /// Keeps `snapshot` for the buffer at `buf`; returns the key to store in it. Captures
     /// taken in frames that have since returned are dropped.
     pub fn record(&mut self, buf: u32, snapshot: Arc<ThreadSnapshot>) -> [u8; 16] {
         let sp = snapshot.stack_pointer();
         self.by_buf
             .retain(|_, c| c.snapshot.stack_pointer().saturating_add(WRAPPER_FRAMES) >= sp);
-        if self.by_buf.len() >= MAX_CHECKPOINTS {
+        if self.by_buf.len() >= MAX_SETJMPS {
             // Bounded even for a guest that setjmps into ever new buffers at one depth.
             let oldest = self.by_buf.keys().next().copied();
             if let Some(k) = oldest {
@@ -65,12 +65,12 @@ impl Checkpoints {
         key.copy_from_slice(
             &blake3::keyed_hash(&secret, &self.issued.to_le_bytes()).as_bytes()[..16],
         );
-        self.by_buf.insert(buf, Checkpoint { key, snapshot });
+        self.by_buf.insert(buf, Setjmp { key, snapshot });
         key
     }
 
-    /// The checkpoint a longjmp through the buffer at `buf` (holding `key`) returns to, from
-    /// a stack now at `sp`. Checkpoints deeper than the target are gone afterwards.
+    /// The capture a longjmp through the buffer at `buf` (holding `key`) returns to, from
+    /// a stack now at `sp`. Captures deeper than the target are gone afterwards.
     pub fn take_target(
         &mut self,
         buf: u32,
@@ -96,7 +96,7 @@ impl Checkpoints {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::running::Entry;
+    use crate::stack::Entry;
 
     fn at(sp: u32) -> Arc<ThreadSnapshot> {
         Arc::new(ThreadSnapshot::new(
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn only_the_key_handed_out_resumes_a_checkpoint() {
-        let mut c = Checkpoints::default();
+        let mut c = SetjmpBuffers::default();
         let key = c.record(100, at(60_000));
         assert_eq!(c.take_target(200, key, 59_000), Err(Rejected::Unknown(200)));
         let mut forged = key;
@@ -131,13 +131,13 @@ mod tests {
 
     #[test]
     fn a_checkpoint_whose_frame_returned_is_stale() {
-        let mut c = Checkpoints::default();
+        let mut c = SetjmpBuffers::default();
         let key = c.record(100, at(50_000));
         assert_eq!(
             c.take_target(100, key, 50_000 + WRAPPER_FRAMES + 16),
             Err(Rejected::Stale(100))
         );
-        // Recording at a shallower point drops deeper checkpoints.
+        // Recording at a shallower point drops deeper captures.
         let deep = c.record(300, at(40_000));
         c.record(400, at(60_000));
         assert_eq!(
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn longjmp_drops_checkpoints_deeper_than_its_target() {
-        let mut c = Checkpoints::default();
+        let mut c = SetjmpBuffers::default();
         let outer = c.record(1, at(60_000));
         let inner = c.record(2, at(50_000));
         c.take_target(1, outer, 45_000).unwrap();

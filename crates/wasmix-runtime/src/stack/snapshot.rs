@@ -3,7 +3,22 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::running::Entry;
+/// Where a guest thread starts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Entry {
+    /// The program's `_start` (after `_initialize`, if exported).
+    #[default]
+    Main,
+    /// `wasi_thread_start(tid, arg)`: wasi-threads and WASIX `thread_spawn_v2`.
+    ThreadStart(i32),
+    /// The 2023 WASIX form: `_start_thread` (or `_react`) with the user data split into two
+    /// i32 halves, the stack pointer set to `stack_base` first.
+    Legacy {
+        user_data: u64,
+        stack_base: u64,
+        reactor: bool,
+    },
+}
 
 /// The value of one global, by its bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,10 +1,9 @@
 //! args_* and environ_*.
 
-use super::HostCalls;
 use wasmix_fs::Errno;
 use wasmtime::Result;
 
-use super::{syscall, Abi};
+use super::{host_calls, Abi, Call, HostCalls};
 use crate::mem::GuestMem;
 
 fn sizes(list: &[Vec<u8>], mem: &mut GuestMem, count_ptr: u32, size_ptr: u32) -> Result<(), Errno> {
@@ -28,33 +27,27 @@ fn strings(list: &[Vec<u8>], mem: &mut GuestMem, ptrs: u32, buf: u32) -> Result<
     Ok(())
 }
 
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    syscall!(
-        linker,
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    host_calls!(
+        calls,
         abi,
-        "args_sizes_get",
-        |host, mem, argc: i32, size: i32| {
-            sizes(&host.ctx.args, &mut mem, argc as u32, size as u32)
-        }
-    );
-    syscall!(linker, abi, "args_get", |host, mem, argv: i32, buf: i32| {
-        strings(&host.ctx.args, &mut mem, argv as u32, buf as u32)
-    });
-    syscall!(
-        linker,
-        abi,
-        "environ_sizes_get",
-        |host, mem, count: i32, size: i32| {
-            sizes(&host.ctx.env, &mut mem, count as u32, size as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "environ_get",
-        |host, mem, envp: i32, buf: i32| {
-            strings(&host.ctx.env, &mut mem, envp as u32, buf as u32)
-        }
+        [args_sizes_get, args_get, environ_sizes_get, environ_get]
     );
     Ok(())
+}
+
+fn args_sizes_get(cx: &mut Call<'_>, argc: u32, size: u32) -> Result<(), Errno> {
+    sizes(&cx.host.ctx.args, &mut cx.mem, argc, size)
+}
+
+fn args_get(cx: &mut Call<'_>, argv: u32, buf: u32) -> Result<(), Errno> {
+    strings(&cx.host.ctx.args, &mut cx.mem, argv, buf)
+}
+
+fn environ_sizes_get(cx: &mut Call<'_>, count: u32, size: u32) -> Result<(), Errno> {
+    sizes(&cx.host.ctx.env, &mut cx.mem, count, size)
+}
+
+fn environ_get(cx: &mut Call<'_>, envp: u32, buf: u32) -> Result<(), Errno> {
+    strings(&cx.host.ctx.env, &mut cx.mem, envp, buf)
 }

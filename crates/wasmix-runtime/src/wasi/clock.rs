@@ -1,11 +1,11 @@
 //! Clocks, randomness, sched_yield.
 
-use super::HostCalls;
 use rustix::time::ClockId;
 use wasmix_fs::Errno;
 use wasmtime::Result;
 
-use super::{syscall, Abi};
+use super::{host_calls, Abi, Call, HostCalls};
+use crate::mem::Out;
 
 pub(crate) fn clock_id(raw: i32) -> Result<ClockId, Errno> {
     Ok(match raw {
@@ -24,37 +24,36 @@ pub(crate) fn now(id: ClockId) -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    syscall!(
-        linker,
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    host_calls!(
+        calls,
         abi,
-        "clock_res_get",
-        |host, mem, id: i32, ret: i32| {
-            let res = rustix::time::clock_getres(clock_id(id)?);
-            let ns = (res.tv_sec as u64) * 1_000_000_000 + res.tv_nsec as u64;
-            mem.put_u64(ret as u32, ns.max(1))
-        }
+        [clock_res_get, clock_time_get, random_get, sched_yield]
     );
-    syscall!(
-        linker,
-        abi,
-        "clock_time_get",
-        |host, mem, id: i32, _precision: i64, ret: i32| {
-            mem.put_u64(ret as u32, now(clock_id(id)?))
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "random_get",
-        |host, mem, buf: i32, len: i32| {
-            let out = mem.slice_mut(buf as u32, len as u32)?;
-            getrandom::fill(out).map_err(|_| Errno::Io)
-        }
-    );
-    syscall!(linker, abi, "sched_yield", |host, mem| {
-        std::thread::yield_now();
-        Ok(())
-    });
+    Ok(())
+}
+
+fn clock_res_get(cx: &mut Call<'_>, id: i32, ret: Out<u64>) -> Result<(), Errno> {
+    let res = rustix::time::clock_getres(clock_id(id)?);
+    let ns = (res.tv_sec as u64) * 1_000_000_000 + res.tv_nsec as u64;
+    ret.set(&mut cx.mem, ns.max(1));
+    Ok(())
+}
+
+fn clock_time_get(cx: &mut Call<'_>, id: i32, _precision: i64, ret: Out<u64>) -> Result<(), Errno> {
+    ret.set(&mut cx.mem, now(clock_id(id)?));
+    Ok(())
+}
+
+fn random_get(cx: &mut Call<'_>, buf: u32, len: u32) -> Result<(), Errno> {
+    cx.mem.fill(buf, len, |out| {
+        getrandom::fill(out).map_err(|_| Errno::Io)?;
+        Ok::<usize, Errno>(out.len())
+    })?;
+    Ok(())
+}
+
+fn sched_yield(_: &mut Call<'_>) -> Result<(), Errno> {
+    std::thread::yield_now();
     Ok(())
 }

@@ -1,14 +1,15 @@
 //! fd_* calls.
 
+use std::borrow::Cow;
 use std::io::IoSlice;
 
-use super::HostCalls;
-use wasmix_fs::abi::{fstflags, Advice, Filestat, TimeChange, Whence};
+use wasmix_fs::abi::{fstflags, rights, Advice, Filestat, TimeChange, Whence};
 use wasmix_fs::{Errno, Node, OpenFile};
 use wasmtime::Result;
 
-use super::{narrow, syscall, Abi};
-use crate::mem::GuestMem;
+use super::{host_calls, narrow, Abi, Call, HostCalls};
+use crate::host::Host;
+use crate::mem::{GuestMem, Out};
 
 /// Writes a `filestat` in the layout of `abi` (preview0 has a 32-bit `nlink`).
 pub(crate) fn put_filestat(
@@ -43,7 +44,7 @@ pub(crate) fn put_filestat(
 }
 
 /// Decodes `whence`: preview0 numbers them CUR=0, END=1, SET=2.
-fn whence(abi: Abi, raw: i32) -> Result<Whence, Errno> {
+fn decode_whence(abi: Abi, raw: i32) -> Result<Whence, Errno> {
     Ok(match (abi, raw) {
         (Abi::Preview1 | Abi::Wasix, 0) | (Abi::Preview0, 2) => Whence::Set,
         (Abi::Preview1 | Abi::Wasix, 1) | (Abi::Preview0, 0) => Whence::Cur,
@@ -67,6 +68,44 @@ pub(crate) fn time_changes(
     ))
 }
 
+/// Which way an `fd_read`/`fd_write`-family call moves bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
+}
+
+/// The one body of `fd_read`, `fd_pread`, `fd_write` and `fd_pwrite`: `offset` is the
+/// positioned forms' (which leave the file's offset alone and never wait).
+fn transfer(
+    cx: &mut Call<'_>,
+    dir: Direction,
+    fd: u32,
+    iovs: u32,
+    count: u32,
+    offset: Option<i64>,
+    done: Out<u32>,
+) -> Result<(), Errno> {
+    let offset = match offset {
+        Some(o) => Some(u64::try_from(o).map_err(|_| Errno::Inval)?),
+        None => None,
+    };
+    let needed = match dir {
+        Direction::Read => rights::FD_READ,
+        Direction::Write => rights::FD_WRITE,
+    };
+    let file = cx.host.fs().file(fd, needed)?;
+    if offset.is_none() {
+        crate::blocking::ready(cx.host, &file, dir == Direction::Write)?;
+    }
+    let n = match dir {
+        Direction::Read => read_into(&file, &mut cx.mem, iovs, count, offset)?,
+        Direction::Write => write_from(cx.host, &file, &cx.mem, iovs, count, offset)?,
+    };
+    done.set(&mut cx.mem, n as u32);
+    Ok(())
+}
+
 /// Reads into the iovecs in order. Stops after the first short read, so a stream is never
 /// waited on once some data has arrived.
 fn read_into(
@@ -80,11 +119,10 @@ fn read_into(
     let may_continue = matches!(file.node(), Node::File(_) | Node::Device(_));
     let mut total = 0usize;
     for (ptr, len) in list.into_iter().filter(|(_, l)| *l > 0) {
-        let buf = mem.slice_mut(ptr, len)?;
-        let n = match offset {
-            Some(off) => file.pread(buf, off + total as u64)?,
-            None => file.read(buf)?,
-        };
+        let n = mem.fill(ptr, len, |buf| match offset {
+            Some(off) => file.pread(buf, off + total as u64),
+            None => file.read(buf),
+        })?;
         total += n;
         if n < len as usize || !may_continue {
             break;
@@ -93,227 +131,233 @@ fn read_into(
     Ok(total)
 }
 
-fn gather<'m>(mem: &'m GuestMem, iovs: u32, count: u32) -> Result<Vec<IoSlice<'m>>, Errno> {
-    let list = mem.iovecs(iovs, count)?;
-    list.into_iter()
-        .map(|(p, l)| mem.slice(p, l).map(IoSlice::new))
-        .collect()
+/// Writes the iovecs, gathered; a write to a pipe nobody reads raises SIGPIPE on the
+/// writing thread, then answers EPIPE if that is survived.
+fn write_from(
+    host: &Host,
+    file: &OpenFile,
+    mem: &GuestMem,
+    iovs: u32,
+    count: u32,
+    offset: Option<u64>,
+) -> Result<usize, Errno> {
+    let bytes = mem
+        .iovecs(iovs, count)?
+        .into_iter()
+        .map(|(p, l)| mem.bytes(p, l))
+        .collect::<Result<Vec<Cow<'_, [u8]>>, Errno>>()?;
+    let bufs: Vec<IoSlice<'_>> = bytes.iter().map(|b| IoSlice::new(b)).collect();
+    let written = match offset {
+        Some(off) => file.pwrite(&bufs, off),
+        None => file.write(&bufs),
+    };
+    if written == Err(Errno::Pipe) {
+        let tid = host.thread.tid();
+        let _ = host
+            .ctx
+            .process
+            .thread_signal(tid, wasmix_process::Signal::PIPE);
+    }
+    written
 }
 
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    syscall!(
-        linker,
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    host_calls!(
+        calls,
         abi,
-        "fd_advise",
-        |host, mem, fd: i32, offset: i64, len: i64, advice: i32| {
-            let advice = Advice::from_raw(narrow(advice)?).ok_or(Errno::Inval)?;
-            host.fs.advise(fd as u32, offset as u64, len as u64, advice)
-        }
+        [
+            fd_advise,
+            fd_allocate,
+            fd_close,
+            fd_datasync,
+            fd_sync,
+            fd_fdstat_get,
+            fd_fdstat_set_flags,
+            fd_fdstat_set_rights,
+            fd_filestat_get,
+            fd_filestat_set_size,
+            fd_filestat_set_times,
+            fd_pread,
+            fd_read(AfterHandler),
+            fd_pwrite,
+            fd_write(AfterHandler),
+            fd_prestat_get,
+            fd_prestat_dir_name,
+            fd_readdir,
+            fd_renumber,
+            fd_seek,
+            fd_tell,
+        ]
     );
-    syscall!(
-        linker,
-        abi,
-        "fd_allocate",
-        |host, mem, fd: i32, offset: i64, len: i64| {
-            host.fs.allocate(fd as u32, offset as u64, len as u64)
-        }
-    );
-    syscall!(linker, abi, "fd_close", |host, mem, fd: i32| {
-        host.fs.close(fd as u32)
-    });
-    syscall!(linker, abi, "fd_datasync", |host, mem, fd: i32| {
-        host.fs.datasync(fd as u32)
-    });
-    syscall!(linker, abi, "fd_sync", |host, mem, fd: i32| {
-        host.fs.sync(fd as u32)
-    });
-    syscall!(
-        linker,
-        abi,
-        "fd_fdstat_get",
-        |host, mem, fd: i32, ret: i32| {
-            let st = host.fs.fdstat(fd as u32)?;
-            let mut out = [0u8; 24];
-            out[0] = st.filetype as u8;
-            out[2..4].copy_from_slice(&st.flags.to_le_bytes());
-            out[8..16].copy_from_slice(&st.rights_base.to_le_bytes());
-            out[16..24].copy_from_slice(&st.rights_inheriting.to_le_bytes());
-            mem.write(ret as u32, &out)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_fdstat_set_flags",
-        |host, mem, fd: i32, flags: i32| { host.fs.set_flags(fd as u32, narrow(flags)?) }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_fdstat_set_rights",
-        |host, mem, fd: i32, base: i64, inheriting: i64| {
-            host.fs
-                .restrict_rights(fd as u32, base as u64, inheriting as u64)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_filestat_get",
-        |host, mem, fd: i32, ret: i32| {
-            let st = host.fs.filestat(fd as u32)?;
-            put_filestat(&mut mem, ret as u32, abi, &st)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_filestat_set_size",
-        |host, mem, fd: i32, size: i64| { host.fs.set_size(fd as u32, size as u64) }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_filestat_set_times",
-        |host, mem, fd: i32, atim: i64, mtim: i64, flags: i32| {
-            let (a, m) = time_changes(atim, mtim, flags)?;
-            host.fs.set_times(fd as u32, a, m)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_pread",
-        |host, mem, fd: i32, iovs: i32, count: i32, offset: i64, ret: i32| {
-            if offset < 0 {
-                return Err(Errno::Inval);
+    Ok(())
+}
+
+fn fd_advise(cx: &mut Call<'_>, fd: u32, offset: u64, len: u64, advice: i32) -> Result<(), Errno> {
+    let advice = Advice::from_raw(narrow(advice)?).ok_or(Errno::Inval)?;
+    cx.host.fs().advise(fd, offset, len, advice)
+}
+
+fn fd_allocate(cx: &mut Call<'_>, fd: u32, offset: u64, len: u64) -> Result<(), Errno> {
+    cx.host.fs().allocate(fd, offset, len)
+}
+
+fn fd_close(cx: &mut Call<'_>, fd: u32) -> Result<(), Errno> {
+    cx.host.fs().close(fd)
+}
+
+fn fd_datasync(cx: &mut Call<'_>, fd: u32) -> Result<(), Errno> {
+    cx.host.fs().datasync(fd)
+}
+
+fn fd_sync(cx: &mut Call<'_>, fd: u32) -> Result<(), Errno> {
+    cx.host.fs().sync(fd)
+}
+
+fn fd_fdstat_get(cx: &mut Call<'_>, fd: u32, ret: Out<[u8; 24]>) -> Result<(), Errno> {
+    let st = cx.host.fs().fdstat(fd)?;
+    let mut out = [0u8; 24];
+    out[0] = st.filetype as u8;
+    out[2..4].copy_from_slice(&st.flags.to_le_bytes());
+    out[8..16].copy_from_slice(&st.rights_base.to_le_bytes());
+    out[16..24].copy_from_slice(&st.rights_inheriting.to_le_bytes());
+    ret.set(&mut cx.mem, out);
+    Ok(())
+}
+
+fn fd_fdstat_set_flags(cx: &mut Call<'_>, fd: u32, flags: i32) -> Result<(), Errno> {
+    cx.host.fs().set_flags(fd, narrow(flags)?)
+}
+
+fn fd_fdstat_set_rights(
+    cx: &mut Call<'_>,
+    fd: u32,
+    base: u64,
+    inheriting: u64,
+) -> Result<(), Errno> {
+    cx.host.fs().restrict_rights(fd, base, inheriting)
+}
+
+fn fd_filestat_get(cx: &mut Call<'_>, fd: u32, ret: u32) -> Result<(), Errno> {
+    let st = cx.host.fs().filestat(fd)?;
+    put_filestat(&mut cx.mem, ret, cx.abi, &st)
+}
+
+fn fd_filestat_set_size(cx: &mut Call<'_>, fd: u32, size: u64) -> Result<(), Errno> {
+    cx.host.fs().set_size(fd, size)
+}
+
+fn fd_filestat_set_times(
+    cx: &mut Call<'_>,
+    fd: u32,
+    atim: i64,
+    mtim: i64,
+    flags: i32,
+) -> Result<(), Errno> {
+    let (a, m) = time_changes(atim, mtim, flags)?;
+    cx.host.fs().set_times(fd, a, m)
+}
+
+fn fd_pread(
+    cx: &mut Call<'_>,
+    fd: u32,
+    iovs: u32,
+    count: u32,
+    offset: i64,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    transfer(cx, Direction::Read, fd, iovs, count, Some(offset), ret)
+}
+
+fn fd_read(cx: &mut Call<'_>, fd: u32, iovs: u32, count: u32, ret: Out<u32>) -> Result<(), Errno> {
+    transfer(cx, Direction::Read, fd, iovs, count, None, ret)
+}
+
+fn fd_pwrite(
+    cx: &mut Call<'_>,
+    fd: u32,
+    iovs: u32,
+    count: u32,
+    offset: i64,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    transfer(cx, Direction::Write, fd, iovs, count, Some(offset), ret)
+}
+
+fn fd_write(cx: &mut Call<'_>, fd: u32, iovs: u32, count: u32, ret: Out<u32>) -> Result<(), Errno> {
+    transfer(cx, Direction::Write, fd, iovs, count, None, ret)
+}
+
+fn fd_prestat_get(cx: &mut Call<'_>, fd: u32, ret: Out<[u8; 8]>) -> Result<(), Errno> {
+    let name = cx.host.fs().prestat(fd)?;
+    // `prestat`: tag 0 (a directory), then the name's length at offset 4.
+    let mut out = [0u8; 8];
+    out[4..8].copy_from_slice(&(name.len() as u32).to_le_bytes());
+    ret.set(&mut cx.mem, out);
+    Ok(())
+}
+
+fn fd_prestat_dir_name(cx: &mut Call<'_>, fd: u32, buf: u32, len: u32) -> Result<(), Errno> {
+    let name = cx.host.fs().prestat(fd)?;
+    if (len as usize) < name.len() {
+        return Err(Errno::Nametoolong);
+    }
+    cx.mem.write(buf, name.as_bytes())
+}
+
+fn fd_readdir(
+    cx: &mut Call<'_>,
+    fd: u32,
+    buf: u32,
+    len: u32,
+    cookie: u64,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    let entries = cx.host.fs().readdir(fd, cookie)?;
+    let used = cx.mem.fill(buf, len, |out| {
+        let mut used = 0usize;
+        for (i, e) in entries.iter().enumerate() {
+            let mut head = [0u8; 24];
+            let next = cookie + i as u64 + 1;
+            head[0..8].copy_from_slice(&next.to_le_bytes());
+            head[8..16].copy_from_slice(&e.ino.to_le_bytes());
+            head[16..20].copy_from_slice(&(e.name.len() as u32).to_le_bytes());
+            head[20] = e.filetype as u8;
+            for part in [&head[..], &e.name[..]] {
+                let n = part.len().min(out.len() - used);
+                out[used..used + n].copy_from_slice(&part[..n]);
+                used += n;
             }
-            let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_READ)?;
-            let n = read_into(
-                &file,
-                &mut mem,
-                iovs as u32,
-                count as u32,
-                Some(offset as u64),
-            )?;
-            mem.put_u32(ret as u32, n as u32)
-        }
-    );
-    syscall!(
-        restart linker,
-        abi.module(),
-        "fd_read",
-        |host, mem, fd: i32, iovs: i32, count: i32, ret: i32| {
-            let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_READ)?;
-            crate::blocking::ready(host, &file, false)?;
-            let n = read_into(&file, &mut mem, iovs as u32, count as u32, None)?;
-            mem.put_u32(ret as u32, n as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_pwrite",
-        |host, mem, fd: i32, iovs: i32, count: i32, offset: i64, ret: i32| {
-            if offset < 0 {
-                return Err(Errno::Inval);
+            if used == out.len() {
+                break;
             }
-            let n = {
-                let bufs = gather(&mem, iovs as u32, count as u32)?;
-                host.fs.pwrite(fd as u32, &bufs, offset as u64)?
-            };
-            mem.put_u32(ret as u32, n as u32)
         }
-    );
-    syscall!(
-        restart linker,
-        abi.module(),
-        "fd_write",
-        |host, mem, fd: i32, iovs: i32, count: i32, ret: i32| {
-            let n = {
-                let bufs = gather(&mem, iovs as u32, count as u32)?;
-                let file = host.fs.file(fd as u32, wasmix_fs::abi::rights::FD_WRITE)?;
-                crate::blocking::ready(host, &file, true)?;
-                match file.write(&bufs) {
-                    Err(Errno::Pipe) => {
-                        // Writing to a pipe nobody reads: SIGPIPE, then EPIPE if it is survived.
-                        let tid = host.thread.tid();
-                        let _ = host.ctx.process.thread_signal(tid, wasmix_process::Signal::PIPE);
-                        return Err(Errno::Pipe);
-                    }
-                    other => other?,
-                }
-            };
-            mem.put_u32(ret as u32, n as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_prestat_get",
-        |host, mem, fd: i32, ret: i32| {
-            let name = host.fs.prestat(fd as u32)?;
-            mem.put_u8(ret as u32, 0)?;
-            mem.put_u32((ret as u32).wrapping_add(4), name.len() as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_prestat_dir_name",
-        |host, mem, fd: i32, buf: i32, len: i32| {
-            let name = host.fs.prestat(fd as u32)?;
-            if (len as u32 as usize) < name.len() {
-                return Err(Errno::Nametoolong);
-            }
-            mem.write(buf as u32, name.as_bytes())
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_readdir",
-        |host, mem, fd: i32, buf: i32, len: i32, cookie: i64, ret: i32| {
-            let entries = host.fs.readdir(fd as u32, cookie as u64)?;
-            let out = mem.slice_mut(buf as u32, len as u32)?;
-            let mut used = 0usize;
-            for (i, e) in entries.iter().enumerate() {
-                let mut head = [0u8; 24];
-                let next = cookie as u64 + i as u64 + 1;
-                head[0..8].copy_from_slice(&next.to_le_bytes());
-                head[8..16].copy_from_slice(&e.ino.to_le_bytes());
-                head[16..20].copy_from_slice(&(e.name.len() as u32).to_le_bytes());
-                head[20] = e.filetype as u8;
-                for part in [&head[..], &e.name[..]] {
-                    let n = part.len().min(out.len() - used);
-                    out[used..used + n].copy_from_slice(&part[..n]);
-                    used += n;
-                }
-                if used == out.len() {
-                    break;
-                }
-            }
-            mem.put_u32(ret as u32, used as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_renumber",
-        |host, mem, from: i32, to: i32| { host.fs.renumber(from as u32, to as u32) }
-    );
-    syscall!(
-        linker,
-        abi,
-        "fd_seek",
-        |host, mem, fd: i32, offset: i64, raw_whence: i32, ret: i32| {
-            let pos = host.fs.seek(fd as u32, offset, whence(abi, raw_whence)?)?;
-            mem.put_u64(ret as u32, pos)
-        }
-    );
-    syscall!(linker, abi, "fd_tell", |host, mem, fd: i32, ret: i32| {
-        let pos = host.fs.tell(fd as u32)?;
-        mem.put_u64(ret as u32, pos)
-    });
+        Ok::<usize, Errno>(used)
+    })?;
+    ret.set(&mut cx.mem, used as u32);
+    Ok(())
+}
+
+fn fd_renumber(cx: &mut Call<'_>, from: u32, to: u32) -> Result<(), Errno> {
+    cx.host.fs().renumber(from, to)
+}
+
+fn fd_seek(
+    cx: &mut Call<'_>,
+    fd: u32,
+    offset: i64,
+    whence: i32,
+    ret: Out<u64>,
+) -> Result<(), Errno> {
+    let pos = cx
+        .host
+        .fs()
+        .seek(fd, offset, decode_whence(cx.abi, whence)?)?;
+    ret.set(&mut cx.mem, pos);
+    Ok(())
+}
+
+fn fd_tell(cx: &mut Call<'_>, fd: u32, ret: Out<u64>) -> Result<(), Errno> {
+    let pos = cx.host.fs().tell(fd)?;
+    ret.set(&mut cx.mem, pos);
     Ok(())
 }

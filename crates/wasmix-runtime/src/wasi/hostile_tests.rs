@@ -5,8 +5,8 @@ use proptest::prelude::*;
 use wasmix_fs::{FileSystem, Stdio};
 use wasmtime::{Extern, Func, Memory, MemoryType, Store, Val, ValType};
 
-use crate::host::{GuestMemory, Host, ProcessEnded, ThreadEnded};
-use crate::running::ProcessCtx;
+use crate::host::{GuestMemory, Host, ProcessCtx};
+use crate::unwind::Unwind;
 use crate::{CacheSetting, Runtime, RuntimeConfig};
 
 /// Calls that block until another thread or process acts: with wild arguments they may wait
@@ -105,8 +105,7 @@ impl Harness {
                 Some(other) => Err(format!("{module}::{name}{args:?} returned {other:?}")),
             },
             Err(e)
-                if (e.downcast_ref::<ProcessEnded>().is_some()
-                    || e.downcast_ref::<ThreadEnded>().is_some())
+                if matches!(Unwind::of(&e), Some(Unwind::Exit(_) | Unwind::ThreadExit))
                     && may_end(name) =>
             {
                 Ok(())
@@ -114,7 +113,7 @@ impl Harness {
             // longjmp cannot return an errno: a jmp_buf it refuses ends the process.
             Err(e)
                 if name == "stack_restore"
-                    && e.downcast_ref::<crate::stack::StackError>().is_some() =>
+                    && e.downcast_ref::<crate::capture::StackError>().is_some() =>
             {
                 Ok(())
             }
@@ -214,5 +213,70 @@ fn harness_covers_both_wasi_generations() {
         );
         let wasix = h.calls.iter().filter(|c| c.0 == "wasix_32v1").count();
         assert!(wasix > 80, "WASIX calls are covered too ({wasix})");
+    });
+}
+
+/// A result slot outside memory is refused before the call acts: a read that would have
+/// consumed pipe data (and then failed to report it) leaves the data for the next read, and
+/// an open that would have made a descriptor makes none.
+#[test]
+fn a_bad_result_pointer_is_refused_before_anything_happens() {
+    HARNESS.with(|h| {
+        let mut store = Store::new(h.runtime.engine(), host(&h.runtime, &h.program, &h.scratch));
+        let mem = Memory::new(&mut store, MemoryType::new(1, Some(1))).unwrap();
+        store.data_mut().memory = GuestMemory::Own(mem);
+        let fs = std::sync::Arc::clone(store.data().fs());
+        let (r, w) = fs.pipe().unwrap();
+        fs.write(w, &[std::io::IoSlice::new(b"abc")]).unwrap();
+        // One iovec at 0: 8 bytes at 16.
+        mem.data_mut(&mut store)[0..8].copy_from_slice(&[16, 0, 0, 0, 8, 0, 0, 0]);
+        let call = |store: &mut Store<Host>, name: &str, args: &[Val]| -> i32 {
+            let f = h
+                .runtime
+                .linker()
+                .get(&mut *store, "wasi_snapshot_preview1", name)
+                .unwrap()
+                .into_func()
+                .unwrap();
+            let mut out = [Val::I32(-1)];
+            f.call(&mut *store, args, &mut out).unwrap();
+            out[0].unwrap_i32()
+        };
+        let efault = i32::from(wasmix_fs::Errno::Fault.raw());
+        let bad = Val::I32(0x1_0000 - 2);
+        let read = [Val::I32(r as i32), Val::I32(0), Val::I32(1), bad];
+        assert_eq!(call(&mut store, "fd_read", &read), efault);
+        let mut buf = [0u8; 8];
+        assert_eq!(
+            fs.read(r, &mut buf),
+            Ok(3),
+            "the bytes are still in the pipe"
+        );
+        assert_eq!(&buf[..3], b"abc");
+
+        let before = fs.fdstat(r + 2);
+        mem.data_mut(&mut store)[32..33].copy_from_slice(b"f");
+        let open = [
+            Val::I32(3),
+            Val::I32(0),
+            Val::I32(32),
+            Val::I32(1),
+            Val::I32(1), // O_CREAT
+            Val::I64(-1),
+            Val::I64(-1),
+            Val::I32(0),
+            bad,
+        ];
+        assert_eq!(call(&mut store, "path_open", &open), efault);
+        assert_eq!(
+            fs.fdstat(r + 2).is_ok(),
+            before.is_ok(),
+            "no descriptor was made"
+        );
+        assert!(
+            !h.scratch.path().join("f").exists(),
+            "nothing was created either"
+        );
+        finish(&store);
     });
 }

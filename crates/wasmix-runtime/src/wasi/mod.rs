@@ -1,69 +1,200 @@
-//! WASI preview1 (`wasi_snapshot_preview1`) and preview0 (`wasi_unstable`) host calls.
+//! The host calls: WASI preview1 (`wasi_snapshot_preview1`), preview0 (`wasi_unstable`),
+//! WASIX (`wasix_32v1`), wasi-threads (`wasi`) and the stand-ins for rewritten atomics
+//! (`wasmix`), grouped by area in the files below.
 //!
-//! Each call is a thin adapter: read the guest's arguments through [`GuestMem`], call the
-//! file-system or process layer, write results back, return an errno. The two ABI generations
-//! share every adapter; where their layouts or constants differ the adapter asks [`Abi`].
+//! Each call is a named function — `fn fd_write(cx: &mut Call, fd: u32, ..., ret: Out<u32>)
+//! -> Result<(), Errno>` — registered from its area's table (`host_calls!`) under its own name.
+//! It is a thin adapter: read the guest's arguments through [`GuestMem`], call the file-system
+//! or process layer, write results back, return an errno. Parameters arrive as the types the
+//! function names ([`Param`]): result slots ([`Out`]) are checked before the body runs. The
+//! ABI generations share every function; where layouts or constants differ it asks `cx.abi`.
+//! Calls of other shapes (no errno: `proc_exit`, `thread-spawn`, the rewritten atomics, the
+//! stack captures) are named functions over the `Caller`, registered with `define_raw`.
 
 use std::collections::HashSet;
 
-use wasmtime::{IntoFunc, Linker, Result};
+use wasmix_fs::Errno;
+use wasmtime::{Caller, IntoFunc, Linker, Result, WasmTy};
 
-use crate::host::Host;
+pub(crate) use crate::abi::{older, Abi, INTERNAL, MODULES, WASI_THREADS};
+use crate::host::{split, Host};
+use crate::mem::{GuestMem, Out, Value};
+use crate::signals;
 
 mod args;
 mod clock;
+mod command;
+mod exec;
 mod fd;
 mod fdx;
+mod join;
 mod path;
 mod poll;
 mod proc;
-mod procs;
+mod signal;
 mod sock;
+mod spawn;
 mod stacks;
 mod threads;
 
-/// Which generation of the WASI ABI an import module speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Abi {
-    Preview0,
-    Preview1,
-    /// `wasix_32v1`: preview1's layouts plus the WASIX calls.
-    Wasix,
+/// What one host call works with: the calling thread's state, the guest's memory, and which
+/// ABI generation the import module speaks (where layouts or constants differ).
+pub(crate) struct Call<'a> {
+    pub host: &'a mut Host,
+    pub mem: GuestMem<'a>,
+    pub abi: Abi,
 }
 
-impl Abi {
-    pub fn module(self) -> &'static str {
-        match self {
-            Abi::Preview0 => "wasi_unstable",
-            Abi::Preview1 => "wasi_snapshot_preview1",
-            Abi::Wasix => "wasix_32v1",
-        }
+/// A host call's parameter: the wasm value it arrives as, and how it becomes the type the
+/// call's function takes (a result slot is checked against memory before the call runs).
+pub(crate) trait Param: Sized {
+    type Raw: WasmTy + Copy;
+    fn from_raw(raw: Self::Raw, mem: &GuestMem) -> Result<Self, Errno>;
+}
+
+impl Param for i32 {
+    type Raw = i32;
+    fn from_raw(raw: i32, _: &GuestMem) -> Result<i32, Errno> {
+        Ok(raw)
     }
 }
 
-/// Import modules wasmix provides in full; an unknown name in one of them is an error at load.
-pub(crate) const MODULES: [Abi; 3] = [Abi::Preview1, Abi::Preview0, Abi::Wasix];
-
-/// The wasi-threads proposal's module (`thread-spawn`).
-pub(crate) const WASI_THREADS: &str = "wasi";
-
-/// The module of the host calls that stand in for rewritten atomic instructions.
-pub(crate) const INTERNAL: &str = "wasmix";
-
-/// Whether `module` is one wasmix provides (for error messages).
-pub(crate) fn is_provided_module(module: &str) -> bool {
-    MODULES.iter().any(|abi| abi.module() == module) || module == WASI_THREADS
+impl Param for i64 {
+    type Raw = i64;
+    fn from_raw(raw: i64, _: &GuestMem) -> Result<i64, Errno> {
+        Ok(raw)
+    }
 }
 
-/// The names a host call may be registered under for an import of `name` with `params`
-/// parameters: the current form first, then the older generation of the same name.
-pub(crate) fn candidates(_module: &str, name: &str, params: usize) -> [String; 2] {
-    [name.to_owned(), older(name, params)]
+/// Descriptors, guest addresses and lengths: the wasm i32's bits, unsigned.
+impl Param for u32 {
+    type Raw = i32;
+    fn from_raw(raw: i32, _: &GuestMem) -> Result<u32, Errno> {
+        Ok(raw as u32)
+    }
 }
 
-/// The registration name of the generation of `name` that takes `params` parameters.
-pub(crate) fn older(name: &str, params: usize) -> String {
-    format!("{name}@{params}")
+/// Offsets, rights and other 64-bit unsigned values: the wasm i64's bits.
+impl Param for u64 {
+    type Raw = i64;
+    fn from_raw(raw: i64, _: &GuestMem) -> Result<u64, Errno> {
+        Ok(raw as u64)
+    }
+}
+
+impl<T: Value> Param for Out<T> {
+    type Raw = i32;
+    fn from_raw(raw: i32, mem: &GuestMem) -> Result<Out<T>, Errno> {
+        mem.out(raw as u32)
+    }
+}
+
+/// A named host call: a function taking the [`Call`] and its parameters and answering an
+/// errno, which [`HostCalls::define`] wraps into a wasm import.
+pub(crate) trait HostFn<Params>: Copy + Send + Sync + 'static {
+    fn define(
+        self,
+        linker: &mut Linker<Host>,
+        abi: Abi,
+        name: &str,
+        restart: Restart,
+    ) -> Result<()>;
+}
+
+/// What a call does when a signal interrupted it (EINTR) and its handler has run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Restart {
+    /// Return EINTR to the guest.
+    Never,
+    /// Run the call again (SA_RESTART): reads, writes, joins.
+    AfterHandler,
+    /// Run again only if the call left a sleep to resume (`poll_oneoff` on clocks only keeps
+    /// its original deadlines); a poll that watches descriptors returns EINTR.
+    Sleep,
+}
+
+macro_rules! host_fn {
+    ($($p:ident $raw:ident),*) => {
+        impl<F, $($p: Param),*> HostFn<($($p,)*)> for F
+        where
+            F: Fn(&mut Call<'_>, $($p),*) -> Result<(), Errno> + Copy + Send + Sync + 'static,
+        {
+            #[allow(non_snake_case)]
+            fn define(
+                self,
+                linker: &mut Linker<Host>,
+                abi: Abi,
+                name: &str,
+                restart: Restart,
+            ) -> Result<()> {
+                linker.func_wrap(
+                    abi.module(),
+                    name,
+                    move |mut caller: Caller<'_, Host>, $($raw: $p::Raw),*| -> Result<i32> {
+                        dispatch(&mut caller, abi, restart, |cx| {
+                            $(let $raw = $p::from_raw($raw, &cx.mem)?;)*
+                            self(cx, $($raw),*)
+                        })
+                    },
+                )?;
+                Ok(())
+            }
+        }
+    };
+}
+
+host_fn!();
+host_fn!(A a);
+host_fn!(A a, B b);
+host_fn!(A a, B b, C c);
+host_fn!(A a, B b, C c, D d);
+host_fn!(A a, B b, C c, D d, E e);
+host_fn!(A a, B b, C c, D d, E e, G g);
+host_fn!(A a, B b, C c, D d, E e, G g, H h);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l, M m);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l, M m, N n);
+host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l, M m, N n, O o);
+
+/// Runs one host call's body: with the guest's memory and the thread's state, then acting on
+/// pending signals before the call returns, and restarting it as `restart` says.
+fn dispatch(
+    caller: &mut Caller<'_, Host>,
+    abi: Abi,
+    restart: Restart,
+    mut body: impl FnMut(&mut Call<'_>) -> Result<(), Errno>,
+) -> Result<i32> {
+    loop {
+        let result = {
+            let (mem, host) = split(caller);
+            body(&mut Call { host, mem, abi })
+        };
+        let intr = result == Err(Errno::Intr);
+        if caller.data().interrupt.is_raised() {
+            signals::deliver(&mut *caller)?;
+            if restart == Restart::AfterHandler && intr {
+                continue;
+            }
+        }
+        if restart == Restart::Sleep {
+            if intr && caller.data().pending.has_sleep() {
+                continue;
+            }
+            caller.data_mut().pending.take_sleep();
+        }
+        return Ok(errno(result));
+    }
+}
+
+/// What the guest sees of a call's result.
+pub(crate) fn errno(result: Result<(), Errno>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => i32::from(e.raw()),
+    }
 }
 
 /// The linker being filled, with a record of every name defined (imports are checked against
@@ -74,59 +205,52 @@ pub(crate) struct HostCalls<'a> {
 }
 
 impl HostCalls<'_> {
-    pub fn func_wrap<Params, Args>(
+    /// Registers the named call `f` as `name` of `abi`'s module.
+    pub fn define<P>(
+        &mut self,
+        abi: Abi,
+        name: &str,
+        f: impl HostFn<P>,
+        restart: Restart,
+    ) -> Result<()> {
+        f.define(self.linker, abi, name, restart)?;
+        self.names
+            .insert((abi.module().to_owned(), name.to_owned()));
+        Ok(())
+    }
+
+    /// Registers a call of another shape (one that never returns, or answers other than an
+    /// errno) as `module::name`.
+    pub fn define_raw<Params, Args>(
         &mut self,
         module: &str,
         name: &str,
         func: impl IntoFunc<Host, Params, Args>,
-    ) -> Result<&mut Self> {
+    ) -> Result<()> {
         self.linker.func_wrap(module, name, func)?;
         self.names.insert((module.to_owned(), name.to_owned()));
-        Ok(self)
+        Ok(())
     }
 }
 
-/// Defines one host call: runs `$body` (which yields `Result<(), Errno>`) with `$host` (the
-/// thread's state) and `$mem` (the guest memory), returning the errno to the guest. Pending
-/// signals are acted on before the call returns. With `restart`, a body that ends in EINTR is
-/// run again after the signal's handler (SA_RESTART).
-macro_rules! syscall {
-    (restart $linker:expr, $module:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {
-        $crate::wasi::syscall!(@define true, $linker, $module, $name, |$host, $mem $(, $arg: $ty)*| $body)
+/// Registers named host calls of one ABI, each under its function's name, with how it is
+/// restarted after a signal (default: never):
+/// `host_calls!(calls, abi, [fd_close, fd_read(AfterHandler), ...])`.
+macro_rules! host_calls {
+    ($calls:expr, $abi:expr, [$($name:ident $(($restart:ident))?),* $(,)?]) => {
+        $(
+            $calls.define(
+                $abi,
+                stringify!($name),
+                $name,
+                $crate::wasi::host_calls!(@restart $($restart)?),
+            )?;
+        )*
     };
-    ($linker:expr, $abi:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {
-        $crate::wasi::syscall!(@define false, $linker, $abi.module(), $name, |$host, $mem $(, $arg: $ty)*| $body)
-    };
-    (@define $restart:expr, $linker:expr, $module:expr, $name:expr, |$host:ident, $mem:ident $(, $arg:ident : $ty:ty)*| $body:block) => {{
-        #[allow(unused_variables, unused_mut)]
-        $linker.func_wrap(
-            $module,
-            $name,
-            move |mut caller: wasmtime::Caller<'_, $crate::host::Host>, $($arg: $ty),*| -> wasmtime::Result<i32> {
-                loop {
-                    let result: Result<(), wasmix_fs::Errno> = {
-                        let (bytes, $host) = $crate::host::split(&mut caller);
-                        let mut $mem = $crate::mem::GuestMem::new(bytes);
-                        // A closure so the body can use `?` on errnos.
-                        #[allow(clippy::redundant_closure_call)]
-                        (|| $body)()
-                    };
-                    if caller.data().interrupt.is_raised() {
-                        $crate::signals::deliver(&mut caller)?;
-                        if $restart && result == Err(wasmix_fs::Errno::Intr) {
-                            continue;
-                        }
-                    }
-                    return Ok(match result {
-                        Ok(()) => 0,
-                        Err(e) => i32::from(e.raw()),
-                    });
-                }
-            },
-        )?;
-    }};
+    (@restart) => { $crate::wasi::Restart::Never };
+    (@restart $restart:ident) => { $crate::wasi::Restart::$restart };
 }
-pub(crate) use syscall;
+pub(crate) use host_calls;
 
 /// Adds every host call: both WASI generations, WASIX, wasi-threads, and the stand-ins for
 /// rewritten atomics. Returns the names defined.
@@ -142,11 +266,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String
         path::add(&mut calls, abi)?;
         poll::add(&mut calls, abi)?;
         proc::add(&mut calls, abi)?;
+        signal::add(&mut calls, abi)?;
         sock::add(&mut calls, abi)?;
     }
     fdx::add(&mut calls)?;
     threads::add(&mut calls)?;
-    procs::add(&mut calls)?;
+    proc::add_wasix(&mut calls)?;
+    signal::add_wasix(&mut calls)?;
+    spawn::add(&mut calls)?;
+    exec::add(&mut calls)?;
+    join::add(&mut calls)?;
     stacks::add(&mut calls)?;
     Ok(calls.names)
 }

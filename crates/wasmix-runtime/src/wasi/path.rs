@@ -1,223 +1,232 @@
 //! path_* calls.
 
-use super::HostCalls;
 use wasmix_fs::Errno;
 use wasmtime::Result;
 
 use super::fd::{put_filestat, time_changes};
-use super::{narrow, syscall, Abi};
+use super::{host_calls, narrow, Abi, Call, HostCalls};
+use crate::mem::Out;
 
 /// `lookupflags`: bit 0 follows a final symlink.
 fn follows(flags: i32) -> bool {
     flags & 1 != 0
 }
 
-/// `path_open` and WASIX `path_open2` (which adds close-on-exec): the new descriptor.
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    host_calls!(
+        calls,
+        abi,
+        [
+            path_create_directory,
+            path_remove_directory,
+            path_unlink_file,
+            path_filestat_get,
+            path_filestat_set_times,
+            path_link,
+            path_open,
+            path_readlink,
+            path_rename,
+            path_symlink,
+        ]
+    );
+    if abi == Abi::Wasix {
+        host_calls!(calls, abi, [path_open2]);
+    }
+    Ok(())
+}
+
+fn path_create_directory(cx: &mut Call<'_>, fd: u32, p: u32, len: u32) -> Result<(), Errno> {
+    cx.host.fs().create_dir(fd, &cx.mem.bytes(p, len)?)
+}
+
+fn path_remove_directory(cx: &mut Call<'_>, fd: u32, p: u32, len: u32) -> Result<(), Errno> {
+    cx.host.fs().remove_dir(fd, &cx.mem.bytes(p, len)?)
+}
+
+fn path_unlink_file(cx: &mut Call<'_>, fd: u32, p: u32, len: u32) -> Result<(), Errno> {
+    cx.host.fs().unlink(fd, &cx.mem.bytes(p, len)?)
+}
+
+fn path_filestat_get(
+    cx: &mut Call<'_>,
+    fd: u32,
+    flags: i32,
+    p: u32,
+    len: u32,
+    ret: u32,
+) -> Result<(), Errno> {
+    let st = cx
+        .host
+        .fs()
+        .path_filestat(fd, follows(flags), &cx.mem.bytes(p, len)?)?;
+    put_filestat(&mut cx.mem, ret, cx.abi, &st)
+}
+
 #[allow(clippy::too_many_arguments)]
-fn open(
-    host: &mut crate::host::Host,
-    fd: i32,
+fn path_filestat_set_times(
+    cx: &mut Call<'_>,
+    fd: u32,
+    flags: i32,
+    p: u32,
+    len: u32,
+    atim: i64,
+    mtim: i64,
+    fst: i32,
+) -> Result<(), Errno> {
+    let (a, m) = time_changes(atim, mtim, fst)?;
+    let path = cx.mem.bytes(p, len)?;
+    cx.host.fs().path_set_times(fd, follows(flags), &path, a, m)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn path_link(
+    cx: &mut Call<'_>,
+    old_fd: u32,
+    flags: i32,
+    old: u32,
+    old_len: u32,
+    new_fd: u32,
+    new: u32,
+    new_len: u32,
+) -> Result<(), Errno> {
+    let old = cx.mem.bytes(old, old_len)?;
+    let new = cx.mem.bytes(new, new_len)?;
+    cx.host
+        .fs()
+        .link(old_fd, follows(flags), &old, new_fd, &new)
+}
+
+/// What `path_open` and WASIX `path_open2` ask for.
+struct OpenRequest {
+    fd: u32,
     dirflags: i32,
-    path: &[u8],
+    path: (u32, u32),
     oflags: i32,
-    base: i64,
-    inheriting: i64,
+    base: u64,
+    inheriting: u64,
     fdflags: i32,
     cloexec: bool,
-) -> Result<u32, Errno> {
-    let oflags: u16 = narrow(oflags)?;
-    let fdflags: u16 = narrow(fdflags)?;
+}
+
+/// `path_open` and `path_open2`: the new descriptor, handed back through `ret` (checked
+/// before anything is opened, so a bad pointer leaks no descriptor).
+fn open(cx: &mut Call<'_>, req: OpenRequest, ret: Out<u32>) -> Result<(), Errno> {
+    let oflags: u16 = narrow(req.oflags)?;
+    let fdflags: u16 = narrow(req.fdflags)?;
     if oflags & !0xf != 0 || fdflags & !wasmix_fs::abi::fdflags::ALL != 0 {
         return Err(Errno::Inval);
     }
-    let new = host.fs.open(
-        fd as u32,
-        follows(dirflags),
-        path,
+    let path = cx.mem.bytes(req.path.0, req.path.1)?;
+    let fs = cx.host.fs();
+    let new = fs.open(
+        req.fd,
+        follows(req.dirflags),
+        &path,
         oflags,
-        base as u64,
-        inheriting as u64,
+        req.base,
+        req.inheriting,
         fdflags,
     )?;
-    if cloexec {
-        host.fs.set_cloexec(new, true)?;
+    if req.cloexec {
+        fs.set_cloexec(new, true)?;
     }
-    Ok(new)
-}
-
-/// Writes a new descriptor to the guest, closing it again if the guest's pointer is bad.
-fn hand_back(
-    host: &crate::host::Host,
-    mem: &mut crate::mem::GuestMem,
-    ret: i32,
-    new: u32,
-) -> Result<(), Errno> {
-    mem.put_u32(ret as u32, new).inspect_err(|_| {
-        let _ = host.fs.close(new);
-    })
-}
-
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    syscall!(
-        linker,
-        abi,
-        "path_create_directory",
-        |host, mem, fd: i32, p: i32, len: i32| {
-            host.fs
-                .create_dir(fd as u32, mem.slice(p as u32, len as u32)?)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_remove_directory",
-        |host, mem, fd: i32, p: i32, len: i32| {
-            host.fs
-                .remove_dir(fd as u32, mem.slice(p as u32, len as u32)?)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_unlink_file",
-        |host, mem, fd: i32, p: i32, len: i32| {
-            host.fs.unlink(fd as u32, mem.slice(p as u32, len as u32)?)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_filestat_get",
-        |host, mem, fd: i32, flags: i32, p: i32, len: i32, ret: i32| {
-            let st = host.fs.path_filestat(
-                fd as u32,
-                follows(flags),
-                mem.slice(p as u32, len as u32)?,
-            )?;
-            put_filestat(&mut mem, ret as u32, abi, &st)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_filestat_set_times",
-        |host, mem, fd: i32, flags: i32, p: i32, len: i32, atim: i64, mtim: i64, fst: i32| {
-            let (a, m) = time_changes(atim, mtim, fst)?;
-            host.fs.path_set_times(
-                fd as u32,
-                follows(flags),
-                mem.slice(p as u32, len as u32)?,
-                a,
-                m,
-            )
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_link",
-        |host,
-         mem,
-         old_fd: i32,
-         flags: i32,
-         old: i32,
-         old_len: i32,
-         new_fd: i32,
-         new: i32,
-         new_len: i32| {
-            let old = mem.slice(old as u32, old_len as u32)?;
-            let new = mem.slice(new as u32, new_len as u32)?;
-            host.fs
-                .link(old_fd as u32, follows(flags), old, new_fd as u32, new)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_open",
-        |host,
-         mem,
-         fd: i32,
-         dirflags: i32,
-         p: i32,
-         len: i32,
-         oflags: i32,
-         base: i64,
-         inheriting: i64,
-         fdflags: i32,
-         ret: i32| {
-            let path = mem.slice(p as u32, len as u32)?;
-            let new = open(
-                host, fd, dirflags, path, oflags, base, inheriting, fdflags, false,
-            )?;
-            hand_back(host, &mut mem, ret, new)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_readlink",
-        |host, mem, fd: i32, p: i32, len: i32, buf: i32, buf_len: i32, ret: i32| {
-            let target = host
-                .fs
-                .readlink(fd as u32, mem.slice(p as u32, len as u32)?)?;
-            let n = target.len().min(buf_len as u32 as usize);
-            mem.write(buf as u32, &target[..n])?;
-            mem.put_u32(ret as u32, n as u32)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_rename",
-        |host, mem, fd: i32, old: i32, old_len: i32, new_fd: i32, new: i32, new_len: i32| {
-            let old = mem.slice(old as u32, old_len as u32)?;
-            let new = mem.slice(new as u32, new_len as u32)?;
-            host.fs.rename(fd as u32, old, new_fd as u32, new)
-        }
-    );
-    syscall!(
-        linker,
-        abi,
-        "path_symlink",
-        |host, mem, old: i32, old_len: i32, fd: i32, new: i32, new_len: i32| {
-            let old = mem.slice(old as u32, old_len as u32)?;
-            let new = mem.slice(new as u32, new_len as u32)?;
-            host.fs.symlink(old, fd as u32, new)
-        }
-    );
-    if abi == Abi::Wasix {
-        syscall!(
-            linker,
-            abi,
-            "path_open2",
-            |host,
-             mem,
-             fd: i32,
-             dirflags: i32,
-             p: i32,
-             len: i32,
-             oflags: i32,
-             base: i64,
-             inheriting: i64,
-             fdflags: i32,
-             fdflagsext: i32,
-             ret: i32| {
-                let path = mem.slice(p as u32, len as u32)?;
-                let new = open(
-                    host,
-                    fd,
-                    dirflags,
-                    path,
-                    oflags,
-                    base,
-                    inheriting,
-                    fdflags,
-                    fdflagsext & 1 != 0,
-                )?;
-                hand_back(host, &mut mem, ret, new)
-            }
-        );
-    }
+    drop(path);
+    ret.set(&mut cx.mem, new);
     Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn path_open(
+    cx: &mut Call<'_>,
+    fd: u32,
+    dirflags: i32,
+    p: u32,
+    len: u32,
+    oflags: i32,
+    base: u64,
+    inheriting: u64,
+    fdflags: i32,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    let req = OpenRequest {
+        fd,
+        dirflags,
+        path: (p, len),
+        oflags,
+        base,
+        inheriting,
+        fdflags,
+        cloexec: false,
+    };
+    open(cx, req, ret)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn path_open2(
+    cx: &mut Call<'_>,
+    fd: u32,
+    dirflags: i32,
+    p: u32,
+    len: u32,
+    oflags: i32,
+    base: u64,
+    inheriting: u64,
+    fdflags: i32,
+    fdflagsext: i32,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    let req = OpenRequest {
+        fd,
+        dirflags,
+        path: (p, len),
+        oflags,
+        base,
+        inheriting,
+        fdflags,
+        cloexec: fdflagsext & 1 != 0,
+    };
+    open(cx, req, ret)
+}
+
+fn path_readlink(
+    cx: &mut Call<'_>,
+    fd: u32,
+    p: u32,
+    len: u32,
+    buf: u32,
+    buf_len: u32,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    let target = cx.host.fs().readlink(fd, &cx.mem.bytes(p, len)?)?;
+    let n = target.len().min(buf_len as usize);
+    cx.mem.write(buf, &target[..n])?;
+    ret.set(&mut cx.mem, n as u32);
+    Ok(())
+}
+
+fn path_rename(
+    cx: &mut Call<'_>,
+    fd: u32,
+    old: u32,
+    old_len: u32,
+    new_fd: u32,
+    new: u32,
+    new_len: u32,
+) -> Result<(), Errno> {
+    let old = cx.mem.bytes(old, old_len)?;
+    let new = cx.mem.bytes(new, new_len)?;
+    cx.host.fs().rename(fd, &old, new_fd, &new)
+}
+
+fn path_symlink(
+    cx: &mut Call<'_>,
+    old: u32,
+    old_len: u32,
+    fd: u32,
+    new: u32,
+    new_len: u32,
+) -> Result<(), Errno> {
+    let old = cx.mem.bytes(old, old_len)?;
+    let new = cx.mem.bytes(new, new_len)?;
+    cx.host.fs().symlink(&old, fd, &new)
 }

@@ -4,7 +4,6 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::HostCalls;
 use rustix::event::PollFlags;
 use rustix::time::ClockId;
 use wasmix_fs::abi::rights;
@@ -12,9 +11,9 @@ use wasmix_fs::{Errno, OpenFile};
 use wasmtime::Result;
 
 use super::clock::{clock_id, now};
-use super::Abi;
-use crate::host::Host;
-use crate::mem::GuestMem;
+use super::{host_calls, Abi, Call, HostCalls};
+use crate::host::{Host, Sleep};
+use crate::mem::{GuestMem, Out};
 
 const EVENT_CLOCK: u8 = 0;
 const EVENT_FD_READ: u8 = 1;
@@ -97,8 +96,8 @@ fn poll(
         return Err(Errno::Inval);
     }
     let size = subscription_size(abi);
-    mem.slice(input, count.checked_mul(size).ok_or(Errno::Fault)?)?;
-    mem.slice(output, count.checked_mul(32).ok_or(Errno::Fault)?)?;
+    mem.check(input, count.checked_mul(size).ok_or(Errno::Fault)?)?;
+    mem.check(output, count.checked_mul(32).ok_or(Errno::Fault)?)?;
 
     let mut ready = Vec::new();
     let mut subs = Vec::new();
@@ -119,7 +118,7 @@ fn poll(
             },
             EVENT_FD_READ | EVENT_FD_WRITE => {
                 let fd = mem.u32(at + 16)?;
-                match host.fs.file(fd, rights::POLL_FD_READWRITE) {
+                match host.fs().file(fd, rights::POLL_FD_READWRITE) {
                     Ok(file) => subs.push(Sub::Fd {
                         userdata,
                         kind,
@@ -168,9 +167,9 @@ fn poll(
     }
     let sleep_only = subs.iter().all(|s| matches!(s, Sub::Clock { .. })) && ready.is_empty();
     if sleep_only {
-        if let Some((at, deadlines)) = host.pending_sleep.take() {
-            if at == input && deadlines.len() == subs.len() {
-                for (sub, d) in subs.iter_mut().zip(deadlines) {
+        if let Some(sleep) = host.pending.take_sleep() {
+            if sleep.subscriptions == input && sleep.deadlines.len() == subs.len() {
+                for (sub, d) in subs.iter_mut().zip(sleep.deadlines) {
                     if let Sub::Clock { deadline, .. } = sub {
                         *deadline = d;
                     }
@@ -194,7 +193,10 @@ fn poll(
                     _ => None,
                 })
                 .collect();
-            host.pending_sleep = Some((input, deadlines));
+            host.pending.set_sleep(Sleep {
+                subscriptions: input,
+                deadlines,
+            });
         }
         Errno::Intr
     };
@@ -283,46 +285,22 @@ fn bytes_available(file: &OpenFile) -> u64 {
     rustix::io::ioctl_fionread(fd.as_fd()).unwrap_or(0)
 }
 
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     // A sleep (clock subscriptions only) interrupted by a handled signal resumes with the time
     // it had left: Rust's std treats EINTR from a sleep as fatal, and POSIX allows it. A poll
     // that watches descriptors returns EINTR, so event loops see the signal.
-    linker.func_wrap(
-        abi.module(),
-        "poll_oneoff",
-        move |mut caller: wasmtime::Caller<'_, Host>,
-              input: i32,
-              output: i32,
-              count: i32,
-              ret: i32|
-              -> wasmtime::Result<i32> {
-            loop {
-                let result = {
-                    let (bytes, host) = crate::host::split(&mut caller);
-                    let mut mem = GuestMem::new(bytes);
-                    poll(
-                        host,
-                        &mut mem,
-                        input as u32,
-                        output as u32,
-                        count as u32,
-                        abi,
-                    )
-                    .and_then(|n| mem.put_u32(ret as u32, n))
-                };
-                if caller.data().interrupt.is_raised() {
-                    crate::signals::deliver(&mut caller)?;
-                }
-                if result == Err(Errno::Intr) && caller.data().pending_sleep.is_some() {
-                    continue;
-                }
-                caller.data_mut().pending_sleep = None;
-                return Ok(match result {
-                    Ok(()) => 0,
-                    Err(e) => i32::from(e.raw()),
-                });
-            }
-        },
-    )?;
+    host_calls!(calls, abi, [poll_oneoff(Sleep)]);
+    Ok(())
+}
+
+fn poll_oneoff(
+    cx: &mut Call<'_>,
+    input: u32,
+    output: u32,
+    count: u32,
+    ret: Out<u32>,
+) -> Result<(), Errno> {
+    let n = poll(cx.host, &mut cx.mem, input, output, count, cx.abi)?;
+    ret.set(&mut cx.mem, n);
     Ok(())
 }

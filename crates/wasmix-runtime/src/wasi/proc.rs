@@ -1,47 +1,55 @@
-//! proc_exit and proc_raise.
+//! A process's identity and its end: `proc_exit` (every ABI), and WASIX `proc_exit2`,
+//! `proc_id`, `proc_parent`, `proc_snapshot`.
 
 use wasmix_fs::Errno;
-use wasmix_process::{Signal, SignalError};
+use wasmix_process::ExitStatus;
 use wasmtime::{Caller, Result};
 
-use super::{syscall, Abi, HostCalls};
-use crate::host::{ExitStatus, Host, ProcessEnded};
+use super::{host_calls, Abi, Call, HostCalls};
+use crate::host::Host;
+use crate::mem::Out;
+use crate::unwind::Unwind;
 
-/// A guest's signal number (0 is "none" and means no signal).
-pub(crate) fn signal(raw: i32) -> Result<Option<Signal>, Errno> {
-    if raw == 0 {
-        return Ok(None);
-    }
-    let n = u8::try_from(raw).map_err(|_| Errno::Inval)?;
-    Signal::new(n).map(Some).ok_or(Errno::Inval)
+/// `proc_exit`, which every ABI generation has.
+pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+    calls.define_raw(abi.module(), "proc_exit", proc_exit)
 }
 
-pub(crate) fn signal_errno(e: SignalError) -> Errno {
-    match e {
-        SignalError::Uncatchable(_) => Errno::Inval,
-        SignalError::NoSuchThread => Errno::Srch,
-    }
-}
-
-pub(super) fn add(linker: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
-    linker.func_wrap(
-        abi.module(),
-        "proc_exit",
-        |_: Caller<'_, Host>, code: i32| -> Result<()> {
-            Err(ProcessEnded(ExitStatus::Exited(code)).into())
-        },
-    )?;
-    // Raised on the calling thread: a handler runs before the call returns, a fatal default
-    // action ends the process before it does.
-    syscall!(linker, abi, "proc_raise", |host, mem, sig: i32| {
-        let Some(sig) = signal(sig)? else {
-            return Ok(());
-        };
-        let tid = host.thread.tid();
-        host.ctx
-            .process
-            .thread_signal(tid, sig)
-            .map_err(signal_errno)
-    });
+/// The WASIX process-identity calls.
+pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
+    // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit.
+    calls.define_raw(Abi::Wasix.module(), "proc_exit2", proc_exit)?;
+    host_calls!(calls, Abi::Wasix, [proc_id, proc_parent, proc_snapshot]);
     Ok(())
+}
+
+fn proc_exit(_: Caller<'_, Host>, code: i32) -> Result<()> {
+    Err(Unwind::Exit(ExitStatus::Exited(code)).into())
+}
+
+fn proc_id(cx: &mut Call<'_>, ret: Out<u32>) -> Result<(), Errno> {
+    ret.set(&mut cx.mem, cx.host.ctx.process.pid());
+    Ok(())
+}
+
+fn proc_parent(cx: &mut Call<'_>, pid: u32, ret: Out<u32>) -> Result<(), Errno> {
+    let me = &cx.host.ctx.process;
+    let ppid = if pid == me.pid() {
+        me.ppid()
+    } else {
+        cx.host
+            .ctx
+            .runtime
+            .control()
+            .lookup(pid)
+            .ok_or(Errno::Srch)?
+            .ppid()
+    };
+    ret.set(&mut cx.mem, ppid);
+    Ok(())
+}
+
+/// Journal snapshots of a running process come with the journal.
+fn proc_snapshot(_: &mut Call<'_>) -> Result<(), Errno> {
+    Err(Errno::Notsup)
 }

@@ -7,20 +7,23 @@
 use wasmix_fs::Errno;
 use wasmtime::{Caller, Result};
 
-use super::{Abi, HostCalls};
+use super::{errno, Abi, HostCalls};
+use crate::capture;
 use crate::host::{split, Host};
 use crate::mem::GuestMem;
 use crate::signals;
-use crate::stack::{self, Capture, LongJump, Outcome};
+use crate::stack::{Capture, Outcome};
+use crate::unwind::Unwind;
 
 /// `__wasi_stack_snapshot_t`: `{user: u64, hash: [u8; 16]}`.
 const SNAPSHOT_SIZE: u32 = 24;
 
-fn errno(r: Result<(), Errno>) -> i32 {
-    match r {
-        Ok(()) => 0,
-        Err(e) => i32::from(e.raw()),
-    }
+pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+    let wasix = Abi::Wasix.module();
+    calls.define_raw(wasix, "proc_fork", proc_fork)?;
+    calls.define_raw(wasix, "stack_checkpoint", stack_checkpoint)?;
+    calls.define_raw(wasix, "stack_restore", stack_restore)?;
+    Ok(())
 }
 
 /// Writes a resumed call's outcome with `put`, then acts on signals that waited for the
@@ -30,10 +33,7 @@ fn finish(
     outcome: Outcome,
     put: impl FnOnce(&mut GuestMem, u64) -> Result<(), Errno>,
 ) -> Result<i32> {
-    let r = outcome.and_then(|v| {
-        let (bytes, _) = split(caller);
-        put(&mut GuestMem::new(bytes), v)
-    });
+    let r = outcome.and_then(|v| put(&mut split(caller).0, v));
     if caller.data().interrupt.is_raised() {
         signals::deliver(&mut *caller)?;
     }
@@ -42,94 +42,72 @@ fn finish(
 
 /// Whether `len` bytes at `ptr` lie in the guest's memory.
 fn valid(caller: &mut Caller<'_, Host>, ptr: i32, len: u32) -> bool {
-    let (bytes, _) = split(caller);
-    GuestMem::new(bytes).slice(ptr as u32, len).is_ok()
+    split(caller).0.check(ptr as u32, len).is_ok()
 }
 
-pub(super) fn add(linker: &mut HostCalls<'_>) -> Result<()> {
-    linker.func_wrap(
-        Abi::Wasix.module(),
-        "proc_fork",
-        |mut caller: Caller<'_, Host>, copy_memory: i32, pid_ptr: i32| -> Result<i32> {
-            if let Some(outcome) = stack::resumed(&mut caller)? {
-                return finish(&mut caller, outcome, |mem, pid| {
-                    mem.put_u32(pid_ptr as u32, pid as u32)
-                });
-            }
-            if !valid(&mut caller, pid_ptr, 4) {
-                return Ok(errno(Err(Errno::Fault)));
-            }
-            let capture = Capture::Fork {
-                copy_memory: copy_memory != 0,
-            };
-            Ok(errno(stack::begin_unwind(&mut caller, capture)?))
-        },
-    )?;
-    linker.func_wrap(
-        Abi::Wasix.module(),
-        "stack_checkpoint",
-        |mut caller: Caller<'_, Host>, snapshot: i32, ret_ptr: i32| -> Result<i32> {
-            if let Some(outcome) = stack::resumed(&mut caller)? {
-                return finish(&mut caller, outcome, |mem, v| {
-                    mem.put_u64(ret_ptr as u32, v)
-                });
-            }
-            if !valid(&mut caller, snapshot, SNAPSHOT_SIZE) || !valid(&mut caller, ret_ptr, 8) {
-                return Ok(errno(Err(Errno::Fault)));
-            }
-            let capture = Capture::Checkpoint {
-                buf: snapshot as u32,
-            };
-            Ok(errno(stack::begin_unwind(&mut caller, capture)?))
-        },
-    )?;
-    // longjmp cannot fail back to its caller: a jmp_buf the host did not fill in on this
-    // thread ends the process, naming the reason.
-    linker.func_wrap(
-        Abi::Wasix.module(),
-        "stack_restore",
-        |mut caller: Caller<'_, Host>, snapshot: i32, value: i64| -> Result<()> {
-            let buf = snapshot as u32;
-            let key: Option<[u8; 16]> = {
-                let (bytes, _) = split(&mut caller);
-                let mem = GuestMem::new(bytes);
-                mem.slice(buf.wrapping_add(8), 16)
-                    .ok()
-                    .and_then(|raw| raw.try_into().ok())
-            };
-            let refuse = |caller: &Caller<'_, Host>, why: String| {
-                stack::stack_error(caller.data(), format!("longjmp refused: {why}"))
-            };
-            let Some(key) = key else {
-                return Err(refuse(
-                    &caller,
-                    format!("the jmp_buf at {buf:#x} is outside memory"),
-                ));
-            };
-            let Some(sp) = stack::stack_pointer(&mut caller) else {
-                return Err(refuse(
-                    &caller,
-                    "the module's stack cannot be captured".into(),
-                ));
-            };
-            let target = caller
-                .data_mut()
-                .stack
-                .checkpoints_mut()
-                .take_target(buf, key, sp);
-            let snapshot = target.map_err(|r| refuse(&caller, r.to_string()))?;
-            // As longjmp(3): a value of 0 makes setjmp return 1.
-            let value = if value == 0 { 1 } else { value as u64 };
-            Err(LongJump { snapshot, value }.into())
-        },
-    )?;
-    // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit.
-    linker.func_wrap(
-        Abi::Wasix.module(),
-        "proc_exit2",
-        |_: Caller<'_, Host>, code: i32| -> Result<()> {
-            Err(crate::host::ProcessEnded(crate::host::ExitStatus::Exited(code)).into())
-        },
-    )?;
-    Ok(())
+/// fork (`copy_memory` set) or vfork; the child's pid, 0 in the child, goes to `pid_ptr`.
+fn proc_fork(mut caller: Caller<'_, Host>, copy_memory: i32, pid_ptr: i32) -> Result<i32> {
+    if let Some(outcome) = capture::resumed(&mut caller)? {
+        return finish(&mut caller, outcome, |mem, pid| {
+            mem.put_u32(pid_ptr as u32, pid as u32)
+        });
+    }
+    if !valid(&mut caller, pid_ptr, 4) {
+        return Ok(errno(Err(Errno::Fault)));
+    }
+    let capture = Capture::Fork {
+        copy_memory: copy_memory != 0,
+    };
+    Ok(errno(capture::begin_unwind(&mut caller, capture)?))
+}
+
+/// setjmp: captures the stack for the `jmp_buf` at `snapshot`; returns 0 now and, when a
+/// longjmp comes back here, its value through `ret_ptr`.
+fn stack_checkpoint(mut caller: Caller<'_, Host>, snapshot: i32, ret_ptr: i32) -> Result<i32> {
+    if let Some(outcome) = capture::resumed(&mut caller)? {
+        return finish(&mut caller, outcome, |mem, v| {
+            mem.put_u64(ret_ptr as u32, v)
+        });
+    }
+    if !valid(&mut caller, snapshot, SNAPSHOT_SIZE) || !valid(&mut caller, ret_ptr, 8) {
+        return Ok(errno(Err(Errno::Fault)));
+    }
+    let capture = Capture::Setjmp {
+        buf: snapshot as u32,
+    };
+    Ok(errno(capture::begin_unwind(&mut caller, capture)?))
+}
+
+/// longjmp. It cannot fail back to its caller: a jmp_buf the host did not fill in on this
+/// thread ends the process, naming the reason.
+fn stack_restore(mut caller: Caller<'_, Host>, snapshot: i32, value: i64) -> Result<()> {
+    let buf = snapshot as u32;
+    let key = split(&mut caller)
+        .0
+        .read_array::<16>(buf.wrapping_add(8))
+        .ok();
+    let refuse = |caller: &Caller<'_, Host>, why: String| {
+        capture::stack_error(caller.data(), format!("longjmp refused: {why}"))
+    };
+    let Some(key) = key else {
+        return Err(refuse(
+            &caller,
+            format!("the jmp_buf at {buf:#x} is outside memory"),
+        ));
+    };
+    let Some(sp) = capture::stack_pointer(&mut caller) else {
+        return Err(refuse(
+            &caller,
+            "the module's stack cannot be captured".into(),
+        ));
+    };
+    let target = caller
+        .data_mut()
+        .stack
+        .setjmps_mut()
+        .take_target(buf, key, sp);
+    let snapshot = target.map_err(|r| refuse(&caller, r.to_string()))?;
+    // As longjmp(3): a value of 0 makes setjmp return 1.
+    let value = if value == 0 { 1 } else { value as u64 };
+    Err(Unwind::LongJump { snapshot, value }.into())
 }

@@ -1,0 +1,244 @@
+//! What the threads of one process share while it runs one program image.
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+use wasmix_fs::{Errno, FileSystem};
+use wasmix_process::{Disposition, ExitStatus, Process, Signal, Tid, WaitQueue};
+use wasmtime::Store;
+
+use super::{memory_region, GuestMemory, Host, Image};
+use crate::forkmem::ForkMemory;
+use crate::futex::Futexes;
+use crate::program::Program;
+use crate::unwind::Unwind;
+use crate::Runtime;
+
+/// What the threads of one process (one program image) share.
+pub(crate) struct ProcessCtx {
+    pub runtime: Runtime,
+    pub process: Arc<Process>,
+    pub fs: Arc<FileSystem>,
+    pub args: Vec<Vec<u8>>,
+    /// `KEY=VALUE` entries.
+    pub env: Vec<Vec<u8>>,
+    pub image: Image,
+    pub futexes: Futexes,
+    /// Woken whenever a thread of the process finishes (`thread_join` waits here).
+    pub thread_exits: WaitQueue,
+    /// Keys of the 2023 `thread_local_*` calls.
+    pub thread_locals: Mutex<crate::tls::ThreadLocals>,
+    /// The guest export signals are delivered to, once the guest registers one.
+    callback: Mutex<Option<String>>,
+    /// The first trap of any thread, across execs: the process's cause of death.
+    trap: Arc<Mutex<Option<wasmtime::Error>>>,
+    /// Whether traps are printed here (child processes) or returned to the embedder (root).
+    report_traps: bool,
+    /// The process's memory in a file, for copy-on-write forks (programs that can fork).
+    fork_memory: OnceLock<Arc<ForkMemory>>,
+}
+
+impl ProcessCtx {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        runtime: Runtime,
+        process: Arc<Process>,
+        fs: Arc<FileSystem>,
+        args: Vec<Vec<u8>>,
+        env: Vec<Vec<u8>>,
+        image: Image,
+        report_traps: bool,
+    ) -> ProcessCtx {
+        ProcessCtx {
+            runtime,
+            process,
+            fs,
+            args,
+            env,
+            image,
+            futexes: Futexes::default(),
+            thread_exits: WaitQueue::new(),
+            thread_locals: Mutex::default(),
+            callback: Mutex::new(None),
+            trap: Arc::new(Mutex::new(None)),
+            report_traps,
+            fork_memory: OnceLock::new(),
+        }
+    }
+
+    /// The context of a child `fork` makes of this process for `process`, running `image`
+    /// (a copy of this one's, or for vfork this very image): files shared as after fork(2),
+    /// the signal entry point kept, and the forking thread's thread-local values.
+    pub fn fork_child(&self, process: Arc<Process>, image: Image, forking: Tid) -> ProcessCtx {
+        let child = ProcessCtx::new(
+            self.runtime.clone(),
+            Arc::clone(&process),
+            Arc::new(self.fs.fork()),
+            self.args.clone(),
+            self.env.clone(),
+            image,
+            true,
+        );
+        if let Some(name) = self.signal_callback() {
+            *child.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+        }
+        let locals = self
+            .thread_locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fork(forking, process.pid());
+        *child
+            .thread_locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = locals;
+        child
+    }
+
+    /// A new root process running `program` with `fs`, no args or env, and its main thread's
+    /// store data: what unit tests call host functions on.
+    #[cfg(test)]
+    pub fn for_test(runtime: &Runtime, program: &Program, fs: FileSystem) -> Host {
+        use crate::interrupt::Interrupt;
+        let process = runtime.control().spawn(None, [0; 32]).unwrap();
+        let thread = process.main_thread().unwrap();
+        let image = Image::new(runtime, program, Vec::new()).unwrap();
+        let ctx = Arc::new(ProcessCtx::new(
+            runtime.clone(),
+            process,
+            Arc::new(fs),
+            vec![b"prog".to_vec()],
+            vec![b"A=1".to_vec()],
+            image,
+            false,
+        ));
+        let interrupt = Interrupt::install(runtime.engine(), &thread);
+        Host::new(ctx, thread, interrupt)
+    }
+
+    /// The copy-on-write memory, once the process has one.
+    pub fn fork_memory(&self) -> Option<&Arc<ForkMemory>> {
+        self.fork_memory.get()
+    }
+
+    pub fn set_fork_memory(&self, memory: Arc<ForkMemory>) {
+        let _ = self.fork_memory.set(memory);
+    }
+
+    /// The same process running a new image (exec): files less close-on-exec ones, handlers
+    /// reset to default, ignored signals still ignored.
+    pub fn exec(
+        &self,
+        program: &Program,
+        args: Vec<Vec<u8>>,
+        env: Vec<Vec<u8>>,
+    ) -> Result<ProcessCtx, Errno> {
+        let image = Image::new(&self.runtime, program, Vec::new()).map_err(|_| Errno::Noexec)?;
+        let mut next = ProcessCtx::new(
+            self.runtime.clone(),
+            Arc::clone(&self.process),
+            Arc::clone(&self.fs),
+            args,
+            env,
+            image,
+            self.report_traps,
+        );
+        next.trap = Arc::clone(&self.trap);
+        Ok(next)
+    }
+
+    /// The export that receives signals, once registered.
+    pub fn signal_callback(&self) -> Option<String> {
+        self.callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Registers the guest's signal entry point: from now on every catchable signal whose
+    /// default is not to ignore it goes to the guest, whose libc keeps the dispositions.
+    pub fn set_signal_callback(&self, name: String) {
+        *self.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
+        for n in 1..=wasmix_process::MAX_SIGNAL {
+            let Some(sig) = Signal::new(n) else { continue };
+            if sig.is_uncatchable()
+                || sig.default_action() == wasmix_process::DefaultAction::Ignore
+                || self.process.disposition(sig) == Disposition::Ignore
+            {
+                continue;
+            }
+            let _ = self.process.set_disposition(sig, Disposition::Handler(0));
+        }
+    }
+
+    /// The first trap, if one ended the process.
+    pub fn take_trap(&self) -> Option<wasmtime::Error> {
+        self.trap.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    fn record_trap(&self, e: wasmtime::Error) {
+        if self.report_traps {
+            eprintln!(
+                "wasmix: process {} ({}) trapped: {e:?}",
+                self.process.pid(),
+                self.image.program().name()
+            );
+        }
+        let mut slot = self.trap.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_none() && !self.report_traps {
+            *slot = Some(e);
+        }
+    }
+
+    /// Ends the process the way `e` (a host error or trap out of one of its threads) says.
+    pub fn end_with(&self, e: wasmtime::Error) {
+        match Unwind::of(&e) {
+            Some(Unwind::Exit(status)) => self.process.exit(*status),
+            Some(Unwind::ThreadExit) => {}
+            _ => {
+                self.record_trap(e);
+                self.process.exit(ExitStatus::Signaled(Signal::ABRT));
+            }
+        }
+    }
+
+    /// Instantiates the process's program in `store` and points the host at its memory. The
+    /// main thread of a program that can fork moves the memory into a file first (copy-on-write
+    /// forks); a memory that cannot be moved still forks, by copying.
+    pub fn instantiate(
+        &self,
+        store: &mut Store<Host>,
+        main: bool,
+    ) -> wasmtime::Result<wasmtime::Instance> {
+        // A shared memory is known before instantiation, where the start function
+        // (`__wasm_init_memory`) may already make host calls on it.
+        if let Some(m) = self.image.shared_memory() {
+            store.data_mut().memory = GuestMemory::Shared(m.clone());
+        }
+        let instance = self.image.instantiate(&self.runtime, store)?;
+        if self.image.shared_memory().is_none() {
+            store.data_mut().memory = instance
+                .get_memory(&mut *store, "memory")
+                .map_or(GuestMemory::None, GuestMemory::Own);
+        }
+        store.data_mut().instance = Some(instance);
+        if main && self.image.program().captures_stacks() && self.fork_memory().is_none() {
+            if let Some(region) = memory_region(store) {
+                let started = std::time::Instant::now();
+                // SAFETY: the region is the engine's whole reservation for this memory, and no
+                // guest code runs yet.
+                match unsafe { ForkMemory::adopt(region) } {
+                    Ok(m) => {
+                        tracing::debug!(
+                            "memory of {} moved into a file for copy-on-write forks: {} bytes in {:?}",
+                            self.image.program().name(),
+                            region.len,
+                            started.elapsed()
+                        );
+                        self.set_fork_memory(Arc::new(m))
+                    }
+                    Err(e) => tracing::warn!("forks of this process will copy its memory: {e}"),
+                }
+            }
+        }
+        Ok(instance)
+    }
+}
