@@ -8,6 +8,7 @@
 //! and byte ranges are copied in or out, and the only views handed out are atomics.
 
 use std::borrow::Cow;
+use std::io::IoSlice;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64};
 
@@ -193,18 +194,85 @@ impl<'a> GuestMem<'a> {
 
     /// The (pointer, length) pairs of an iovec array, every buffer checked.
     pub fn iovecs(&self, ptr: u32, count: u32) -> Result<Vec<(u32, u32)>, Errno> {
-        let table = self.bytes(ptr, count.checked_mul(8).ok_or(Errno::Fault)?)?;
-        let list: Vec<(u32, u32)> = table
-            .chunks_exact(8)
-            .map(|c| {
-                let word = |i: usize| u32::from_le_bytes([c[i], c[i + 1], c[i + 2], c[i + 3]]);
-                (word(0), word(4))
-            })
-            .collect();
-        for &(p, l) in &list {
+        let table = self.iovec_table(ptr, count)?;
+        (0..count).map(|i| table.get(self, i)).collect()
+    }
+
+    /// An iovec array whose table and buffers are all in bounds (nothing allocated).
+    pub fn iovec_table(&self, ptr: u32, count: u32) -> Result<IovecTable, Errno> {
+        self.check(ptr, count.checked_mul(8).ok_or(Errno::Fault)?)?;
+        let table = IovecTable { ptr, count };
+        for i in 0..count {
+            let (p, l) = table.raw(self, i);
             self.check(p, l)?;
         }
-        Ok(list)
+        Ok(table)
+    }
+
+    /// Runs `write` over the buffers of an iovec array: borrowed in place from an own memory
+    /// (no allocation for up to 16 buffers), gathered into one host copy from a shared one.
+    pub fn gather<R>(
+        &self,
+        ptr: u32,
+        count: u32,
+        write: impl FnOnce(&[IoSlice<'_>]) -> R,
+    ) -> Result<R, Errno> {
+        const ON_STACK: usize = 16;
+        let table = self.iovec_table(ptr, count)?;
+        if !self.exclusive {
+            let mut all = Vec::new();
+            for i in 0..count {
+                let (p, l) = table.raw(self, i);
+                all.extend_from_slice(&self.bytes(p, l)?);
+            }
+            return Ok(write(&[IoSlice::new(&all)]));
+        }
+        let slice = |i: u32| -> IoSlice<'_> {
+            let (p, l) = table.raw(self, i);
+            // SAFETY: checked in bounds by `iovec_table`; an own memory is borrowed
+            // exclusively by this view, so shared slices of it are sound.
+            IoSlice::new(unsafe {
+                std::slice::from_raw_parts(self.base.add(p as usize), l as usize)
+            })
+        };
+        if count as usize <= ON_STACK {
+            let mut slices = [IoSlice::new(&[]); ON_STACK];
+            for (i, s) in slices.iter_mut().enumerate().take(count as usize) {
+                *s = slice(i as u32);
+            }
+            return Ok(write(&slices[..count as usize]));
+        }
+        let slices: Vec<IoSlice<'_>> = (0..count).map(slice).collect();
+        Ok(write(&slices))
+    }
+}
+
+/// An iovec array checked by [`GuestMem::iovec_table`].
+#[derive(Clone, Copy, Debug)]
+pub struct IovecTable {
+    ptr: u32,
+    count: u32,
+}
+
+impl IovecTable {
+    pub fn len(self) -> u32 {
+        self.count
+    }
+
+    /// Entry `i`'s (pointer, length).
+    pub fn get(self, mem: &GuestMem, i: u32) -> Result<(u32, u32), Errno> {
+        if i >= self.count {
+            return Err(Errno::Fault);
+        }
+        Ok(self.raw(mem, i))
+    }
+
+    fn raw(self, mem: &GuestMem, i: u32) -> (u32, u32) {
+        // In bounds: the table was checked when it was made, and memory never shrinks.
+        let at = self.ptr + 8 * i;
+        let e: [u8; 8] = mem.array(at).unwrap_or_default();
+        let word = |o: usize| u32::from_le_bytes([e[o], e[o + 1], e[o + 2], e[o + 3]]);
+        (word(0), word(4))
     }
 }
 

@@ -10,8 +10,28 @@ use crate::program::Program;
 /// Where a bare command name is looked for when the guest has no `PATH`.
 const DEFAULT_PATH: &str = "/bin:/usr/bin";
 
-/// How an argv or environment list is encoded.
-pub(super) type Decode = fn(&GuestMem, u32, u32) -> Result<Vec<Vec<u8>>, Errno>;
+/// How the spawn and exec forms encode argv and environment lists in guest memory.
+pub(super) trait Encoding {
+    fn decode(mem: &GuestMem, ptr: u32, len: u32) -> Result<Vec<Vec<u8>>, Errno>;
+}
+
+/// Entries separated by line feeds (`len` bytes at `ptr`).
+pub(super) struct LineFeed;
+
+/// An array of `len` pointers to NUL-terminated strings.
+pub(super) struct CStrings;
+
+impl Encoding for LineFeed {
+    fn decode(mem: &GuestMem, ptr: u32, len: u32) -> Result<Vec<Vec<u8>>, Errno> {
+        lines(mem, ptr, len)
+    }
+}
+
+impl Encoding for CStrings {
+    fn decode(mem: &GuestMem, ptr: u32, count: u32) -> Result<Vec<Vec<u8>>, Errno> {
+        cstrings(mem, ptr, count)
+    }
+}
 
 /// Bytes of guest memory as text.
 pub(super) fn text(mem: &GuestMem, ptr: u32, len: u32) -> Result<String, Errno> {
@@ -29,7 +49,7 @@ pub(super) fn lines(mem: &GuestMem, ptr: u32, len: u32) -> Result<Vec<Vec<u8>>, 
 }
 
 /// An array of `count` pointers to NUL-terminated strings.
-pub(super) fn cstrings(mem: &GuestMem, ptr: u32, count: u32) -> Result<Vec<Vec<u8>>, Errno> {
+fn cstrings(mem: &GuestMem, ptr: u32, count: u32) -> Result<Vec<Vec<u8>>, Errno> {
     let table = mem.bytes(ptr, count.checked_mul(4).ok_or(Errno::Fault)?)?;
     let mut out = Vec::new();
     for c in table.chunks_exact(4) {

@@ -8,7 +8,7 @@ use wasmix_fs::Errno;
 use wasmix_process::ExitStatus;
 use wasmtime::{Caller, Result};
 
-use super::command::{argv_or_name, cstrings, lines, load, search_path, text, Decode};
+use super::command::{argv_or_name, load, search_path, text, CStrings, Encoding, LineFeed};
 use super::{Abi, HostCalls};
 use crate::host::{split, Host};
 use crate::signals;
@@ -18,8 +18,8 @@ pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
     let wasix = Abi::Wasix.module();
     calls.define_raw(wasix, "proc_exec", proc_exec)?;
     calls.define_raw(wasix, "proc_exec2", proc_exec2)?;
-    calls.define_raw(wasix, "proc_exec3", proc_exec3)?;
-    calls.define_raw(wasix, "proc_exec4", proc_exec4)?;
+    calls.define_raw(wasix, "proc_exec3", proc_exec_encoded::<LineFeed>)?;
+    calls.define_raw(wasix, "proc_exec4", proc_exec_encoded::<CStrings>)?;
     Ok(())
 }
 
@@ -69,8 +69,10 @@ fn proc_exec2(
     exec_or_exit(&mut caller, req)
 }
 
+/// `proc_exec3` (`E` = [`LineFeed`]) and `proc_exec4` (`E` = [`CStrings`]): with an
+/// environment and an optional search along `path`; they answer an errno on failure.
 #[allow(clippy::too_many_arguments)]
-fn proc_exec3(
+fn proc_exec_encoded<E: Encoding>(
     mut caller: Caller<'_, Host>,
     name: i32,
     name_len: i32,
@@ -89,49 +91,26 @@ fn proc_exec3(
         search: search & 1 != 0,
         path: Some((path, path_len)),
     };
-    Ok(i32::from(exec(&mut caller, req, lines)?.raw()))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn proc_exec4(
-    mut caller: Caller<'_, Host>,
-    name: i32,
-    name_len: i32,
-    args: i32,
-    args_len: i32,
-    envs: i32,
-    envs_len: i32,
-    search: i32,
-    path: i32,
-    path_len: i32,
-) -> Result<i32> {
-    let req = ExecRequest {
-        name: (name, name_len),
-        args: (args, args_len),
-        envs: Some((envs, envs_len)),
-        search: search & 1 != 0,
-        path: Some((path, path_len)),
-    };
-    Ok(i32::from(exec(&mut caller, req, cstrings)?.raw()))
+    Ok(i32::from(exec::<E>(&mut caller, req)?.raw()))
 }
 
 /// The forms that cannot return: a failure ends the process with the errno as exit code.
 fn exec_or_exit(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<()> {
-    let e = exec(caller, req, lines)?;
+    let e = exec::<LineFeed>(caller, req)?;
     Err(Unwind::Exit(ExitStatus::Exited(i32::from(e.raw()))).into())
 }
 
 /// Replaces the calling process's program. Returns the errno when the program cannot be
 /// loaded; on success unwinds the guest ([`Unwind::Exec`]) for the run loop to start it.
-fn exec(caller: &mut Caller<'_, Host>, req: ExecRequest, decode: Decode) -> Result<Errno> {
+fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<Errno> {
     let outcome = {
         let (mem, host) = split(caller);
         (|| {
             let u = |(p, l): (i32, i32)| (p as u32, l as u32);
             let name = text(&mem, u(req.name).0, u(req.name).1)?;
-            let args = decode(&mem, u(req.args).0, u(req.args).1)?;
+            let args = E::decode(&mem, u(req.args).0, u(req.args).1)?;
             let env = match req.envs.map(u) {
-                Some((p, l)) => decode(&mem, p, l)?,
+                Some((p, l)) => E::decode(&mem, p, l)?,
                 None => host.ctx.env.clone(),
             };
             let path = req.path.map(u).and_then(|(p, l)| text(&mem, p, l).ok());

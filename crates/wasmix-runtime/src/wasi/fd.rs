@@ -1,8 +1,5 @@
 //! fd_* calls.
 
-use std::borrow::Cow;
-use std::io::IoSlice;
-
 use wasmix_fs::abi::{fstflags, rights, Advice, Filestat, TimeChange, Whence};
 use wasmix_fs::{Errno, Node, OpenFile};
 use wasmtime::Result;
@@ -115,10 +112,14 @@ fn read_into(
     count: u32,
     offset: Option<u64>,
 ) -> Result<usize, Errno> {
-    let list = mem.iovecs(iovs, count)?;
+    let table = mem.iovec_table(iovs, count)?;
     let may_continue = matches!(file.node(), Node::File(_) | Node::Device(_));
     let mut total = 0usize;
-    for (ptr, len) in list.into_iter().filter(|(_, l)| *l > 0) {
+    for i in 0..table.len() {
+        let (ptr, len) = table.get(mem, i)?;
+        if len == 0 {
+            continue;
+        }
         let n = mem.fill(ptr, len, |buf| match offset {
             Some(off) => file.pread(buf, off + total as u64),
             None => file.read(buf),
@@ -141,16 +142,10 @@ fn write_from(
     count: u32,
     offset: Option<u64>,
 ) -> Result<usize, Errno> {
-    let bytes = mem
-        .iovecs(iovs, count)?
-        .into_iter()
-        .map(|(p, l)| mem.bytes(p, l))
-        .collect::<Result<Vec<Cow<'_, [u8]>>, Errno>>()?;
-    let bufs: Vec<IoSlice<'_>> = bytes.iter().map(|b| IoSlice::new(b)).collect();
-    let written = match offset {
-        Some(off) => file.pwrite(&bufs, off),
-        None => file.write(&bufs),
-    };
+    let written = mem.gather(iovs, count, |bufs| match offset {
+        Some(off) => file.pwrite(bufs, off),
+        None => file.write(bufs),
+    })?;
     if written == Err(Errno::Pipe) {
         let tid = host.thread.tid();
         let _ = host

@@ -96,45 +96,6 @@ fn path_link(
         .link(old_fd, follows(flags), &old, new_fd, &new)
 }
 
-/// What `path_open` and WASIX `path_open2` ask for.
-struct OpenRequest {
-    fd: u32,
-    dirflags: i32,
-    path: (u32, u32),
-    oflags: i32,
-    base: u64,
-    inheriting: u64,
-    fdflags: i32,
-    cloexec: bool,
-}
-
-/// `path_open` and `path_open2`: the new descriptor, handed back through `ret` (checked
-/// before anything is opened, so a bad pointer leaks no descriptor).
-fn open(cx: &mut Call<'_>, req: OpenRequest, ret: Out<u32>) -> Result<(), Errno> {
-    let oflags: u16 = narrow(req.oflags)?;
-    let fdflags: u16 = narrow(req.fdflags)?;
-    if oflags & !0xf != 0 || fdflags & !wasmix_fs::abi::fdflags::ALL != 0 {
-        return Err(Errno::Inval);
-    }
-    let path = cx.mem.bytes(req.path.0, req.path.1)?;
-    let fs = cx.host.fs();
-    let new = fs.open(
-        req.fd,
-        follows(req.dirflags),
-        &path,
-        oflags,
-        req.base,
-        req.inheriting,
-        fdflags,
-    )?;
-    if req.cloexec {
-        fs.set_cloexec(new, true)?;
-    }
-    drop(path);
-    ret.set(&mut cx.mem, new);
-    Ok(())
-}
-
 #[allow(clippy::too_many_arguments)]
 fn path_open(
     cx: &mut Call<'_>,
@@ -148,19 +109,13 @@ fn path_open(
     fdflags: i32,
     ret: Out<u32>,
 ) -> Result<(), Errno> {
-    let req = OpenRequest {
-        fd,
-        dirflags,
-        path: (p, len),
-        oflags,
-        base,
-        inheriting,
-        fdflags,
-        cloexec: false,
-    };
-    open(cx, req, ret)
+    path_open2(
+        cx, fd, dirflags, p, len, oflags, base, inheriting, fdflags, 0, ret,
+    )
 }
 
+/// WASIX `path_open` with `fdflagsext` (bit 0: close-on-exec). The new descriptor goes to
+/// `ret`, checked before anything is opened, so a bad pointer leaks no descriptor.
 #[allow(clippy::too_many_arguments)]
 fn path_open2(
     cx: &mut Call<'_>,
@@ -175,17 +130,28 @@ fn path_open2(
     fdflagsext: i32,
     ret: Out<u32>,
 ) -> Result<(), Errno> {
-    let req = OpenRequest {
+    let oflags: u16 = narrow(oflags)?;
+    let fdflags: u16 = narrow(fdflags)?;
+    if oflags & !0xf != 0 || fdflags & !wasmix_fs::abi::fdflags::ALL != 0 {
+        return Err(Errno::Inval);
+    }
+    let path = cx.mem.bytes(p, len)?;
+    let fs = cx.host.fs();
+    let new = fs.open(
         fd,
-        dirflags,
-        path: (p, len),
+        follows(dirflags),
+        &path,
         oflags,
         base,
         inheriting,
         fdflags,
-        cloexec: fdflagsext & 1 != 0,
-    };
-    open(cx, req, ret)
+    )?;
+    if fdflagsext & 1 != 0 {
+        fs.set_cloexec(new, true)?;
+    }
+    drop(path);
+    ret.set(&mut cx.mem, new);
+    Ok(())
 }
 
 fn path_readlink(

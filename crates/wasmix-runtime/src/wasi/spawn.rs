@@ -5,9 +5,9 @@ use wasmix_fs::{normalize, Errno, FileSystem};
 use wasmix_process::{Disposition, Signal};
 use wasmtime::Result;
 
-use super::command::{argv_or_name, cstrings, lines, load, search_path, text, Decode};
+use super::command::{argv_or_name, lines, load, search_path, text, CStrings, Encoding, LineFeed};
 use super::signal::signal;
-use super::{host_calls, Abi, Call, HostCalls};
+use super::{host_calls, Abi, Call, HostCalls, Restart};
 use crate::mem::{GuestMem, Out};
 use crate::spawn::{spawn_process, ChildSpec};
 
@@ -20,7 +20,10 @@ const STDIO_PIPED: i32 = 0;
 const STDIO_NULL: i32 = 2;
 
 pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
-    host_calls!(calls, Abi::Wasix, [proc_spawn, proc_spawn2, proc_spawn3]);
+    host_calls!(calls, Abi::Wasix, [proc_spawn]);
+    let (wasix, never) = (Abi::Wasix, Restart::Never);
+    calls.define(wasix, "proc_spawn2", proc_spawn_encoded::<LineFeed>, never)?;
+    calls.define(wasix, "proc_spawn3", proc_spawn_encoded::<CStrings>, never)?;
     Ok(())
 }
 
@@ -157,9 +160,11 @@ fn proc_spawn(
     Ok(())
 }
 
-/// `proc_spawn2`: argv and environment line-feed separated.
+/// `proc_spawn2` (`E` = [`LineFeed`]) and `proc_spawn3` (`E` = [`CStrings`]), which differ
+/// only in how argv and the environment are encoded: posix_spawn's file actions and signal
+/// dispositions, an optional search along `path` (or `PATH`).
 #[allow(clippy::too_many_arguments)]
-fn proc_spawn2(
+fn proc_spawn_encoded<E: Encoding>(
     cx: &mut Call<'_>,
     name: u32,
     name_len: u32,
@@ -176,72 +181,16 @@ fn proc_spawn2(
     path_len: u32,
     ret: Out<u32>,
 ) -> Result<(), Errno> {
-    let req = SpawnRequest {
-        name: (name, name_len),
-        args: (args, args_len),
-        envs: (envs, envs_len),
-        ops: (ops, ops_len),
-        sigs: (sigs, sigs_len),
-        search: search & 1 != 0,
-        path: (path, path_len),
-    };
-    spawn(cx, req, lines, ret)
-}
-
-/// `proc_spawn3`: argv and environment as arrays of C strings.
-#[allow(clippy::too_many_arguments)]
-fn proc_spawn3(
-    cx: &mut Call<'_>,
-    name: u32,
-    name_len: u32,
-    args: u32,
-    args_len: u32,
-    envs: u32,
-    envs_len: u32,
-    ops: u32,
-    ops_len: u32,
-    sigs: u32,
-    sigs_len: u32,
-    search: i32,
-    path: u32,
-    path_len: u32,
-    ret: Out<u32>,
-) -> Result<(), Errno> {
-    let req = SpawnRequest {
-        name: (name, name_len),
-        args: (args, args_len),
-        envs: (envs, envs_len),
-        ops: (ops, ops_len),
-        sigs: (sigs, sigs_len),
-        search: search & 1 != 0,
-        path: (path, path_len),
-    };
-    spawn(cx, req, cstrings, ret)
-}
-
-/// What the two current spawn forms pass: (address, length) pairs and the search flag.
-struct SpawnRequest {
-    name: (u32, u32),
-    args: (u32, u32),
-    envs: (u32, u32),
-    ops: (u32, u32),
-    sigs: (u32, u32),
-    search: bool,
-    path: (u32, u32),
-}
-
-/// The current spawn forms, which differ only in how argv and the environment are encoded.
-fn spawn(cx: &mut Call<'_>, req: SpawnRequest, decode: Decode, ret: Out<u32>) -> Result<(), Errno> {
     let (mem, host) = (&mut cx.mem, &mut *cx.host);
-    let args = decode(mem, req.args.0, req.args.1)?;
-    let env = decode(mem, req.envs.0, req.envs.1)?;
-    let name = text(mem, req.name.0, req.name.1)?;
-    let path = text(mem, req.path.0, req.path.1).ok();
-    let dispositions = dispositions(mem, req.sigs.0, req.sigs.1)?;
+    let args = E::decode(mem, args, args_len)?;
+    let env = E::decode(mem, envs, envs_len)?;
+    let name = text(mem, name, name_len)?;
+    let path = text(mem, path, path_len).ok();
+    let dispositions = dispositions(mem, sigs, sigs_len)?;
     let child_fs = host.fs().fork();
-    apply_fd_ops(&child_fs, mem, req.ops.0, req.ops.1)?;
+    apply_fd_ops(&child_fs, mem, ops, ops_len)?;
     child_fs.close_on_exec();
-    let search = search_path(host, req.search, path);
+    let search = search_path(host, search & 1 != 0, path);
     let program = load(host, &name, search.as_deref())?;
     let args = argv_or_name(args, &name);
     let pid = spawn_process(
