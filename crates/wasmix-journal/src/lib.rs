@@ -1,0 +1,69 @@
+//! wasmix-journal: the crash-safe journal a process's snapshots are written to and restored
+//! from. Plain data and files only: no engine, no runtime types.
+//!
+//! # On-disk layout
+//!
+//! ```text
+//! journal := file-header frame*
+//!
+//! file header (64 bytes, at offset 0)
+//! ┌────┬──────────────────────────────────────────────────────────────┐
+//! │  0 │ magic        8 bytes  "WASMIXJ\n"                            │
+//! │  8 │ version      u32 LE   format version (FORMAT_VERSION = 1)    │
+//! │ 12 │ flags        u32 LE   0                                      │
+//! │ 16 │ module       32 bytes BLAKE3 of the module the journal is of │
+//! │ 48 │ reserved     12 bytes 0                                      │
+//! │ 60 │ header crc   u32 LE   CRC32C of bytes 0..60                  │
+//! └────┴──────────────────────────────────────────────────────────────┘
+//!
+//! frame (starts at a multiple of 8)
+//! ┌────┬──────────────────────────────────────────────────────────────┐
+//! │  0 │ sync         u32 LE   0x574A_5852 ("RXJW")                   │
+//! │  4 │ kind         u16 LE   record kind (see `Kind`)               │
+//! │  6 │ kind version u16 LE   layout version of that kind's payload  │
+//! │  8 │ length       u64 LE   payload bytes                          │
+//! │ 16 │ payload crc  u32 LE   CRC32C of the payload                  │
+//! │ 20 │ frame crc    u32 LE   CRC32C of bytes 0..20                  │
+//! │ 24 │ payload      length bytes, then zeros up to a multiple of 8  │
+//! └────┴──────────────────────────────────────────────────────────────┘
+//!
+//! snapshot := Begin (Process | Thread | Files | Memory | Region | Padding)* Commit
+//! ```
+//!
+//! Payloads of the structured kinds (Begin, Process, Thread, Files, Memory, Commit) are
+//! postcard encodings of the types in [`record`]. A Region payload is a 32-byte header
+//! (memory index u32, encoding u8, 3 reserved, guest offset u64, length u64, 8 reserved) and
+//! the bytes; a raw region's bytes start on a 4096-byte boundary of the file (a Padding frame
+//! before it makes it so), so a restore can map them copy-on-write instead of reading them.
+//!
+//! # Crash safety
+//!
+//! A snapshot exists once its Commit frame is in the file: the Commit names the snapshot's
+//! sequence number, how many frames it closes, and a CRC32C over their payload CRCs, so it
+//! vouches for every frame of its snapshot. With [`SyncPolicy::Snapshot`] (the default) the
+//! snapshot's frames are made durable before the Commit is written, and the Commit itself
+//! before the snapshot is reported taken.
+//!
+//! Reading stops at the first frame that is short or fails a check (its own checksum, its
+//! payload's, zero alignment bytes, the commit's count and chain). If no intact Commit frame
+//! follows anywhere in the rest of the file, that is a torn tail (a crash mid-append — the
+//! frames of an unfinished snapshot may reach the disk in any order — or garbage appended):
+//! the journal recovers to its last complete snapshot, and a writer that opens it cuts the
+//! tail off. If a Commit does follow, a snapshot that exists lies behind the damage: an error
+//! naming the byte offset, never a guess. Lengths are checked against the file
+//! before anything is allocated, so a corrupt journal cannot make the reader allocate more
+//! than the file holds.
+
+#![warn(missing_docs)]
+
+mod error;
+mod frame;
+mod reader;
+pub mod record;
+mod writer;
+
+pub use error::JournalError;
+pub use frame::{Kind, FORMAT_VERSION, HEADER_LEN, PAGE};
+pub use reader::{Journal, RegionRef, Snapshot, SnapshotIndex, Tail, Verify};
+pub use record::Encoding;
+pub use writer::{CommitInfo, JournalWriter, SnapshotWriter, SyncPolicy};

@@ -1,0 +1,390 @@
+//! Appending snapshots to a journal.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::error::JournalError;
+use crate::frame::{
+    FileHeader, FrameHeader, Kind, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, PAGE, REGION_HEADER_LEN,
+};
+use crate::reader::{Journal, Verify};
+use crate::record::{self, Begin, Commit, Encoding};
+
+/// When the journal is made durable (fsync).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SyncPolicy {
+    /// When a snapshot commits: its frames first, then the Commit frame, so a Commit on disk
+    /// always vouches for durable frames.
+    #[default]
+    Snapshot,
+    /// After every frame.
+    Always,
+    /// Never (the OS writes back when it likes; a crash may lose recent snapshots).
+    Never,
+}
+
+impl std::str::FromStr for SyncPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<SyncPolicy, String> {
+        match s {
+            "snapshot" => Ok(SyncPolicy::Snapshot),
+            "always" => Ok(SyncPolicy::Always),
+            "never" => Ok(SyncPolicy::Never),
+            other => Err(format!(
+                "unknown sync policy `{other}` (snapshot, always or never)"
+            )),
+        }
+    }
+}
+
+/// A journal open for appending snapshots.
+pub struct JournalWriter {
+    file: File,
+    path: PathBuf,
+    /// Where the next frame goes (the end of the last complete snapshot, or of the header).
+    end: u64,
+    sync: SyncPolicy,
+    next_seq: u64,
+}
+
+impl JournalWriter {
+    /// Creates (or replaces) the journal at `path` for the module hashed `module`.
+    pub fn create(
+        path: &Path,
+        module: [u8; 32],
+        sync: SyncPolicy,
+    ) -> Result<JournalWriter, JournalError> {
+        let io = |e| JournalError::io(path, e);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(io)?;
+        let header = FileHeader {
+            version: FORMAT_VERSION,
+            module,
+        };
+        file.write_all_at(&header.encode(), 0).map_err(io)?;
+        let writer = JournalWriter {
+            file,
+            path: path.to_owned(),
+            end: HEADER_LEN,
+            sync,
+            next_seq: 1,
+        };
+        if sync != SyncPolicy::Never {
+            writer.file.sync_all().map_err(io)?;
+            sync_dir(path).map_err(io)?;
+        }
+        Ok(writer)
+    }
+
+    /// Opens the existing journal at `path` for appending: checks it is one of `module`,
+    /// recovers it to its last complete snapshot and cuts off whatever follows (a torn
+    /// tail). Returns the writer and the journal as it now stands.
+    pub fn open(
+        path: &Path,
+        module: [u8; 32],
+        sync: SyncPolicy,
+        verify: Verify,
+    ) -> Result<(JournalWriter, Journal), JournalError> {
+        let journal = Journal::open(path, Some(module), verify)?;
+        let io = |e| JournalError::io(path, e);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(io)?;
+        let end = journal.recovered_len();
+        if end < journal.len() {
+            file.set_len(end).map_err(io)?;
+            if sync != SyncPolicy::Never {
+                file.sync_all().map_err(io)?;
+            }
+        }
+        let next_seq = journal.snapshots().last().map_or(1, |s| s.seq + 1);
+        let writer = JournalWriter {
+            file,
+            path: path.to_owned(),
+            end,
+            sync,
+            next_seq,
+        };
+        Ok((writer, journal))
+    }
+
+    /// The journal file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes in the journal.
+    pub fn len(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether the journal holds only its header.
+    pub fn is_empty(&self) -> bool {
+        self.end == HEADER_LEN
+    }
+
+    /// Starts the next snapshot. Dropping the returned writer without committing takes
+    /// everything it wrote back out of the file.
+    pub fn snapshot(
+        &mut self,
+        trigger: &str,
+        wall_ns: u64,
+        monotonic_ns: u64,
+    ) -> Result<SnapshotWriter<'_>, JournalError> {
+        let seq = self.next_seq;
+        let mut s = SnapshotWriter {
+            start: self.end,
+            journal: self,
+            seq,
+            frames: 0,
+            chain: 0,
+            committed: false,
+        };
+        s.structured(
+            Kind::Begin,
+            &Begin {
+                seq,
+                trigger: trigger.to_owned(),
+                wall_ns,
+                monotonic_ns,
+            },
+        )?;
+        Ok(s)
+    }
+
+    fn io(&self, e: std::io::Error) -> JournalError {
+        JournalError::io(&self.path, e)
+    }
+
+    /// Appends one frame: header, payload parts, padding. Returns the payload's CRC.
+    fn append(&mut self, kind: Kind, parts: &[&[u8]]) -> Result<u32, JournalError> {
+        let len: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        let crc = parts
+            .iter()
+            .fold(0u32, |crc, p| crc32c::crc32c_append(crc, p));
+        let header = FrameHeader {
+            kind: kind.number(),
+            version: kind.version(),
+            len,
+            payload_crc: crc,
+        };
+        let span = header.span().ok_or_else(|| JournalError::Unrecordable {
+            path: self.path.clone(),
+            what: format!("a {} frame of {len} bytes", kind.name()),
+        })?;
+        let mut at = self.end;
+        self.file
+            .write_all_at(&header.encode(), at)
+            .map_err(|e| self.io(e))?;
+        at += FRAME_LEN;
+        for p in parts {
+            self.file.write_all_at(p, at).map_err(|e| self.io(e))?;
+            at += p.len() as u64;
+        }
+        let pad = (self.end + span - at) as usize;
+        if pad > 0 {
+            self.file
+                .write_all_at(&[0u8; 8][..pad], at)
+                .map_err(|e| self.io(e))?;
+        }
+        self.end += span;
+        if self.sync == SyncPolicy::Always {
+            self.file.sync_data().map_err(|e| self.io(e))?;
+        }
+        Ok(crc)
+    }
+
+    /// Pads so the next frame's payload, after `extra` bytes of it, starts on a page.
+    fn align_payload(&mut self, extra: u64) -> Result<(), JournalError> {
+        let target = (PAGE - (FRAME_LEN + extra) % PAGE) % PAGE;
+        let mut gap = (target + PAGE - self.end % PAGE) % PAGE;
+        if gap == 0 {
+            return Ok(());
+        }
+        if gap < FRAME_LEN {
+            gap += PAGE;
+        }
+        let zeros = vec![0u8; (gap - FRAME_LEN) as usize];
+        self.append(Kind::Padding, &[&zeros])?;
+        Ok(())
+    }
+
+    fn cut(&mut self, at: u64) {
+        // Best effort: a failure leaves an uncommitted tail, which readers ignore and the
+        // next open cuts.
+        if self.file.set_len(at).is_ok() {
+            self.end = at;
+        }
+    }
+}
+
+/// The snapshot being written; [`SnapshotWriter::commit`] makes it exist.
+pub struct SnapshotWriter<'j> {
+    journal: &'j mut JournalWriter,
+    start: u64,
+    seq: u64,
+    frames: u32,
+    chain: u32,
+    committed: bool,
+}
+
+/// What a commit wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The snapshot's sequence number.
+    pub seq: u64,
+    /// Where it starts in the file.
+    pub offset: u64,
+    /// Bytes it takes.
+    pub bytes: u64,
+}
+
+impl SnapshotWriter<'_> {
+    /// Its sequence number.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+
+    fn counted(&mut self, crc: u32) {
+        self.frames += 1;
+        self.chain = crc32c::crc32c_append(self.chain, &crc.to_le_bytes());
+    }
+
+    fn structured<T: Serialize>(&mut self, kind: Kind, value: &T) -> Result<(), JournalError> {
+        let bytes = postcard::to_allocvec(value).map_err(|e| JournalError::Unrecordable {
+            path: self.journal.path.clone(),
+            what: format!("a {} record: {e}", kind.name()),
+        })?;
+        let crc = self.journal.append(kind, &[&bytes])?;
+        self.counted(crc);
+        Ok(())
+    }
+
+    /// Records the process.
+    pub fn process(&mut self, p: &record::Process) -> Result<(), JournalError> {
+        self.structured(Kind::Process, p)
+    }
+
+    /// Records one thread.
+    pub fn thread(&mut self, t: &record::Thread) -> Result<(), JournalError> {
+        self.structured(Kind::Thread, t)
+    }
+
+    /// Records the descriptor table.
+    pub fn files(&mut self, f: &record::Files) -> Result<(), JournalError> {
+        self.structured(Kind::Files, f)
+    }
+
+    /// Records a linear memory's shape (its bytes follow as regions).
+    pub fn memory(&mut self, m: &record::Memory) -> Result<(), JournalError> {
+        self.structured(Kind::Memory, m)
+    }
+
+    /// Records `bytes` of memory `index` at guest `offset`, as `encoding` says: raw (on a
+    /// page of the file, mappable), or lz4-compressed. With `None` it is compressed when a
+    /// sample of it compresses to half or less. Returns the encoding used.
+    pub fn region(
+        &mut self,
+        index: u32,
+        offset: u64,
+        bytes: &[u8],
+        encoding: Option<Encoding>,
+    ) -> Result<Encoding, JournalError> {
+        let encoding = encoding.unwrap_or_else(|| choose(bytes));
+        let compressed;
+        let data: &[u8] = match encoding {
+            Encoding::Raw => bytes,
+            Encoding::Lz4 => {
+                compressed = lz4_flex::block::compress(bytes);
+                &compressed
+            }
+        };
+        let mut head = [0u8; REGION_HEADER_LEN as usize];
+        head[0..4].copy_from_slice(&index.to_le_bytes());
+        head[4] = encoding.number();
+        head[8..16].copy_from_slice(&offset.to_le_bytes());
+        head[16..24].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
+        if encoding == Encoding::Raw {
+            self.journal.align_payload(REGION_HEADER_LEN)?;
+        }
+        let crc = self.journal.append(Kind::Region, &[&head, data])?;
+        self.counted(crc);
+        Ok(encoding)
+    }
+
+    /// Ends the snapshot: with the default policy its frames are made durable, then the
+    /// Commit is written and made durable. The snapshot exists from here on.
+    pub fn commit(mut self) -> Result<CommitInfo, JournalError> {
+        if self.journal.sync == SyncPolicy::Snapshot {
+            self.journal
+                .file
+                .sync_data()
+                .map_err(|e| self.journal.io(e))?;
+        }
+        let commit = Commit {
+            seq: self.seq,
+            frames: self.frames,
+            chain: self.chain,
+        };
+        let bytes = postcard::to_allocvec(&commit).map_err(|e| JournalError::Unrecordable {
+            path: self.journal.path.clone(),
+            what: format!("a commit record: {e}"),
+        })?;
+        self.journal.append(Kind::Commit, &[&bytes])?;
+        if self.journal.sync == SyncPolicy::Snapshot {
+            self.journal
+                .file
+                .sync_data()
+                .map_err(|e| self.journal.io(e))?;
+        }
+        self.committed = true;
+        self.journal.next_seq = self.seq + 1;
+        Ok(CommitInfo {
+            seq: self.seq,
+            offset: self.start,
+            bytes: self.journal.end - self.start,
+        })
+    }
+}
+
+impl Drop for SnapshotWriter<'_> {
+    fn drop(&mut self) {
+        if !self.committed {
+            let start = self.start;
+            self.journal.cut(start);
+        }
+    }
+}
+
+/// Raw, unless a sample of `bytes` compresses to half or less.
+fn choose(bytes: &[u8]) -> Encoding {
+    const SAMPLE: usize = 64 * 1024;
+    if bytes.len() < 4096 {
+        return Encoding::Lz4;
+    }
+    let sample = &bytes[..bytes.len().min(SAMPLE)];
+    if lz4_flex::block::compress(sample).len() * 2 <= sample.len() {
+        Encoding::Lz4
+    } else {
+        Encoding::Raw
+    }
+}
+
+/// Makes a new file's directory entry durable.
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}

@@ -1,0 +1,402 @@
+//! The journal end to end: snapshots written and read back, and every way a file can be
+//! damaged — cut at every frame boundary and inside frames, bits flipped anywhere, garbage
+//! appended, another module, a newer format — giving recovery or the named error, never a
+//! panic.
+
+use std::path::Path;
+
+use wasmix_journal::record::{
+    Disposition, Entry, Fd, Files, Global, Memory, Node, PipeEnd, Process, Resume, Thread, Timer,
+};
+use wasmix_journal::{
+    Encoding, Journal, JournalError, JournalWriter, Kind, SyncPolicy, Tail, Verify, HEADER_LEN,
+    PAGE,
+};
+
+const MODULE: [u8; 32] = [0xab; 32];
+
+fn process(pid: u32) -> Process {
+    Process {
+        pid,
+        args: vec![b"prog".to_vec(), b"arg".to_vec()],
+        env: vec![b"A=1".to_vec()],
+        dispositions: vec![
+            Disposition::Default,
+            Disposition::Ignore,
+            Disposition::Handler(7),
+        ],
+        pending: 1 << 14,
+        timers: vec![Timer {
+            signal: 14,
+            remaining_ns: 5_000,
+            repeat_ns: Some(10_000),
+        }],
+        signal_callback: Some("__wasm_signal".into()),
+        thread_locals: Vec::new(),
+    }
+}
+
+fn thread(tid: u32) -> Thread {
+    Thread {
+        tid,
+        main: tid == 1,
+        mask: 0,
+        pending: 0,
+        entry: if tid == 1 {
+            Entry::Main
+        } else {
+            Entry::ThreadStart(tid as i32)
+        },
+        globals: vec![("__stack_pointer".into(), Global::I32(65536))],
+        unwind_area: 1 << 20,
+        unwind_data: vec![tid as u8; 40],
+        stack_pointer: 60_000,
+        stack_top: Some(65_536),
+        resume: Resume::Restart,
+    }
+}
+
+fn files() -> Files {
+    Files {
+        cwd: "/work".into(),
+        fds: vec![
+            Fd {
+                fd: 1,
+                node: Node::Stdio(1),
+                flags: 0,
+                rights_base: u64::MAX,
+                rights_inheriting: 0,
+                cloexec: false,
+                preopen: None,
+            },
+            Fd {
+                fd: 5,
+                node: Node::Pipe {
+                    id: 1,
+                    end: PipeEnd::Read,
+                    buffered: b"queued".to_vec(),
+                },
+                flags: 0,
+                rights_base: 3,
+                rights_inheriting: 0,
+                cloexec: true,
+                preopen: None,
+            },
+        ],
+    }
+}
+
+/// Pseudo-random bytes that do not compress.
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+/// Writes `n` snapshots; the i-th has a raw region of noise and an lz4 region of a pattern.
+fn write(path: &Path, n: u64) -> Vec<(u64, u64)> {
+    let mut w = JournalWriter::create(path, MODULE, SyncPolicy::Never).unwrap();
+    let mut spans = Vec::new();
+    for i in 1..=n {
+        let mut s = w.snapshot("explicit", 1000 * i, 10 * i).unwrap();
+        s.process(&process(1)).unwrap();
+        s.thread(&thread(1)).unwrap();
+        s.thread(&thread(2)).unwrap();
+        s.files(&files()).unwrap();
+        s.memory(&Memory {
+            index: 0,
+            size: 1 << 20,
+            shared: true,
+        })
+        .unwrap();
+        let raw = noise(3 * PAGE as usize, i);
+        assert_eq!(s.region(0, 0, &raw, None).unwrap(), Encoding::Raw);
+        let pattern = vec![i as u8; 70_000];
+        assert_eq!(s.region(0, 1 << 16, &pattern, None).unwrap(), Encoding::Lz4);
+        let info = s.commit().unwrap();
+        spans.push((info.offset, info.offset + info.bytes));
+    }
+    spans
+}
+
+fn check_latest(j: &Journal, seq: u64) {
+    let s = j.latest().unwrap();
+    assert_eq!(s.begin.seq, seq);
+    assert_eq!(s.begin.trigger, "explicit");
+    assert_eq!(s.process, Some(process(1)));
+    assert_eq!(s.threads, vec![thread(1), thread(2)]);
+    assert_eq!(s.files, Some(files()));
+    assert_eq!(s.regions.len(), 2);
+    let raw = s.regions[0];
+    assert_eq!(raw.encoding, Encoding::Raw);
+    assert_eq!(
+        raw.data_offset % PAGE,
+        0,
+        "raw bytes sit on a page of the file"
+    );
+    let mut out = vec![0u8; raw.len as usize];
+    j.read_region(&raw, &mut out).unwrap();
+    assert_eq!(out, noise(3 * PAGE as usize, seq));
+    let lz = s.regions[1];
+    assert_eq!(
+        (lz.encoding, lz.offset, lz.len),
+        (Encoding::Lz4, 1 << 16, 70_000)
+    );
+    assert!(lz.stored_len < 1000, "a pattern compresses");
+    let mut out = vec![0u8; 70_000];
+    j.read_region(&lz, &mut out).unwrap();
+    assert!(out.iter().all(|b| *b == seq as u8));
+}
+
+#[test]
+fn snapshots_read_back_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 3);
+    for verify in [Verify::Full, Verify::Frames] {
+        let j = Journal::open(&path, Some(MODULE), verify).unwrap();
+        assert_eq!(j.snapshots().len(), 3);
+        assert_eq!(j.tail(), &Tail::Clean);
+        assert_eq!(j.snapshots()[1].count(Kind::Thread), 2);
+        check_latest(&j, 3);
+        let first = j.snapshot(&j.snapshots()[0]).unwrap();
+        assert_eq!(first.begin.seq, 1);
+    }
+}
+
+#[test]
+fn a_reopened_journal_appends_after_its_last_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 1);
+    let (mut w, j) = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full).unwrap();
+    assert_eq!(j.snapshots().len(), 1);
+    let mut s = w.snapshot("sigint", 5, 6).unwrap();
+    assert_eq!(s.seq(), 2);
+    s.process(&process(1)).unwrap();
+    s.commit().unwrap();
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!(j.snapshots().len(), 2);
+    assert_eq!(j.latest().unwrap().begin.trigger, "sigint");
+}
+
+#[test]
+fn an_abandoned_snapshot_leaves_no_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let spans = write(&path, 1);
+    let (mut w, _) = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full).unwrap();
+    {
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        s.thread(&thread(1)).unwrap();
+        // dropped without commit
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), spans[0].1);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!((j.snapshots().len(), j.tail()), (1, &Tail::Clean));
+}
+
+/// Every cut of the file lands on the last snapshot wholly before the cut, and a writer
+/// reopening it cuts the file back to that snapshot's end.
+#[test]
+fn a_cut_anywhere_recovers_to_the_last_complete_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let spans = write(&full, 3);
+    let bytes = std::fs::read(&full).unwrap();
+    let path = dir.path().join("cut");
+    // Every 8-byte boundary (where frames start and end) and a spread of odd offsets.
+    let cuts = (0..bytes.len()).filter(|c| c % 8 == 0 || c % 997 == 3);
+    for cut in cuts {
+        std::fs::write(&path, &bytes[..cut]).unwrap();
+        let opened = Journal::open(&path, Some(MODULE), Verify::Full);
+        if (cut as u64) < HEADER_LEN {
+            assert!(
+                matches!(opened, Err(JournalError::NotAJournal { .. })),
+                "cut {cut}: {opened:?}"
+            );
+            continue;
+        }
+        let j = opened.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let complete = spans.iter().filter(|s| s.1 <= cut as u64).count();
+        assert_eq!(j.snapshots().len(), complete, "cut at {cut}");
+        if complete > 0 {
+            check_latest(&j, complete as u64);
+        } else {
+            assert!(matches!(j.latest(), Err(JournalError::NoSnapshot { .. })));
+        }
+        let keep = spans
+            .get(complete.wrapping_sub(1))
+            .map_or(HEADER_LEN, |s| s.1);
+        assert_eq!(j.recovered_len(), keep);
+        assert_eq!(j.tail() == &Tail::Clean, keep == cut as u64, "cut at {cut}");
+        if cut % 4096 == 0 {
+            let (_w, _) =
+                JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Frames).unwrap();
+            assert_eq!(std::fs::metadata(&path).unwrap().len(), keep);
+        }
+    }
+}
+
+#[test]
+fn garbage_after_the_last_snapshot_is_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let spans = write(&path, 2);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.extend(noise(10_000, 99));
+    std::fs::write(&path, &bytes).unwrap();
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!(j.snapshots().len(), 2);
+    assert!(
+        matches!(j.tail(), Tail::Dropped { offset, bytes: 10_000, .. } if *offset == spans[1].1)
+    );
+}
+
+/// A flipped bit anywhere is caught. Damage with a commit after it is corruption, named at
+/// the damaged frame's offset (no crash can produce it: a commit is written only once the
+/// frames before it are durable); damage in the last commit itself is a torn tail (that
+/// snapshot is lost, the one before survives). Never a panic, never a silently wrong
+/// snapshot.
+#[test]
+fn a_flipped_bit_is_caught_wherever_it_lands() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = dir.path().join("full");
+    let spans = write(&full, 2);
+    let bytes = std::fs::read(&full).unwrap();
+    let path = dir.path().join("flipped");
+    let last_commit = spans[1].1 - 32;
+    for at in (0..bytes.len()).step_by(5) {
+        let mut damaged = bytes.clone();
+        damaged[at] ^= 1 << (at % 8);
+        std::fs::write(&path, &damaged).unwrap();
+        match Journal::open(&path, Some(MODULE), Verify::Full) {
+            Err(JournalError::NotAJournal { .. } | JournalError::HeaderCorrupt { .. }) => {
+                assert!((at as u64) < HEADER_LEN, "byte {at}")
+            }
+            Err(JournalError::Corrupt { offset, .. }) => {
+                assert!(offset <= at as u64, "byte {at}: blamed {offset}");
+                assert!(
+                    (at as u64) < last_commit,
+                    "byte {at}: damage in the last commit is a torn tail"
+                );
+            }
+            Ok(j) => {
+                assert!(
+                    (at as u64) >= last_commit,
+                    "byte {at}: damage before a commit must be an error"
+                );
+                assert_eq!(j.snapshots().len(), 1, "byte {at}");
+                check_latest(&j, 1);
+            }
+            Err(e) => panic!("byte {at}: unexpected {e}"),
+        }
+    }
+}
+
+#[test]
+fn another_modules_journal_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 1);
+    let e = Journal::open(&path, Some([1; 32]), Verify::Full).unwrap_err();
+    assert!(matches!(e, JournalError::OtherModule { .. }), "{e}");
+    assert!(e.to_string().contains("another module"), "{e}");
+    let e = JournalWriter::open(&path, [1; 32], SyncPolicy::Never, Verify::Full).err();
+    assert!(matches!(e, Some(JournalError::OtherModule { .. })));
+}
+
+#[test]
+fn a_newer_format_or_record_layout_is_refused_with_its_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 1);
+    let bytes = std::fs::read(&path).unwrap();
+
+    // Format version 2 with a valid header checksum.
+    let mut newer = bytes.clone();
+    newer[8..12].copy_from_slice(&2u32.to_le_bytes());
+    let sum = crc(&newer[..60]);
+    newer[60..64].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &newer).unwrap();
+    let e = Journal::open(&path, None, Verify::Full).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            JournalError::NewerFormat {
+                found: 2,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("version 2"));
+
+    // The first frame (Begin) claiming layout version 9, with a valid frame checksum.
+    let mut newer = bytes.clone();
+    let f = HEADER_LEN as usize;
+    newer[f + 6..f + 8].copy_from_slice(&9u16.to_le_bytes());
+    let sum = crc(&newer[f..f + 20]);
+    newer[f + 20..f + 24].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &newer).unwrap();
+    let e = Journal::open(&path, None, Verify::Full).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            JournalError::NewerRecord {
+                kind: "begin",
+                found: 9,
+                supported: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+
+    // An unknown kind number.
+    let mut unknown = bytes;
+    unknown[f + 4..f + 6].copy_from_slice(&77u16.to_le_bytes());
+    let sum = crc(&unknown[f..f + 20]);
+    unknown[f + 20..f + 24].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&path, &unknown).unwrap();
+    let e = Journal::open(&path, None, Verify::Full).unwrap_err();
+    assert!(
+        matches!(e, JournalError::UnknownKind { kind: 77, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn files_that_are_not_journals_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    std::fs::write(&path, b"\0asm\x01\0\0\0").unwrap();
+    let e = Journal::open(&path, None, Verify::Full).unwrap_err();
+    assert!(matches!(e, JournalError::NotAJournal { .. }), "{e}");
+    let e = Journal::open(&dir.path().join("missing"), None, Verify::Full).unwrap_err();
+    assert!(matches!(e, JournalError::Io { .. }), "{e}");
+    assert!(e.to_string().contains("missing"));
+}
+
+/// CRC32C, the journal's checksum, for forging valid-looking headers in tests.
+fn crc(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in bytes {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
