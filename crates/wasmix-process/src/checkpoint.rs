@@ -1,10 +1,18 @@
 //! The checkpoint barrier of one process.
 //!
 //! A checkpoint is requested; every thread that reaches a safe point records its state and
-//! parks; threads in an interruptible wait already count as parked; the last thread to arrive
-//! (or the requester, when every thread is asleep) runs the snapshot action exactly once; then
-//! all threads go on, or the process ends. Threads that start, exit or wake up while a round is
-//! open are folded into the count so the barrier can neither deadlock nor run early.
+//! parks; the last thread to arrive runs the snapshot action exactly once; then all threads go
+//! on, or the process ends. Threads that start, exit or wake up while a round is open are
+//! folded into the count so the barrier can neither deadlock nor run early.
+//!
+//! Two kinds of round. In a plain round ([`Coordinator::request`]) threads in an
+//! interruptible wait count as parked (and the requester runs the action when every thread
+//! sleeps). In a capture round ([`Coordinator::request_capture`]), what a journal snapshot
+//! needs, every thread must record its state: waits end early
+//! ([`Coordinator::capture_requested`] is what they check), sleepers do not count, and a
+//! thread waking up or starting meanwhile goes on to its next safe point instead of waiting
+//! for the round to end. A capture round that cannot complete is ended by
+//! [`Coordinator::cancel`].
 
 use crate::ids::Tid;
 use crate::sync::{lock, wait, Arc, AtomicBool, Condvar, Mutex, Ordering};
@@ -144,6 +152,8 @@ impl std::future::Future for Ticket {
 }
 
 struct Round {
+    /// Every thread must park with a capture; sleepers do not count.
+    capture: bool,
     trigger: Trigger,
     after: After,
     action: Option<SnapshotAction>,
@@ -164,9 +174,14 @@ struct State {
 
 impl State {
     fn ready(&self) -> bool {
-        self.round
-            .as_ref()
-            .is_some_and(|r| r.action.is_some() && r.parked + self.sleeping >= self.live)
+        self.round.as_ref().is_some_and(|r| {
+            let asleep = if r.capture { 0 } else { self.sleeping };
+            r.action.is_some() && r.parked + asleep >= self.live
+        })
+    }
+
+    fn capturing(&self) -> bool {
+        self.round.as_ref().is_some_and(|r| r.capture)
     }
 }
 
@@ -174,6 +189,8 @@ impl State {
 #[derive(Default)]
 pub struct Coordinator {
     requested: AtomicBool,
+    /// A capture round is open: every thread is to unwind and park.
+    capture: AtomicBool,
     state: Mutex<State>,
     cv: Condvar,
 }
@@ -195,9 +212,58 @@ impl Coordinator {
         self.requested.load(Ordering::Acquire)
     }
 
+    /// Whether a capture round is open: a thread that can record its state should go to its
+    /// safe point now, and interruptible waits end early so it can.
+    pub fn capture_requested(&self) -> bool {
+        self.capture.load(Ordering::Acquire)
+    }
+
     /// Opens a round. The action runs once every thread is parked — possibly right here.
     pub fn request(
         &self,
+        trigger: Trigger,
+        after: After,
+        action: SnapshotAction,
+    ) -> Result<Ticket, CheckpointError> {
+        self.open(false, trigger, after, action)
+    }
+
+    /// Opens a capture round: the action runs once every thread has parked with a capture.
+    /// The caller wakes the process's threads so waiting ones notice.
+    pub fn request_capture(
+        &self,
+        trigger: Trigger,
+        after: After,
+        action: SnapshotAction,
+    ) -> Result<Ticket, CheckpointError> {
+        self.open(true, trigger, after, action)
+    }
+
+    /// Ends an open round whose action has not started, failing it with `reason` (a capture
+    /// round some thread cannot reach). Parked threads go on. `false` if there was nothing
+    /// to cancel.
+    pub fn cancel(&self, reason: &str) -> bool {
+        let mut st = lock(&self.state);
+        let Some(round) = st.round.as_mut() else {
+            return false;
+        };
+        if round.action.take().is_none() {
+            return false; // running: it will finish the round itself
+        }
+        let round = st.round.take().expect("checked above");
+        st.completed += 1;
+        self.requested.store(false, Ordering::Release);
+        self.capture.store(false, Ordering::Release);
+        round
+            .done
+            .finish(Err(CheckpointError::Action(reason.to_owned())));
+        self.cv.notify_all();
+        true
+    }
+
+    fn open(
+        &self,
+        capture: bool,
         trigger: Trigger,
         after: After,
         action: SnapshotAction,
@@ -213,6 +279,7 @@ impl Coordinator {
             return Err(CheckpointError::Busy);
         }
         st.round = Some(Round {
+            capture,
             trigger,
             after,
             action: Some(action),
@@ -221,6 +288,7 @@ impl Coordinator {
             done: Arc::clone(&done),
         });
         self.requested.store(true, Ordering::Release);
+        self.capture.store(capture, Ordering::Release);
         let st = self.run_if_ready(st);
         drop(st);
         Ok(Ticket { done })
@@ -285,6 +353,7 @@ impl Coordinator {
         };
         st.completed += 1;
         self.requested.store(false, Ordering::Release);
+        self.capture.store(false, Ordering::Release);
         round.done.finish(outcome);
         self.cv.notify_all();
         st
@@ -294,7 +363,8 @@ impl Coordinator {
     /// counted as asleep (`from_member`), so the round can finish without it.
     pub fn register_thread(&self, from_member: bool) {
         let mut st = lock(&self.state);
-        if st.round.is_some() {
+        // A capture round waits for the new thread too: it parks at its first safe point.
+        if st.round.is_some() && !st.capturing() {
             if from_member {
                 st.sleeping += 1;
                 st = self.run_if_ready(st);
@@ -341,7 +411,8 @@ impl Drop for SleepGuard<'_> {
     fn drop(&mut self) {
         let c = self.coordinator;
         let mut st = lock(&c.state);
-        while st.round.is_some() {
+        // In a capture round the thread goes on to its safe point instead.
+        while st.round.is_some() && !st.capturing() {
             st = wait(&c.cv, st, None);
         }
         st.sleeping -= 1;
@@ -363,6 +434,55 @@ mod tests {
             assert!(s.captures.len() + s.sleeping > 0 || s.captures.is_empty());
             Ok(())
         })
+    }
+
+    #[test]
+    fn a_capture_round_waits_for_sleepers_to_park_and_never_blocks_their_wake_up() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        let guard = c.sleep();
+        let n = Arc::new(AtomicUsize::new(0));
+        let t = c
+            .request_capture(Trigger::Explicit, After::Resume, ok_action(Arc::clone(&n)))
+            .unwrap();
+        assert!(c.capture_requested());
+        assert_eq!(t.try_result(), None, "a sleeper is not captured");
+        drop(guard); // returns at once in a capture round
+                     // A thread started meanwhile is counted in without waiting.
+        c.register_thread(true);
+        let c2 = Arc::clone(&c);
+        let other = std::thread::spawn(move || c2.safe_point(2, || vec![2]));
+        assert_eq!(c.safe_point(1, || vec![1]), Resume::Continue);
+        assert_eq!(other.join().unwrap(), Resume::Continue);
+        assert_eq!(t.wait(), Ok(After::Resume));
+        assert_eq!(n.load(Ordering::SeqCst), 1);
+        assert!(!c.capture_requested());
+    }
+
+    #[test]
+    fn a_cancelled_round_fails_and_lets_parked_threads_go_on() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        c.register_thread(false);
+        let t = c
+            .request_capture(Trigger::Explicit, After::Stop, noop())
+            .unwrap();
+        let c2 = Arc::clone(&c);
+        let parked = std::thread::spawn(move || c2.safe_point(1, Vec::new));
+        // The other thread never arrives.
+        while lock(&c.state).round.as_ref().is_some_and(|r| r.parked == 0) {
+            std::thread::yield_now();
+        }
+        assert!(c.cancel("thread 2 cannot be captured"));
+        assert_eq!(parked.join().unwrap(), Resume::Continue);
+        assert_eq!(
+            t.wait(),
+            Err(CheckpointError::Action(
+                "thread 2 cannot be captured".into()
+            ))
+        );
+        assert!(!c.cancel("twice"));
+        assert!(!c.is_requested() && !c.capture_requested());
     }
 
     #[test]

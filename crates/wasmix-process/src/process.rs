@@ -212,6 +212,21 @@ impl Process {
         &self.checkpoint
     }
 
+    /// Opens a capture round (every thread records its state at its next safe point; see
+    /// [`Coordinator::request_capture`]) and wakes every thread so that waiting ones notice.
+    pub fn request_capture(
+        &self,
+        trigger: crate::checkpoint::Trigger,
+        after: crate::checkpoint::After,
+        action: crate::checkpoint::SnapshotAction,
+    ) -> Result<crate::checkpoint::Ticket, crate::checkpoint::CheckpointError> {
+        let ticket = self.checkpoint.request_capture(trigger, after, action)?;
+        for t in self.threads() {
+            t.wake_for_capture();
+        }
+        Ok(ticket)
+    }
+
     /// Its CPU backoff.
     pub fn backoff(&self) -> &CpuBackoff {
         &self.backoff

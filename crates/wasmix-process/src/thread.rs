@@ -20,6 +20,9 @@ pub enum WaitError {
     /// The deadline passed.
     #[error("timed out")]
     TimedOut,
+    /// A checkpoint needs the thread at a safe point (a capture round is open).
+    #[error("interrupted for a checkpoint")]
+    Checkpoint,
 }
 
 #[derive(Default)]
@@ -173,6 +176,12 @@ impl Thread {
         self.parker.wake();
     }
 
+    /// Reaches the thread wherever it is — an interruptible wait, guest code, the host
+    /// kernel — so it notices an open capture round and goes to its safe point.
+    pub fn wake_for_capture(&self) {
+        self.parker.update_then(|_| true, |_| self.notify());
+    }
+
     /// The blocked set.
     pub fn mask(&self) -> SigSet {
         lock(&self.parker.state).mask
@@ -257,6 +266,10 @@ impl Thread {
                 }
                 st.wake_seq
             };
+            // Read after the sequence number: a request that lands later bumps it.
+            if interruptible && self.checkpoint.capture_requested() {
+                return Err(WaitError::Checkpoint);
+            }
             if let Some(v) = poll() {
                 return Ok(v);
             }
@@ -404,6 +417,38 @@ mod tests {
             q.wake_all();
             assert_eq!(h.join().unwrap(), Ok(7));
             assert!(q.is_empty(), "registration removed");
+        }
+    }
+
+    #[test]
+    fn a_capture_round_ends_a_wait_and_a_request_reaches_a_sleeper() {
+        for _ in 0..100 {
+            let t = thread(1);
+            let notified = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            let n = Arc::clone(&notified);
+            t.set_notifier(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+            });
+            let t2 = Arc::clone(&t);
+            let waiter = std::thread::spawn(move || t2.wait_for(None, None, || None::<()>));
+            let ticket = t
+                .checkpoint()
+                .request_capture(
+                    crate::Trigger::Explicit,
+                    crate::After::Resume,
+                    Box::new(|_: &crate::Snapshot<'_>| Ok(())),
+                )
+                .unwrap();
+            t.wake_for_capture();
+            assert_eq!(waiter.join().unwrap(), Err(WaitError::Checkpoint));
+            assert_eq!(notified.load(Ordering::SeqCst), 1, "the runtime's hook ran");
+            // Uninterruptible waits (a stopped process) are not ended by it.
+            assert_eq!(t.wait_uninterruptible(None, || Some(3)), Ok(3));
+            assert_eq!(
+                t.checkpoint().safe_point(1, Vec::new),
+                crate::Resume::Continue
+            );
+            assert_eq!(ticket.wait(), Ok(crate::After::Resume));
         }
     }
 
