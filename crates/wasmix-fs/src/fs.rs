@@ -156,7 +156,7 @@ impl FileSystemBuilder {
             .any(|(_, g)| g.trim_end_matches('/') == "/dev");
         for (dir, guest) in self.mounts {
             let entry = FdEntry::new(
-                OpenFile::new(Node::Dir(Directory::new(dir)), 0),
+                OpenFile::new(Node::Dir(Directory::new(dir)), 0).with_path(guest.clone(), "."),
                 rights::DIR_BASE,
                 rights::DIR_INHERITING,
             );
@@ -228,6 +228,16 @@ pub fn normalize(cwd: &str, path: &str) -> String {
 }
 
 /// A validated guest path.
+/// `path` beneath `dir` (both relative to one preopen), `.` and `..` folded; `.` for the
+/// preopen itself. (cap-std has already refused paths that leave the preopen.)
+pub(crate) fn join_relative(dir: &str, path: &str) -> String {
+    let joined = normalize(&normalize("/", dir), path);
+    match joined.trim_start_matches('/') {
+        "" => ".".to_owned(),
+        rel => rel.to_owned(),
+    }
+}
+
 fn guest_path(path: &[u8]) -> FsResult<&Path> {
     if path.contains(&0) {
         return Err(Errno::Inval);
@@ -316,7 +326,19 @@ impl FileSystem {
         self.table().close_on_exec();
     }
 
-    fn table(&self) -> MutexGuard<'_, FdTable> {
+    /// A file system with no descriptors, at `/` (what a restore fills in).
+    pub(crate) fn empty() -> FileSystem {
+        FileSystem {
+            table: Mutex::new(FdTable::new()),
+            cwd: Mutex::new("/".into()),
+        }
+    }
+
+    pub(crate) fn set_cwd(&self, cwd: String) {
+        *self.cwd.lock().unwrap_or_else(|e| e.into_inner()) = cwd;
+    }
+
+    pub(crate) fn table(&self) -> MutexGuard<'_, FdTable> {
         self.table.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -739,21 +761,33 @@ impl FileSystem {
         let path_str = guest_path(path)?;
         let inheriting = want_inheriting & dir_inheriting;
 
-        let (node, kind_rights) = match base {
-            Base::Dev => open_dev(path, oflags)?,
+        let (node, kind_rights, guest) = match base {
+            Base::Dev => {
+                let (node, rights) = open_dev(path, oflags)?;
+                (node, rights, None)
+            }
             Base::Host(dir_file) => {
                 let Node::Dir(dir) = dir_file.node() else {
                     return Err(Errno::Notdir);
                 };
-                open_host(dir.dir(), path_str, follow, oflags, want_base, fdflags)?
+                let (node, rights) =
+                    open_host(dir.dir(), path_str, follow, oflags, want_base, fdflags)?;
+                let guest = dir_file.path().map(|(m, d)| {
+                    (
+                        m.to_owned(),
+                        join_relative(d, &String::from_utf8_lossy(path)),
+                    )
+                });
+                (node, rights, guest)
             }
         };
         let base_rights = want_base & dir_inheriting & kind_rights;
-        self.table().insert(FdEntry::new(
-            OpenFile::new(node, fdflags),
-            base_rights,
-            inheriting,
-        ))
+        let mut file = OpenFile::new(node, fdflags);
+        if let Some((mount, rel)) = guest {
+            file = file.with_path(mount, rel);
+        }
+        self.table()
+            .insert(FdEntry::new(file, base_rights, inheriting))
     }
 
     /// `path_create_directory`.
@@ -953,7 +987,7 @@ fn open_dev(path: &[u8], oflags: u16) -> FsResult<(Node, u64)> {
     }
 }
 
-fn open_host(
+pub(crate) fn open_host(
     dir: &Dir,
     path: &Path,
     follow: bool,

@@ -16,9 +16,11 @@ pub mod abi;
 mod errno;
 mod fs;
 mod node;
+mod snapshot;
 mod table;
 
 pub use errno::{Errno, FsResult};
 pub use fs::{normalize, FileSystem, FileSystemBuilder, SetupError, Stdio};
 pub use node::{Device, DirEntry, HostFd, Node, OpenFile};
+pub use snapshot::RestoreError;
 pub use table::{FdEntry, FdTable};

@@ -183,6 +183,9 @@ pub enum Node {
 /// An open file description.
 pub struct OpenFile {
     node: Node,
+    /// The preopen it was opened beneath and its path there (files and directories), so a
+    /// snapshot can name it and a restore open it again.
+    path: Option<(String, String)>,
     /// Status flags (`fdflags`) as the guest last set them.
     flags: AtomicU16,
     /// Whether I/O may wait indefinitely, found out on first use.
@@ -194,6 +197,7 @@ impl OpenFile {
     pub fn new(node: Node, flags: u16) -> OpenFile {
         OpenFile {
             node,
+            path: None,
             flags: AtomicU16::new(flags),
             may_block: std::sync::OnceLock::new(),
         }
@@ -214,6 +218,18 @@ impl OpenFile {
             },
             _ => false,
         })
+    }
+
+    /// The same description, remembering it was opened as `path` (relative, `.` for the
+    /// directory itself) beneath the preopen named `mount`.
+    pub fn with_path(mut self, mount: impl Into<String>, path: impl Into<String>) -> OpenFile {
+        self.path = Some((mount.into(), path.into()));
+        self
+    }
+
+    /// The preopen it was opened beneath and its path there, if it was opened by a path.
+    pub fn path(&self) -> Option<(&str, &str)> {
+        self.path.as_ref().map(|(m, p)| (m.as_str(), p.as_str()))
     }
 
     /// What it refers to.

@@ -37,6 +37,22 @@ impl FdEntry {
         self.cloexec
     }
 
+    /// An entry for a description some other entry may hold too (a restored table).
+    pub fn shared(
+        file: Arc<OpenFile>,
+        rights_base: u64,
+        rights_inheriting: u64,
+        cloexec: bool,
+    ) -> FdEntry {
+        FdEntry {
+            file,
+            rights_base,
+            rights_inheriting,
+            preopen: None,
+            cloexec,
+        }
+    }
+
     /// A copy for another descriptor number: same description and rights, with `cloexec` as
     /// given (dup clears it, as POSIX says). Only the original counts as a preopen.
     pub fn duplicate(&self, cloexec: bool) -> FdEntry {

@@ -166,9 +166,11 @@ pub enum PipeEnd {
 pub enum Node {
     /// One of the host's standard streams (0, 1, 2) the process was given.
     Stdio(u8),
-    /// A regular file, by guest path, at this offset.
+    /// A regular file, by its path beneath a preopen, at this offset.
     File {
-        /// Absolute guest path.
+        /// The preopen's name.
+        mount: String,
+        /// Its path beneath the preopen.
         path: String,
         /// The shared offset.
         offset: u64,
@@ -177,9 +179,11 @@ pub enum Node {
         /// Whether it was opened for writing.
         write: bool,
     },
-    /// A directory, by guest path.
+    /// A directory, by its path beneath a preopen (`.`: the preopen itself).
     Dir {
-        /// Absolute guest path.
+        /// The preopen's name.
+        mount: String,
+        /// Its path beneath the preopen.
         path: String,
     },
     /// An end of a pipe within the process; both ends share `id`; bytes written but not yet
@@ -217,6 +221,9 @@ pub struct Fd {
     pub cloexec: bool,
     /// The preopen name, for preopened directories.
     pub preopen: Option<String>,
+    /// A lower descriptor sharing this one's open file description (dup, or inherited), so
+    /// they keep sharing offset and flags.
+    pub shares: Option<u32>,
 }
 
 /// The descriptor table and working directory.
@@ -320,17 +327,16 @@ mod tests {
     fn node() -> impl Strategy<Value = Node> {
         prop_oneof![
             any::<u8>().prop_map(Node::Stdio),
-            (".*", any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
-                |(path, offset, read, write)| {
-                    Node::File {
-                        path,
-                        offset,
-                        read,
-                        write,
-                    }
+            (".*", ".*", any::<u64>(), any::<bool>(), any::<bool>()).prop_map(
+                |(mount, path, offset, read, write)| Node::File {
+                    mount,
+                    path,
+                    offset,
+                    read,
+                    write,
                 }
             ),
-            ".*".prop_map(|path| Node::Dir { path }),
+            (".*", ".*").prop_map(|(mount, path)| Node::Dir { mount, path }),
             (any::<u64>(), any::<bool>(), bytes()).prop_map(|(id, r, buffered)| Node::Pipe {
                 id,
                 end: if r { PipeEnd::Read } else { PipeEnd::Write },
@@ -389,13 +395,13 @@ mod tests {
         #[test]
         fn files_and_memory_round_trip(
             cwd in ".*",
-            fds in proptest::collection::vec((any::<u32>(), node(), any::<u16>(), any::<u64>(), any::<u64>(), any::<bool>(), proptest::option::of(".*")), 0..5),
+            fds in proptest::collection::vec((any::<u32>(), node(), any::<u16>(), any::<u64>(), any::<u64>(), any::<bool>(), proptest::option::of(".*"), any::<Option<u32>>()), 0..5),
             index: u32, size: u64, shared: bool,
         ) {
             round_trip(&Files {
                 cwd,
-                fds: fds.into_iter().map(|(fd, node, flags, rights_base, rights_inheriting, cloexec, preopen)| Fd {
-                    fd, node, flags, rights_base, rights_inheriting, cloexec, preopen,
+                fds: fds.into_iter().map(|(fd, node, flags, rights_base, rights_inheriting, cloexec, preopen, shares)| Fd {
+                    fd, node, flags, rights_base, rights_inheriting, cloexec, preopen, shares,
                 }).collect(),
             });
             round_trip(&Memory { index, size, shared });

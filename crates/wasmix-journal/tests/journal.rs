@@ -68,6 +68,7 @@ fn files() -> Files {
                 rights_inheriting: 0,
                 cloexec: false,
                 preopen: None,
+                shares: None,
             },
             Fd {
                 fd: 5,
@@ -81,6 +82,7 @@ fn files() -> Files {
                 rights_inheriting: 0,
                 cloexec: true,
                 preopen: None,
+                shares: None,
             },
         ],
     }

@@ -1,0 +1,367 @@
+//! The descriptor table as a journal records it, and rebuilding a table from that record.
+//!
+//! Files and directories are recorded by the preopen they were opened beneath and their path
+//! there (a restore opens them again, at the same offset); pipes inside the process by an id
+//! shared by their ends, with the bytes buffered in them (copied out with `tee`, so the live
+//! pipe keeps them); stdio by number (a restore hands over the new run's stdio); synthetic
+//! devices by name. What cannot be carried over (sockets, host streams) is recorded as lost
+//! and comes back closed.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use wasmix_journal::record::{self, PipeEnd};
+
+use crate::abi::{fdflags, rights};
+use crate::errno::Errno;
+use crate::fs::{open_host, FileSystem};
+use crate::node::{Device, HostFd, Node, OpenFile};
+use crate::table::FdEntry;
+
+/// Why a recorded table cannot be rebuilt.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// A file or directory the snapshot had open is gone or cannot be opened.
+    #[error("cannot reopen {what} `{mount}` / `{path}` (descriptor {fd}): {errno}")]
+    Reopen {
+        /// "file" or "directory".
+        what: &'static str,
+        /// The preopen it was beneath.
+        mount: String,
+        /// Its path there.
+        path: String,
+        /// The descriptor.
+        fd: u32,
+        /// What opening it said.
+        errno: Errno,
+    },
+    /// A preopen the snapshot had is not mounted in this run.
+    #[error(
+        "the snapshot had `{mount}` mounted (descriptor {fd}); mount it again (--dir HOST::{mount})"
+    )]
+    Unmounted {
+        /// The preopen's name.
+        mount: String,
+        /// The descriptor.
+        fd: u32,
+    },
+    /// The host refused a pipe, a descriptor or a write.
+    #[error("cannot rebuild descriptor {fd}: {errno}")]
+    Host {
+        /// The descriptor.
+        fd: u32,
+        /// What the host said.
+        errno: Errno,
+    },
+}
+
+impl FileSystem {
+    /// The descriptor table and working directory as a journal records them. Call it while
+    /// no thread of the process runs: it reads offsets and pipe contents.
+    pub fn describe(&self) -> record::Files {
+        let table = self.table();
+        let mut fds = Vec::new();
+        let mut seen: HashMap<*const OpenFile, u32> = HashMap::new();
+        let mut pipes_read: std::collections::HashSet<u64> = Default::default();
+        for fd in table.fds() {
+            let Ok(entry) = table.get(fd) else { continue };
+            let file = entry.file();
+            let key = Arc::as_ptr(file);
+            let shares = seen.get(&key).copied();
+            seen.entry(key).or_insert(fd);
+            let node = if shares.is_some() {
+                // The description is recorded once, at its lowest descriptor.
+                record::Node::Lost("shared".into())
+            } else {
+                describe_node(file, entry.rights_base(), &mut pipes_read)
+            };
+            fds.push(record::Fd {
+                fd,
+                node,
+                flags: file.flags(),
+                rights_base: entry.rights_base(),
+                rights_inheriting: entry.rights_inheriting(),
+                cloexec: entry.cloexec(),
+                preopen: entry.preopen().map(str::to_owned),
+                shares,
+            });
+        }
+        record::Files {
+            cwd: self.cwd(),
+            fds,
+        }
+    }
+
+    /// The table `files` records, rebuilt over `base` — a file system made for this run with
+    /// the same mounts (its stdio and preopens are what the record's stdio and preopens
+    /// become).
+    pub fn restore(base: &FileSystem, files: &record::Files) -> Result<FileSystem, RestoreError> {
+        let restored = FileSystem::empty();
+        let base_table = base.table();
+        let mut by_fd: HashMap<u32, Arc<OpenFile>> = HashMap::new();
+        let mut pipes: HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)> = HashMap::new();
+        // First the pipes, so both ends exist whichever comes first in the table.
+        for f in &files.fds {
+            if let record::Node::Pipe { id, end, buffered } = &f.node {
+                let host = |errno| RestoreError::Host { fd: f.fd, errno };
+                if !pipes.contains_key(id) {
+                    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+                        .map_err(|e| host(Errno::from(e)))?;
+                    pipes.insert(*id, (Some(r), Some(w)));
+                }
+                if *end == PipeEnd::Read && !buffered.is_empty() {
+                    let (_, w) = &pipes[id];
+                    if let Some(w) = w {
+                        write_all(w, buffered).map_err(host)?;
+                    }
+                }
+            }
+        }
+        for f in &files.fds {
+            let file = if let Some(lower) = f.shares {
+                match by_fd.get(&lower) {
+                    Some(file) => Arc::clone(file),
+                    None => continue,
+                }
+            } else {
+                let Some(file) = restore_node(&base_table, &mut pipes, f)? else {
+                    continue;
+                };
+                // APPEND and NONBLOCK as the guest last set them.
+                let _ = file.set_flags(f.flags);
+                file
+            };
+            by_fd.insert(f.fd, Arc::clone(&file));
+            let mut entry = FdEntry::shared(file, f.rights_base, f.rights_inheriting, f.cloexec);
+            if let Some(p) = &f.preopen {
+                entry = entry.preopened(p.clone());
+            }
+            restored
+                .table()
+                .insert_at(f.fd, entry)
+                .map_err(|errno| RestoreError::Host { fd: f.fd, errno })?;
+        }
+        drop(base_table);
+        restored.set_cwd(files.cwd.clone());
+        Ok(restored)
+    }
+}
+
+fn describe_node(
+    file: &OpenFile,
+    rights_base: u64,
+    pipes_read: &mut std::collections::HashSet<u64>,
+) -> record::Node {
+    let lost = |what: &str| record::Node::Lost(what.into());
+    match file.node() {
+        Node::Stream(HostFd::Inherited(fd)) => {
+            use std::os::fd::AsRawFd;
+            match u8::try_from(fd.as_raw_fd()) {
+                Ok(n) if n <= 2 => record::Node::Stdio(n),
+                _ => lost("an inherited host descriptor"),
+            }
+        }
+        Node::Stream(HostFd::Owned(fd)) => {
+            let Ok(st) = rustix::fs::fstat(fd) else {
+                return lost("a host stream");
+            };
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Fifo {
+                return lost("a host stream (socket, eventfd or device)");
+            }
+            let id = st.st_ino;
+            let end = if rights_base & rights::FD_READ != 0 {
+                PipeEnd::Read
+            } else {
+                PipeEnd::Write
+            };
+            // The bytes travel with the first read end recorded.
+            let buffered = if end == PipeEnd::Read && pipes_read.insert(id) {
+                peek_pipe(fd).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            record::Node::Pipe { id, end, buffered }
+        }
+        Node::File(f) => match file.path() {
+            Some((mount, path)) => record::Node::File {
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+                offset: rustix::fs::seek(f, rustix::fs::SeekFrom::Current(0)).unwrap_or(0),
+                read: rights_base & rights::FD_READ != 0,
+                write: rights_base & rights::FD_WRITE != 0,
+            },
+            None => lost("a file opened without a path"),
+        },
+        Node::Dir(_) => match file.path() {
+            Some((mount, path)) => record::Node::Dir {
+                mount: mount.to_owned(),
+                path: path.to_owned(),
+            },
+            None => lost("a directory opened without a path"),
+        },
+        Node::Device(d) => record::Node::Device(
+            Device::ALL
+                .iter()
+                .find(|(_, dev)| dev == d)
+                .map_or("null", |(n, _)| n)
+                .to_owned(),
+        ),
+        Node::DevDir => record::Node::DevDir,
+    }
+}
+
+/// The bytes waiting in the pipe whose read end is `fd`, left in place: `tee` copies them
+/// into a scratch pipe, which is read out.
+fn peek_pipe(fd: &OwnedFd) -> Result<Vec<u8>, Errno> {
+    let waiting = rustix::io::ioctl_fionread(fd.as_fd())? as usize;
+    if waiting == 0 {
+        return Ok(Vec::new());
+    }
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    // A scratch pipe large enough for everything waiting (a pipe holds at most its size).
+    let _ = rustix::pipe::fcntl_setpipe_size(&w, waiting);
+    let copied = rustix::pipe::tee(fd, &w, waiting, rustix::pipe::SpliceFlags::NONBLOCK)?;
+    drop(w);
+    let mut out = vec![0u8; copied];
+    let mut done = 0;
+    while done < copied {
+        let n = rustix::io::read(&r, &mut out[done..])?;
+        if n == 0 {
+            break;
+        }
+        done += n;
+    }
+    out.truncate(done);
+    Ok(out)
+}
+
+fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
+    // A pipe holds 64 KiB by default; grow it for larger contents so this cannot block.
+    if bytes.len() > 65536 {
+        rustix::pipe::fcntl_setpipe_size(fd, bytes.len())?;
+    }
+    while !bytes.is_empty() {
+        let n = rustix::io::write(fd, bytes)?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+fn restore_node(
+    base: &crate::table::FdTable,
+    pipes: &mut HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)>,
+    f: &record::Fd,
+) -> Result<Option<Arc<OpenFile>>, RestoreError> {
+    let node = match &f.node {
+        record::Node::Stdio(n) => {
+            // This run's stream `n`, as its fd table has it.
+            let Ok(entry) = base.get(u32::from(*n)) else {
+                return Ok(None);
+            };
+            return Ok(Some(Arc::clone(entry.file())));
+        }
+        record::Node::Pipe { id, end, .. } => {
+            let Some(ends) = pipes.get_mut(id) else {
+                return Ok(None);
+            };
+            let fd = match end {
+                PipeEnd::Read => ends.0.take(),
+                PipeEnd::Write => ends.1.take(),
+            };
+            match fd {
+                Some(fd) => Node::Stream(HostFd::Owned(fd)),
+                None => return Ok(None), // a second descriptor of one end shares it instead
+            }
+        }
+        record::Node::Device(name) => Node::Device(Device::by_name(name).unwrap_or(Device::Null)),
+        record::Node::DevDir => Node::DevDir,
+        record::Node::Lost(_) => return Ok(None),
+        record::Node::File {
+            mount,
+            path,
+            offset,
+            read,
+            write,
+        } => {
+            let file = reopen(base, mount, path, Some((*read, *write)), f)?;
+            if let Node::File(host) = file.node() {
+                rustix::fs::seek(host, rustix::fs::SeekFrom::Start(*offset)).map_err(|e| {
+                    RestoreError::Host {
+                        fd: f.fd,
+                        errno: Errno::from(e),
+                    }
+                })?;
+            }
+            return Ok(Some(file));
+        }
+        record::Node::Dir { mount, path } => {
+            return reopen(base, mount, path, None, f).map(Some);
+        }
+    };
+    Ok(Some(Arc::new(OpenFile::new(node, f.flags))))
+}
+
+/// Opens `path` beneath the preopen named `mount` in `base`: a file with `access`
+/// (read, write), else a directory (the preopen itself for `.`).
+fn reopen(
+    base: &crate::table::FdTable,
+    mount: &str,
+    path: &str,
+    access: Option<(bool, bool)>,
+    f: &record::Fd,
+) -> Result<Arc<OpenFile>, RestoreError> {
+    let preopen = base
+        .fds()
+        .filter_map(|fd| base.get(fd).ok())
+        .find(|e| e.preopen() == Some(mount))
+        .ok_or_else(|| RestoreError::Unmounted {
+            mount: mount.to_owned(),
+            fd: f.fd,
+        })?;
+    let what = if access.is_some() {
+        "file"
+    } else {
+        "directory"
+    };
+    let failed = |errno| RestoreError::Reopen {
+        what,
+        mount: mount.to_owned(),
+        path: path.to_owned(),
+        fd: f.fd,
+        errno,
+    };
+    if access.is_none() && path == "." {
+        return Ok(Arc::clone(preopen.file()));
+    }
+    let Node::Dir(dir) = preopen.file().node() else {
+        return Err(failed(Errno::Notdir));
+    };
+    // Opened as before, less creation and truncation: the file must still be there.
+    let (oflags, want) = match access {
+        None => (crate::abi::oflags::DIRECTORY, rights::FD_READDIR),
+        Some((read, write)) => {
+            let mut want = 0;
+            if read {
+                want |= rights::FD_READ;
+            }
+            if write {
+                want |= rights::FD_WRITE;
+            }
+            (0, want)
+        }
+    };
+    let keep = f.flags & (fdflags::APPEND | fdflags::NONBLOCK);
+    let (node, _) = open_host(
+        dir.dir(),
+        std::path::Path::new(path),
+        true,
+        oflags,
+        want,
+        keep,
+    )
+    .map_err(failed)?;
+    Ok(Arc::new(
+        OpenFile::new(node, f.flags).with_path(mount, path),
+    ))
+}

@@ -1,0 +1,135 @@
+//! A descriptor table recorded and rebuilt: files at their offsets by path, shared
+//! descriptions, pipes with their buffered bytes (left in the live pipe too), directories,
+//! devices, the working directory — and the named errors when a file or mount is gone.
+
+use std::io::IoSlice;
+
+use wasmix_fs::abi::{oflags, rights, Whence};
+use wasmix_fs::{Errno, FileSystem, RestoreError, Stdio};
+use wasmix_journal::record::Node;
+
+fn mounted(dir: &std::path::Path) -> FileSystem {
+    FileSystem::builder()
+        .stdio(0, Stdio::Null)
+        .stdio(1, Stdio::Null)
+        .stdio(2, Stdio::Null)
+        .mount(dir, "/data")
+        .unwrap()
+        .build()
+}
+
+const FILE_RIGHTS: u64 = rights::FD_READ | rights::FD_WRITE | rights::FD_SEEK | rights::FD_TELL;
+
+#[test]
+fn a_table_is_rebuilt_as_it_was() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir(tmp.path().join("sub")).unwrap();
+    let fs = mounted(tmp.path());
+    let data = 3;
+    let f = fs
+        .open(
+            data,
+            false,
+            b"sub/../log.txt",
+            oflags::CREAT,
+            FILE_RIGHTS,
+            0,
+            0,
+        )
+        .unwrap();
+    fs.write(f, &[IoSlice::new(b"hello world")]).unwrap();
+    fs.seek(f, 6, Whence::Set).unwrap();
+    let dup = fs.dup(f, 0, true).unwrap();
+    let sub = fs
+        .open(
+            data,
+            false,
+            b"sub",
+            oflags::DIRECTORY,
+            rights::DIR_BASE,
+            rights::DIR_INHERITING,
+            0,
+        )
+        .unwrap();
+    let (r, w) = fs.pipe().unwrap();
+    fs.write(w, &[IoSlice::new(b"in flight")]).unwrap();
+    fs.chdir(b"/data/sub").unwrap();
+
+    let record = fs.describe();
+    let by_fd = |fd: u32| record.fds.iter().find(|e| e.fd == fd).unwrap();
+    assert_eq!(
+        by_fd(f).node,
+        Node::File {
+            mount: "/data".into(),
+            path: "log.txt".into(),
+            offset: 6,
+            read: true,
+            write: true
+        }
+    );
+    assert_eq!(by_fd(dup).shares, Some(f));
+    assert!(by_fd(dup).cloexec);
+    assert_eq!(
+        by_fd(sub).node,
+        Node::Dir {
+            mount: "/data".into(),
+            path: "sub".into()
+        }
+    );
+    assert!(matches!(&by_fd(r).node, Node::Pipe { buffered, .. } if buffered == b"in flight"));
+    let mut left = [0u8; 16];
+    assert_eq!(
+        fs.read(r, &mut left),
+        Ok(9),
+        "the live pipe keeps its bytes"
+    );
+
+    let restored = FileSystem::restore(&mounted(tmp.path()), &record).unwrap();
+    assert_eq!(restored.cwd(), "/data/sub");
+    let mut buf = [0u8; 5];
+    assert_eq!(restored.read(dup, &mut buf), Ok(5), "dup shares the offset");
+    assert_eq!(&buf, b"world");
+    assert_eq!(restored.tell(f), Ok(11), "…with the original descriptor");
+    assert!(restored.cloexec(dup).unwrap());
+    let mut piped = [0u8; 16];
+    assert_eq!(restored.read(r, &mut piped), Ok(9));
+    assert_eq!(&piped[..9], b"in flight");
+    restored.write(w, &[IoSlice::new(b"more")]).unwrap();
+    assert_eq!(restored.read(r, &mut piped), Ok(4));
+    assert_eq!(restored.prestat(data).unwrap(), "/data");
+    assert!(restored.readdir(sub, 0).is_ok());
+    assert_eq!(restored.fdstat(f).unwrap().rights_base, FILE_RIGHTS);
+}
+
+#[test]
+fn a_missing_file_or_mount_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = mounted(tmp.path());
+    let f = fs
+        .open(3, false, b"gone.txt", oflags::CREAT, FILE_RIGHTS, 0, 0)
+        .unwrap();
+    let record = fs.describe();
+    std::fs::remove_file(tmp.path().join("gone.txt")).unwrap();
+    let Err(e) = FileSystem::restore(&mounted(tmp.path()), &record) else {
+        panic!("restored without the file")
+    };
+    assert!(
+        matches!(&e, RestoreError::Reopen { path, fd, errno: Errno::Noent, .. } if path == "gone.txt" && *fd == f),
+        "{e}"
+    );
+    assert!(e.to_string().contains("gone.txt"));
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = FileSystem::builder()
+        .mount(elsewhere.path(), "/other")
+        .unwrap()
+        .build();
+    let Err(e) = FileSystem::restore(&other, &record) else {
+        panic!("restored without the mount")
+    };
+    assert!(
+        matches!(&e, RestoreError::Unmounted { mount, .. } if mount == "/data"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("--dir"));
+}
