@@ -67,6 +67,17 @@ struct Ids {
 }
 
 impl Ids {
+    /// Takes `id` for a restored process or thread: it must be free, and the counter moves
+    /// past it so it is not handed out again.
+    fn claim(&self, id: u32, table: &Table) -> Result<u32, LimitError> {
+        let in_use = table.contains_key(&id) || table.values().any(|p| p.thread(id).is_some());
+        if in_use || !(1..=MAX_ID).contains(&id) {
+            return Err(LimitError::InUse(id));
+        }
+        self.next.fetch_max(id + 1, Ordering::AcqRel);
+        Ok(id)
+    }
+
     fn allocate(&self, table: &Table) -> Result<u32, LimitError> {
         if !self.wrapped.load(Ordering::Acquire) {
             let id = self.next.fetch_add(1, Ordering::AcqRel);
@@ -100,23 +111,28 @@ pub(crate) struct ControlInner {
 }
 
 impl ControlInner {
-    /// A new tid; `table` is the locked process table when the caller holds it.
-    fn allocate_id(&self, table: Option<&Table>) -> Result<Tid, LimitError> {
+    /// A new tid (`wanted`, for a restore, else the next free one); `table` is the locked
+    /// process table when the caller holds it.
+    fn allocate_id(&self, table: Option<&Table>, wanted: Option<Tid>) -> Result<Tid, LimitError> {
         if self.threads.fetch_add(1, Ordering::AcqRel) >= self.limits.max_threads {
             self.threads.fetch_sub(1, Ordering::AcqRel);
             return Err(LimitError::TooManyThreads);
         }
+        let pick = |t: &Table| match wanted {
+            Some(id) => self.ids.claim(id, t),
+            None => self.ids.allocate(t),
+        };
         let id = match table {
-            Some(t) => self.ids.allocate(t),
-            None => self.ids.allocate(&lock(&self.table)),
+            Some(t) => pick(t),
+            None => pick(&lock(&self.table)),
         };
         id.inspect_err(|_| {
             self.threads.fetch_sub(1, Ordering::AcqRel);
         })
     }
 
-    pub(crate) fn allocate_thread_id(&self) -> Result<Tid, LimitError> {
-        self.allocate_id(None)
+    pub(crate) fn allocate_thread_id(&self, wanted: Option<Tid>) -> Result<Tid, LimitError> {
+        self.allocate_id(None, wanted)
     }
 
     pub(crate) fn release_thread_id(&self, _tid: Tid) {
@@ -182,8 +198,8 @@ impl ControlInner {
 }
 
 impl Registry for ControlInner {
-    fn allocate_thread_id(&self) -> Result<Tid, LimitError> {
-        ControlInner::allocate_thread_id(self)
+    fn allocate_thread_id(&self, wanted: Option<Tid>) -> Result<Tid, LimitError> {
+        ControlInner::allocate_thread_id(self, wanted)
     }
 
     fn release_thread_id(&self, tid: Tid) {
@@ -247,6 +263,26 @@ impl ControlPlane {
         parent: Option<&Arc<Process>>,
         module_hash: [u8; 32],
     ) -> Result<Arc<Process>, LimitError> {
+        self.spawn_with(parent, module_hash, None)
+    }
+
+    /// Like [`ControlPlane::spawn`], with pid `pid` (a restored process keeps its pid);
+    /// [`LimitError::InUse`] if something holds it.
+    pub fn spawn_as(
+        &self,
+        pid: Pid,
+        parent: Option<&Arc<Process>>,
+        module_hash: [u8; 32],
+    ) -> Result<Arc<Process>, LimitError> {
+        self.spawn_with(parent, module_hash, Some(pid))
+    }
+
+    fn spawn_with(
+        &self,
+        parent: Option<&Arc<Process>>,
+        module_hash: [u8; 32],
+        wanted: Option<Pid>,
+    ) -> Result<Arc<Process>, LimitError> {
         let c = &self.inner;
         if parent.is_some_and(|p| p.is_exiting()) {
             return Err(LimitError::ShuttingDown);
@@ -256,7 +292,7 @@ impl ControlPlane {
             if table.len() >= c.limits.max_processes {
                 return Err(LimitError::TooManyProcesses);
             }
-            let pid = c.allocate_id(Some(&table))?;
+            let pid = c.allocate_id(Some(&table), wanted)?;
             let dispositions = parent.map(|p| p.dispositions());
             let process = Arc::new(Process::new(
                 pid,
@@ -334,6 +370,25 @@ impl ControlPlane {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_restore_gets_the_ids_it_asks_for_and_they_are_not_handed_out_again() {
+        let cp = ControlPlane::default();
+        let p = cp.spawn_as(7, None, [0; 32]).unwrap();
+        assert_eq!(p.pid(), 7);
+        let t = p.spawn_thread_as(9, crate::SigSet::EMPTY).unwrap();
+        assert_eq!(t.tid(), 9);
+        assert_eq!(
+            p.spawn_thread_as(9, crate::SigSet::EMPTY).err(),
+            Some(LimitError::InUse(9))
+        );
+        assert_eq!(
+            cp.spawn_as(7, None, [0; 32]).err(),
+            Some(LimitError::InUse(7))
+        );
+        let next = cp.spawn(None, [0; 32]).unwrap();
+        assert_eq!(next.pid(), 10, "allocation goes on past the claimed ids");
+    }
 
     #[test]
     fn ids_wrap_without_reusing_live_ones() {

@@ -19,6 +19,9 @@ pub enum LimitError {
     /// Every id is in use.
     #[error("no free process or thread id")]
     IdsExhausted,
+    /// A restore asked for an id another process or thread holds.
+    #[error("id {0} is in use")]
+    InUse(u32),
     /// The process (or the control plane) is going away.
     #[error("the process is exiting")]
     ShuttingDown,

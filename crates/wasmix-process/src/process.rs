@@ -16,8 +16,9 @@ use crate::thread::{Thread, WaitError, WaitQueue};
 /// table, the timer service. Implemented by `control`; a trait so the process need not
 /// import the table that holds it.
 pub(crate) trait Registry: Send + Sync {
-    /// A tid for a new thread (counted against the thread limit).
-    fn allocate_thread_id(&self) -> Result<Tid, LimitError>;
+    /// A tid for a new thread (counted against the thread limit): `wanted` (a restore),
+    /// else the next free one.
+    fn allocate_thread_id(&self, wanted: Option<Tid>) -> Result<Tid, LimitError>;
     /// A thread other than a main thread has left.
     fn release_thread_id(&self, tid: Tid);
     /// Children of an ended process go to the root process.
@@ -207,6 +208,11 @@ impl Process {
         self.module_hash
     }
 
+    /// Process-directed signals pending because every thread blocks them.
+    pub fn pending_signals(&self) -> SigSet {
+        lock(&self.signals).pending
+    }
+
     /// Its checkpoint barrier.
     pub fn checkpoint(&self) -> &Arc<Coordinator> {
         &self.checkpoint
@@ -270,11 +276,29 @@ impl Process {
         mask: SigSet,
         from_member: bool,
     ) -> Result<Arc<Thread>, LimitError> {
+        self.spawn_thread_with(None, mask, from_member)
+    }
+
+    /// Like [`Process::spawn_thread`], with tid `tid` (a restored thread keeps its tid).
+    pub fn spawn_thread_as(
+        self: &Arc<Self>,
+        tid: Tid,
+        mask: SigSet,
+    ) -> Result<Arc<Thread>, LimitError> {
+        self.spawn_thread_with(Some(tid), mask, false)
+    }
+
+    fn spawn_thread_with(
+        self: &Arc<Self>,
+        wanted: Option<Tid>,
+        mask: SigSet,
+        from_member: bool,
+    ) -> Result<Arc<Thread>, LimitError> {
         let control = self.control.upgrade().ok_or(LimitError::ShuttingDown)?;
         if self.is_exiting() {
             return Err(LimitError::ShuttingDown);
         }
-        let tid = control.allocate_thread_id()?;
+        let tid = control.allocate_thread_id(wanted)?;
         self.checkpoint.register_thread(from_member);
         let thread = Arc::new(Thread::new(tid, Arc::clone(&self.checkpoint), mask));
         self.add_thread(Arc::clone(&thread));

@@ -126,6 +126,16 @@ impl SigSet {
     /// No signals.
     pub const EMPTY: SigSet = SigSet(0);
 
+    /// The set as a bit mask by signal number (bit n: signal n).
+    pub fn bits(self) -> u64 {
+        u64::from(self.0)
+    }
+
+    /// The set of a bit mask by signal number; bits of no signal are dropped.
+    pub fn from_bits(bits: u64) -> SigSet {
+        SigSet(bits as u32 & SigSet::full().0)
+    }
+
     /// Every signal.
     pub fn full() -> SigSet {
         SigSet(((1u64 << (MAX_SIGNAL + 1)) - 2) as u32)
