@@ -3,19 +3,24 @@
 
 use std::net::TcpListener;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use wasmix_fs::{FileSystemBuilder, HostFd, Node, OpenFile, Stdio};
 
 use wasmix_process::ExitStatus;
 
+use wasmix_journal::{Journal, JournalError, JournalWriter, SyncPolicy, Verify};
+use wasmix_process::{Ticket, Trigger};
+
 use crate::capture::StackError;
 use crate::error::RunError;
-use crate::host::{Image, ProcessCtx};
-use crate::launch::Start;
+use crate::host::{Image, Journaling, ProcessCtx};
+use crate::launch::{Launch, Start};
 use crate::program::Program;
+use crate::restore;
 use crate::running;
+use crate::snapshot::{self, SnapshotError};
 use crate::stack::Entry;
 use crate::unwind::Unwind;
 use crate::wasi;
@@ -31,6 +36,39 @@ pub struct ProcessBuilder {
     fs: FileSystemBuilder,
     preloads: Vec<(String, Program)>,
     listeners: Vec<TcpListener>,
+    journal: Option<JournalConfig>,
+}
+
+/// Where a process's snapshots go and when they are taken.
+#[derive(Clone, Debug)]
+pub struct JournalConfig {
+    /// The journal file. If it holds a complete snapshot of this program, the process is
+    /// restored from the newest one instead of started; either way it records on into it.
+    pub path: PathBuf,
+    /// When the journal is made durable.
+    pub sync: SyncPolicy,
+    /// What takes a snapshot besides an explicit request (the guest's `proc_snapshot`, or
+    /// [`RunningProcess::snapshot`]), e.g. [`Trigger::Sigint`] for the embedder's Ctrl-C.
+    pub triggers: Vec<Trigger>,
+    /// End the process after a snapshot (exit code [`crate::STOPPED_AFTER_SNAPSHOT`]).
+    pub stop_after_snapshot: bool,
+}
+
+impl JournalConfig {
+    /// A journal at `path`, durable at every snapshot, explicit snapshots only.
+    pub fn new(path: impl Into<PathBuf>) -> JournalConfig {
+        JournalConfig {
+            path: path.into(),
+            sync: SyncPolicy::default(),
+            triggers: vec![Trigger::Explicit],
+            stop_after_snapshot: false,
+        }
+    }
+
+    /// Whether `trigger` takes a snapshot.
+    pub fn takes(&self, trigger: Trigger) -> bool {
+        trigger == Trigger::Explicit || self.triggers.contains(&trigger)
+    }
 }
 
 impl ProcessBuilder {
@@ -43,7 +81,16 @@ impl ProcessBuilder {
             fs: FileSystemBuilder::default(),
             preloads: Vec::new(),
             listeners: Vec::new(),
+            journal: None,
         }
+    }
+
+    /// Journals the process: snapshots go to (and, when it holds one, the process is
+    /// restored from) `config.path`. The runtime must be made with snapshots on
+    /// ([`crate::RuntimeConfig::snapshots`]) so its threads can be captured.
+    pub fn journal(mut self, config: JournalConfig) -> Self {
+        self.journal = Some(config);
+        self
     }
 
     /// Replaces `argv` entirely (including `argv[0]`, which defaults to the module's file name).
@@ -125,14 +172,14 @@ impl ProcessBuilder {
     /// Starts the process on a thread of its own and returns at once; the handle reports its
     /// pid, signals it, and waits for its end.
     pub fn spawn(self) -> Result<RunningProcess, RunError> {
-        let process_slot = Arc::new(std::sync::OnceLock::new());
-        let slot = Arc::clone(&process_slot);
+        let slot: Arc<std::sync::OnceLock<ProcessHandle>> = Arc::new(std::sync::OnceLock::new());
+        let filled = Arc::clone(&slot);
         let (tx, rx) = std::sync::mpsc::channel();
         let handle = std::thread::Builder::new()
             .name("wasmix-root".into())
             .spawn(move || {
-                let r = self.run_reporting(|p| {
-                    let _ = slot.set(Arc::clone(p));
+                let r = self.run_reporting(|h| {
+                    let _ = filled.set(h.clone());
                     let _ = tx.send(());
                 });
                 drop(tx);
@@ -141,16 +188,16 @@ impl ProcessBuilder {
             .map_err(|e| RunError::Setup(format!("cannot start a thread: {e}")))?;
         let _ = rx.recv();
         Ok(RunningProcess {
-            process: process_slot.get().cloned(),
-            handle,
+            handle: slot.get().cloned().unwrap_or(ProcessHandle {
+                process: None,
+                journal: None,
+            }),
+            thread: handle,
         })
     }
 
-    fn run_reporting(
-        self,
-        started: impl FnOnce(&Arc<wasmix_process::Process>),
-    ) -> Result<ExitStatus, RunError> {
-        let fs = Arc::new(self.fs.build());
+    fn run_reporting(self, started: impl FnOnce(&ProcessHandle)) -> Result<ExitStatus, RunError> {
+        let fs = self.fs.build();
         for listener in self.listeners {
             let fd: OwnedFd = listener.into();
             let file = OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0);
@@ -159,25 +206,70 @@ impl ProcessBuilder {
                 .map_err(|e| RunError::Setup(format!("cannot add listener: {e}")))?;
         }
         let runtime = self.runtime.clone();
-        let image = Image::new(&runtime, &self.program, self.preloads)?;
-        let process = runtime
-            .control()
-            .spawn(None, [0; 32])
-            .map_err(|e| RunError::Setup(format!("cannot start the process: {e}")))?;
-        started(&process);
-        let main = process
-            .main_thread()
-            .ok_or_else(|| RunError::Setup("the process has no main thread".into()))?;
-        let ctx = Arc::new(ProcessCtx::new(
-            runtime,
-            Arc::clone(&process),
-            fs,
-            self.args,
-            self.env,
-            image,
-            false,
-        ));
-        running::run_thread(Arc::clone(&ctx), main, Start::Entry(Entry::Main));
+        let journal = match &self.journal {
+            Some(config) => Some(open_journal(&self.program, config)?),
+            None => None,
+        };
+        let (ctx, mut launches) = match journal {
+            Some((journaling, Some((journal, snapshot)))) => {
+                let restored = restore::restore(
+                    &runtime,
+                    &self.program,
+                    self.preloads,
+                    &fs,
+                    &journal,
+                    &snapshot,
+                    journaling,
+                )?;
+                (restored.ctx, restored.threads)
+            }
+            fresh => {
+                let image = Image::new(&runtime, &self.program, self.preloads)?;
+                let process = runtime
+                    .control()
+                    .spawn(None, self.program.hash())
+                    .map_err(|e| RunError::Setup(format!("cannot start the process: {e}")))?;
+                let main = process
+                    .main_thread()
+                    .ok_or_else(|| RunError::Setup("the process has no main thread".into()))?;
+                let mut ctx = ProcessCtx::new(
+                    runtime,
+                    Arc::clone(&process),
+                    Arc::new(fs),
+                    self.args,
+                    self.env,
+                    image,
+                    false,
+                );
+                let journaling = fresh.map(|(j, _)| j);
+                if let Some(j) = &journaling {
+                    ctx = ctx.with_journal(Arc::clone(j));
+                }
+                let ctx = Arc::new(ctx);
+                if let Some(j) = &journaling {
+                    j.set_current(&ctx);
+                }
+                let launch = Launch {
+                    ctx: Arc::clone(&ctx),
+                    thread: main,
+                    start: Start::Entry(Entry::Main),
+                };
+                (ctx, vec![launch])
+            }
+        };
+        let process = Arc::clone(&ctx.process);
+        started(&ProcessHandle {
+            process: Some(Arc::clone(&process)),
+            journal: ctx.journal().cloned(),
+        });
+        let main = launches.remove(0);
+        for other in launches {
+            let tid = other.thread.tid();
+            if running::start_thread(other).is_err() {
+                process.thread_exited(tid);
+            }
+        }
+        running::run_thread(main.ctx, main.thread, main.start);
         let status = process.wait_exit();
         match ctx.take_trap() {
             Some(e) => Err(classify(e)),
@@ -186,13 +278,19 @@ impl ProcessBuilder {
     }
 }
 
-/// Signals a running process from anywhere.
+/// Signals (and snapshots) a running process from anywhere.
 #[derive(Clone)]
 pub struct ProcessHandle {
     process: Option<Arc<wasmix_process::Process>>,
+    journal: Option<Arc<Journaling>>,
 }
 
 impl ProcessHandle {
+    /// Its pid (`None` if it failed before it got one).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(|p| p.pid())
+    }
+
     /// Sends `sig`, as `kill(2)` would (SIGINT goes on to the children the process waits
     /// for, as a terminal's foreground job would have it).
     pub fn signal(&self, sig: wasmix_process::Signal) {
@@ -200,38 +298,96 @@ impl ProcessHandle {
             let _ = p.signal(sig);
         }
     }
+
+    /// Takes a snapshot into the process's journal: every thread parks at its next capture
+    /// point, the snapshot is written, then the process goes on (or stops, if its journal
+    /// says so). The ticket completes once the snapshot is committed or has failed.
+    pub fn snapshot(&self) -> Result<Ticket, SnapshotError> {
+        self.snapshot_for(Trigger::Explicit)
+    }
+
+    /// Like [`ProcessHandle::snapshot`], recorded as taken for `trigger`.
+    pub fn snapshot_for(&self, trigger: Trigger) -> Result<Ticket, SnapshotError> {
+        let journal = self.journal.as_ref().ok_or(SnapshotError::NoJournal)?;
+        let ctx = journal.current().ok_or(SnapshotError::Ended)?;
+        snapshot::request(&ctx, trigger)
+    }
+
+    /// Whether the process's journal takes a snapshot on `trigger`.
+    pub fn snapshots_on(&self, trigger: Trigger) -> bool {
+        self.journal.as_ref().is_some_and(|j| j.on(trigger))
+    }
 }
 
 /// A process started with [`ProcessBuilder::spawn`].
 pub struct RunningProcess {
-    process: Option<Arc<wasmix_process::Process>>,
-    handle: std::thread::JoinHandle<Result<ExitStatus, RunError>>,
+    handle: ProcessHandle,
+    thread: std::thread::JoinHandle<Result<ExitStatus, RunError>>,
 }
 
 impl RunningProcess {
     /// Its pid (`None` if it failed before it got one).
     pub fn pid(&self) -> Option<u32> {
-        self.process.as_ref().map(|p| p.pid())
+        self.handle.pid()
     }
 
     /// Sends `sig` to it, as `kill(2)` would.
     pub fn signal(&self, sig: wasmix_process::Signal) {
-        self.handle().signal(sig);
+        self.handle.signal(sig);
     }
 
-    /// A handle that can signal the process from another thread.
+    /// Takes a snapshot into its journal (see [`ProcessHandle::snapshot`]).
+    pub fn snapshot(&self) -> Result<Ticket, SnapshotError> {
+        self.handle.snapshot()
+    }
+
+    /// A handle that can signal and snapshot the process from another thread.
     pub fn handle(&self) -> ProcessHandle {
-        ProcessHandle {
-            process: self.process.clone(),
-        }
+        self.handle.clone()
     }
 
     /// Waits for it to end.
     pub fn wait(self) -> Result<ExitStatus, RunError> {
-        self.handle
+        self.thread
             .join()
             .unwrap_or_else(|_| Err(RunError::Setup("the process thread panicked".into())))
     }
+}
+
+/// A journaled process's journal: opened (its torn tail cut) or created, and the snapshot
+/// to restore, if it holds one.
+#[allow(clippy::type_complexity)]
+fn open_journal(
+    program: &Program,
+    config: &JournalConfig,
+) -> Result<(Arc<Journaling>, Option<(Journal, wasmix_journal::Snapshot)>), RunError> {
+    let failed = |e: JournalError| RunError::Setup(e.to_string());
+    let (writer, restore) = if config.path.exists() {
+        let (writer, journal) =
+            JournalWriter::open(&config.path, program.hash(), config.sync, Verify::Frames)
+                .map_err(failed)?;
+        match journal.latest() {
+            Ok(snapshot) => (writer, Some((journal, snapshot))),
+            Err(JournalError::NoSnapshot { .. }) => (writer, None),
+            Err(e) => return Err(failed(e)),
+        }
+    } else {
+        let writer =
+            JournalWriter::create(&config.path, program.hash(), config.sync).map_err(failed)?;
+        (writer, None)
+    };
+    // A restored process's monotonic clock goes on from its snapshot's, never back.
+    let offset = restore.as_ref().map_or(0, |(_, s)| {
+        let now = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+        let now = (now.tv_sec as u64) * 1_000_000_000 + now.tv_nsec as u64;
+        s.begin.monotonic_ns.saturating_sub(now)
+    });
+    let mut triggers: Vec<Trigger> = config.triggers.clone();
+    if !triggers.contains(&Trigger::Explicit) {
+        triggers.push(Trigger::Explicit);
+    }
+    let journaling = Journaling::new(writer, triggers, config.stop_after_snapshot, offset);
+    Ok((Arc::new(journaling), restore))
 }
 
 fn classify(e: wasmtime::Error) -> RunError {

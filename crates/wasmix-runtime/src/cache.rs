@@ -46,22 +46,26 @@ impl ModuleCache {
         &self.dir
     }
 
-    fn key(&self, wasm: &[u8]) -> String {
+    fn key(&self, wasm: &[u8], variant: &str) -> String {
         let mut h = blake3::Hasher::new();
         h.update(&self.engine_tag);
+        h.update(variant.as_bytes());
+        h.update(&[0]);
         h.update(wasm);
         h.finalize().to_hex().to_string()
     }
 
-    /// A module compiled from `wasm`: from the cache when a sound entry exists, else compiled
-    /// by `compile` and stored (storing is best effort; failures are logged, not fatal).
+    /// A module compiled from `wasm` as `variant` (how it is instrumented) says: from the
+    /// cache when a sound entry exists, else compiled by `compile` and stored (storing is best
+    /// effort; failures are logged, not fatal).
     pub fn get_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        variant: &str,
         compile: impl FnOnce() -> wasmtime::Result<Module>,
     ) -> wasmtime::Result<Module> {
-        let key = self.key(wasm);
+        let key = self.key(wasm, variant);
         let artifact = self.dir.join(format!("{key}.cwasm"));
         let sum = self.dir.join(format!("{key}.sum"));
         if let Some(module) = load(engine, &artifact, &sum) {
@@ -131,7 +135,7 @@ mod tests {
         let mut compiled = 0;
         let get = |compiled: &mut i32| {
             cache
-                .get_or_compile(&engine, &wasm, || {
+                .get_or_compile(&engine, &wasm, "", || {
                     *compiled += 1;
                     Module::new(&engine, &wasm)
                 })
@@ -164,7 +168,7 @@ mod tests {
         let cache = ModuleCache::new(&engine, dir.path().to_owned());
         let wasm = wat::parse_str(WAT).unwrap();
         cache
-            .get_or_compile(&engine, &wasm, || Module::new(&engine, &wasm))
+            .get_or_compile(&engine, &wasm, "", || Module::new(&engine, &wasm))
             .unwrap();
         for e in fs::read_dir(dir.path()).unwrap() {
             let p = e.unwrap().path();
@@ -174,7 +178,7 @@ mod tests {
         }
         let mut compiled = false;
         cache
-            .get_or_compile(&engine, &wasm, || {
+            .get_or_compile(&engine, &wasm, "", || {
                 compiled = true;
                 Module::new(&engine, &wasm)
             })

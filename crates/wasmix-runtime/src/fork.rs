@@ -22,7 +22,7 @@ use crate::host::{memory_region, GuestMemory, Host, Identity, ProcessCtx, Vfork}
 use crate::interrupt::Interrupt;
 use crate::launch::{discard, Launch, Resume, Start, Starter};
 use crate::signals;
-use crate::stack::{Entry, Outcome, Restore, ThreadSnapshot};
+use crate::stack::{Entry, Restore, Resumption, ThreadSnapshot};
 use crate::unwind::Unwind;
 
 /// A new process, child of the calling thread's, with its signal state; retired again if the
@@ -74,7 +74,7 @@ pub(crate) fn fork(
         let resume = Resume {
             store: child,
             snapshot: Arc::clone(snapshot),
-            outcome: Ok(0),
+            resume: Resumption::Return(Ok(0)),
         };
         start(Launch {
             ctx,
@@ -168,7 +168,7 @@ pub(crate) fn end_vfork_child(
     store: &mut Store<Host>,
     result: wasmtime::Result<()>,
     start: Starter,
-) -> Result<(Arc<ThreadSnapshot>, Outcome, Restore), wasmtime::Result<()>> {
+) -> Result<(Arc<ThreadSnapshot>, Resumption, Restore), wasmtime::Result<()>> {
     let host = store.data_mut();
     let Some(frame) = host.vforks.pop() else {
         return Err(result);
@@ -205,5 +205,9 @@ pub(crate) fn end_vfork_child(
     let (parent, snapshot) = frame.into_parts();
     store.data_mut().swap_identity(parent);
     // The child ran on this instance: the parent's globals come back with its stack.
-    Ok((snapshot, Ok(u64::from(pid)), Restore::Globals))
+    Ok((
+        snapshot,
+        Resumption::Return(Ok(u64::from(pid))),
+        Restore::Globals,
+    ))
 }

@@ -162,7 +162,7 @@ fn write_nonzero_pages(file: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
 
 /// Whether every byte is 0: or-folded by words so the loop vectorises (a byte loop that stops
 /// at the first non-zero byte costs ~1 ns per byte, milliseconds per process start).
-fn is_zero(bytes: &[u8]) -> bool {
+pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     // SAFETY: any bytes are a valid u64 when aligned; align_to hands back the unaligned ends.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
     head.iter().chain(tail).fold(0u8, |a, b| a | b) == 0

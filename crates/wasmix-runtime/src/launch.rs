@@ -12,7 +12,7 @@ use wasmix_process::{ExitStatus, Process, Signal, Thread};
 use wasmtime::Store;
 
 use crate::host::{Host, ProcessCtx};
-use crate::stack::{Entry, Outcome, ThreadSnapshot};
+use crate::stack::{Entry, Resumption, ThreadSnapshot};
 
 /// How a guest thread begins.
 pub(crate) enum Start {
@@ -26,7 +26,7 @@ pub(crate) enum Start {
 pub(crate) struct Resume {
     pub store: Store<Host>,
     pub snapshot: Arc<ThreadSnapshot>,
-    pub outcome: Outcome,
+    pub resume: Resumption,
 }
 
 /// A guest thread ready to run: its process, its identity, and how it begins.

@@ -45,8 +45,10 @@ mod launch;
 mod signals;
 
 mod fork;
+mod restore;
 mod resume;
 mod running;
+mod snapshot;
 mod spawn;
 
 mod wasi;
@@ -57,15 +59,19 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use stack::prepare::Instrumentation;
 use wasmix_process::{ControlPlane, Limits};
 use wasmtime::{Config, Engine, Linker};
 
-pub use builder::{ProcessBuilder, ProcessHandle, RunningProcess};
+pub use builder::{JournalConfig, ProcessBuilder, ProcessHandle, RunningProcess};
 pub use error::RunError;
 pub use program::{LoadError, Program};
+pub use snapshot::{SnapshotError, STOPPED_AFTER_SNAPSHOT};
 pub use wasmix_fs::Stdio;
+pub use wasmix_journal::SyncPolicy;
 pub use wasmix_process::ExitStatus;
 pub use wasmix_process::Signal;
+pub use wasmix_process::{Ticket, Trigger};
 
 /// Where compiled modules are cached.
 #[derive(Clone, Debug, Default)]
@@ -88,6 +94,9 @@ pub struct RuntimeConfig {
     pub max_processes: usize,
     /// Most threads alive at once across all processes (EAGAIN beyond).
     pub max_threads: usize,
+    /// Instrument every module so a snapshot can capture its threads wherever they block or
+    /// loop (what journaling needs; costs code size and some speed).
+    pub snapshots: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -97,6 +106,7 @@ impl Default for RuntimeConfig {
             cache: CacheSetting::default(),
             max_processes: limits.max_processes,
             max_threads: limits.max_threads,
+            snapshots: false,
         }
     }
 }
@@ -117,6 +127,8 @@ struct RuntimeInner {
     control: ControlPlane,
     /// `(module, name)` of every host call, for checking imports before a store exists.
     provided: std::collections::HashSet<(String, String)>,
+    /// How modules are instrumented.
+    instrumentation: Instrumentation,
 }
 
 impl Runtime {
@@ -153,13 +165,23 @@ impl Runtime {
                 loaded: Mutex::new(HashMap::new()),
                 control: ControlPlane::new(limits),
                 provided,
+                instrumentation: if config.snapshots {
+                    Instrumentation::Snapshots
+                } else {
+                    Instrumentation::Captures
+                },
             }),
         })
     }
 
     /// Loads a `.wasm` or `.wat` file, from the compiled-module cache when possible.
     pub fn load(&self, path: &Path) -> Result<Program, LoadError> {
-        Program::load(&self.inner.engine, self.inner.cache.as_ref(), path)
+        Program::load(
+            &self.inner.engine,
+            self.inner.cache.as_ref(),
+            path,
+            self.inner.instrumentation,
+        )
     }
 
     /// Loads a module from memory; `name` becomes the default `argv[0]`.
@@ -170,6 +192,7 @@ impl Runtime {
             bytes,
             Path::new(name),
             name.into(),
+            self.inner.instrumentation,
         )
     }
 

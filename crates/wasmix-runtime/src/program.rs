@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::{Engine, Module};
 
 use crate::cache::ModuleCache;
+use crate::rewrite;
+use crate::stack::prepare::{self, Instrumentation};
 
 /// Why a module could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -56,6 +58,10 @@ pub struct Program {
     name: String,
     /// Whether the module is asyncify-instrumented (its threads' stacks can be captured).
     captures_stacks: bool,
+    /// Whether every blocking call and loop is a capture point (snapshots).
+    captures_everywhere: bool,
+    /// BLAKE3 of the module as loaded (before any instrumentation): what a journal is of.
+    hash: [u8; 32],
 }
 
 impl Program {
@@ -79,13 +85,27 @@ impl Program {
             module: self.module.clone(),
             name: name.to_owned(),
             captures_stacks: self.captures_stacks,
+            captures_everywhere: self.captures_everywhere,
+            hash: self.hash,
         }
+    }
+
+    /// Whether a snapshot can capture its threads anywhere they block or loop (it was
+    /// instrumented for snapshots, or its toolchain instrumented every import).
+    pub(crate) fn captures_everywhere(&self) -> bool {
+        self.captures_everywhere
+    }
+
+    /// BLAKE3 of the module's bytes as loaded (a journal names the module it is of so).
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
     }
 
     pub(crate) fn load(
         engine: &Engine,
         cache: Option<&ModuleCache>,
         path: &Path,
+        how: Instrumentation,
     ) -> Result<Program, LoadError> {
         let bytes = std::fs::read(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
@@ -101,7 +121,7 @@ impl Program {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Program::from_bytes(engine, cache, &bytes, path, name)
+        Program::from_bytes(engine, cache, &bytes, path, name, how)
     }
 
     pub(crate) fn from_bytes(
@@ -110,6 +130,7 @@ impl Program {
         bytes: &[u8],
         path: &Path,
         name: String,
+        how: Instrumentation,
     ) -> Result<Program, LoadError> {
         let wasm = if bytes.starts_with(b"\0asm") {
             std::borrow::Cow::Borrowed(bytes)
@@ -125,19 +146,28 @@ impl Program {
             reason: one_line(&format!("{e:#}")),
         };
         let compile = || {
-            let calls =
-                crate::stack::prepare::missing_asyncify(&wasm).map_err(wasmtime::Error::msg)?;
-            let asyncified = if calls.is_empty() {
-                std::borrow::Cow::Borrowed(&*wasm)
-            } else {
-                std::borrow::Cow::Owned(crate::stack::prepare::asyncify(&wasm, &calls)?)
+            let instrumented = match how {
+                Instrumentation::Captures => {
+                    let calls = prepare::missing_asyncify(&wasm).map_err(wasmtime::Error::msg)?;
+                    let asyncified = if calls.is_empty() {
+                        std::borrow::Cow::Borrowed(&*wasm)
+                    } else {
+                        std::borrow::Cow::Owned(prepare::asyncify(&wasm, &calls, how)?)
+                    };
+                    rewrite::instrument(&asyncified)
+                        .map_err(wasmtime::Error::msg)?
+                        .into_owned()
+                }
+                Instrumentation::Snapshots => for_snapshots(&wasm)?,
             };
-            let instrumented =
-                crate::rewrite::instrument(&asyncified).map_err(wasmtime::Error::msg)?;
             Module::from_binary(engine, &instrumented)
         };
+        let variant = match how {
+            Instrumentation::Captures => "",
+            Instrumentation::Snapshots => "snapshots",
+        };
         let module = match cache {
-            Some(cache) => cache.get_or_compile(engine, &wasm, compile),
+            Some(cache) => cache.get_or_compile(engine, &wasm, variant, compile),
             None => compile(),
         }
         .map_err(
@@ -152,6 +182,7 @@ impl Program {
         let captures_stacks = module
             .exports()
             .any(|e| e.name() == crate::rewrite::ASYNCIFY_MARK);
+        let captures_everywhere = captures_stacks && how == Instrumentation::Snapshots;
         if captures_stacks {
             crate::stack::prepare::check_exports(&module).map_err(|reason| LoadError::Invalid {
                 path: path.to_owned(),
@@ -162,8 +193,27 @@ impl Program {
             module,
             name,
             captures_stacks,
+            captures_everywhere,
+            hash: *blake3::hash(&wasm).as_bytes(),
         })
     }
+}
+
+/// `wasm` instrumented for snapshots: raw atomic waits become host calls and loops get safe
+/// points, then asyncify makes every blocking call and safe point a capture point, then the
+/// mutable globals are exported. A module its toolchain already instrumented is taken as it
+/// is (WASIX toolchains instrument every import).
+fn for_snapshots(wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+    let msg = wasmtime::Error::msg;
+    let has_asyncify = prepare::has_asyncify(wasm).map_err(msg)?;
+    let asyncified = if has_asyncify {
+        wasm.to_vec()
+    } else {
+        let atomics = rewrite::instrument(wasm).map_err(msg)?;
+        let safe = rewrite::safepoints(&atomics).map_err(msg)?;
+        prepare::asyncify(&safe, &["snapshots".to_owned()], Instrumentation::Snapshots)?
+    };
+    Ok(rewrite::instrument(&asyncified).map_err(msg)?.into_owned())
 }
 
 fn one_line(s: &str) -> String {

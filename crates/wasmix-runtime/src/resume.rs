@@ -11,15 +11,16 @@ use crate::capture;
 use crate::fork;
 use crate::host::{split, Host};
 use crate::launch::Starter;
-use crate::stack::{Capture, Outcome, Restore, ThreadSnapshot};
+use crate::snapshot::{self, Parked};
+use crate::stack::{Capture, Restore, Resumption, ThreadSnapshot};
 use crate::unwind::Unwind;
 
 /// What the run loop does next.
 pub(crate) enum Next {
     /// The thread is done; this is how it ended.
     Done(wasmtime::Result<()>),
-    /// Call the entry again, rewinding this stack; its interrupted call returns the outcome.
-    Rewind(Arc<ThreadSnapshot>, Outcome, Restore),
+    /// Call the entry again, rewinding this stack; its interrupted call resumes so.
+    Rewind(Arc<ThreadSnapshot>, Resumption, Restore),
 }
 
 /// Decides what follows the entry's return `result`; new threads (a fork child, a vfork
@@ -43,7 +44,11 @@ pub(crate) fn settle(
                 )));
             }
             if let Some(Unwind::LongJump { snapshot, value }) = Unwind::of(&e) {
-                return Next::Rewind(Arc::clone(snapshot), Ok(*value), Restore::StackPointer);
+                return Next::Rewind(
+                    Arc::clone(snapshot),
+                    Resumption::Return(Ok(*value)),
+                    Restore::StackPointer,
+                );
             }
             after(store, Err(e), start)
         }
@@ -53,7 +58,7 @@ pub(crate) fn settle(
 /// The entry really returned (or failed): a vfork child has ended, or the thread has.
 fn after(store: &mut Store<Host>, result: wasmtime::Result<()>, start: Starter) -> Next {
     match fork::end_vfork_child(store, result, start) {
-        Ok((snapshot, outcome, restore)) => Next::Rewind(snapshot, outcome, restore),
+        Ok((snapshot, resume, restore)) => Next::Rewind(snapshot, resume, restore),
         Err(result) => Next::Done(result),
     }
 }
@@ -68,12 +73,16 @@ fn carry_out(
     match capture {
         Capture::Fork { copy_memory: true } => {
             let outcome = fork::fork(store, &snapshot, start).map(u64::from);
-            Next::Rewind(snapshot, outcome, Restore::StackPointer)
+            Next::Rewind(snapshot, Resumption::Return(outcome), Restore::StackPointer)
         }
         Capture::Fork { copy_memory: false } => {
             let outcome = fork::vfork(store, &snapshot).map(|()| 0);
-            Next::Rewind(snapshot, outcome, Restore::StackPointer)
+            Next::Rewind(snapshot, Resumption::Return(outcome), Restore::StackPointer)
         }
+        Capture::Checkpoint { resume } => match snapshot::park(store, &snapshot, resume) {
+            Parked::Continue => Next::Rewind(snapshot, resume, Restore::StackPointer),
+            Parked::Stop => Next::Done(Err(Unwind::Exit(snapshot::stopped()).into())),
+        },
         Capture::Setjmp { buf } => {
             let key = store
                 .data_mut()
@@ -85,7 +94,7 @@ fn carry_out(
             let outcome = mem.write(buf + 8, &key).map(|()| 0);
             Next::Rewind(
                 snapshot,
-                outcome.map_err(|_: Errno| Errno::Fault),
+                Resumption::Return(outcome.map_err(|_: Errno| Errno::Fault)),
                 Restore::StackPointer,
             )
         }

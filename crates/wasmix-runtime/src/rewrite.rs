@@ -330,6 +330,195 @@ impl Reencode for Rewriter {
     }
 }
 
+/// Import (module `wasmix`) a safe point calls.
+pub(crate) const SAFEPOINT: &str = "safepoint";
+
+/// Export name of the global that asks loops to call the safe point.
+pub(crate) const SAFEPOINT_FLAG: &str = "wasmix:safepoint";
+
+/// `wasm` with a safe point at every loop header: `global.get $flag; if; call
+/// $wasmix.safepoint; end`. The flag is a new mutable i32 global, exported as
+/// [`SAFEPOINT_FLAG`], which the host raises (from the epoch callback, on the thread's own
+/// store) when it needs the thread at a safe point; the call goes last among the imports, so
+/// only defined functions shift (by one). Asyncify, run afterwards with the safe point among
+/// its imports, makes that call a place the thread's stack can be captured — so a thread in
+/// a compute loop can be snapshotted within one iteration.
+pub(crate) fn safepoints(wasm: &[u8]) -> Result<Vec<u8>, String> {
+    let s = survey(wasm).map_err(|e| e.to_string())?;
+    let mut defined_globals = 0u32;
+    let mut has_globals = false;
+    let mut has_exports = false;
+    for payload in Parser::new(0).parse_all(wasm) {
+        match payload.map_err(|e| e.to_string())? {
+            Payload::GlobalSection(r) => {
+                has_globals = true;
+                defined_globals = r.count();
+            }
+            Payload::ExportSection(_) => has_exports = true,
+            _ => {}
+        }
+    }
+    if !has_exports {
+        return Err("the module exports nothing (no `_start` to run)".into());
+    }
+    let mut r = Safepoints {
+        ty: s.types,
+        func: s.imported_funcs,
+        global: s.imported_globals + defined_globals,
+        has_imports: s.has_imports,
+        has_globals,
+        imported: false,
+        global_added: false,
+    };
+    let mut module = wasm_encoder::Module::new();
+    r.parse_core_module(&mut module, Parser::new(0), wasm)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(module.finish())
+}
+
+struct Safepoints {
+    /// Index of the added `() -> ()` type.
+    ty: u32,
+    /// Index of the added import (the first after the module's own imported functions).
+    func: u32,
+    /// Index of the added global.
+    global: u32,
+    has_imports: bool,
+    has_globals: bool,
+    imported: bool,
+    global_added: bool,
+}
+
+impl Safepoints {
+    fn import(&mut self, imports: &mut wasm_encoder::ImportSection) {
+        imports.import(INTERNAL, SAFEPOINT, EntityType::Function(self.ty));
+        self.imported = true;
+    }
+
+    fn flag(globals: &mut wasm_encoder::GlobalSection) {
+        globals.global(
+            wasm_encoder::GlobalType {
+                val_type: ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &wasm_encoder::ConstExpr::i32_const(0),
+        );
+    }
+}
+
+impl Reencode for Safepoints {
+    type Error = std::convert::Infallible;
+
+    fn function_index(
+        &mut self,
+        func: u32,
+    ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
+        Ok(if func >= self.func { func + 1 } else { func })
+    }
+
+    fn parse_type_section(
+        &mut self,
+        types: &mut wasm_encoder::TypeSection,
+        section: wasmparser::TypeSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
+        types.ty().function([], []);
+        Ok(())
+    }
+
+    fn parse_import_section(
+        &mut self,
+        imports: &mut wasm_encoder::ImportSection,
+        section: wasmparser::ImportSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
+        self.import(imports);
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut wasm_encoder::GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_global_section(self, globals, section)?;
+        Self::flag(globals);
+        self.global_added = true;
+        Ok(())
+    }
+
+    fn parse_export_section(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+        section: wasmparser::ExportSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_export_section(self, exports, section)?;
+        exports.export(
+            SAFEPOINT_FLAG,
+            wasm_encoder::ExportKind::Global,
+            self.global,
+        );
+        Ok(())
+    }
+
+    fn intersperse_section_hook(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        _after: Option<wasm_encoder::SectionId>,
+        before: Option<wasm_encoder::SectionId>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        use wasm_encoder::SectionId;
+        let past_types = !matches!(before, Some(SectionId::Type));
+        if !self.has_imports && !self.imported && past_types {
+            let mut imports = wasm_encoder::ImportSection::new();
+            self.import(&mut imports);
+            module.section(&imports);
+        }
+        // The global section sits just before exports; a module without one gets one there.
+        if !self.has_globals && !self.global_added && matches!(before, Some(SectionId::Export)) {
+            let mut globals = wasm_encoder::GlobalSection::new();
+            Self::flag(&mut globals);
+            module.section(&globals);
+            self.global_added = true;
+        }
+        Ok(())
+    }
+
+    fn parse_custom_section(
+        &mut self,
+        module: &mut wasm_encoder::Module,
+        section: wasmparser::CustomSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        if section.name().starts_with(".debug") {
+            return Ok(());
+        }
+        wasm_encoder::reencode::utils::parse_custom_section(self, module, section)
+    }
+
+    fn parse_function_body(
+        &mut self,
+        code: &mut wasm_encoder::CodeSection,
+        func: wasmparser::FunctionBody<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let mut ops = func.get_operators_reader()?;
+        while !ops.eof() {
+            let op = ops.read()?;
+            let is_loop = matches!(op, Operator::Loop { .. });
+            f.instruction(&self.instruction(op)?);
+            if is_loop {
+                f.instruction(&Instruction::GlobalGet(self.global));
+                f.instruction(&Instruction::If(wasm_encoder::BlockType::Empty));
+                f.instruction(&Instruction::Call(self.func));
+                f.instruction(&Instruction::End);
+            }
+        }
+        code.function(&f);
+        Ok(())
+    }
+}
+
 /// A plain round trip, for tests: re-encoding must not change a module without atomics.
 #[cfg(test)]
 fn roundtrip(wasm: &[u8]) -> Vec<u8> {
@@ -355,6 +544,54 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn every_loop_gets_a_safe_point_and_indices_shift() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (import "x" "f" (func $imp))
+                (memory (export "memory") 1)
+                (func $a (export "_start")
+                    (loop $l (call $b) (br_if $l (i32.const 0)))
+                    (block (loop (br 1))))
+                (func $b (call $imp)))"#,
+        )
+        .unwrap();
+        let out = safepoints(&wasm).unwrap();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        assert_eq!(
+            imports_of(&out),
+            [
+                ("x".into(), "f".into()),
+                (INTERNAL.into(), SAFEPOINT.into())
+            ]
+        );
+        let printed = wasmprinter_like(&out);
+        // Global 0 is the new flag; the safe point is function 1; $b moved from 2 to 3.
+        assert_eq!(
+            printed
+                .matches("GlobalGet { global_index: 0 }\nIf { blockty: Empty }\nCall { function_index: 1 }")
+                .count(),
+            2,
+            "{printed}"
+        );
+        assert!(printed.contains("Call { function_index: 3 }"), "{printed}");
+        let exports: Vec<String> = Parser::new(0)
+            .parse_all(&out)
+            .filter_map(|p| match p.unwrap() {
+                Payload::ExportSection(r) => Some(
+                    r.into_iter()
+                        .map(|e| e.unwrap().name.to_owned())
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(exports.contains(&SAFEPOINT_FLAG.to_owned()), "{exports:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::interrupt::Interrupt;
 use crate::launch::{Launch, Start};
 use crate::resume::{self, Next};
 use crate::signals;
-use crate::stack::{Entry, Outcome, Restore, ThreadSnapshot};
+use crate::stack::{Entry, Restore, Resumption, ThreadSnapshot};
 use crate::unwind::Unwind;
 
 /// Runs one guest thread to its end on the calling OS thread, then retires it from the
@@ -28,7 +28,7 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
             Some(Start::Resume(r)) => {
                 entry = r.snapshot.entry();
                 interrupt = Some(Arc::clone(&r.store.data().interrupt));
-                (r.store, Some((r.snapshot, r.outcome, Restore::Globals)))
+                (r.store, Some((r.snapshot, r.resume, Restore::Globals)))
             }
             fresh => {
                 if let Some(Start::Entry(e)) = fresh {
@@ -61,6 +61,9 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
                     if let Some(next) = next {
                         retire_other_threads(&ctx, &thread);
                         ctx = next;
+                        if let Some(j) = ctx.journal() {
+                            j.set_current(&ctx);
+                        }
                         entry = Entry::Main;
                         continue;
                     }
@@ -125,7 +128,7 @@ fn enter(
     store: &mut Store<Host>,
     tid: Tid,
     entry: Entry,
-    mut rewind: Option<(Arc<ThreadSnapshot>, Outcome, Restore)>,
+    mut rewind: Option<(Arc<ThreadSnapshot>, Resumption, Restore)>,
 ) -> wasmtime::Result<()> {
     store.data_mut().stack.set_entry(entry);
     let instance = match (store.data().instance, &rewind) {
@@ -143,14 +146,14 @@ fn enter(
         }
     };
     loop {
-        if let Some((snapshot, outcome, restore)) = rewind.take() {
-            capture::rewind(store, &snapshot, outcome, restore)?;
+        if let Some((snapshot, resume, restore)) = rewind.take() {
+            capture::rewind(store, &snapshot, resume, restore)?;
         }
         let entry = store.data().stack.entry();
         let result = call_entry(ctx, store, instance, tid, entry);
         match resume::settle(store, result, start_thread) {
             Next::Done(result) => return result,
-            Next::Rewind(snapshot, outcome, restore) => rewind = Some((snapshot, outcome, restore)),
+            Next::Rewind(snapshot, resume, restore) => rewind = Some((snapshot, resume, restore)),
         }
     }
 }

@@ -66,6 +66,13 @@ pub(crate) fn arm(store: &mut Store<Host>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
         if cx.data().interrupt.is_raised() {
+            // A snapshot wants the thread: its next loop header calls the safe point.
+            let host = cx.data();
+            if host.ctx.process.checkpoint().capture_requested() {
+                if let Some(flag) = host.safepoint {
+                    flag.set(&mut cx, wasmtime::Val::I32(1))?;
+                }
+            }
             // The store has no callback while this one runs, so the handler must not reach a
             // deadline: it runs to its end (signals meanwhile wait for its host calls or for
             // the next deadline, as if masked during the handler).

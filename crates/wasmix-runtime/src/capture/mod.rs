@@ -23,7 +23,7 @@ use wasmtime::{Caller, Store};
 
 use crate::host::{split, GuestMemory, Host, HostContext};
 use crate::stack::asyncify::Asyncify;
-use crate::stack::{Capture, Outcome, Restore, ThreadSnapshot, AREA, HEADER};
+use crate::stack::{Capture, Restore, Resumption, ThreadSnapshot, AREA, HEADER};
 
 /// Why a thread's stack cannot be captured or resumed.
 #[derive(Debug, thiserror::Error)]
@@ -106,9 +106,9 @@ pub(crate) fn begin_unwind(
     Ok(Ok(()))
 }
 
-/// In a host call that may be a rewound one: the outcome to return when it is (the rewind is
-/// over then), `None` for a fresh call.
-pub(crate) fn resumed(caller: &mut Caller<'_, Host>) -> wasmtime::Result<Option<Outcome>> {
+/// In a host call that may be a rewound one: how it resumes when it is (the rewind is over
+/// then), `None` for a fresh call.
+pub(crate) fn resumed(caller: &mut Caller<'_, Host>) -> wasmtime::Result<Option<Resumption>> {
     if !caller.data().stack.rewinding() {
         return Ok(None);
     }
@@ -163,11 +163,11 @@ pub(crate) fn abandon_unwind(store: &mut Store<Host>) -> bool {
 }
 
 /// Makes the thread resume `snapshot` when its entry function is called next: the
-/// interrupted host call will return `outcome`.
+/// interrupted host call resumes as `resume` says.
 pub(crate) fn rewind(
     store: &mut Store<Host>,
     snapshot: &ThreadSnapshot,
-    outcome: Outcome,
+    resume: Resumption,
     restore: Restore,
 ) -> wasmtime::Result<()> {
     let a = handles(store).map_err(|r| stack_error(store.data(), r))?;
@@ -199,7 +199,7 @@ pub(crate) fn rewind(
         a.write_globals(&mut *store, snapshot.globals())?;
     }
     a.set_stack_pointer(&mut *store, snapshot.stack_pointer())?;
-    store.data_mut().stack.start_rewind(outcome);
+    store.data_mut().stack.start_rewind(resume);
     a.start_rewind.call(&mut *store, at as i32)?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use wasmtime::Store;
 use super::{finish_unwind, rewind};
 use crate::host::{Host, ProcessCtx};
 use crate::stack::Entry;
-use crate::stack::{Restore, ThreadSnapshot};
+use crate::stack::{Restore, Resumption, ThreadSnapshot};
 use crate::unwind::Unwind;
 use crate::{CacheSetting, Runtime, RuntimeConfig};
 
@@ -83,7 +83,13 @@ fn a_captured_thread_resumes_in_a_fresh_instance() {
         _ => unreachable!(),
     };
     assert_eq!(grown * 65536, u64::from(snapshot.unwind_area()));
-    rewind(&mut second, &snapshot, Ok(5), Restore::Everything).unwrap();
+    rewind(
+        &mut second,
+        &snapshot,
+        Resumption::Return(Ok(5)),
+        Restore::Everything,
+    )
+    .unwrap();
     assert_eq!(exit_code(start(&mut second)), 45);
 
     // Without the stack bytes the resumed frame reads zeros.
@@ -91,6 +97,12 @@ fn a_captured_thread_resumes_in_a_fresh_instance() {
     if let crate::host::GuestMemory::Own(m) = third.data().memory.clone() {
         m.grow(&mut third, 1).unwrap();
     }
-    rewind(&mut third, &snapshot, Ok(5), Restore::Globals).unwrap();
+    rewind(
+        &mut third,
+        &snapshot,
+        Resumption::Return(Ok(5)),
+        Restore::Globals,
+    )
+    .unwrap();
     assert_eq!(exit_code(start(&mut third)), 5);
 }

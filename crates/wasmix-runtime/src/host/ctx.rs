@@ -6,7 +6,7 @@ use wasmix_fs::{Errno, FileSystem};
 use wasmix_process::{Disposition, ExitStatus, Process, Signal, Tid, WaitQueue};
 use wasmtime::Store;
 
-use super::{memory_region, GuestMemory, Host, Image};
+use super::{memory_region, GuestMemory, Host, Image, Journaling};
 use crate::forkmem::ForkMemory;
 use crate::futex::Futexes;
 use crate::program::Program;
@@ -35,6 +35,11 @@ pub(crate) struct ProcessCtx {
     report_traps: bool,
     /// The process's memory in a file, for copy-on-write forks (programs that can fork).
     fork_memory: OnceLock<Arc<ForkMemory>>,
+    /// Where the main thread's own (unshared) memory starts, for a snapshot taken while
+    /// every thread is parked.
+    memory_base: OnceLock<usize>,
+    /// The process's journal, when it has one (kept across exec).
+    journal: Option<Arc<Journaling>>,
 }
 
 impl ProcessCtx {
@@ -62,6 +67,8 @@ impl ProcessCtx {
             trap: Arc::new(Mutex::new(None)),
             report_traps,
             fork_memory: OnceLock::new(),
+            memory_base: OnceLock::new(),
+            journal: None,
         }
     }
 
@@ -142,7 +149,25 @@ impl ProcessCtx {
             self.report_traps,
         );
         next.trap = Arc::clone(&self.trap);
+        next.journal = self.journal.clone();
         Ok(next)
+    }
+
+    /// The same context with `journal` (the caller makes it the journal's current context
+    /// once it is shared).
+    pub fn with_journal(mut self, journal: Arc<Journaling>) -> ProcessCtx {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// The process's journal, if it has one.
+    pub fn journal(&self) -> Option<&Arc<Journaling>> {
+        self.journal.as_ref()
+    }
+
+    /// Where the process's own memory starts (see `memory_base`).
+    pub fn memory_base(&self) -> Option<*mut u8> {
+        self.memory_base.get().map(|b| *b as *mut u8)
     }
 
     /// The export that receives signals, once registered.
@@ -220,6 +245,16 @@ impl ProcessCtx {
                 .map_or(GuestMemory::None, GuestMemory::Own);
         }
         store.data_mut().instance = Some(instance);
+        if let Some(wasmtime::Extern::Global(flag)) =
+            instance.get_export(&mut *store, crate::rewrite::SAFEPOINT_FLAG)
+        {
+            store.data_mut().safepoint = Some(flag);
+        }
+        if main {
+            if let Some(region) = memory_region(store) {
+                let _ = self.memory_base.set(region.base as usize);
+            }
+        }
         if main && self.image.program().captures_stacks() && self.fork_memory().is_none() {
             if let Some(region) = memory_region(store) {
                 let started = std::time::Instant::now();

@@ -6,6 +6,7 @@
 
 mod ctx;
 mod image;
+mod journal;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,6 +20,7 @@ use wasmtime::{
 
 pub(crate) use ctx::ProcessCtx;
 pub(crate) use image::Image;
+pub(crate) use journal::Journaling;
 
 use crate::forkmem::Region;
 use crate::interrupt::Interrupt;
@@ -46,6 +48,9 @@ pub(crate) struct Host {
     pub interrupt: Arc<Interrupt>,
     pub memory: GuestMemory,
     pub instance: Option<Instance>,
+    /// The flag global that sends loops to their safe point (programs instrumented for
+    /// snapshots).
+    pub safepoint: Option<wasmtime::Global>,
     /// Signal handlers running on this thread.
     pub handlers: Handlers,
     /// Work a host call left for later: an exec to carry out, a sleep to restart.
@@ -64,6 +69,7 @@ impl Host {
             interrupt,
             memory: GuestMemory::None,
             instance: None,
+            safepoint: None,
             handlers: Handlers::default(),
             pending: Pending::default(),
             stack: StackState::new(Entry::Main),

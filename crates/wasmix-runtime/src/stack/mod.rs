@@ -33,10 +33,22 @@ pub(crate) enum Capture {
     Fork { copy_memory: bool },
     /// `stack_checkpoint` (setjmp) into the `jmp_buf` at this address.
     Setjmp { buf: u32 },
+    /// A snapshot: the thread parks at the checkpoint barrier, then the call resumes so.
+    Checkpoint { resume: Resumption },
 }
 
 /// What a resumed call returns: its value, or an errno.
 pub(crate) type Outcome = Result<u64, Errno>;
+
+/// What a rewound call does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resumption {
+    /// Returns this (fork's pid, setjmp's value, a snapshot call's success).
+    Return(Outcome),
+    /// Runs again from its start, as if freshly called (a blocking call or safe point that
+    /// was captured before it did anything).
+    Restart,
+}
 
 /// How much of a snapshot a rewind puts back besides the asyncify data.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +75,8 @@ pub(crate) struct StackState {
     stack_top: Option<u32>,
     /// The capture under way (set while unwinding).
     pending: Option<Capture>,
-    /// What the rewound call returns (set while rewinding).
-    resume: Option<Outcome>,
+    /// What the rewound call does (set while rewinding).
+    resume: Option<Resumption>,
     setjmps: SetjmpBuffers,
 }
 
@@ -150,13 +162,13 @@ impl StackState {
         self.pending.take()
     }
 
-    /// The thread starts rewinding; its interrupted call will return `outcome`.
-    pub fn start_rewind(&mut self, outcome: Outcome) {
-        self.resume = Some(outcome);
+    /// The thread starts rewinding; its interrupted call will resume as `resume` says.
+    pub fn start_rewind(&mut self, resume: Resumption) {
+        self.resume = Some(resume);
     }
 
-    /// The rewind reached its call: what the call returns, if the thread was rewinding.
-    pub fn end_rewind(&mut self) -> Option<Outcome> {
+    /// The rewind reached its call: how the call resumes, if the thread was rewinding.
+    pub fn end_rewind(&mut self) -> Option<Resumption> {
         self.resume.take()
     }
 

@@ -1,6 +1,8 @@
 //! Making a module's stacks capturable: a module that calls fork or setjmp but was not
 //! asyncify-instrumented by its toolchain is instrumented here, with binaryen's `wasm-opt`,
-//! restricted to the imports that unwind.
+//! restricted to the imports that unwind. For snapshots ([`Instrumentation::Snapshots`])
+//! every call a thread can block in, and a safe point at every loop header, become places
+//! its stack can be captured.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,12 +16,66 @@ use crate::rewrite::ASYNCIFY_MARK;
 /// vfork child's exit leave the stack by a trap instead, so they need no instrumentation.)
 pub(crate) const UNWINDING_CALLS: [&str; 2] = ["proc_fork", "stack_checkpoint"];
 
-/// The `wasm-opt` arguments that instrument a module for wasmix.
-pub(crate) fn wasm_opt_args() -> Vec<String> {
-    let imports: Vec<String> = UNWINDING_CALLS
+/// How much of a module is instrumented.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Instrumentation {
+    /// The calls that capture (fork, setjmp), when the module makes them.
+    Captures,
+    /// Everything a snapshot needs: every blocking call and a safe point in every loop.
+    Snapshots,
+}
+
+/// Calls a thread can block in (or that take a snapshot), in every WASI module that has
+/// them: where a snapshot captures a thread that is waiting.
+pub(crate) const BLOCKING_CALLS: [&str; 8] = [
+    "fd_read",
+    "fd_write",
+    "fd_pread",
+    "fd_pwrite",
+    "poll_oneoff",
+    "sock_recv",
+    "sock_send",
+    "sock_accept",
+];
+
+/// WASIX-only calls that block or take a snapshot.
+pub(crate) const WASIX_BLOCKING_CALLS: [&str; 5] = [
+    "thread_sleep",
+    "thread_join",
+    "futex_wait",
+    "proc_join",
+    "proc_snapshot",
+];
+
+/// Whether `name` (of a WASI module) is a place a snapshot can capture the calling thread.
+pub(crate) fn is_capture_point(name: &str) -> bool {
+    BLOCKING_CALLS.contains(&name) || WASIX_BLOCKING_CALLS.contains(&name)
+}
+
+/// The imports asyncify instruments for `how`, as `module.name`.
+pub(crate) fn unwinding_imports(how: Instrumentation) -> Vec<String> {
+    let mut out: Vec<String> = UNWINDING_CALLS
         .iter()
         .map(|c| format!("{}.{c}", Abi::Wasix.module()))
         .collect();
+    if how == Instrumentation::Snapshots {
+        for abi in crate::abi::MODULES {
+            for c in BLOCKING_CALLS {
+                out.push(format!("{}.{c}", abi.module()));
+            }
+        }
+        for c in WASIX_BLOCKING_CALLS {
+            out.push(format!("{}.{c}", Abi::Wasix.module()));
+        }
+        for c in ["atomic_wait32", "atomic_wait64", crate::rewrite::SAFEPOINT] {
+            out.push(format!("{}.{c}", crate::abi::INTERNAL));
+        }
+    }
+    out
+}
+
+fn asyncify_args(how: Instrumentation) -> Vec<String> {
+    let imports = unwinding_imports(how);
     vec![
         "-O2".into(),
         "--asyncify".into(),
@@ -27,6 +83,20 @@ pub(crate) fn wasm_opt_args() -> Vec<String> {
         // Keep the name section: backtraces, and finding `__stack_pointer`.
         "-g".into(),
     ]
+}
+
+/// Whether `wasm` exports asyncify's entry points.
+pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
+    for payload in Parser::new(0).parse_all(wasm) {
+        if let Payload::ExportSection(r) = payload.map_err(|e| e.to_string())? {
+            for e in r {
+                if e.map_err(|e| e.to_string())?.name == ASYNCIFY_MARK {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// The unwinding calls `wasm` imports, when it lacks asyncify's exports; empty when it needs
@@ -109,26 +179,36 @@ pub(crate) struct NeedsAsyncify {
     args: String,
 }
 
-/// `wasm` instrumented by `wasm-opt` (`$WASMIX_WASM_OPT`, else the one on `PATH`).
-pub(crate) fn asyncify(wasm: &[u8], calls: &[String]) -> Result<Vec<u8>, NeedsAsyncify> {
+/// `wasm` instrumented by `wasm-opt` (`$WASMIX_WASM_OPT`, else the one on `PATH`) for
+/// `how`; `calls` name what needs it, for the error message.
+pub(crate) fn asyncify(
+    wasm: &[u8],
+    calls: &[String],
+    how: Instrumentation,
+) -> Result<Vec<u8>, NeedsAsyncify> {
     let tool = std::env::var_os("WASMIX_WASM_OPT")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("wasm-opt"));
-    asyncify_with(&tool, wasm, calls)
+    asyncify_with(&tool, wasm, calls, how)
 }
 
-fn asyncify_with(tool: &Path, wasm: &[u8], calls: &[String]) -> Result<Vec<u8>, NeedsAsyncify> {
+fn asyncify_with(
+    tool: &Path,
+    wasm: &[u8],
+    calls: &[String],
+    how: Instrumentation,
+) -> Result<Vec<u8>, NeedsAsyncify> {
     let fail = |reason: String| NeedsAsyncify {
         calls: calls.join(" and "),
         reason,
-        args: wasm_opt_args().join(" "),
+        args: asyncify_args(how).join(" "),
     };
     let dir = tempfile::tempdir().map_err(|e| fail(format!("no temporary directory: {e}")))?;
     let (input, output) = (dir.path().join("in.wasm"), dir.path().join("out.wasm"));
     std::fs::write(&input, wasm).map_err(|e| fail(format!("cannot write {input:?}: {e}")))?;
     let run = Command::new(tool)
         .arg(&input)
-        .args(wasm_opt_args())
+        .args(asyncify_args(how))
         .arg("-o")
         .arg(&output)
         .output()
@@ -172,7 +252,13 @@ mod tests {
     #[test]
     fn a_missing_tool_is_a_clear_error() {
         let tool = Path::new("/nonexistent/wasm-opt");
-        let e = asyncify_with(tool, b"\0asm\x01\0\0\0", &["proc_fork".into()]).unwrap_err();
+        let e = asyncify_with(
+            tool,
+            b"\0asm\x01\0\0\0",
+            &["proc_fork".into()],
+            Instrumentation::Captures,
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("cannot run `/nonexistent/wasm-opt`"), "{msg}");
         assert!(msg.contains("--asyncify"), "{msg}");

@@ -41,7 +41,13 @@ fn clock_res_get(cx: &mut Call<'_>, id: i32, ret: Out<u64>) -> Result<(), Errno>
 }
 
 fn clock_time_get(cx: &mut Call<'_>, id: i32, _precision: i64, ret: Out<u64>) -> Result<(), Errno> {
-    ret.set(&mut cx.mem, now(clock_id(id)?));
+    let id = clock_id(id)?;
+    let mut t = now(id);
+    if id == ClockId::Monotonic {
+        // A restored process's clock goes on from its snapshot's.
+        t = t.saturating_add(cx.host.ctx.journal().map_or(0, |j| j.monotonic_offset()));
+    }
+    ret.set(&mut cx.mem, t);
     Ok(())
 }
 

@@ -20,6 +20,9 @@ pub(crate) use crate::abi::{older, Abi, INTERNAL, MODULES, WASI_THREADS};
 use crate::host::{split, Host};
 use crate::mem::{GuestMem, Out, Value};
 use crate::signals;
+use crate::snapshot as snapshots;
+use crate::stack::prepare::is_capture_point;
+use crate::stack::Resumption;
 
 mod args;
 mod clock;
@@ -32,6 +35,7 @@ mod path;
 mod poll;
 mod proc;
 mod signal;
+mod snapshot;
 mod sock;
 mod spawn;
 mod stacks;
@@ -92,12 +96,15 @@ impl<T: Value> Param for Out<T> {
 /// A named host call: a function taking the [`Call`] and its parameters and answering an
 /// errno, which [`HostCalls::define`] wraps into a wasm import.
 pub(crate) trait HostFn<Params>: Copy + Send + Sync + 'static {
+    /// Wraps the call into `linker` as `name`; `capture` says a snapshot may capture the
+    /// calling thread in it (see [`dispatch`]).
     fn define(
         self,
         linker: &mut Linker<Host>,
         abi: Abi,
         name: &str,
         restart: Restart,
+        capture: bool,
     ) -> Result<()>;
 }
 
@@ -126,12 +133,13 @@ macro_rules! host_fn {
                 abi: Abi,
                 name: &str,
                 restart: Restart,
+                capture: bool,
             ) -> Result<()> {
                 linker.func_wrap(
                     abi.module(),
                     name,
                     move |mut caller: Caller<'_, Host>, $($raw: $p::Raw),*| -> Result<i32> {
-                        dispatch(&mut caller, abi, restart, |cx| {
+                        dispatch(&mut caller, abi, restart, capture, |cx| {
                             $(let $raw = $p::from_raw($raw, &cx.mem)?;)*
                             self(cx, $($raw),*)
                         })
@@ -161,18 +169,36 @@ host_fn!(A a, B b, C c, D d, E e, G g, H h, I i, J j, K k, L l, M m, N n, O o);
 
 /// Runs one host call's body: with the guest's memory and the thread's state, then acting on
 /// pending signals before the call returns, and restarting it as `restart` says.
+///
+/// A call that is a `capture` point (one a thread can block in) lets a snapshot capture the
+/// thread: when one is wanted before the body runs, or the body gave up waiting for it
+/// (EINTR), the thread unwinds; rewound, the call runs again from its start. A body that did
+/// something returns normally, and the thread is captured at its next capture point.
 fn dispatch(
     caller: &mut Caller<'_, Host>,
     abi: Abi,
     restart: Restart,
+    capture: bool,
     mut body: impl FnMut(&mut Call<'_>) -> Result<(), Errno>,
 ) -> Result<i32> {
+    if capture {
+        if caller.data().stack.rewinding() {
+            if let Some(Resumption::Return(outcome)) = crate::capture::resumed(caller)? {
+                return Ok(errno(outcome.map(drop)));
+            }
+        } else if snapshots::wanted(caller.data()) {
+            return snapshots::unwind(caller, Resumption::Restart);
+        }
+    }
     loop {
         let result = {
             let (mem, host) = split(caller);
             body(&mut Call { host, mem, abi })
         };
         let intr = result == Err(Errno::Intr);
+        if capture && intr && snapshots::wanted(caller.data()) {
+            return snapshots::unwind(caller, Resumption::Restart);
+        }
         if caller.data().interrupt.is_raised() {
             signals::deliver(&mut *caller)?;
             if restart == Restart::AfterHandler && intr {
@@ -213,7 +239,9 @@ impl HostCalls<'_> {
         f: impl HostFn<P>,
         restart: Restart,
     ) -> Result<()> {
-        f.define(self.linker, abi, name, restart)?;
+        // An older generation (`name@N`) is the same call for capturing.
+        let plain = name.split('@').next().unwrap_or(name);
+        f.define(self.linker, abi, name, restart, is_capture_point(plain))?;
         self.names
             .insert((abi.module().to_owned(), name.to_owned()));
         Ok(())
@@ -277,6 +305,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String
     exec::add(&mut calls)?;
     join::add(&mut calls)?;
     stacks::add(&mut calls)?;
+    snapshot::add(&mut calls)?;
     Ok(calls.names)
 }
 

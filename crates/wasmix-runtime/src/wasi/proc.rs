@@ -1,5 +1,5 @@
 //! A process's identity and its end: `proc_exit` (every ABI), and WASIX `proc_exit2`,
-//! `proc_id`, `proc_parent`, `proc_snapshot`.
+//! `proc_id`, `proc_parent`.
 
 use wasmix_fs::Errno;
 use wasmix_process::ExitStatus;
@@ -19,7 +19,7 @@ pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
 pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
     // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit.
     calls.define_raw(Abi::Wasix.module(), "proc_exit2", proc_exit)?;
-    host_calls!(calls, Abi::Wasix, [proc_id, proc_parent, proc_snapshot]);
+    host_calls!(calls, Abi::Wasix, [proc_id, proc_parent]);
     Ok(())
 }
 
@@ -47,9 +47,4 @@ fn proc_parent(cx: &mut Call<'_>, pid: u32, ret: Out<u32>) -> Result<(), Errno> 
     };
     ret.set(&mut cx.mem, ppid);
     Ok(())
-}
-
-/// Journal snapshots of a running process come with the journal.
-fn proc_snapshot(_: &mut Call<'_>) -> Result<(), Errno> {
-    Err(Errno::Notsup)
 }

@@ -12,7 +12,7 @@ use crate::capture;
 use crate::host::{split, Host};
 use crate::mem::GuestMem;
 use crate::signals;
-use crate::stack::{Capture, Outcome};
+use crate::stack::{Capture, Outcome, Resumption};
 use crate::unwind::Unwind;
 
 /// `__wasi_stack_snapshot_t`: `{user: u64, hash: [u8; 16]}`.
@@ -30,9 +30,15 @@ pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
 /// rewind to end.
 fn finish(
     caller: &mut Caller<'_, Host>,
-    outcome: Outcome,
+    resume: Resumption,
     put: impl FnOnce(&mut GuestMem, u64) -> Result<(), Errno>,
 ) -> Result<i32> {
+    // These calls are never captured by a snapshot (which restarts only blocking calls), so
+    // a restart here could only be a confused rewind: report it as interrupted.
+    let outcome: Outcome = match resume {
+        Resumption::Return(o) => o,
+        Resumption::Restart => Err(Errno::Intr),
+    };
     let r = outcome.and_then(|v| put(&mut split(caller).0, v));
     if caller.data().interrupt.is_raised() {
         signals::deliver(&mut *caller)?;
@@ -47,8 +53,8 @@ fn valid(caller: &mut Caller<'_, Host>, ptr: i32, len: u32) -> bool {
 
 /// fork (`copy_memory` set) or vfork; the child's pid, 0 in the child, goes to `pid_ptr`.
 fn proc_fork(mut caller: Caller<'_, Host>, copy_memory: i32, pid_ptr: i32) -> Result<i32> {
-    if let Some(outcome) = capture::resumed(&mut caller)? {
-        return finish(&mut caller, outcome, |mem, pid| {
+    if let Some(resume) = capture::resumed(&mut caller)? {
+        return finish(&mut caller, resume, |mem, pid| {
             mem.put_u32(pid_ptr as u32, pid as u32)
         });
     }

@@ -14,8 +14,10 @@ use crate::futex::Woke;
 use crate::host::{split, GuestMemory, Host};
 use crate::mem::{GuestMem, Out};
 use crate::signals;
+use crate::snapshot as snapshots;
 use crate::spawn::spawn_thread;
 use crate::stack::Entry;
+use crate::stack::Resumption;
 use crate::tls::ThreadLocals;
 use crate::unwind::Unwind;
 
@@ -250,6 +252,13 @@ fn raw_wait(
     size: u64,
     expected: u64,
 ) -> Result<i32> {
+    // A capture point for snapshots, like the blocking calls (see `dispatch`); rewound, the
+    // wait starts again.
+    if caller.data().stack.rewinding() {
+        crate::capture::resumed(caller)?;
+    } else if snapshots::wanted(caller.data()) {
+        return snapshots::unwind(caller, Resumption::Restart);
+    }
     let woke = {
         let (mem, host) = split(caller);
         if !matches!(host.memory, GuestMemory::Shared(_)) {
@@ -280,6 +289,9 @@ fn raw_wait(
             )
         }
     };
+    if matches!(woke, Woke::Interrupted(_)) && snapshots::wanted(caller.data()) {
+        return snapshots::unwind(caller, Resumption::Restart);
+    }
     signals::deliver(&mut *caller)?;
     Ok(wait_result(woke))
 }

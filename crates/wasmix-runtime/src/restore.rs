@@ -1,0 +1,263 @@
+//! Rebuilding a process from a journal's snapshot: the same pid and tids, the descriptor
+//! table reopened, memory as it was, every thread rewound into the call it was captured in
+//! (which then runs again from its start, or returns what the snapshot says).
+
+use std::sync::Arc;
+
+use wasmix_fs::FileSystem;
+use wasmix_journal::{record, Journal, Snapshot};
+use wasmix_process::{Disposition, MAX_SIGNAL};
+use wasmtime::Store;
+
+use crate::error::RunError;
+use crate::host::{memory_region, GuestMemory, Host, Image, Journaling, ProcessCtx};
+use crate::interrupt::Interrupt;
+use crate::launch::{Launch, Resume, Start};
+use crate::program::Program;
+use crate::signals;
+use crate::snapshot::signals_of;
+use crate::stack::snapshot::GlobalValue;
+use crate::stack::{Entry, Resumption, ThreadSnapshot};
+use crate::Runtime;
+
+/// What a restore hands the caller: the process context and every thread ready to resume,
+/// the main thread first.
+pub(crate) struct Restored {
+    pub ctx: Arc<ProcessCtx>,
+    pub threads: Vec<Launch>,
+}
+
+fn setup(what: impl std::fmt::Display) -> RunError {
+    RunError::Setup(format!("cannot restore the snapshot: {what}"))
+}
+
+/// Rebuilds the process `snap` (read from `journal`) records, running `program` with
+/// `preloads`, over `base` (this run's mounts and stdio).
+pub(crate) fn restore(
+    runtime: &Runtime,
+    program: &Program,
+    preloads: Vec<(String, Program)>,
+    base: &FileSystem,
+    journal: &Journal,
+    snap: &Snapshot,
+    journaling: Arc<Journaling>,
+) -> Result<Restored, RunError> {
+    let proc_rec = snap
+        .process
+        .as_ref()
+        .ok_or_else(|| setup("it records no process"))?;
+    let files = snap
+        .files
+        .as_ref()
+        .ok_or_else(|| setup("it records no descriptor table"))?;
+    let main_rec = snap
+        .threads
+        .iter()
+        .find(|t| t.main)
+        .ok_or_else(|| setup("it records no main thread"))?;
+    if !program.captures_everywhere() {
+        return Err(setup(format!(
+            "`{}` was not instrumented for snapshots",
+            program.name()
+        )));
+    }
+
+    let process = runtime
+        .control()
+        .spawn_as(proc_rec.pid, None, program.hash())
+        .map_err(|e| setup(format!("pid {}: {e}", proc_rec.pid)))?;
+    let fs = FileSystem::restore(base, files).map_err(setup)?;
+    let image = Image::new(runtime, program, preloads)?;
+    let ctx = Arc::new(
+        ProcessCtx::new(
+            runtime.clone(),
+            Arc::clone(&process),
+            Arc::new(fs),
+            proc_rec.args.clone(),
+            proc_rec.env.clone(),
+            image,
+            false,
+        )
+        .with_journal(Arc::clone(&journaling)),
+    );
+    journaling.set_current(&ctx);
+    if let Some(name) = &proc_rec.signal_callback {
+        ctx.set_signal_callback(name.clone());
+    }
+    process.set_dispositions(&dispositions(&proc_rec.dispositions));
+
+    // Threads with their ids and masks; the main thread exists with the process.
+    let main = process
+        .main_thread()
+        .ok_or_else(|| setup("the process has no main thread"))?;
+    main.set_mask(signals_of(main_rec.mask));
+    let mut threads = vec![(Arc::clone(&main), main_rec)];
+    for t in snap.threads.iter().filter(|t| !t.main) {
+        let thread = process
+            .spawn_thread_as(t.tid, signals_of(t.mask))
+            .map_err(|e| setup(format!("thread {}: {e}", t.tid)))?;
+        threads.push((thread, t));
+    }
+
+    let mut launches = Vec::new();
+    for (i, (thread, rec)) in threads.into_iter().enumerate() {
+        let interrupt = Interrupt::install(runtime.engine(), &thread);
+        let mut store = Store::new(
+            runtime.engine(),
+            Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt),
+        );
+        signals::arm(&mut store);
+        let main_thread = i == 0;
+        ctx.instantiate(&mut store, main_thread)
+            .map_err(|e| setup(format!("{e:#}")))?;
+        if main_thread {
+            restore_memory(&mut store, journal, snap)?;
+        }
+        for sig in signals_of(rec.pending).iter() {
+            thread.deliver(sig);
+        }
+        let snapshot = Arc::new(thread_snapshot(rec));
+        launches.push(Launch {
+            ctx: Arc::clone(&ctx),
+            thread,
+            start: Start::Resume(Box::new(Resume {
+                store,
+                snapshot,
+                resume: resumption(rec.resume),
+            })),
+        });
+    }
+    for sig in signals_of(proc_rec.pending).iter() {
+        let _ = process.signal(sig);
+    }
+    Ok(Restored {
+        ctx,
+        threads: launches,
+    })
+}
+
+/// Grows the memory to its recorded size and fills it: the recorded regions, zeros
+/// everywhere else (instantiation may have put data segments where the snapshot had zeros).
+fn restore_memory(
+    store: &mut Store<Host>,
+    journal: &Journal,
+    snap: &Snapshot,
+) -> Result<(), RunError> {
+    let Some(mem) = snap.memories.first() else {
+        return Ok(());
+    };
+    let have = match store.data().memory.clone() {
+        GuestMemory::Own(m) => m.data_size(&*store) as u64,
+        GuestMemory::Shared(m) => m.data_size() as u64,
+        GuestMemory::None => return Err(setup("the module has no memory to restore into")),
+    };
+    if mem.size > have {
+        let pages = (mem.size - have).div_ceil(65536);
+        let grown = match store.data().memory.clone() {
+            GuestMemory::Own(m) => m.grow(&mut *store, pages).map(drop),
+            GuestMemory::Shared(m) => m.grow(pages).map(drop),
+            GuestMemory::None => Ok(()),
+        };
+        grown.map_err(|e| setup(format!("cannot grow memory to {} bytes: {e}", mem.size)))?;
+    }
+    let region = memory_region(store).ok_or_else(|| setup("the memory cannot be laid out"))?;
+    // SAFETY: the process's memory, `region.len` bytes at `region.base`, and no guest code
+    // runs yet (its threads start after the restore).
+    let bytes = unsafe { std::slice::from_raw_parts_mut(region.base, region.len) };
+    let mut covered: Vec<(usize, usize)> = Vec::new();
+    for r in &snap.regions {
+        let start = usize::try_from(r.offset).unwrap_or(usize::MAX);
+        let end = start.saturating_add(usize::try_from(r.len).unwrap_or(usize::MAX));
+        if end > bytes.len() {
+            return Err(setup(format!(
+                "a memory region ({}..{}) lies outside the {}-byte memory",
+                r.offset,
+                r.offset + r.len,
+                bytes.len()
+            )));
+        }
+        journal
+            .read_region(r, &mut bytes[start..end])
+            .map_err(setup)?;
+        covered.push((start, end));
+    }
+    covered.sort_unstable();
+    let mut at = 0;
+    for (start, end) in covered
+        .into_iter()
+        .chain(std::iter::once((bytes.len(), bytes.len())))
+    {
+        zero_nonzero_pages(&mut bytes[at.min(start)..start]);
+        at = at.max(end);
+    }
+    Ok(())
+}
+
+/// Zeroes the pages of `bytes` that are not zero already (untouched pages stay unmapped).
+fn zero_nonzero_pages(bytes: &mut [u8]) {
+    for page in bytes.chunks_mut(4096) {
+        if !crate::forkmem::is_zero(page) {
+            page.fill(0);
+        }
+    }
+}
+
+fn dispositions(recorded: &[record::Disposition]) -> [Disposition; MAX_SIGNAL as usize + 1] {
+    let mut out = [Disposition::Default; MAX_SIGNAL as usize + 1];
+    for (n, d) in recorded.iter().enumerate().take(out.len()) {
+        out[n] = match d {
+            record::Disposition::Default => Disposition::Default,
+            record::Disposition::Ignore => Disposition::Ignore,
+            record::Disposition::Handler(h) => Disposition::Handler(*h),
+        };
+    }
+    out
+}
+
+fn thread_snapshot(rec: &record::Thread) -> ThreadSnapshot {
+    let entry = match rec.entry {
+        record::Entry::Main => Entry::Main,
+        record::Entry::ThreadStart(arg) => Entry::ThreadStart(arg),
+        record::Entry::Legacy {
+            user_data,
+            stack_base,
+            reactor,
+        } => Entry::Legacy {
+            user_data,
+            stack_base,
+            reactor,
+        },
+    };
+    let globals = rec
+        .globals
+        .iter()
+        .map(|(name, g)| {
+            let v = match *g {
+                record::Global::I32(x) => GlobalValue::I32(x),
+                record::Global::I64(x) => GlobalValue::I64(x),
+                record::Global::F32(x) => GlobalValue::F32(x),
+                record::Global::F64(x) => GlobalValue::F64(x),
+            };
+            (name.clone(), v)
+        })
+        .collect();
+    ThreadSnapshot::new(
+        entry,
+        globals,
+        rec.unwind_area,
+        rec.unwind_data.clone(),
+        rec.stack_pointer,
+        rec.stack_top,
+        Vec::new(),
+    )
+}
+
+fn resumption(r: record::Resume) -> Resumption {
+    match r {
+        record::Resume::Restart => Resumption::Restart,
+        record::Resume::Return(v) => Resumption::Return(Ok(v)),
+        // Snapshots capture calls that restart or succeed; an errno could only come from a
+        // newer writer, and EINTR is what any call may answer.
+        record::Resume::Errno(_) => Resumption::Return(Err(wasmix_fs::Errno::Intr)),
+    }
+}

@@ -1,0 +1,360 @@
+//! Snapshots of a running process into its journal.
+//!
+//! A request ([`request`]) opens a capture round on the process's checkpoint barrier and
+//! wakes every thread. Each thread unwinds at its next capture point — a blocking call (which
+//! gave up waiting with EINTR, or had not started) or a loop's safe point — and the run loop
+//! parks it ([`park`]) with its state. The last thread to park runs the action ([`write`]):
+//! the process, every thread, the descriptor table and the memory go to the journal, and the
+//! snapshot commits. Then every thread is rewound into its call — which runs again from its
+//! start, or (the thread that asked, through `proc_snapshot`) returns — or, with
+//! stop-after-snapshot, the process ends with [`STOPPED_AFTER_SNAPSHOT`].
+
+use std::sync::Arc;
+
+use wasmix_fs::Errno;
+use wasmix_journal::record;
+use wasmix_process::{
+    After, CheckpointError, Disposition, ExitStatus, Resume, SigSet, Snapshot, Thread, Ticket,
+    Trigger,
+};
+use wasmtime::{Caller, Store};
+
+use crate::capture;
+use crate::host::{GuestMemory, Host, Journaling, ProcessCtx};
+use crate::stack::{Capture, Entry, Resumption, ThreadSnapshot};
+
+/// The exit code of a process stopped after a snapshot (`--stop-after-snapshot`):
+/// EX_TEMPFAIL, "try again later" — restore it to go on.
+pub const STOPPED_AFTER_SNAPSHOT: i32 = 75;
+
+/// Why a snapshot was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SnapshotError {
+    /// The process runs without a journal.
+    #[error("the process has no journal (run it with a journal to take snapshots)")]
+    NoJournal,
+    /// The program cannot have its threads captured anywhere.
+    #[error(
+        "`{0}` was not instrumented for snapshots (it is when the runtime is made with \
+         snapshots on, as `wasmix run --journal` does)"
+    )]
+    NotInstrumented(String),
+    /// Process trees are not snapshotted yet.
+    #[error(
+        "the process has live children ({0:?}); snapshots of process trees are not supported yet"
+    )]
+    HasChildren(Vec<u32>),
+    /// The process has ended.
+    #[error("the process has ended")]
+    Ended,
+    /// Another snapshot is being taken.
+    #[error("a snapshot is already being taken")]
+    Busy,
+    /// Writing it failed; the process goes on.
+    #[error("the snapshot failed: {0}")]
+    Failed(String),
+}
+
+impl From<CheckpointError> for SnapshotError {
+    fn from(e: CheckpointError) -> SnapshotError {
+        match e {
+            CheckpointError::Busy => SnapshotError::Busy,
+            CheckpointError::Action(why) => SnapshotError::Failed(why),
+        }
+    }
+}
+
+/// What a parked thread records: its journal record and the memory size it saw.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ThreadCapture {
+    thread: record::Thread,
+    memory_len: u64,
+}
+
+/// Asks for a snapshot of `ctx`'s process for `trigger`. Every thread parks at its next
+/// capture point; the returned ticket completes once the snapshot is committed (or failed).
+pub(crate) fn request(ctx: &Arc<ProcessCtx>, trigger: Trigger) -> Result<Ticket, SnapshotError> {
+    let journal = Arc::clone(ctx.journal().ok_or(SnapshotError::NoJournal)?);
+    let program = ctx.image.program();
+    if !program.captures_everywhere() {
+        return Err(SnapshotError::NotInstrumented(program.name().to_owned()));
+    }
+    if ctx.process.is_exiting() {
+        return Err(SnapshotError::Ended);
+    }
+    let children = ctx.process.children();
+    if !children.is_empty() {
+        return Err(SnapshotError::HasChildren(children));
+    }
+    let after = if journal.stop_after() {
+        After::Stop
+    } else {
+        After::Resume
+    };
+    let target = Arc::clone(ctx);
+    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &journal, trigger, s));
+    Ok(ctx.process.request_capture(trigger, after, action)?)
+}
+
+/// What the run loop does with a thread that unwound for a snapshot.
+pub(crate) enum Parked {
+    /// Rewind it into its call.
+    Continue,
+    /// The process stops after the snapshot.
+    Stop,
+}
+
+/// Parks the calling thread (its stack captured as `snapshot`; its call resumes as `resume`)
+/// at the checkpoint barrier until the snapshot is written.
+pub(crate) fn park(
+    store: &mut Store<Host>,
+    snapshot: &ThreadSnapshot,
+    resume: Resumption,
+) -> Parked {
+    let memory_len = match store.data().memory.clone() {
+        GuestMemory::Own(m) => m.data_size(&*store) as u64,
+        GuestMemory::Shared(m) => m.data_size() as u64,
+        GuestMemory::None => 0,
+    };
+    let host = store.data();
+    let thread = Arc::clone(&host.thread);
+    let capture = ThreadCapture {
+        thread: thread_record(&host.ctx, &thread, snapshot, resume),
+        memory_len,
+    };
+    let coordinator = Arc::clone(host.ctx.process.checkpoint());
+    let verdict = coordinator.safe_point(thread.tid(), || {
+        postcard::to_allocvec(&capture).unwrap_or_default()
+    });
+    match verdict {
+        Resume::Continue => Parked::Continue,
+        Resume::Exit => Parked::Stop,
+    }
+}
+
+/// Whether the thread of `host` should unwind for a snapshot now: a capture round is open and
+/// its program can be captured (and it is not mid-capture already).
+pub(crate) fn wanted(host: &Host) -> bool {
+    host.ctx.process.checkpoint().capture_requested()
+        && host.ctx.image.program().captures_everywhere()
+        && !host.stack.busy()
+}
+
+/// Unwinds the calling thread for a snapshot from inside a capture-point call; rewound, the
+/// call resumes as `resume` says. A thread that cannot be captured (inside a signal
+/// handler) fails the round instead, so the other threads are not held. Returns what the
+/// call returns now (ignored by the unwinding guest).
+pub(crate) fn unwind(caller: &mut Caller<'_, Host>, resume: Resumption) -> wasmtime::Result<i32> {
+    match capture::begin_unwind(caller, Capture::Checkpoint { resume })? {
+        Ok(()) => Ok(0),
+        Err(errno) => {
+            let host = caller.data();
+            let why = format!(
+                "thread {} cannot be captured where it is (errno {})",
+                host.thread.tid(),
+                errno.raw()
+            );
+            host.ctx.process.checkpoint().cancel(&why);
+            Ok(i32::from(Errno::Intr.raw()))
+        }
+    }
+}
+
+/// How a stopped process ends.
+pub(crate) fn stopped() -> ExitStatus {
+    ExitStatus::Exited(STOPPED_AFTER_SNAPSHOT)
+}
+
+fn thread_record(
+    ctx: &ProcessCtx,
+    thread: &Thread,
+    snapshot: &ThreadSnapshot,
+    resume: Resumption,
+) -> record::Thread {
+    use crate::stack::snapshot::GlobalValue;
+    record::Thread {
+        tid: thread.tid(),
+        main: thread.tid() == ctx.process.pid(),
+        mask: thread.mask().bits(),
+        pending: thread.pending().bits(),
+        entry: match snapshot.entry() {
+            Entry::Main => record::Entry::Main,
+            Entry::ThreadStart(arg) => record::Entry::ThreadStart(arg),
+            Entry::Legacy {
+                user_data,
+                stack_base,
+                reactor,
+            } => record::Entry::Legacy {
+                user_data,
+                stack_base,
+                reactor,
+            },
+        },
+        globals: snapshot
+            .globals()
+            .iter()
+            .map(|(name, v)| {
+                let g = match *v {
+                    GlobalValue::I32(x) => record::Global::I32(x),
+                    GlobalValue::I64(x) => record::Global::I64(x),
+                    GlobalValue::F32(x) => record::Global::F32(x),
+                    GlobalValue::F64(x) => record::Global::F64(x),
+                };
+                (name.clone(), g)
+            })
+            .collect(),
+        unwind_area: snapshot.unwind_area(),
+        unwind_data: snapshot.unwind_data().to_vec(),
+        stack_pointer: snapshot.stack_pointer(),
+        stack_top: snapshot.stack_top(),
+        resume: match resume {
+            Resumption::Restart => record::Resume::Restart,
+            Resumption::Return(Ok(v)) => record::Resume::Return(v),
+            Resumption::Return(Err(e)) => record::Resume::Errno(e.raw()),
+        },
+    }
+}
+
+/// The snapshot action: runs on the last thread to park, with every thread of the process
+/// parked, so nothing changes memory or the descriptor table while it reads them.
+fn write(
+    ctx: &ProcessCtx,
+    journal: &Journaling,
+    trigger: Trigger,
+    s: &Snapshot<'_>,
+) -> Result<(), String> {
+    let mut threads = Vec::new();
+    let mut memory_len = 0u64;
+    for (tid, bytes) in s.captures {
+        let c: ThreadCapture = postcard::from_bytes(bytes)
+            .map_err(|e| format!("thread {tid}'s capture does not decode: {e}"))?;
+        memory_len = memory_len.max(c.memory_len);
+        threads.push(c.thread);
+    }
+    threads.sort_by_key(|t| (!t.main, t.tid));
+    let mut writer = journal.writer();
+    let wall_ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mono_ns = monotonic_now(journal);
+    let fail = |e: wasmix_journal::JournalError| e.to_string();
+    let mut snap = writer
+        .snapshot(trigger_name(trigger), wall_ns, mono_ns)
+        .map_err(fail)?;
+    snap.process(&process_record(ctx)).map_err(fail)?;
+    for t in &threads {
+        snap.thread(t).map_err(fail)?;
+    }
+    snap.files(&ctx.fs.describe()).map_err(fail)?;
+    let (base, shared) = match ctx.image.shared_memory() {
+        Some(m) => (Some(m.data().as_ptr() as *mut u8), true),
+        None => (ctx.memory_base(), false),
+    };
+    if let Some(base) = base.filter(|_| memory_len > 0) {
+        snap.memory(&record::Memory {
+            index: 0,
+            size: memory_len,
+            shared,
+        })
+        .map_err(fail)?;
+        // SAFETY: `base..base + memory_len` is the process's linear memory, mapped for as
+        // long as the process lives; every thread is parked, so nothing writes it meanwhile.
+        let bytes = unsafe { std::slice::from_raw_parts(base, memory_len as usize) };
+        write_memory(&mut snap, bytes).map_err(fail)?;
+    }
+    let info = snap.commit().map_err(fail)?;
+    tracing::debug!(
+        "snapshot {} of process {}: {} threads, {} bytes of memory, {} bytes of journal",
+        info.seq,
+        ctx.process.pid(),
+        threads.len(),
+        memory_len,
+        info.bytes
+    );
+    Ok(())
+}
+
+/// The memory's non-zero pages, in runs of at most 4 MiB, as regions.
+fn write_memory(
+    snap: &mut wasmix_journal::SnapshotWriter<'_>,
+    bytes: &[u8],
+) -> Result<(), wasmix_journal::JournalError> {
+    const PAGE: usize = 4096;
+    const RUN: usize = 4 << 20;
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + PAGE).min(bytes.len());
+        if crate::forkmem::is_zero(&bytes[at..end]) {
+            at = end;
+            continue;
+        }
+        let start = at;
+        let mut stop = end;
+        while stop < bytes.len() && stop - start < RUN {
+            let next = (stop + PAGE).min(bytes.len());
+            if crate::forkmem::is_zero(&bytes[stop..next]) {
+                break;
+            }
+            stop = next;
+        }
+        snap.region(0, start as u64, &bytes[start..stop], None)?;
+        at = stop;
+    }
+    Ok(())
+}
+
+fn process_record(ctx: &ProcessCtx) -> record::Process {
+    let p = &ctx.process;
+    record::Process {
+        pid: p.pid(),
+        args: ctx.args.clone(),
+        env: ctx.env.clone(),
+        dispositions: p
+            .dispositions()
+            .iter()
+            .map(|d| match d {
+                Disposition::Default => record::Disposition::Default,
+                Disposition::Ignore => record::Disposition::Ignore,
+                Disposition::Handler(h) => record::Disposition::Handler(*h),
+            })
+            .collect(),
+        pending: p.pending_signals().bits(),
+        timers: Vec::new(),
+        signal_callback: ctx.signal_callback(),
+        thread_locals: Vec::new(),
+    }
+}
+
+/// The process's monotonic clock now (a restored process's clock continues its snapshot's).
+pub(crate) fn monotonic_now(journal: &Journaling) -> u64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    (t.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec as u64)
+        .saturating_add(journal.monotonic_offset())
+}
+
+/// The name a journal records a trigger by.
+pub(crate) fn trigger_name(t: Trigger) -> &'static str {
+    match t {
+        Trigger::Idle => "idle",
+        Trigger::FirstListen => "first-listen",
+        Trigger::FirstEnviron => "first-environ",
+        Trigger::FirstStdin => "first-stdin",
+        Trigger::FirstSigint => "first-sigint",
+        Trigger::PeriodicInterval => "periodic",
+        Trigger::Sigint => "sigint",
+        Trigger::Sigalrm => "sigalrm",
+        Trigger::Sigtstp => "sigtstp",
+        Trigger::Sigstop => "sigstop",
+        Trigger::NonDeterministicCall => "non-deterministic",
+        Trigger::Bootstrap => "bootstrap",
+        Trigger::Transaction => "transaction",
+        Trigger::Explicit => "explicit",
+    }
+}
+
+/// Signals as a set, from a journal's bit mask.
+pub(crate) fn signals_of(bits: u64) -> SigSet {
+    SigSet::from_bits(bits)
+}
