@@ -4,7 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use wasmix_runtime::{CacheSetting, RunError, RunningProcess, Runtime, RuntimeConfig, Signal};
+use wasmix_runtime::{
+    CacheSetting, JournalConfig, RunError, RunningProcess, Runtime, RuntimeConfig, Signal,
+    SyncPolicy, Trigger, STOPPED_AFTER_SNAPSHOT,
+};
 
 mod options;
 
@@ -69,6 +72,33 @@ struct RunArgs {
     #[arg(long, value_name = "N", default_value_t = RuntimeConfig::default().max_threads,
           value_parser = clap::value_parser!(usize))]
     max_threads: usize,
+
+    /// Journal the process into FILE: snapshots go there, and if FILE already holds a
+    /// snapshot of this module, the process is restored from the newest one instead of
+    /// started.
+    #[arg(long, value_name = "FILE")]
+    journal: Option<PathBuf>,
+
+    /// What takes a snapshot, comma-separated: `explicit` (the guest's proc_snapshot; always
+    /// on), `sigint` (Ctrl-C: snapshot, then the signal as usual).
+    #[arg(long, value_name = "TRIGGERS", value_delimiter = ',', requires = "journal",
+          value_parser = parse_trigger)]
+    snapshot_on: Vec<Trigger>,
+
+    /// End the process once a snapshot is taken (exit status 75); restore it with the same
+    /// `--journal` to go on.
+    #[arg(long, requires = "journal")]
+    stop_after_snapshot: bool,
+
+    /// When the journal is made durable: `snapshot` (default: when a snapshot commits),
+    /// `always` (every record) or `never`.
+    #[arg(
+        long,
+        value_name = "POLICY",
+        default_value = "snapshot",
+        requires = "journal"
+    )]
+    journal_sync: SyncPolicy,
 
     /// The module to run.
     #[arg(value_name = "MODULE")]
@@ -151,6 +181,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         cache,
         max_processes: args.max_processes,
         max_threads: args.max_threads,
+        snapshots: args.journal.is_some(),
     })?;
     let program = runtime.load(&args.module).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);
@@ -169,6 +200,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         let helper = runtime.load(&preload.module).map_err(other)?;
         process = process.preload(&preload.name, &helper);
     }
+    if let Some(path) = &args.journal {
+        let mut config = JournalConfig::new(path);
+        config.sync = args.journal_sync;
+        config.triggers.extend(args.snapshot_on.iter().copied());
+        config.stop_after_snapshot = args.stop_after_snapshot;
+        process = process.journal(config);
+    }
     for addr in &args.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| other(format!("cannot listen on `{addr}` for --tcplisten: {e}")))?;
@@ -184,7 +222,26 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let running = process.spawn()?;
     forward_signals(signals, &running);
     let status = running.wait()?;
+    if status.code() == STOPPED_AFTER_SNAPSHOT && args.stop_after_snapshot {
+        if let Some(path) = &args.journal {
+            eprintln!(
+                "wasmix: stopped after a snapshot; resume it with: wasmix run --journal {} {}",
+                path.display(),
+                args.module.display()
+            );
+        }
+    }
     Ok(ExitCode::from(status.code() as u8))
+}
+
+fn parse_trigger(s: &str) -> Result<Trigger, String> {
+    match s {
+        "explicit" => Ok(Trigger::Explicit),
+        "sigint" => Ok(Trigger::Sigint),
+        other => Err(format!(
+            "`{other}` is not a snapshot trigger this wasmix takes (explicit, sigint)"
+        )),
+    }
 }
 
 /// Ctrl-C, `kill` and a closed terminal reach the guest as SIGINT, SIGTERM and SIGHUP (its
@@ -199,6 +256,17 @@ fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &Runnin
                 SIGTERM => Signal::TERM,
                 _ => Signal::HUP,
             };
+            // `--snapshot-on sigint`: the snapshot first, then the signal as usual.
+            if sig == Signal::INT && target.snapshots_on(Trigger::Sigint) {
+                match target.snapshot_for(Trigger::Sigint) {
+                    Ok(ticket) => {
+                        if let Err(e) = ticket.wait() {
+                            eprintln!("wasmix: snapshot on Ctrl-C failed: {e}");
+                        }
+                    }
+                    Err(e) => eprintln!("wasmix: no snapshot on Ctrl-C: {e}"),
+                }
+            }
             target.signal(sig);
         }
     });

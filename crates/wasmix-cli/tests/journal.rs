@@ -1,0 +1,157 @@
+//! Snapshots and restores through the CLI (`wasmix run --journal`), on `journaled.wasm`: four
+//! threads blocked in a condition variable (raw atomic waits), an empty pipe's read and a
+//! sleep, or computing; a pipe with bytes in flight; a file being written. A restored run
+//! must finish with exactly the output and file of a run that was never interrupted.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::Stdio;
+
+use common::{guest, path_str, run, run_with_stdin, wasmix};
+
+/// `wasmix run --journal JOURNAL [EXTRA...] --dir DATA::/data journaled.wasm out.txt`.
+fn args<'a>(journal: &'a str, data: &'a str, extra: &[&'a str], g: &'a str) -> Vec<&'a str> {
+    let mut all = vec!["run", "--journal", journal, "--dir", data];
+    all.extend_from_slice(extra);
+    all.extend_from_slice(&[g, "out.txt"]);
+    all
+}
+
+/// What a run that is never interrupted prints and writes.
+fn uninterrupted(dir: &Path) -> (String, String) {
+    let data_dir = dir.join("straight");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.join("straight.journal");
+    let g = guest("journaled.wasm");
+    let r = run_with_stdin(&args(path_str(&journal), &data, &[], path_str(&g)), b"go\n");
+    r.success();
+    assert!(r.stdout.starts_with("snapshot: Ok(())\n"), "{}", r.stdout);
+    let file = std::fs::read_to_string(data_dir.join("out.txt")).unwrap();
+    assert_eq!(file, "before the snapshot\nafter the snapshot\ndone\n");
+    (r.stdout, file)
+}
+
+#[test]
+fn a_stopped_process_resumes_every_thread_where_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (expected_out, expected_file) = uninterrupted(dir.path());
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+
+    let stopped = run(&args(
+        path_str(&journal),
+        &data,
+        &["--stop-after-snapshot"],
+        path_str(&g),
+    ));
+    assert_eq!(stopped.code, 75, "stderr: {}", stopped.stderr);
+    assert_eq!(stopped.stdout, "", "it stopped inside proc_snapshot");
+    assert!(stopped
+        .stderr
+        .contains("resume it with: wasmix run --journal"));
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("out.txt")).unwrap(),
+        "before the snapshot\n"
+    );
+
+    let resumed = run_with_stdin(&args(path_str(&journal), &data, &[], path_str(&g)), b"go\n");
+    resumed.success();
+    assert_eq!(resumed.stdout, expected_out);
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("out.txt")).unwrap(),
+        expected_file
+    );
+}
+
+#[test]
+fn a_runtime_killed_after_the_snapshot_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (expected_out, expected_file) = uninterrupted(dir.path());
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+
+    // The guest prints its line once the snapshot is committed, then waits for stdin,
+    // which never comes: the runtime dies there.
+    let mut child = wasmix()
+        .args(args(path_str(&journal), &data, &[], path_str(&g)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "snapshot: Ok(())\n");
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    drop(child.stdin.take());
+
+    let resumed = run_with_stdin(&args(path_str(&journal), &data, &[], path_str(&g)), b"go\n");
+    resumed.success();
+    assert_eq!(resumed.stdout, expected_out);
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("out.txt")).unwrap(),
+        expected_file
+    );
+}
+
+#[test]
+fn a_journal_of_another_module_or_a_damaged_one_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let g = guest("journaled.wasm");
+    let stopped = run(&args(
+        path_str(&journal),
+        &data,
+        &["--stop-after-snapshot"],
+        path_str(&g),
+    ));
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+
+    let hello = guest("hello.wasm");
+    run(&["run", "--journal", path_str(&journal), path_str(&hello)])
+        .clean_error("written for another module");
+
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes[70] ^= 0x10; // inside the first frame's header, before the commit
+    let damaged = dir.path().join("damaged");
+    std::fs::write(&damaged, &bytes).unwrap();
+    run(&args(path_str(&damaged), &data, &[], path_str(&g))).clean_error("is corrupt at byte 64");
+
+    std::fs::write(dir.path().join("text"), b"not a journal").unwrap();
+    run(&args(
+        path_str(&dir.path().join("text")),
+        &data,
+        &[],
+        path_str(&g),
+    ))
+    .clean_error("is not a wasmix journal");
+}
+
+#[test]
+fn a_snapshot_needs_a_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = format!("{}::/data", path_str(dir.path()));
+    let g = guest("journaled.wasm");
+    let r = run_with_stdin(&["run", "--dir", &data, path_str(&g), "out.txt"], b"go\n");
+    r.success();
+    assert!(
+        r.stdout.starts_with("snapshot: Err(Errno { code: 58"),
+        "ENOTSUP without a journal: {}",
+        r.stdout
+    );
+    let _ = std::io::stdout().flush();
+}
