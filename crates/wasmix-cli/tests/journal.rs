@@ -155,3 +155,69 @@ fn a_snapshot_needs_a_journal() {
     );
     let _ = std::io::stdout().flush();
 }
+
+/// Crash consistency: the runtime is killed (SIGKILL) at random moments while the guest takes
+/// snapshot after snapshot; after every kill the journal opens on a complete snapshot, and
+/// the next run restores from it and goes on — until a run finishes with exactly the output
+/// of a run that was never interrupted. Bounded in rounds and time.
+#[test]
+fn killed_at_random_moments_every_restore_lands_on_a_complete_snapshot() {
+    use wasmix_journal::{Journal, Verify};
+    const ROUNDS: u32 = 200;
+    let budget = std::time::Duration::from_secs(90);
+    let g = guest("snapshots.wasm");
+    let expected = run(&["run", path_str(&g), "40"]);
+    expected.success();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let mut rng = seed | 1;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let started = std::time::Instant::now();
+    let (mut rounds, mut snapshots_seen) = (0, 0);
+    while rounds < ROUNDS && started.elapsed() < budget {
+        rounds += 1;
+        let mut child = wasmix()
+            .args(["run", "--journal", path_str(&journal), path_str(&g), "40"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Fault injection, not synchronisation: anywhere from start-up to mid-run.
+        std::thread::sleep(std::time::Duration::from_micros(next() % 120_000));
+        let _ = child.kill();
+        child.wait().unwrap();
+        if !journal.exists() {
+            continue; // killed before it created the journal
+        }
+        let j = Journal::open(&journal, None, Verify::Full).unwrap_or_else(|e| {
+            panic!("round {rounds} (seed {seed}): the journal does not open: {e}")
+        });
+        if let Some(last) = j.snapshots().last() {
+            snapshots_seen = snapshots_seen.max(last.seq);
+            j.latest().unwrap_or_else(|e| {
+                panic!("round {rounds} (seed {seed}): the last snapshot does not decode: {e}")
+            });
+        }
+    }
+    assert!(rounds >= 20, "only {rounds} rounds in {budget:?}");
+    assert!(
+        snapshots_seen > 0,
+        "no run lived long enough to take a snapshot"
+    );
+    let finished = run(&["run", "--journal", path_str(&journal), path_str(&g), "40"]);
+    finished.success();
+    assert_eq!(
+        finished.stdout, expected.stdout,
+        "seed {seed}, {rounds} rounds, snapshots up to {snapshots_seen}"
+    );
+}
