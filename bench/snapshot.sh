@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Snapshot and restore measurements, side by side with their references in one run: the
+# pause (request → every thread runs again) for guests with 64 and 256 MiB touched, durable
+# time for 256 MiB of incompressible memory beside `dd conv=fsync` of the same bytes, restore
+# of a 64 MiB guest to its first instruction after the snapshot, the pause with 8 idle
+# threads, and what instrumenting for snapshots costs (compiled size, compute speed).
+# REPS rounds each (default 5); medians. CRIU is tried and reported if it runs here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+cargo build --release --quiet
+guests/build.sh
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+W="$PWD/target/release/wasmix"
+G="$PWD/guests/out"
+export WASMIX_CACHE_DIR="$out/cache"
+REPS="${REPS:-5}"
+med() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+field() { grep "^$1 " | awk '{print $2}'; }
+
+# Warm the compiled-module cache for both instrumentations.
+"$W" run --journal "$out/warm" "$G/snapbench.wasm" durable 1 >/dev/null
+"$W" run "$G/compute.wasm" >/dev/null
+"$W" run --journal "$out/warm2" "$G/compute.wasm" >/dev/null
+
+for r in $(seq "$REPS"); do
+    for mib in 64 256; do
+        rm -f "$out/j"
+        "$W" run --journal "$out/j" "$G/snapbench.wasm" memory "$mib" | field pause_ns >>"$out/pause$mib"
+    done
+    rm -f "$out/j"
+    "$W" run --journal "$out/j" "$G/snapbench.wasm" durable 256 | field snapshot_ns >>"$out/durable"
+    head -c $((256 << 20)) /dev/urandom >"$out/src.bin"
+    rm -f "$out/dst.bin"
+    s=$(date +%s%N); dd if="$out/src.bin" of="$out/dst.bin" bs=1M conv=fsync status=none; e=$(date +%s%N)
+    echo $((e - s)) >>"$out/dd"
+    rm -f "$out/j"
+    "$W" run --journal "$out/j" "$G/snapbench.wasm" idle 8 | field pause_ns >>"$out/idle8"
+    rm -f "$out/jr"
+    "$W" run --journal "$out/jr" --stop-after-snapshot "$G/snapbench.wasm" durable 64 >/dev/null 2>&1 || true
+    s=$(date +%s%N)
+    "$W" run --journal "$out/jr" "$G/snapbench.wasm" durable 64 | field resumed_wall_ns | awk -v s="$s" '{print $1 - s}' >>"$out/restore"
+done
+hyperfine --style none --warmup 2 --runs "$((REPS * 2))" -N --export-json "$out/compute.json" \
+    "$W run $G/compute.wasm" "$W run --journal $out/cj $G/compute.wasm" \
+    --prepare "rm -f $out/cj" >/dev/null 2>&1
+# Compiled size of the compute guest, plain and instrumented for snapshots (own caches).
+WASMIX_CACHE_DIR="$out/size-plain" "$W" run "$G/compute.wasm" >/dev/null
+WASMIX_CACHE_DIR="$out/size-snap" "$W" run --journal "$out/sj" "$G/compute.wasm" >/dev/null
+size_plain=$(stat -c %s "$out"/size-plain/*.cwasm)
+size_snap=$(stat -c %s "$out"/size-snap/*.cwasm)
+echo "$size_plain $size_snap" >"$out/sizes"
+
+python3 - "$out" <<'PY'
+import json, sys, statistics, glob, os
+d = sys.argv[1]
+def med(name):
+    return statistics.median(float(x) for x in open(f"{d}/{name}") if x.strip())
+c = [r["median"] for r in json.load(open(f"{d}/compute.json"))["results"]]
+print("| measure | wasmix (median) | reference, same run | ratio |")
+print("|---|---|---|---|")
+print(f"| pause, 64 MiB touched | {med('pause64')/1e6:.2f} ms | — | — |")
+print(f"| pause, 256 MiB touched | {med('pause256')/1e6:.2f} ms | — | — |")
+print(f"| durable, 256 MiB incompressible | {med('durable')/1e6:.0f} ms | dd conv=fsync {med('dd')/1e6:.0f} ms | {med('durable')/med('dd'):.2f}x |")
+print(f"| restore, 64 MiB, launch → first instruction after the snapshot | {med('restore')/1e6:.1f} ms | — | — |")
+print(f"| pause, 8 idle threads | {med('idle8')/1e6:.2f} ms | — | — |")
+print(f"| compute guest, instrumented for snapshots | {c[1]*1e3:.1f} ms | not instrumented {c[0]*1e3:.1f} ms | {c[1]/c[0]:.2f}x |")
+plain, snap = (int(x) for x in open(f"{d}/sizes").read().split())
+print(f"| compute guest, compiled size | {snap} bytes | not instrumented {plain} bytes | {snap/plain:.2f}x |")
+PY
+if criu check >/dev/null 2>&1; then
+    echo "criu: runs here (dump/restore comparison: run bench/criu.sh)"
+else
+    echo "criu: cannot run on this machine: $(criu check 2>&1 | tail -1)"
+fi
