@@ -221,3 +221,41 @@ fn killed_at_random_moments_every_restore_lands_on_a_complete_snapshot() {
         "seed {seed}, {rounds} rounds, snapshots up to {snapshots_seen}"
     );
 }
+
+/// A thread whose loop makes host calls (the clock) is reached too: the call that notices the
+/// snapshot raises its safe-point flag before taking its interrupt (the first cut lost the
+/// request there, and such a thread never parked).
+#[test]
+fn a_thread_looping_over_host_calls_is_captured() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let g = guest("snapbench.wasm");
+    let mut child = wasmix()
+        .args([
+            "run",
+            "--journal",
+            path_str(&journal),
+            path_str(&g),
+            "memory",
+            "1",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the snapshot never completed: a thread was not captured");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let out = child.wait_with_output().unwrap();
+    assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("pause_ns "));
+}

@@ -11,7 +11,7 @@ use wasmix_fs::{FileSystemBuilder, HostFd, Node, OpenFile, Stdio};
 use wasmix_process::ExitStatus;
 
 use wasmix_journal::{Journal, JournalError, JournalWriter, SyncPolicy, Verify};
-use wasmix_process::{Ticket, Trigger};
+use wasmix_process::Trigger;
 
 use crate::capture::StackError;
 use crate::error::RunError;
@@ -20,7 +20,7 @@ use crate::launch::{Launch, Start};
 use crate::program::Program;
 use crate::restore;
 use crate::running;
-use crate::snapshot::{self, SnapshotError};
+use crate::snapshot::{self, SnapshotError, SnapshotTicket};
 use crate::stack::Entry;
 use crate::unwind::Unwind;
 use crate::wasi;
@@ -271,6 +271,10 @@ impl ProcessBuilder {
         }
         running::run_thread(main.ctx, main.thread, main.start);
         let status = process.wait_exit();
+        // Snapshots still being written reach the journal before the run is over.
+        if let Some(j) = ctx.journal() {
+            j.close();
+        }
         match ctx.take_trap() {
             Some(e) => Err(classify(e)),
             None => Ok(status),
@@ -302,12 +306,12 @@ impl ProcessHandle {
     /// Takes a snapshot into the process's journal: every thread parks at its next capture
     /// point, the snapshot is written, then the process goes on (or stops, if its journal
     /// says so). The ticket completes once the snapshot is committed or has failed.
-    pub fn snapshot(&self) -> Result<Ticket, SnapshotError> {
+    pub fn snapshot(&self) -> Result<SnapshotTicket, SnapshotError> {
         self.snapshot_for(Trigger::Explicit)
     }
 
     /// Like [`ProcessHandle::snapshot`], recorded as taken for `trigger`.
-    pub fn snapshot_for(&self, trigger: Trigger) -> Result<Ticket, SnapshotError> {
+    pub fn snapshot_for(&self, trigger: Trigger) -> Result<SnapshotTicket, SnapshotError> {
         let journal = self.journal.as_ref().ok_or(SnapshotError::NoJournal)?;
         let ctx = journal.current().ok_or(SnapshotError::Ended)?;
         snapshot::request(&ctx, trigger)
@@ -337,7 +341,7 @@ impl RunningProcess {
     }
 
     /// Takes a snapshot into its journal (see [`ProcessHandle::snapshot`]).
-    pub fn snapshot(&self) -> Result<Ticket, SnapshotError> {
+    pub fn snapshot(&self) -> Result<SnapshotTicket, SnapshotError> {
         self.handle.snapshot()
     }
 

@@ -101,6 +101,78 @@ impl ForkMemory {
     }
 }
 
+/// A read-only, copy-on-write view of a memory as it was when it was taken: what a snapshot
+/// writes out in the background while the process runs on.
+pub(crate) struct FrozenView {
+    base: *mut u8,
+    len: usize,
+    span: usize,
+    _memory: ForkMemory,
+}
+
+// SAFETY: the view is a private mapping owned by this value; nothing else writes it, and it
+// is only read (through `bytes`).
+unsafe impl Send for FrozenView {}
+
+impl FrozenView {
+    /// The memory's bytes as they were.
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `base..base+len` is mapped readable for the view's life and never written.
+        unsafe { std::slice::from_raw_parts(self.base, self.len) }
+    }
+}
+
+impl Drop for FrozenView {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made by `ForkMemory::freeze`, unused from here on.
+        let _ = unsafe { rustix::mm::munmap(self.base.cast(), self.span) };
+    }
+}
+
+impl ForkMemory {
+    /// A view of `memory` as it is now, at the cost of a fork's mapping (the first time, a
+    /// remap; later, a copy of the pages written since the first): the memory goes on
+    /// copy-on-write, and the view keeps what it held.
+    ///
+    /// # Safety
+    /// `memory` must be this memory's whole engine reservation and no thread may use the
+    /// memory during the call.
+    pub unsafe fn freeze(&self, memory: Region) -> io::Result<FrozenView> {
+        let page = rustix::param::page_size();
+        let span = memory.len.div_ceil(page).max(1) * page;
+        // SAFETY: a fresh mapping of our own, replaced by the fork's mapping below.
+        let base = unsafe {
+            rustix::mm::mmap_anonymous(
+                std::ptr::null_mut(),
+                span,
+                ProtFlags::empty(),
+                MapFlags::PRIVATE,
+            )?
+        }
+        .cast::<u8>();
+        let view = Region {
+            base,
+            len: memory.len,
+            span,
+        };
+        // SAFETY: both are whole reservations; the view is ours alone.
+        let mapped = unsafe { self.fork(memory, view) };
+        match mapped {
+            Ok(m) => Ok(FrozenView {
+                base,
+                len: memory.len,
+                span,
+                _memory: m,
+            }),
+            Err(e) => {
+                // SAFETY: the mapping made above.
+                let _ = unsafe { rustix::mm::munmap(base.cast(), span) };
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Maps `file` over all of `region`, accessible up to its length.
 ///
 /// # Safety

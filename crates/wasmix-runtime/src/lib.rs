@@ -66,12 +66,12 @@ use wasmtime::{Config, Engine, Linker};
 pub use builder::{JournalConfig, ProcessBuilder, ProcessHandle, RunningProcess};
 pub use error::RunError;
 pub use program::{LoadError, Program};
-pub use snapshot::{SnapshotError, STOPPED_AFTER_SNAPSHOT};
+pub use snapshot::{SnapshotError, SnapshotTicket, STOPPED_AFTER_SNAPSHOT};
 pub use wasmix_fs::Stdio;
 pub use wasmix_journal::SyncPolicy;
 pub use wasmix_process::ExitStatus;
 pub use wasmix_process::Signal;
-pub use wasmix_process::{Ticket, Trigger};
+pub use wasmix_process::Trigger;
 
 /// Where compiled modules are cached.
 #[derive(Clone, Debug, Default)]

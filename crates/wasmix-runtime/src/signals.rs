@@ -16,6 +16,14 @@ const MAX_HANDLER_DEPTH: u32 = 16;
 /// or unwinds when the thread or its process is being killed.
 pub(crate) fn deliver(mut store: impl AsContextMut<Data = Host>) -> wasmtime::Result<()> {
     let mut store = store.as_context_mut();
+    // A snapshot wants the thread (its interrupt was raised for that too): its next loop
+    // header calls the safe point. Done before the flag is taken, wherever it is noticed.
+    let host = store.data();
+    if host.ctx.process.checkpoint().capture_requested() {
+        if let Some(flag) = host.safepoint {
+            flag.set(&mut store, wasmtime::Val::I32(1))?;
+        }
+    }
     // Mid-unwind or mid-rewind the guest's code cannot run a handler; the flag stays up.
     if store.data().handlers.depth() >= MAX_HANDLER_DEPTH || store.data().stack.busy() {
         return Ok(());
@@ -66,13 +74,6 @@ pub(crate) fn arm(store: &mut Store<Host>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
         if cx.data().interrupt.is_raised() {
-            // A snapshot wants the thread: its next loop header calls the safe point.
-            let host = cx.data();
-            if host.ctx.process.checkpoint().capture_requested() {
-                if let Some(flag) = host.safepoint {
-                    flag.set(&mut cx, wasmtime::Val::I32(1))?;
-                }
-            }
             // The store has no callback while this one runs, so the handler must not reach a
             // deadline: it runs to its end (signals meanwhile wait for its host calls or for
             // the next deadline, as if masked during the handler).

@@ -20,7 +20,7 @@ use wasmix_process::{
 use wasmtime::{Caller, Store};
 
 use crate::capture;
-use crate::host::{GuestMemory, Host, Journaling, ProcessCtx};
+use crate::host::{Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx};
 use crate::stack::{Capture, Entry, Resumption, ThreadSnapshot};
 
 /// The exit code of a process stopped after a snapshot (`--stop-after-snapshot`):
@@ -73,7 +73,10 @@ struct ThreadCapture {
 
 /// Asks for a snapshot of `ctx`'s process for `trigger`. Every thread parks at its next
 /// capture point; the returned ticket completes once the snapshot is committed (or failed).
-pub(crate) fn request(ctx: &Arc<ProcessCtx>, trigger: Trigger) -> Result<Ticket, SnapshotError> {
+pub(crate) fn request(
+    ctx: &Arc<ProcessCtx>,
+    trigger: Trigger,
+) -> Result<SnapshotTicket, SnapshotError> {
     let journal = Arc::clone(ctx.journal().ok_or(SnapshotError::NoJournal)?);
     let program = ctx.image.program();
     if !program.captures_everywhere() {
@@ -92,8 +95,33 @@ pub(crate) fn request(ctx: &Arc<ProcessCtx>, trigger: Trigger) -> Result<Ticket,
         After::Resume
     };
     let target = Arc::clone(ctx);
-    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &journal, trigger, s));
-    Ok(ctx.process.request_capture(trigger, after, action)?)
+    let done = Arc::new(Durable::default());
+    let durable = Arc::clone(&done);
+    let j = Arc::clone(&journal);
+    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &j, trigger, done, s));
+    let round = ctx.process.request_capture(trigger, after, action)?;
+    journal.set_last(Arc::clone(&durable));
+    Ok(SnapshotTicket { round, durable })
+}
+
+/// A snapshot being taken.
+pub struct SnapshotTicket {
+    round: Ticket,
+    durable: Arc<Durable>,
+}
+
+impl SnapshotTicket {
+    /// Blocks until every thread runs again (the snapshot may still be being written).
+    pub fn wait_resumed(&self) -> Result<(), SnapshotError> {
+        self.round.wait().map(drop).map_err(SnapshotError::from)
+    }
+
+    /// Blocks until the snapshot is committed to the journal (durable, with the default
+    /// sync policy), or has failed.
+    pub fn wait(&self) -> Result<(), SnapshotError> {
+        self.wait_resumed()?;
+        self.durable.wait().map_err(SnapshotError::Failed)
+    }
 }
 
 /// What the run loop does with a thread that unwound for a snapshot.
@@ -216,11 +244,15 @@ fn thread_record(
 }
 
 /// The snapshot action: runs on the last thread to park, with every thread of the process
-/// parked, so nothing changes memory or the descriptor table while it reads them.
+/// parked, so nothing changes memory or the descriptor table while it reads them. The
+/// process, threads and descriptors are recorded here; memory is frozen copy-on-write (as a
+/// fork does) and written by the journal's writer thread while the process runs on — unless
+/// it cannot be frozen or the process stops after the snapshot, when the action waits.
 fn write(
     ctx: &ProcessCtx,
     journal: &Journaling,
     trigger: Trigger,
+    done: Arc<Durable>,
     s: &Snapshot<'_>,
 ) -> Result<(), String> {
     let mut threads = Vec::new();
@@ -232,73 +264,56 @@ fn write(
         threads.push(c.thread);
     }
     threads.sort_by_key(|t| (!t.main, t.tid));
-    let mut writer = journal.writer();
+    let started = std::time::Instant::now();
+    let shared = ctx.image.shared_memory().is_some();
+    let region = ctx
+        .memory_region(memory_len as usize)
+        .filter(|_| memory_len > 0);
+    let frozen = match (ctx.fork_memory(), region) {
+        // SAFETY: the region is the process's whole reservation, and every thread is parked.
+        (Some(m), Some(r)) if !journal.stop_after() => match unsafe { m.freeze(r) } {
+            Ok(view) => Some(view),
+            Err(e) => {
+                tracing::warn!("snapshot: memory not frozen ({e}); writing it while paused");
+                None
+            }
+        },
+        _ => None,
+    };
+    let wait = frozen.is_none();
+    let memory = match (frozen, region) {
+        (Some(view), _) => Some((MemoryImage::Frozen(view), shared)),
+        (None, Some(r)) => Some((
+            MemoryImage::Live {
+                base: r.base as usize,
+                len: r.len,
+            },
+            shared,
+        )),
+        (None, None) => None,
+    };
     let wall_ns = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mono_ns = monotonic_now(journal);
-    let fail = |e: wasmix_journal::JournalError| e.to_string();
-    let mut snap = writer
-        .snapshot(trigger_name(trigger), wall_ns, mono_ns)
-        .map_err(fail)?;
-    snap.process(&process_record(ctx)).map_err(fail)?;
-    for t in &threads {
-        snap.thread(t).map_err(fail)?;
-    }
-    snap.files(&ctx.fs.describe()).map_err(fail)?;
-    let (base, shared) = match ctx.image.shared_memory() {
-        Some(m) => (Some(m.data().as_ptr() as *mut u8), true),
-        None => (ctx.memory_base(), false),
-    };
-    if let Some(base) = base.filter(|_| memory_len > 0) {
-        snap.memory(&record::Memory {
-            index: 0,
-            size: memory_len,
-            shared,
-        })
-        .map_err(fail)?;
-        // SAFETY: `base..base + memory_len` is the process's linear memory, mapped for as
-        // long as the process lives; every thread is parked, so nothing writes it meanwhile.
-        let bytes = unsafe { std::slice::from_raw_parts(base, memory_len as usize) };
-        write_memory(&mut snap, bytes).map_err(fail)?;
-    }
-    let info = snap.commit().map_err(fail)?;
     tracing::debug!(
-        "snapshot {} of process {}: {} threads, {} bytes of memory, {} bytes of journal",
-        info.seq,
+        "snapshot of process {}: {} threads parked, memory ({} bytes) frozen in {:?}",
         ctx.process.pid(),
-        threads.len(),
+        s.captures.len(),
         memory_len,
-        info.bytes
+        started.elapsed()
     );
-    Ok(())
-}
-
-/// The memory's non-zero pages, in runs of at most 4 MiB, as regions.
-fn write_memory(
-    snap: &mut wasmix_journal::SnapshotWriter<'_>,
-    bytes: &[u8],
-) -> Result<(), wasmix_journal::JournalError> {
-    const PAGE: usize = 4096;
-    const RUN: usize = 4 << 20;
-    let mut at = 0;
-    while at < bytes.len() {
-        let end = (at + PAGE).min(bytes.len());
-        if crate::forkmem::is_zero(&bytes[at..end]) {
-            at = end;
-            continue;
-        }
-        let start = at;
-        let mut stop = end;
-        while stop < bytes.len() && stop - start < RUN {
-            let next = (stop + PAGE).min(bytes.len());
-            if crate::forkmem::is_zero(&bytes[stop..next]) {
-                break;
-            }
-            stop = next;
-        }
-        snap.region(0, start as u64, &bytes[start..stop], None)?;
-        at = stop;
+    journal.submit(Job {
+        trigger: trigger_name(trigger),
+        wall_ns,
+        monotonic_ns: monotonic_now(journal),
+        process: process_record(ctx),
+        threads,
+        files: ctx.fs.describe(),
+        memory,
+        done: Arc::clone(&done),
+    });
+    if wait || journal.stop_after() {
+        done.wait()?;
     }
     Ok(())
 }

@@ -35,9 +35,9 @@ pub(crate) struct ProcessCtx {
     report_traps: bool,
     /// The process's memory in a file, for copy-on-write forks (programs that can fork).
     fork_memory: OnceLock<Arc<ForkMemory>>,
-    /// Where the main thread's own (unshared) memory starts, for a snapshot taken while
-    /// every thread is parked.
-    memory_base: OnceLock<usize>,
+    /// The engine's reservation for the process's memory (base, span), for a snapshot taken
+    /// while every thread is parked.
+    memory_reservation: OnceLock<(usize, usize)>,
     /// The process's journal, when it has one (kept across exec).
     journal: Option<Arc<Journaling>>,
 }
@@ -67,7 +67,7 @@ impl ProcessCtx {
             trap: Arc::new(Mutex::new(None)),
             report_traps,
             fork_memory: OnceLock::new(),
-            memory_base: OnceLock::new(),
+            memory_reservation: OnceLock::new(),
             journal: None,
         }
     }
@@ -165,9 +165,15 @@ impl ProcessCtx {
         self.journal.as_ref()
     }
 
-    /// Where the process's own memory starts (see `memory_base`).
-    pub fn memory_base(&self) -> Option<*mut u8> {
-        self.memory_base.get().map(|b| *b as *mut u8)
+    /// The process's memory as a region `len` bytes long (see `memory_reservation`).
+    pub fn memory_region(&self, len: usize) -> Option<crate::forkmem::Region> {
+        self.memory_reservation
+            .get()
+            .map(|&(base, span)| crate::forkmem::Region {
+                base: base as *mut u8,
+                len,
+                span,
+            })
     }
 
     /// The export that receives signals, once registered.
@@ -252,7 +258,9 @@ impl ProcessCtx {
         }
         if main {
             if let Some(region) = memory_region(store) {
-                let _ = self.memory_base.set(region.base as usize);
+                let _ = self
+                    .memory_reservation
+                    .set((region.base as usize, region.span));
             }
         }
         if main && self.image.program().captures_stacks() && self.fork_memory().is_none() {

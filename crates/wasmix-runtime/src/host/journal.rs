@@ -1,23 +1,74 @@
-//! A journaled process's side of its journal: the writer, what takes snapshots and what
-//! follows them, the clock offset a restore brought, and the process context to act on
-//! (which an exec replaces).
+//! A journaled process's side of its journal: a writer thread that appends snapshots in
+//! order (memory from a frozen copy-on-write view, so the process need not wait for it), what
+//! takes snapshots and what follows them, the clock offset a restore brought, and the
+//! process context to act on (which an exec replaces).
 
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
 
-use wasmix_journal::JournalWriter;
+use wasmix_journal::{record, JournalError, JournalWriter, SnapshotWriter};
 use wasmix_process::Trigger;
 
 use super::ProcessCtx;
+use crate::forkmem::FrozenView;
 
 /// The journal of one process.
 pub(crate) struct Journaling {
-    writer: Mutex<JournalWriter>,
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     triggers: Vec<Trigger>,
     stop_after: bool,
     /// Added to the monotonic clock: a restored process's clock goes on from where its
     /// snapshot left it, never back.
     monotonic_offset: u64,
     current: Mutex<Weak<ProcessCtx>>,
+    /// The last snapshot asked for, for a `proc_snapshot` that waits for it to be durable.
+    last: Mutex<Option<Arc<Durable>>>,
+}
+
+/// Whether a snapshot has reached the journal: waitable.
+#[derive(Default)]
+pub(crate) struct Durable {
+    state: Mutex<Option<Result<(), String>>>,
+    cv: Condvar,
+}
+
+impl Durable {
+    pub fn finish(&self, r: Result<(), String>) {
+        *self.state.lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+        self.cv.notify_all();
+    }
+
+    /// Blocks until the snapshot is committed (or failed).
+    pub fn wait(&self) -> Result<(), String> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(r) = st.clone() {
+                return r;
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// A linear memory's bytes for a snapshot.
+pub(crate) enum MemoryImage {
+    /// A frozen copy-on-write view (the process runs on meanwhile).
+    Frozen(FrozenView),
+    /// The live memory, readable only while every thread stays parked: the snapshot's
+    /// action waits for the write.
+    Live { base: usize, len: usize },
+}
+
+/// One snapshot to append.
+pub(crate) struct Job {
+    pub trigger: &'static str,
+    pub wall_ns: u64,
+    pub monotonic_ns: u64,
+    pub process: record::Process,
+    pub threads: Vec<record::Thread>,
+    pub files: record::Files,
+    pub memory: Option<(MemoryImage, bool)>,
+    pub done: Arc<Durable>,
 }
 
 impl Journaling {
@@ -27,17 +78,48 @@ impl Journaling {
         stop_after: bool,
         monotonic_offset: u64,
     ) -> Journaling {
+        let (tx, rx) = mpsc::channel::<Job>();
+        let thread = std::thread::Builder::new()
+            .name("wasmix-journal".into())
+            .spawn(move || {
+                let mut writer = writer;
+                for job in rx {
+                    let r = append(&mut writer, &job).map_err(|e| e.to_string());
+                    if let Err(e) = &r {
+                        tracing::warn!("snapshot not written: {e}");
+                    }
+                    job.done.finish(r);
+                }
+            })
+            .ok();
+        let jobs = thread.as_ref().map(|_| tx);
         Journaling {
-            writer: Mutex::new(writer),
+            jobs: Mutex::new(jobs),
+            writer: Mutex::new(thread),
             triggers,
             stop_after,
             monotonic_offset,
             current: Mutex::new(Weak::new()),
+            last: Mutex::new(None),
         }
     }
 
-    pub fn writer(&self) -> MutexGuard<'_, JournalWriter> {
-        self.writer.lock().unwrap_or_else(|e| e.into_inner())
+    /// Queues `job`; it is written after every snapshot queued before it.
+    pub fn submit(&self, job: Job) {
+        let done = Arc::clone(&job.done);
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        let sent = jobs.as_ref().is_some_and(|tx| tx.send(job).is_ok());
+        if !sent {
+            done.finish(Err("the journal's writer thread is not running".into()));
+        }
+    }
+
+    /// Waits until every queued snapshot is written, then stops the writer.
+    pub fn close(&self) {
+        drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
+        if let Some(t) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = t.join();
+        }
     }
 
     /// Whether `trigger` takes a snapshot.
@@ -54,6 +136,16 @@ impl Journaling {
         self.monotonic_offset
     }
 
+    /// Remembers the snapshot just asked for (see [`Journaling::last`]).
+    pub fn set_last(&self, durable: Arc<Durable>) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(durable);
+    }
+
+    /// The last snapshot asked for.
+    pub fn last(&self) -> Option<Arc<Durable>> {
+        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The context the process runs in now.
     pub fn current(&self) -> Option<Arc<ProcessCtx>> {
         self.current
@@ -66,4 +158,63 @@ impl Journaling {
     pub fn set_current(&self, ctx: &Arc<ProcessCtx>) {
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Arc::downgrade(ctx);
     }
+}
+
+impl Drop for Journaling {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn append(writer: &mut JournalWriter, job: &Job) -> Result<(), JournalError> {
+    let mut snap = writer.snapshot(job.trigger, job.wall_ns, job.monotonic_ns)?;
+    snap.process(&job.process)?;
+    for t in &job.threads {
+        snap.thread(t)?;
+    }
+    snap.files(&job.files)?;
+    if let Some((image, shared)) = &job.memory {
+        let bytes = match image {
+            MemoryImage::Frozen(view) => view.bytes(),
+            // SAFETY: the snapshot's action waits for this job while every thread of the
+            // process stays parked: the memory is mapped and nobody writes it.
+            MemoryImage::Live { base, len } => unsafe {
+                std::slice::from_raw_parts(*base as *const u8, *len)
+            },
+        };
+        snap.memory(&record::Memory {
+            index: 0,
+            size: bytes.len() as u64,
+            shared: *shared,
+        })?;
+        write_memory(&mut snap, bytes)?;
+    }
+    snap.commit()?;
+    Ok(())
+}
+
+/// The memory's non-zero pages, in runs of at most 4 MiB, as regions.
+fn write_memory(snap: &mut SnapshotWriter<'_>, bytes: &[u8]) -> Result<(), JournalError> {
+    const PAGE: usize = 4096;
+    const RUN: usize = 4 << 20;
+    let mut at = 0;
+    while at < bytes.len() {
+        let end = (at + PAGE).min(bytes.len());
+        if crate::forkmem::is_zero(&bytes[at..end]) {
+            at = end;
+            continue;
+        }
+        let start = at;
+        let mut stop = end;
+        while stop < bytes.len() && stop - start < RUN {
+            let next = (stop + PAGE).min(bytes.len());
+            if crate::forkmem::is_zero(&bytes[stop..next]) {
+                break;
+            }
+            stop = next;
+        }
+        snap.region(0, start as u64, &bytes[start..stop], None)?;
+        at = stop;
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use wasmtime::{
 
 pub(crate) use ctx::ProcessCtx;
 pub(crate) use image::Image;
-pub(crate) use journal::Journaling;
+pub(crate) use journal::{Durable, Job, Journaling, MemoryImage};
 
 use crate::forkmem::Region;
 use crate::interrupt::Interrupt;

@@ -25,11 +25,26 @@ pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
 fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
     if caller.data().stack.rewinding() {
         if let Some(Resumption::Return(outcome)) = capture::resumed(&mut caller)? {
-            return Ok(errno(outcome.map(drop)));
+            // Return once the snapshot is in the journal (a restored process has nothing
+            // to wait for).
+            let durable = caller.data().ctx.journal().and_then(|j| j.last());
+            let written = durable.map_or(Ok(()), |d| d.wait());
+            let outcome = match written {
+                Ok(()) => outcome.map(drop),
+                Err(e) => {
+                    tracing::warn!("proc_snapshot: {e}");
+                    Err(Errno::Io)
+                }
+            };
+            return Ok(errno(outcome));
         }
         // Restarted: captured by another round before asking; ask now.
     }
     let ctx = std::sync::Arc::clone(&caller.data().ctx);
+    tracing::debug!(
+        "proc_snapshot: requested by thread {}",
+        caller.data().thread.tid()
+    );
     match snapshot::request(&ctx, Trigger::Explicit) {
         Ok(_ticket) => {}
         // Someone else's round: be captured in it, and ask again once it is over.
