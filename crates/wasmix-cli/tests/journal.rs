@@ -259,3 +259,78 @@ fn a_thread_looping_over_host_calls_is_captured() {
     assert!(status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("pause_ns "));
 }
+
+/// `--snapshot-on sigint`: Ctrl-C takes a snapshot, then acts as usual (here: ends the
+/// process, 130); the restored process is back in its read of stdin.
+#[test]
+fn ctrl_c_takes_a_snapshot_then_the_signal_acts() {
+    use wasmix_journal::{Journal, Verify};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let g = guest("cat.wasm");
+    let mut child = wasmix()
+        .args([
+            "run",
+            "--journal",
+            path_str(&journal),
+            "--snapshot-on",
+            "sigint",
+            path_str(&g),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"first\n").unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "first\n", "cat is running and back in its read");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "SIGINT's default action after the snapshot"
+    );
+    drop(input);
+
+    let j = Journal::open(&journal, None, Verify::Full).unwrap();
+    let snap = j.latest().unwrap();
+    assert_eq!(snap.begin.trigger, "sigint");
+
+    let resumed = run_with_stdin(
+        &["run", "--journal", path_str(&journal), path_str(&g)],
+        b"second\n",
+    );
+    resumed.success();
+    assert_eq!(resumed.stdout, "second\n");
+}
+
+/// A process with children is not snapshotted (process trees come later): proc_snapshot
+/// answers EBUSY and the process goes on.
+#[test]
+fn a_process_with_children_is_refused_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let g = guest("spawner.wasm");
+    let r = run(&[
+        "run",
+        "--journal",
+        path_str(&journal),
+        "--dir",
+        &bin,
+        path_str(&g),
+        "snapshot-with-child",
+    ]);
+    r.success();
+    assert!(
+        r.stdout.contains("snapshot with a child: BUSY"),
+        "{}",
+        r.stdout
+    );
+}
