@@ -334,3 +334,62 @@ fn a_process_with_children_is_refused_a_snapshot() {
         r.stdout
     );
 }
+
+/// A real interpreter (Rhai: parser, tree-walking evaluator, dynamic values) snapshotted by
+/// Ctrl-C mid-computation and killed; the restored run finishes the computation with the
+/// result of a run never interrupted, without starting over.
+#[test]
+fn an_interpreter_resumes_mid_computation() {
+    let g = guest("script.wasm");
+    let expected = run(&["run", path_str(&g), "60000"]);
+    expected.success();
+    let (first, result) = expected.stdout.split_once('\n').unwrap();
+    assert_eq!(first, "computing");
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let mut child = wasmix()
+        .args([
+            "run",
+            "--journal",
+            path_str(&journal),
+            "--snapshot-on",
+            "sigint",
+            path_str(&g),
+            "60000",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "computing\n");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    if status.code() == Some(0) {
+        // It finished before Ctrl-C reached it: nothing left to resume (a slow machine).
+        assert_eq!(rest, result);
+        return;
+    }
+    assert_eq!(status.code(), Some(130));
+    assert_eq!(rest, "", "killed before the result");
+
+    let resumed = run(&[
+        "run",
+        "--journal",
+        path_str(&journal),
+        path_str(&g),
+        "60000",
+    ]);
+    resumed.success();
+    assert_eq!(
+        resumed.stdout, result,
+        "the restored run goes on, it does not start over"
+    );
+}
