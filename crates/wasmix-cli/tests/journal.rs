@@ -169,6 +169,10 @@ fn killed_at_random_moments_every_restore_lands_on_a_complete_snapshot() {
     let expected = run(&["run", path_str(&g), "40"]);
     expected.success();
     let dir = tempfile::tempdir().unwrap();
+    // Instrumented and compiled once, before the kills start (a run killed while it
+    // instruments the module would never get as far as a snapshot).
+    let warm = dir.path().join("warm");
+    run(&["run", "--journal", path_str(&warm), path_str(&g), "1"]).success();
     let journal = dir.path().join("j");
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -4,8 +4,9 @@
 
 use std::sync::Arc;
 
+use rustix::mm::{mmap, mmap_anonymous, MapFlags, ProtFlags};
 use wasmix_fs::FileSystem;
-use wasmix_journal::{record, Journal, Snapshot};
+use wasmix_journal::{record, Encoding, Journal, Snapshot};
 use wasmix_process::{Disposition, MAX_SIGNAL};
 use wasmtime::Store;
 
@@ -108,8 +109,12 @@ pub(crate) fn restore(
         );
         signals::arm(&mut store);
         let main_thread = i == 0;
-        ctx.instantiate(&mut store, main_thread)
-            .map_err(|e| setup(format!("{e:#}")))?;
+        let instantiated = if main_thread {
+            ctx.instantiate_for_restore(&mut store)
+        } else {
+            ctx.instantiate(&mut store, false)
+        };
+        instantiated.map_err(|e| setup(format!("{e:#}")))?;
         if main_thread {
             restore_memory(&mut store, journal, snap)?;
         }
@@ -136,8 +141,10 @@ pub(crate) fn restore(
     })
 }
 
-/// Grows the memory to its recorded size and fills it: the recorded regions, zeros
-/// everywhere else (instantiation may have put data segments where the snapshot had zeros).
+/// Grows the memory to its recorded size and fills it: fresh zero pages everywhere
+/// (instantiation may have put data segments where the snapshot had zeros), then every raw
+/// region mapped copy-on-write straight from the journal file — so a restore does not read
+/// memory it does not touch — and compressed ones decompressed into place.
 fn restore_memory(
     store: &mut Store<Host>,
     journal: &Journal,
@@ -161,45 +168,56 @@ fn restore_memory(
         grown.map_err(|e| setup(format!("cannot grow memory to {} bytes: {e}", mem.size)))?;
     }
     let region = memory_region(store).ok_or_else(|| setup("the memory cannot be laid out"))?;
-    // SAFETY: the process's memory, `region.len` bytes at `region.base`, and no guest code
-    // runs yet (its threads start after the restore).
-    let bytes = unsafe { std::slice::from_raw_parts_mut(region.base, region.len) };
-    let mut covered: Vec<(usize, usize)> = Vec::new();
+    let rw = ProtFlags::READ | ProtFlags::WRITE;
+    if region.len > 0 {
+        // SAFETY: the accessible part of the process's memory reservation, replaced by fresh
+        // zero pages; no guest code runs yet (its threads start after the restore).
+        unsafe {
+            mmap_anonymous(
+                region.base.cast(),
+                region.len,
+                rw,
+                MapFlags::PRIVATE | MapFlags::FIXED,
+            )
+        }
+        .map_err(|e| setup(format!("cannot map the memory: {e}")))?;
+    }
+    let page = rustix::param::page_size() as u64;
     for r in &snap.regions {
-        let start = usize::try_from(r.offset).unwrap_or(usize::MAX);
-        let end = start.saturating_add(usize::try_from(r.len).unwrap_or(usize::MAX));
-        if end > bytes.len() {
+        let end = r.offset.saturating_add(r.len);
+        if end > region.len as u64 {
             return Err(setup(format!(
-                "a memory region ({}..{}) lies outside the {}-byte memory",
-                r.offset,
-                r.offset + r.len,
-                bytes.len()
+                "a memory region ({}..{end}) lies outside the {}-byte memory",
+                r.offset, region.len
             )));
         }
-        journal
-            .read_region(r, &mut bytes[start..end])
-            .map_err(setup)?;
-        covered.push((start, end));
-    }
-    covered.sort_unstable();
-    let mut at = 0;
-    for (start, end) in covered
-        .into_iter()
-        .chain(std::iter::once((bytes.len(), bytes.len())))
-    {
-        zero_nonzero_pages(&mut bytes[at.min(start)..start]);
-        at = at.max(end);
-    }
-    Ok(())
-}
-
-/// Zeroes the pages of `bytes` that are not zero already (untouched pages stay unmapped).
-fn zero_nonzero_pages(bytes: &mut [u8]) {
-    for page in bytes.chunks_mut(4096) {
-        if !crate::forkmem::is_zero(page) {
-            page.fill(0);
+        // SAFETY: `offset..end` lies inside the memory (checked above).
+        let at = unsafe { region.base.add(r.offset as usize) };
+        let mappable = r.encoding == Encoding::Raw
+            && r.offset % page == 0
+            && r.len % page == 0
+            && r.data_offset % page == 0;
+        if mappable {
+            // SAFETY: page-aligned, inside the memory; the journal's bytes there belong to a
+            // complete snapshot, which the file keeps (it is only ever appended to).
+            unsafe {
+                mmap(
+                    at.cast(),
+                    r.len as usize,
+                    rw,
+                    MapFlags::PRIVATE | MapFlags::FIXED,
+                    journal.file(),
+                    r.data_offset,
+                )
+            }
+            .map_err(|e| setup(format!("cannot map a memory region from the journal: {e}")))?;
+        } else {
+            // SAFETY: as above; nothing else uses the memory yet.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(at, r.len as usize) };
+            journal.read_region(r, bytes).map_err(setup)?;
         }
     }
+    Ok(())
 }
 
 fn dispositions(recorded: &[record::Disposition]) -> [Disposition; MAX_SIGNAL as usize + 1] {

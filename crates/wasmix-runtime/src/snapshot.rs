@@ -269,8 +269,11 @@ fn write(
     let region = ctx
         .memory_region(memory_len as usize)
         .filter(|_| memory_len > 0);
-    let frozen = match (ctx.fork_memory(), region) {
-        // SAFETY: the region is the process's whole reservation, and every thread is parked.
+    // A restored process's memory moves into a file at its first snapshot.
+    // SAFETY: the region is the process's whole reservation, and every thread is parked.
+    let memory = region.and_then(|r| unsafe { ctx.adopt_memory(r) });
+    let frozen = match (memory, region) {
+        // SAFETY: as above.
         (Some(m), Some(r)) if !journal.stop_after() => match unsafe { m.freeze(r) } {
             Ok(view) => Some(view),
             Err(e) => {

@@ -239,6 +239,42 @@ impl ProcessCtx {
         store: &mut Store<Host>,
         main: bool,
     ) -> wasmtime::Result<wasmtime::Instance> {
+        self.instantiate_with(store, main, main)
+    }
+
+    /// Like [`ProcessCtx::instantiate`] for the main thread of a restored process, whose
+    /// memory the restore maps from its journal: it moves into a file later, when a snapshot
+    /// first needs it ([`ProcessCtx::adopt_memory`]).
+    pub fn instantiate_for_restore(
+        &self,
+        store: &mut Store<Host>,
+    ) -> wasmtime::Result<wasmtime::Instance> {
+        self.instantiate_with(store, true, false)
+    }
+
+    /// Moves the process's memory (`region`) into a file for copy-on-write snapshots and
+    /// forks, if it is not there yet. `None` when it cannot be.
+    ///
+    /// # Safety
+    /// `region` must be the process's whole memory reservation, and no thread may use the
+    /// memory meanwhile.
+    pub unsafe fn adopt_memory(&self, region: crate::forkmem::Region) -> Option<&Arc<ForkMemory>> {
+        if self.fork_memory().is_none() && self.image.program().captures_stacks() {
+            // SAFETY: as the caller vouches.
+            match unsafe { ForkMemory::adopt(region) } {
+                Ok(m) => self.set_fork_memory(Arc::new(m)),
+                Err(e) => tracing::warn!("memory not moved into a file: {e}"),
+            }
+        }
+        self.fork_memory()
+    }
+
+    fn instantiate_with(
+        &self,
+        store: &mut Store<Host>,
+        main: bool,
+        adopt: bool,
+    ) -> wasmtime::Result<wasmtime::Instance> {
         // A shared memory is known before instantiation, where the start function
         // (`__wasm_init_memory`) may already make host calls on it.
         if let Some(m) = self.image.shared_memory() {
@@ -263,7 +299,7 @@ impl ProcessCtx {
                     .set((region.base as usize, region.span));
             }
         }
-        if main && self.image.program().captures_stacks() && self.fork_memory().is_none() {
+        if adopt && self.image.program().captures_stacks() && self.fork_memory().is_none() {
             if let Some(region) = memory_region(store) {
                 let started = std::time::Instant::now();
                 // SAFETY: the region is the engine's whole reservation for this memory, and no
