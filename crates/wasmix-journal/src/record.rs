@@ -83,10 +83,11 @@ pub struct Process {
     pub thread_locals: Vec<ThreadLocalKey>,
 }
 
-/// Where a thread was started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a thread was started (what a rewind calls again).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Entry {
-    /// `_start`.
+    /// `_start` (after `_initialize`, if exported).
+    #[default]
     Main,
     /// `wasi_thread_start(tid, arg)`.
     ThreadStart(i32),

@@ -17,8 +17,7 @@ use crate::launch::{Launch, Resume, Start};
 use crate::program::Program;
 use crate::signals;
 use crate::snapshot::signals_of;
-use crate::stack::snapshot::GlobalValue;
-use crate::stack::{Entry, Resumption, ThreadSnapshot};
+use crate::stack::{Resumption, ThreadSnapshot};
 use crate::Runtime;
 
 /// What a restore hands the caller: the process context and every thread ready to resume,
@@ -233,35 +232,9 @@ fn dispositions(recorded: &[record::Disposition]) -> [Disposition; MAX_SIGNAL as
 }
 
 fn thread_snapshot(rec: &record::Thread) -> ThreadSnapshot {
-    let entry = match rec.entry {
-        record::Entry::Main => Entry::Main,
-        record::Entry::ThreadStart(arg) => Entry::ThreadStart(arg),
-        record::Entry::Legacy {
-            user_data,
-            stack_base,
-            reactor,
-        } => Entry::Legacy {
-            user_data,
-            stack_base,
-            reactor,
-        },
-    };
-    let globals = rec
-        .globals
-        .iter()
-        .map(|(name, g)| {
-            let v = match *g {
-                record::Global::I32(x) => GlobalValue::I32(x),
-                record::Global::I64(x) => GlobalValue::I64(x),
-                record::Global::F32(x) => GlobalValue::F32(x),
-                record::Global::F64(x) => GlobalValue::F64(x),
-            };
-            (name.clone(), v)
-        })
-        .collect();
     ThreadSnapshot::new(
-        entry,
-        globals,
+        rec.entry,
+        rec.globals.clone(),
         rec.unwind_area,
         rec.unwind_data.clone(),
         rec.stack_pointer,

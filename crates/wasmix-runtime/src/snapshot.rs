@@ -21,7 +21,7 @@ use wasmtime::{Caller, Store};
 
 use crate::capture;
 use crate::host::{Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx};
-use crate::stack::{Capture, Entry, Resumption, ThreadSnapshot};
+use crate::stack::{Capture, Resumption, ThreadSnapshot};
 
 /// The exit code of a process stopped after a snapshot (`--stop-after-snapshot`):
 /// EX_TEMPFAIL, "try again later" — restore it to go on.
@@ -199,38 +199,13 @@ fn thread_record(
     snapshot: &ThreadSnapshot,
     resume: Resumption,
 ) -> record::Thread {
-    use crate::stack::snapshot::GlobalValue;
     record::Thread {
         tid: thread.tid(),
         main: thread.tid() == ctx.process.pid(),
         mask: thread.mask().bits(),
         pending: thread.pending().bits(),
-        entry: match snapshot.entry() {
-            Entry::Main => record::Entry::Main,
-            Entry::ThreadStart(arg) => record::Entry::ThreadStart(arg),
-            Entry::Legacy {
-                user_data,
-                stack_base,
-                reactor,
-            } => record::Entry::Legacy {
-                user_data,
-                stack_base,
-                reactor,
-            },
-        },
-        globals: snapshot
-            .globals()
-            .iter()
-            .map(|(name, v)| {
-                let g = match *v {
-                    GlobalValue::I32(x) => record::Global::I32(x),
-                    GlobalValue::I64(x) => record::Global::I64(x),
-                    GlobalValue::F32(x) => record::Global::F32(x),
-                    GlobalValue::F64(x) => record::Global::F64(x),
-                };
-                (name.clone(), g)
-            })
-            .collect(),
+        entry: snapshot.entry(),
+        globals: snapshot.globals().to_vec(),
         unwind_area: snapshot.unwind_area(),
         unwind_data: snapshot.unwind_data().to_vec(),
         stack_pointer: snapshot.stack_pointer(),

@@ -3,7 +3,7 @@
 
 use wasmtime::{AsContextMut, Extern, Global, Instance, Mutability, TypedFunc, Val, ValType};
 
-use super::snapshot::GlobalValue;
+use super::snapshot;
 
 /// Handles into one instance.
 #[derive(Clone)]
@@ -89,16 +89,16 @@ impl Asyncify {
     }
 
     /// The values of every mutable global.
-    pub fn read_globals(&self, mut store: impl AsContextMut) -> Vec<(String, GlobalValue)> {
+    pub fn read_globals(&self, mut store: impl AsContextMut) -> Vec<(String, snapshot::Global)> {
         let mut store = store.as_context_mut();
         self.globals
             .iter()
             .filter_map(|(name, g)| {
                 let v = match g.get(&mut store) {
-                    Val::I32(v) => GlobalValue::I32(v),
-                    Val::I64(v) => GlobalValue::I64(v),
-                    Val::F32(v) => GlobalValue::F32(v),
-                    Val::F64(v) => GlobalValue::F64(v),
+                    Val::I32(v) => snapshot::Global::I32(v),
+                    Val::I64(v) => snapshot::Global::I64(v),
+                    Val::F32(v) => snapshot::Global::F32(v),
+                    Val::F64(v) => snapshot::Global::F64(v),
                     _ => return None,
                 };
                 Some((name.clone(), v))
@@ -110,7 +110,7 @@ impl Asyncify {
     pub fn write_globals(
         &self,
         mut store: impl AsContextMut,
-        values: &[(String, GlobalValue)],
+        values: &[(String, snapshot::Global)],
     ) -> wasmtime::Result<()> {
         let mut store = store.as_context_mut();
         for (name, value) in values {
@@ -118,10 +118,10 @@ impl Asyncify {
                 continue;
             };
             let v = match *value {
-                GlobalValue::I32(v) => Val::I32(v),
-                GlobalValue::I64(v) => Val::I64(v),
-                GlobalValue::F32(v) => Val::F32(v),
-                GlobalValue::F64(v) => Val::F64(v),
+                snapshot::Global::I32(v) => Val::I32(v),
+                snapshot::Global::I64(v) => Val::I64(v),
+                snapshot::Global::F32(v) => Val::F32(v),
+                snapshot::Global::F64(v) => Val::F64(v),
             };
             // A value of another type than this instance's global is a mismatched snapshot.
             g.set(&mut store, v).map_err(|e| {

@@ -3,31 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a guest thread starts.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum Entry {
-    /// The program's `_start` (after `_initialize`, if exported).
-    #[default]
-    Main,
-    /// `wasi_thread_start(tid, arg)`: wasi-threads and WASIX `thread_spawn_v2`.
-    ThreadStart(i32),
-    /// The 2023 WASIX form: `_start_thread` (or `_react`) with the user data split into two
-    /// i32 halves, the stack pointer set to `stack_base` first.
-    Legacy {
-        user_data: u64,
-        stack_base: u64,
-        reactor: bool,
-    },
-}
-
-/// The value of one global, by its bits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum GlobalValue {
-    I32(i32),
-    I64(i64),
-    F32(u32),
-    F64(u64),
-}
+// How a thread started and a global's bits are the journal's own plain types: a captured
+// thread is written to a journal as it is.
+pub(crate) use wasmix_journal::record::{Entry, Global};
 
 /// One guest thread, stopped at a host call: everything needed to make that call return
 /// again, in this instance or a fresh one of the same module.
@@ -36,7 +14,7 @@ pub(crate) struct ThreadSnapshot {
     /// How the thread was started: rewinding calls the same entry again.
     entry: Entry,
     /// Mutable globals by export name (`__stack_pointer`, `__tls_base`, asyncify's own, ...).
-    globals: Vec<(String, GlobalValue)>,
+    globals: Vec<(String, Global)>,
     /// Where in linear memory the asyncify data lives while the thread unwinds or rewinds.
     unwind_area: u32,
     /// The asyncify data: the locals and resume points of every frame, innermost first.
@@ -53,7 +31,7 @@ impl ThreadSnapshot {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
         entry: Entry,
-        globals: Vec<(String, GlobalValue)>,
+        globals: Vec<(String, Global)>,
         unwind_area: u32,
         unwind_data: Vec<u8>,
         stack_pointer: u32,
@@ -75,7 +53,7 @@ impl ThreadSnapshot {
         self.entry
     }
 
-    pub fn globals(&self) -> &[(String, GlobalValue)] {
+    pub fn globals(&self) -> &[(String, Global)] {
         &self.globals
     }
 
@@ -109,8 +87,8 @@ mod tests {
         let snap = ThreadSnapshot::new(
             Entry::ThreadStart(7),
             vec![
-                ("__stack_pointer".into(), GlobalValue::I32(65000)),
-                ("x".into(), GlobalValue::F64(1.5f64.to_bits())),
+                ("__stack_pointer".into(), Global::I32(65000)),
+                ("x".into(), Global::F64(1.5f64.to_bits())),
             ],
             1 << 20,
             vec![1, 2, 3],
