@@ -41,6 +41,9 @@ struct Survey {
     imported_funcs: u32,
     imported_globals: u32,
     has_imports: bool,
+    has_globals: bool,
+    has_exports: bool,
+    defined_globals: u32,
     atomics: bool,
     asyncify: bool,
     /// Defined globals: (index, is a mutable i32).
@@ -82,6 +85,8 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
     for payload in Parser::new(0).parse_all(wasm) {
         match payload? {
             Payload::GlobalSection(r) => {
+                s.has_globals = true;
+                s.defined_globals = r.count();
                 for (i, g) in r.into_iter().enumerate() {
                     let ty = g?.ty;
                     if ty.mutable {
@@ -92,6 +97,7 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
                 }
             }
             Payload::ExportSection(r) => {
+                s.has_exports = true;
                 for e in r {
                     let e = e?;
                     s.export_names.insert(e.name.to_owned());
@@ -164,52 +170,114 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     if !s.atomics && global_exports.is_empty() {
         return Ok(Cow::Borrowed(wasm));
     }
+    let atomics = s.atomics;
+    rewrite(wasm, &s, atomics, None, global_exports).map(Cow::Owned)
+}
+
+/// Import (module `wasmix`) a safe point calls.
+pub(crate) const SAFEPOINT: &str = "safepoint";
+
+/// Export name of the global that asks loops to call the safe point.
+pub(crate) const SAFEPOINT_FLAG: &str = "wasmix:safepoint";
+
+/// `wasm` with a safe point at every loop header: `global.get $flag; if; call
+/// $wasmix.safepoint; end`. The flag is a new mutable i32 global, exported as
+/// [`SAFEPOINT_FLAG`], which the host raises (from the epoch callback, on the thread's own
+/// store) when it needs the thread at a safe point; the call goes last among the imports, so
+/// only defined functions shift (by one). Asyncify, run afterwards with the safe point among
+/// its imports, makes that call a place the thread's stack can be captured — so a thread in
+/// a compute loop can be snapshotted within one iteration.
+pub(crate) fn safepoints(wasm: &[u8]) -> Result<Vec<u8>, String> {
+    let s = survey(wasm).map_err(|e| e.to_string())?;
+    if !s.has_exports {
+        return Err("the module exports nothing (no `_start` to run)".into());
+    }
+    let flag = s.imported_globals + s.defined_globals;
+    rewrite(wasm, &s, false, Some(flag), Vec::new())
+}
+
+/// Re-encodes `wasm`: atomics as host calls (`atomics`), a safe point at every loop header
+/// with the flag as global `safepoint` (when given), `global_exports` added.
+fn rewrite(
+    wasm: &[u8],
+    s: &Survey,
+    atomics: bool,
+    safepoint: Option<u32>,
+    global_exports: Vec<(u32, String)>,
+) -> Result<Vec<u8>, String> {
+    let added_funcs = if atomics { 3 } else { 0 } + u32::from(safepoint.is_some());
     let mut r = Rewriter {
         first_type: s.types,
         imported_funcs: s.imported_funcs,
         has_imports: s.has_imports,
-        atomics: s.atomics,
-        added: !s.atomics,
+        has_globals: s.has_globals,
+        atomics,
+        safepoint,
+        added_funcs,
+        imports_added: added_funcs == 0,
+        flag_added: safepoint.is_none(),
         global_exports,
     };
     let mut module = wasm_encoder::Module::new();
     r.parse_core_module(&mut module, Parser::new(0), wasm)
         .map_err(|e| format!("{e:?}"))?;
-    Ok(Cow::Owned(module.finish()))
+    Ok(module.finish())
 }
 
 struct Rewriter {
     first_type: u32,
     imported_funcs: u32,
     has_imports: bool,
+    has_globals: bool,
     /// Whether atomics are rewritten (and the three host imports added).
     atomics: bool,
-    /// Whether the new types and imports have been emitted (or none are needed).
-    added: bool,
+    /// The safe-point flag's global index, when loops get safe points.
+    safepoint: Option<u32>,
+    /// Functions imported on top of the module's own (defined functions shift by this).
+    added_funcs: u32,
+    /// Whether the new imports have been emitted (or none are needed).
+    imports_added: bool,
+    /// Whether the safe-point flag global has been emitted (or none is needed).
+    flag_added: bool,
     /// Globals to add to the export section (which a module with asyncify always has).
     global_exports: Vec<(u32, String)>,
 }
 
 impl Rewriter {
-    fn add_exports(&mut self, exports: &mut wasm_encoder::ExportSection) {
-        for (index, name) in &self.global_exports {
-            exports.export(name, wasm_encoder::ExportKind::Global, *index);
-        }
-    }
-
-    /// Index of host function `k` (0 wait32, 1 wait64, 2 notify).
+    /// Index of atomics host function `k` (0 wait32, 1 wait64, 2 notify).
     fn host_func(&self, k: u32) -> u32 {
         self.imported_funcs + k
     }
 
+    /// Index of the safe-point import (after the atomics ones).
+    fn safepoint_func(&self) -> u32 {
+        self.imported_funcs + if self.atomics { 3 } else { 0 }
+    }
+
     fn add_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
-        for (k, name) in [WAIT32, WAIT64, NOTIFY].into_iter().enumerate() {
-            imports.import(
-                INTERNAL,
-                name,
-                EntityType::Function(self.first_type + k as u32),
-            );
+        let mut ty = self.first_type;
+        if self.atomics {
+            for name in [WAIT32, WAIT64, NOTIFY] {
+                imports.import(INTERNAL, name, EntityType::Function(ty));
+                ty += 1;
+            }
         }
+        if self.safepoint.is_some() {
+            imports.import(INTERNAL, SAFEPOINT, EntityType::Function(ty));
+        }
+        self.imports_added = true;
+    }
+
+    fn add_flag(&mut self, globals: &mut wasm_encoder::GlobalSection) {
+        globals.global(
+            wasm_encoder::GlobalType {
+                val_type: ValType::I32,
+                mutable: true,
+                shared: false,
+            },
+            &wasm_encoder::ConstExpr::i32_const(0),
+        );
+        self.flag_added = true;
     }
 }
 
@@ -220,8 +288,8 @@ impl Reencode for Rewriter {
         &mut self,
         func: u32,
     ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
-        Ok(if self.atomics && func >= self.imported_funcs {
-            func + 3
+        Ok(if func >= self.imported_funcs {
+            func + self.added_funcs
         } else {
             func
         })
@@ -233,13 +301,15 @@ impl Reencode for Rewriter {
         section: wasmparser::TypeSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
-        if !self.atomics {
-            return Ok(());
-        }
         use ValType::{I32, I64};
-        types.ty().function([I32, I32, I64, I64], [I32]);
-        types.ty().function([I32, I64, I64, I64], [I32]);
-        types.ty().function([I32, I32, I64], [I32]);
+        if self.atomics {
+            types.ty().function([I32, I32, I64, I64], [I32]);
+            types.ty().function([I32, I64, I64, I64], [I32]);
+            types.ty().function([I32, I32, I64], [I32]);
+        }
+        if self.safepoint.is_some() {
+            types.ty().function([], []);
+        }
         Ok(())
     }
 
@@ -249,9 +319,20 @@ impl Reencode for Rewriter {
         section: wasmparser::ImportSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
-        if !self.added {
+        if !self.imports_added {
             self.add_imports(imports);
-            self.added = true;
+        }
+        Ok(())
+    }
+
+    fn parse_global_section(
+        &mut self,
+        globals: &mut wasm_encoder::GlobalSection,
+        section: wasmparser::GlobalSectionReader<'_>,
+    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        wasm_encoder::reencode::utils::parse_global_section(self, globals, section)?;
+        if !self.flag_added {
+            self.add_flag(globals);
         }
         Ok(())
     }
@@ -262,7 +343,12 @@ impl Reencode for Rewriter {
         section: wasmparser::ExportSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_export_section(self, exports, section)?;
-        self.add_exports(exports);
+        for (index, name) in &self.global_exports {
+            exports.export(name, wasm_encoder::ExportKind::Global, *index);
+        }
+        if let Some(flag) = self.safepoint {
+            exports.export(SAFEPOINT_FLAG, wasm_encoder::ExportKind::Global, flag);
+        }
         Ok(())
     }
 
@@ -272,13 +358,19 @@ impl Reencode for Rewriter {
         _after: Option<wasm_encoder::SectionId>,
         before: Option<wasm_encoder::SectionId>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
+        use wasm_encoder::SectionId;
         // A module without imports gets an import section right after its types.
-        let past_types = !matches!(before, Some(wasm_encoder::SectionId::Type));
-        if !self.has_imports && !self.added && past_types {
+        let past_types = !matches!(before, Some(SectionId::Type));
+        if !self.has_imports && !self.imports_added && past_types {
             let mut imports = wasm_encoder::ImportSection::new();
             self.add_imports(&mut imports);
             module.section(&imports);
-            self.added = true;
+        }
+        // The global section sits just before exports; a module without one gets one there.
+        if !self.has_globals && !self.flag_added && matches!(before, Some(SectionId::Export)) {
+            let mut globals = wasm_encoder::GlobalSection::new();
+            self.add_flag(&mut globals);
+            module.section(&globals);
         }
         Ok(())
     }
@@ -304,17 +396,18 @@ impl Reencode for Rewriter {
         while !ops.eof() {
             let op = ops.read()?;
             let host = match &op {
-                Operator::MemoryAtomicWait32 { memarg } if memarg.memory == 0 => {
+                Operator::MemoryAtomicWait32 { memarg } if self.atomics && memarg.memory == 0 => {
                     Some((0, memarg.offset))
                 }
-                Operator::MemoryAtomicWait64 { memarg } if memarg.memory == 0 => {
+                Operator::MemoryAtomicWait64 { memarg } if self.atomics && memarg.memory == 0 => {
                     Some((1, memarg.offset))
                 }
-                Operator::MemoryAtomicNotify { memarg } if memarg.memory == 0 => {
+                Operator::MemoryAtomicNotify { memarg } if self.atomics && memarg.memory == 0 => {
                     Some((2, memarg.offset))
                 }
                 _ => None,
             };
+            let is_loop = matches!(op, Operator::Loop { .. });
             match host {
                 Some((k, offset)) => {
                     f.instruction(&Instruction::I64Const(offset as i64));
@@ -324,193 +417,10 @@ impl Reencode for Rewriter {
                     f.instruction(&self.instruction(op)?);
                 }
             }
-        }
-        code.function(&f);
-        Ok(())
-    }
-}
-
-/// Import (module `wasmix`) a safe point calls.
-pub(crate) const SAFEPOINT: &str = "safepoint";
-
-/// Export name of the global that asks loops to call the safe point.
-pub(crate) const SAFEPOINT_FLAG: &str = "wasmix:safepoint";
-
-/// `wasm` with a safe point at every loop header: `global.get $flag; if; call
-/// $wasmix.safepoint; end`. The flag is a new mutable i32 global, exported as
-/// [`SAFEPOINT_FLAG`], which the host raises (from the epoch callback, on the thread's own
-/// store) when it needs the thread at a safe point; the call goes last among the imports, so
-/// only defined functions shift (by one). Asyncify, run afterwards with the safe point among
-/// its imports, makes that call a place the thread's stack can be captured — so a thread in
-/// a compute loop can be snapshotted within one iteration.
-pub(crate) fn safepoints(wasm: &[u8]) -> Result<Vec<u8>, String> {
-    let s = survey(wasm).map_err(|e| e.to_string())?;
-    let mut defined_globals = 0u32;
-    let mut has_globals = false;
-    let mut has_exports = false;
-    for payload in Parser::new(0).parse_all(wasm) {
-        match payload.map_err(|e| e.to_string())? {
-            Payload::GlobalSection(r) => {
-                has_globals = true;
-                defined_globals = r.count();
-            }
-            Payload::ExportSection(_) => has_exports = true,
-            _ => {}
-        }
-    }
-    if !has_exports {
-        return Err("the module exports nothing (no `_start` to run)".into());
-    }
-    let mut r = Safepoints {
-        ty: s.types,
-        func: s.imported_funcs,
-        global: s.imported_globals + defined_globals,
-        has_imports: s.has_imports,
-        has_globals,
-        imported: false,
-        global_added: false,
-    };
-    let mut module = wasm_encoder::Module::new();
-    r.parse_core_module(&mut module, Parser::new(0), wasm)
-        .map_err(|e| format!("{e:?}"))?;
-    Ok(module.finish())
-}
-
-struct Safepoints {
-    /// Index of the added `() -> ()` type.
-    ty: u32,
-    /// Index of the added import (the first after the module's own imported functions).
-    func: u32,
-    /// Index of the added global.
-    global: u32,
-    has_imports: bool,
-    has_globals: bool,
-    imported: bool,
-    global_added: bool,
-}
-
-impl Safepoints {
-    fn import(&mut self, imports: &mut wasm_encoder::ImportSection) {
-        imports.import(INTERNAL, SAFEPOINT, EntityType::Function(self.ty));
-        self.imported = true;
-    }
-
-    fn flag(globals: &mut wasm_encoder::GlobalSection) {
-        globals.global(
-            wasm_encoder::GlobalType {
-                val_type: ValType::I32,
-                mutable: true,
-                shared: false,
-            },
-            &wasm_encoder::ConstExpr::i32_const(0),
-        );
-    }
-}
-
-impl Reencode for Safepoints {
-    type Error = std::convert::Infallible;
-
-    fn function_index(
-        &mut self,
-        func: u32,
-    ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
-        Ok(if func >= self.func { func + 1 } else { func })
-    }
-
-    fn parse_type_section(
-        &mut self,
-        types: &mut wasm_encoder::TypeSection,
-        section: wasmparser::TypeSectionReader<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        wasm_encoder::reencode::utils::parse_type_section(self, types, section)?;
-        types.ty().function([], []);
-        Ok(())
-    }
-
-    fn parse_import_section(
-        &mut self,
-        imports: &mut wasm_encoder::ImportSection,
-        section: wasmparser::ImportSectionReader<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        wasm_encoder::reencode::utils::parse_import_section(self, imports, section)?;
-        self.import(imports);
-        Ok(())
-    }
-
-    fn parse_global_section(
-        &mut self,
-        globals: &mut wasm_encoder::GlobalSection,
-        section: wasmparser::GlobalSectionReader<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        wasm_encoder::reencode::utils::parse_global_section(self, globals, section)?;
-        Self::flag(globals);
-        self.global_added = true;
-        Ok(())
-    }
-
-    fn parse_export_section(
-        &mut self,
-        exports: &mut wasm_encoder::ExportSection,
-        section: wasmparser::ExportSectionReader<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        wasm_encoder::reencode::utils::parse_export_section(self, exports, section)?;
-        exports.export(
-            SAFEPOINT_FLAG,
-            wasm_encoder::ExportKind::Global,
-            self.global,
-        );
-        Ok(())
-    }
-
-    fn intersperse_section_hook(
-        &mut self,
-        module: &mut wasm_encoder::Module,
-        _after: Option<wasm_encoder::SectionId>,
-        before: Option<wasm_encoder::SectionId>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        use wasm_encoder::SectionId;
-        let past_types = !matches!(before, Some(SectionId::Type));
-        if !self.has_imports && !self.imported && past_types {
-            let mut imports = wasm_encoder::ImportSection::new();
-            self.import(&mut imports);
-            module.section(&imports);
-        }
-        // The global section sits just before exports; a module without one gets one there.
-        if !self.has_globals && !self.global_added && matches!(before, Some(SectionId::Export)) {
-            let mut globals = wasm_encoder::GlobalSection::new();
-            Self::flag(&mut globals);
-            module.section(&globals);
-            self.global_added = true;
-        }
-        Ok(())
-    }
-
-    fn parse_custom_section(
-        &mut self,
-        module: &mut wasm_encoder::Module,
-        section: wasmparser::CustomSectionReader<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        if section.name().starts_with(".debug") {
-            return Ok(());
-        }
-        wasm_encoder::reencode::utils::parse_custom_section(self, module, section)
-    }
-
-    fn parse_function_body(
-        &mut self,
-        code: &mut wasm_encoder::CodeSection,
-        func: wasmparser::FunctionBody<'_>,
-    ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
-        let mut ops = func.get_operators_reader()?;
-        while !ops.eof() {
-            let op = ops.read()?;
-            let is_loop = matches!(op, Operator::Loop { .. });
-            f.instruction(&self.instruction(op)?);
-            if is_loop {
-                f.instruction(&Instruction::GlobalGet(self.global));
+            if let (true, Some(flag)) = (is_loop, self.safepoint) {
+                f.instruction(&Instruction::GlobalGet(flag));
                 f.instruction(&Instruction::If(wasm_encoder::BlockType::Empty));
-                f.instruction(&Instruction::Call(self.func));
+                f.instruction(&Instruction::Call(self.safepoint_func()));
                 f.instruction(&Instruction::End);
             }
         }
