@@ -218,10 +218,14 @@ impl Registry for ControlInner {
         &self,
         pid: Pid,
         sig: Signal,
-        interval: Option<Duration>,
-        repeat: bool,
+        first: Option<Duration>,
+        every: Option<Duration>,
     ) -> Option<Duration> {
-        self.timers()?.set(pid, sig, interval, repeat)
+        self.timers()?.set(pid, sig, first, every)
+    }
+
+    fn timers(&self, pid: Pid) -> Vec<(Signal, Duration, Option<Duration>)> {
+        self.timers.get().map_or_else(Vec::new, |t| t.list(pid))
     }
 }
 

@@ -25,15 +25,19 @@ pub(crate) trait Registry: Send + Sync {
     fn adopt_orphans(&self, orphans: Vec<Arc<Process>>);
     /// A reaped process leaves the table (its pid is free again).
     fn remove(&self, pid: Pid);
-    /// Arms, re-arms or cancels the interval timer raising `sig` in `pid`; the time the
-    /// previous one still had. `None` when no timer service can run.
+    /// Arms (first after `first`, then every `every`), re-arms or cancels the interval timer
+    /// raising `sig` in `pid`; the time the previous one still had. `None` when no timer
+    /// service can run.
     fn set_timer(
         &self,
         pid: Pid,
         sig: Signal,
-        interval: Option<Duration>,
-        repeat: bool,
+        first: Option<Duration>,
+        every: Option<Duration>,
     ) -> Option<Duration>;
+
+    /// The armed timers of `pid`: signal, time left, period.
+    fn timers(&self, pid: Pid) -> Vec<(Signal, Duration, Option<Duration>)>;
 }
 
 /// How a process ended. The first status set sticks.
@@ -745,7 +749,28 @@ impl Process {
         repeat: bool,
     ) -> Option<Duration> {
         let control = self.control.upgrade()?;
-        control.set_timer(self.pid, sig, interval, repeat)
+        let every = interval.filter(|_| repeat);
+        control.set_timer(self.pid, sig, interval, every)
+    }
+
+    /// Its armed interval timers: signal, time left, period if it repeats (a snapshot).
+    pub fn interval_timers(&self) -> Vec<(Signal, Duration, Option<Duration>)> {
+        self.control
+            .upgrade()
+            .map_or_else(Vec::new, |c| c.timers(self.pid))
+    }
+
+    /// Arms a timer raising `sig` after `first`, then every `every` if given (a restored
+    /// snapshot's timers).
+    pub fn restore_interval_timer(
+        self: &Arc<Self>,
+        sig: Signal,
+        first: Duration,
+        every: Option<Duration>,
+    ) {
+        if let Some(control) = self.control.upgrade() {
+            control.set_timer(self.pid, sig, Some(first), every);
+        }
     }
 }
 

@@ -51,14 +51,28 @@ impl TimerService {
         Some(TimerService { shared })
     }
 
-    /// Arms, re-arms or (with `None`) cancels the timer raising `sig` in `pid`; returns the
-    /// time the previous one still had.
+    /// The timers of `pid`: signal, time left, period if it repeats.
+    pub(crate) fn list(&self, pid: Pid) -> Vec<(Signal, Duration, Option<Duration>)> {
+        let t = lock(&self.shared.0);
+        let now = Instant::now();
+        let mut out: Vec<_> = t
+            .entries
+            .iter()
+            .filter(|((p, _), _)| *p == pid)
+            .map(|((_, sig), e)| (*sig, e.deadline.saturating_duration_since(now), e.repeat))
+            .collect();
+        out.sort_by_key(|(sig, _, _)| *sig);
+        out
+    }
+
+    /// Arms, re-arms or (with `None`) cancels the timer raising `sig` in `pid`: first after
+    /// `first`, then every `every` if given. Returns the time the previous one still had.
     pub(crate) fn set(
         &self,
         pid: Pid,
         sig: Signal,
-        interval: Option<Duration>,
-        repeat: bool,
+        first: Option<Duration>,
+        every: Option<Duration>,
     ) -> Option<Duration> {
         let (m, cv) = &*self.shared;
         let mut t = lock(m);
@@ -67,7 +81,7 @@ impl TimerService {
             .entries
             .remove(&(pid, sig))
             .map(|e| e.deadline.saturating_duration_since(now));
-        if let Some(d) = interval.filter(|d| !d.is_zero()) {
+        if let Some(d) = first.filter(|d| !d.is_zero()) {
             t.generation += 1;
             let generation = t.generation;
             let deadline = now + d;
@@ -75,7 +89,7 @@ impl TimerService {
                 (pid, sig),
                 Entry {
                     deadline,
-                    repeat: repeat.then_some(d),
+                    repeat: every.filter(|e| !e.is_zero()),
                     generation,
                 },
             );

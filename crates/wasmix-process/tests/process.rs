@@ -481,3 +481,32 @@ fn async_child_join_and_convenience_forms() {
     );
     t.join().unwrap();
 }
+
+/// A snapshot reads a process's interval timers without touching them, and a restore arms
+/// them again with the time they had left and their period.
+#[test]
+fn interval_timers_can_be_listed_and_restored() {
+    use std::time::Duration;
+    let cp = ControlPlane::default();
+    let p = cp.spawn(None, [0; 32]).unwrap();
+    assert!(p.interval_timers().is_empty());
+    p.signal_interval(Signal::ALRM, Some(Duration::from_secs(60)), true);
+    p.signal_interval(Signal::USR1, Some(Duration::from_secs(30)), false);
+    let listed = p.interval_timers();
+    assert_eq!(listed.len(), 2);
+    let alrm = listed.iter().find(|t| t.0 == Signal::ALRM).unwrap();
+    assert!(alrm.1 <= Duration::from_secs(60) && alrm.1 > Duration::from_secs(59));
+    assert_eq!(alrm.2, Some(Duration::from_secs(60)));
+    assert_eq!(listed.iter().find(|t| t.0 == Signal::USR1).unwrap().2, None);
+
+    let q = cp.spawn(None, [0; 32]).unwrap();
+    q.restore_interval_timer(
+        Signal::ALRM,
+        Duration::from_secs(5),
+        Some(Duration::from_secs(60)),
+    );
+    let back = q.interval_timers();
+    assert_eq!(back.len(), 1);
+    assert!(back[0].1 <= Duration::from_secs(5));
+    assert_eq!(back[0].2, Some(Duration::from_secs(60)));
+}

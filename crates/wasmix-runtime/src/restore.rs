@@ -81,6 +81,8 @@ pub(crate) fn restore(
         .with_journal(Arc::clone(&journaling)),
     );
     journaling.set_current(&ctx);
+    *ctx.thread_locals.lock().unwrap_or_else(|e| e.into_inner()) =
+        crate::tls::ThreadLocals::restore(&proc_rec.thread_locals);
     if let Some(name) = &proc_rec.signal_callback {
         ctx.set_signal_callback(name.clone());
     }
@@ -133,6 +135,15 @@ pub(crate) fn restore(
     }
     for sig in signals_of(proc_rec.pending).iter() {
         let _ = process.signal(sig);
+    }
+    for t in &proc_rec.timers {
+        if let Some(sig) = wasmix_process::Signal::new(t.signal) {
+            process.restore_interval_timer(
+                sig,
+                std::time::Duration::from_nanos(t.remaining_ns.max(1)),
+                t.repeat_ns.map(std::time::Duration::from_nanos),
+            );
+        }
     }
     Ok(Restored {
         ctx,

@@ -312,9 +312,21 @@ fn process_record(ctx: &ProcessCtx) -> record::Process {
             })
             .collect(),
         pending: p.pending_signals().bits(),
-        timers: Vec::new(),
+        timers: p
+            .interval_timers()
+            .into_iter()
+            .map(|(sig, left, every)| record::Timer {
+                signal: sig.number(),
+                remaining_ns: left.as_nanos() as u64,
+                repeat_ns: every.map(|e| e.as_nanos() as u64),
+            })
+            .collect(),
         signal_callback: ctx.signal_callback(),
-        thread_locals: Vec::new(),
+        thread_locals: ctx
+            .thread_locals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .describe(),
     }
 }
 

@@ -43,6 +43,43 @@ impl ThreadLocals {
         Ok(self.values.get(&(tid, key)).copied().unwrap_or(0))
     }
 
+    /// Every key with its user data and the values threads hold under it (for a snapshot).
+    pub fn describe(&self) -> Vec<wasmix_journal::record::ThreadLocalKey> {
+        let mut keys: Vec<_> = self
+            .keys
+            .iter()
+            .map(|(&key, &user_data)| {
+                let mut values: Vec<(u32, u64)> = self
+                    .values
+                    .iter()
+                    .filter(|((_, k), _)| *k == key)
+                    .map(|((t, _), v)| (*t, *v))
+                    .collect();
+                values.sort_unstable();
+                wasmix_journal::record::ThreadLocalKey {
+                    key,
+                    user_data,
+                    values,
+                }
+            })
+            .collect();
+        keys.sort_by_key(|k| k.key);
+        keys
+    }
+
+    /// The keys and values a snapshot recorded; new keys are numbered after them.
+    pub fn restore(recorded: &[wasmix_journal::record::ThreadLocalKey]) -> ThreadLocals {
+        let mut t = ThreadLocals::default();
+        for k in recorded {
+            t.keys.insert(k.key, k.user_data);
+            t.next = t.next.max(k.key);
+            for &(tid, v) in &k.values {
+                t.values.insert((tid, k.key), v);
+            }
+        }
+        t
+    }
+
     /// The keys, and `tid`'s values as the values of `child` (the thread fork leaves).
     pub fn fork(&self, tid: Tid, child: Tid) -> ThreadLocals {
         ThreadLocals {
@@ -89,5 +126,22 @@ mod tests {
         t.destroy(k).unwrap();
         assert_eq!(t.get(1, k), Err(Errno::Inval));
         assert_eq!(t.set(1, 99, 1), Err(Errno::Inval));
+    }
+
+    #[test]
+    fn keys_and_values_survive_a_snapshot() {
+        let mut t = ThreadLocals::default();
+        let a = t.create(10).unwrap();
+        let b = t.create(20).unwrap();
+        t.set(1, a, 5).unwrap();
+        t.set(2, b, 6).unwrap();
+        let mut back = ThreadLocals::restore(&t.describe());
+        assert_eq!(back.get(1, a), Ok(5));
+        assert_eq!(back.get(2, b), Ok(6));
+        assert_eq!(back.take_thread(2), vec![(20, 6)]);
+        assert!(
+            back.create(30).unwrap() > b,
+            "new keys come after the restored ones"
+        );
     }
 }
