@@ -397,3 +397,33 @@ fn an_interpreter_resumes_mid_computation() {
         "the restored run goes on, it does not start over"
     );
 }
+
+/// An interval timer and the signal handler come back with a restored process: its alarms
+/// keep firing after the restore.
+#[test]
+fn interval_timers_and_handlers_survive_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let g = guest("sigs.wasm");
+    let stopped = run(&[
+        "run",
+        "--journal",
+        path_str(&journal),
+        "--stop-after-snapshot",
+        path_str(&g),
+        "snapshot-timer",
+    ]);
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    let resumed = run(&[
+        "run",
+        "--journal",
+        path_str(&journal),
+        path_str(&g),
+        "snapshot-timer",
+    ]);
+    resumed.success();
+    assert_eq!(
+        resumed.stdout,
+        "snapshot Ok(()); alarms kept coming: true\n"
+    );
+}

@@ -55,6 +55,24 @@ fn main() {
             proc::raise_interval(proc::SIGALRM, 0, false);
             println!("alarms in a compute loop: {} ({})", count(proc::SIGALRM) >= 5, x & 1 < 2);
         }
+        "snapshot-timer" => {
+            // An interval timer armed before a snapshot fires in the process restored from
+            // it; the handler and the signal mask come along too.
+            proc::register_signal_callback();
+            check(proc::raise_interval(proc::SIGALRM, 30, true) == 0, "interval");
+            let before = count(proc::SIGALRM);
+            let r = unsafe { wasmix_guests::wasix::proc_snapshot() };
+            let after_snapshot = count(proc::SIGALRM);
+            // Bounded: a timer that did not come back must fail the test, not hang it.
+            let t0 = proc::now_ms();
+            while count(proc::SIGALRM) < after_snapshot + 3 && proc::now_ms() - t0 < 5000.0 {}
+            proc::raise_interval(proc::SIGALRM, 0, false);
+            println!(
+                "snapshot {:?}; alarms kept coming: {}",
+                r.map_err(|e| e.name()),
+                count(proc::SIGALRM) >= before + 3
+            );
+        }
         "oneshot" => {
             proc::register_signal_callback();
             proc::raise_interval(proc::SIGALRM, 20, false);
