@@ -240,6 +240,7 @@ fn write(
     }
     threads.sort_by_key(|t| (!t.main, t.tid));
     let started = std::time::Instant::now();
+    tracing::debug!("snapshot: every thread parked, writing begins");
     let shared = ctx.image.shared_memory().is_some();
     let region = ctx
         .memory_region(memory_len as usize)

@@ -84,7 +84,11 @@ impl Journaling {
             .spawn(move || {
                 let mut writer = writer;
                 for job in rx {
-                    let r = append(&mut writer, &job).map_err(|e| e.to_string());
+                    // Whatever happens, whoever waits for this snapshot hears how it ended.
+                    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        append(&mut writer, &job).map_err(|e| e.to_string())
+                    }))
+                    .unwrap_or_else(|_| Err("the journal writer failed (a bug)".into()));
                     if let Err(e) = &r {
                         tracing::warn!("snapshot not written: {e}");
                     }
