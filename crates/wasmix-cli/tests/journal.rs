@@ -427,3 +427,37 @@ fn interval_timers_and_handlers_survive_a_restore() {
         "snapshot Ok(()); alarms kept coming: true\n"
     );
 }
+
+/// A restore needs the files the snapshot had open: one that is gone is named, and so is a
+/// mount the run no longer gives.
+#[test]
+fn a_restore_names_a_missing_file_or_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+    let stopped = run(&args(
+        path_str(&journal),
+        &data,
+        &["--stop-after-snapshot"],
+        path_str(&g),
+    ));
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+
+    let elsewhere = format!("{}::/elsewhere", path_str(dir.path()));
+    run(&[
+        "run",
+        "--journal",
+        path_str(&journal),
+        "--dir",
+        &elsewhere,
+        path_str(&g),
+        "out.txt",
+    ])
+    .clean_error("the snapshot had `/data` mounted");
+
+    std::fs::remove_file(data_dir.join("out.txt")).unwrap();
+    run(&args(path_str(&journal), &data, &[], path_str(&g))).clean_error("out.txt");
+}
