@@ -90,6 +90,16 @@ struct RunArgs {
     #[arg(long, requires = "journal")]
     stop_after_snapshot: bool,
 
+    /// How long a snapshot waits for every thread to reach a safe point before it fails,
+    /// in seconds (a thread blocked in a call that cannot be captured).
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        requires = "journal"
+    )]
+    snapshot_timeout: f64,
+
     /// When the journal is made durable: `snapshot` (default: when a snapshot commits),
     /// `always` (every record) or `never`.
     #[arg(
@@ -205,6 +215,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.sync = args.journal_sync;
         config.triggers.extend(args.snapshot_on.iter().copied());
         config.stop_after_snapshot = args.stop_after_snapshot;
+        config.capture_timeout = std::time::Duration::try_from_secs_f64(args.snapshot_timeout)
+            .map_err(|e| other(format!("--snapshot-timeout: {e}")))?;
         process = process.journal(config);
     }
     for addr in &args.listen {

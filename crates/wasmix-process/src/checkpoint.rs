@@ -112,7 +112,8 @@ impl Done {
     }
 }
 
-/// The requester's handle on one checkpoint.
+/// The requester's handle on one checkpoint (clones watch the same one).
+#[derive(Clone)]
 pub struct Ticket {
     done: Arc<Done>,
 }
@@ -132,6 +133,25 @@ impl Ticket {
     /// The result, if the checkpoint has finished.
     pub fn try_result(&self) -> Option<Result<After, CheckpointError>> {
         lock(&self.done.result).clone()
+    }
+
+    /// Like [`Ticket::wait`], giving up after `limit` (`None`: not finished by then).
+    #[cfg(not(loom))]
+    pub fn wait_timeout(
+        &self,
+        limit: std::time::Duration,
+    ) -> Option<Result<After, CheckpointError>> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut r = lock(&self.done.result);
+        loop {
+            if let Some(res) = r.clone() {
+                return Some(res);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            r = wait(&self.done.cv, r, Some(deadline));
+        }
     }
 }
 
@@ -210,6 +230,14 @@ impl Coordinator {
     /// Whether a round is open (cheap; for the runtime's safe-point fast path).
     pub fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
+    }
+
+    /// The threads parked in the open round so far (for naming those that are not).
+    pub fn parked(&self) -> Vec<Tid> {
+        lock(&self.state)
+            .round
+            .as_ref()
+            .map_or_else(Vec::new, |r| r.captures.iter().map(|(t, _)| *t).collect())
     }
 
     /// Whether a capture round is open: a thread that can record its state should go to its

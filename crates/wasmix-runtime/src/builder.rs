@@ -52,6 +52,9 @@ pub struct JournalConfig {
     pub triggers: Vec<Trigger>,
     /// End the process after a snapshot (exit code [`crate::STOPPED_AFTER_SNAPSHOT`]).
     pub stop_after_snapshot: bool,
+    /// How long a snapshot waits for every thread to reach a safe point before it fails
+    /// naming those that did not (a thread blocked in a call that cannot be captured).
+    pub capture_timeout: std::time::Duration,
 }
 
 impl JournalConfig {
@@ -62,6 +65,7 @@ impl JournalConfig {
             sync: SyncPolicy::default(),
             triggers: vec![Trigger::Explicit],
             stop_after_snapshot: false,
+            capture_timeout: std::time::Duration::from_secs(10),
         }
     }
 
@@ -390,7 +394,13 @@ fn open_journal(
     if !triggers.contains(&Trigger::Explicit) {
         triggers.push(Trigger::Explicit);
     }
-    let journaling = Journaling::new(writer, triggers, config.stop_after_snapshot, offset);
+    let journaling = Journaling::new(
+        writer,
+        triggers,
+        config.stop_after_snapshot,
+        config.capture_timeout,
+        offset,
+    );
     Ok((Arc::new(journaling), restore))
 }
 

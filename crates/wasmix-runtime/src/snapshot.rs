@@ -100,8 +100,37 @@ pub(crate) fn request(
     let j = Arc::clone(&journal);
     let action = Box::new(move |s: &Snapshot<'_>| write(&target, &j, trigger, done, s));
     let round = ctx.process.request_capture(trigger, after, action)?;
-    journal.set_last(Arc::clone(&durable));
+    journal.set_last(round.clone(), Arc::clone(&durable));
+    watch(ctx, round.clone(), journal.capture_timeout());
     Ok(SnapshotTicket { round, durable })
+}
+
+/// Fails the round if some thread has not parked within `limit` (blocked in a call that
+/// cannot be captured): the parked threads go on, and the failure names the others.
+fn watch(ctx: &Arc<ProcessCtx>, round: Ticket, limit: std::time::Duration) {
+    let process = Arc::clone(&ctx.process);
+    let spawned = std::thread::Builder::new()
+        .name("wasmix-snapshot-watch".into())
+        .spawn(move || {
+            if round.wait_timeout(limit).is_some() {
+                return;
+            }
+            let coordinator = process.checkpoint();
+            let parked = coordinator.parked();
+            let missing: Vec<u32> = process
+                .threads()
+                .iter()
+                .map(|t| t.tid())
+                .filter(|t| !parked.contains(t))
+                .collect();
+            coordinator.cancel(&format!(
+                "thread(s) {missing:?} did not reach a safe point within {limit:?} (blocked in \
+                 a call a snapshot cannot capture?)"
+            ));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("snapshot: no watchdog ({e}); a thread that never parks holds it");
+    }
 }
 
 /// A snapshot being taken.

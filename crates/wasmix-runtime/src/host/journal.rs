@@ -6,7 +6,7 @@
 use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
 
 use wasmix_journal::{record, JournalError, JournalWriter, SnapshotWriter};
-use wasmix_process::Trigger;
+use wasmix_process::{Ticket, Trigger};
 
 use super::ProcessCtx;
 use crate::forkmem::FrozenView;
@@ -17,12 +17,15 @@ pub(crate) struct Journaling {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     triggers: Vec<Trigger>,
     stop_after: bool,
+    /// How long a snapshot waits for every thread to park before it gives up.
+    capture_timeout: std::time::Duration,
     /// Added to the monotonic clock: a restored process's clock goes on from where its
     /// snapshot left it, never back.
     monotonic_offset: u64,
     current: Mutex<Weak<ProcessCtx>>,
-    /// The last snapshot asked for, for a `proc_snapshot` that waits for it to be durable.
-    last: Mutex<Option<Arc<Durable>>>,
+    /// The last snapshot asked for (its round, its write), for a `proc_snapshot` that waits
+    /// for it to be durable.
+    last: Mutex<Option<(Ticket, Arc<Durable>)>>,
 }
 
 /// Whether a snapshot has reached the journal: waitable.
@@ -76,6 +79,7 @@ impl Journaling {
         writer: JournalWriter,
         triggers: Vec<Trigger>,
         stop_after: bool,
+        capture_timeout: std::time::Duration,
         monotonic_offset: u64,
     ) -> Journaling {
         let (tx, rx) = mpsc::channel::<Job>();
@@ -102,6 +106,7 @@ impl Journaling {
             writer: Mutex::new(thread),
             triggers,
             stop_after,
+            capture_timeout,
             monotonic_offset,
             current: Mutex::new(Weak::new()),
             last: Mutex::new(None),
@@ -136,18 +141,29 @@ impl Journaling {
         self.stop_after
     }
 
+    /// How long a snapshot waits for every thread to park.
+    pub fn capture_timeout(&self) -> std::time::Duration {
+        self.capture_timeout
+    }
+
     pub fn monotonic_offset(&self) -> u64 {
         self.monotonic_offset
     }
 
-    /// Remembers the snapshot just asked for (see [`Journaling::last`]).
-    pub fn set_last(&self, durable: Arc<Durable>) {
-        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(durable);
+    /// Remembers the snapshot just asked for (see [`Journaling::wait_last`]).
+    pub fn set_last(&self, round: Ticket, durable: Arc<Durable>) {
+        *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some((round, durable));
     }
 
-    /// The last snapshot asked for.
-    pub fn last(&self) -> Option<Arc<Durable>> {
-        self.last.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    /// Waits until the last snapshot asked for is written: its round must have succeeded,
+    /// then its write. Nothing to wait for in a process restored since.
+    pub fn wait_last(&self) -> Result<(), String> {
+        let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some((round, durable)) = last else {
+            return Ok(());
+        };
+        round.wait().map_err(|e| e.to_string())?;
+        durable.wait()
     }
 
     /// The context the process runs in now.

@@ -27,8 +27,8 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
         if let Some(Resumption::Return(outcome)) = capture::resumed(&mut caller)? {
             // Return once the snapshot is in the journal (a restored process has nothing
             // to wait for).
-            let durable = caller.data().ctx.journal().and_then(|j| j.last());
-            let written = durable.map_or(Ok(()), |d| d.wait());
+            let journal = caller.data().ctx.journal().cloned();
+            let written = journal.map_or(Ok(()), |j| j.wait_last());
             let outcome = match written {
                 Ok(()) => outcome.map(drop),
                 Err(e) => {

@@ -14,6 +14,10 @@ fn main() {
         let mut b = [0u8; 1];
         wasi::sock_recv(listener, &[wasi::Iovec { buf: b.as_mut_ptr(), buf_len: 1 }], 0)
     }.map(|_| ()), &[wasi::ERRNO_NOTCONN, wasi::ERRNO_BADF, wasi::ERRNO_INVAL]);
+    if std::env::args().nth(1).as_deref() == Some("announce") {
+        // For tests that must know it is (about to be) blocked in its accept.
+        println!("accepting");
+    }
     let conn = ok("sock_accept", unsafe { wasi::sock_accept(listener, 0) });
     let mut buf = [0u8; 1024];
     loop {
