@@ -118,6 +118,7 @@ pub struct Journal {
     path: PathBuf,
     file: File,
     len: u64,
+    version: u32,
     module: [u8; 32],
     snapshots: Vec<SnapshotIndex>,
     tail: Tail,
@@ -189,6 +190,7 @@ impl Journal {
             path: path.to_owned(),
             file,
             len,
+            version: header.version,
             module: header.module,
             snapshots: Vec::new(),
             tail: Tail::Clean,
@@ -215,6 +217,11 @@ impl Journal {
     /// Whether the file holds no complete snapshot.
     pub fn is_empty(&self) -> bool {
         self.snapshots.is_empty()
+    }
+
+    /// The format version the file was written in.
+    pub fn format_version(&self) -> u32 {
+        self.version
     }
 
     /// The module hash the journal is of.
