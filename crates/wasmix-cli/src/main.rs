@@ -31,7 +31,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a WebAssembly module (`.wasm` or `.wat`) as a process.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Look into a journal of snapshots.
     #[command(subcommand)]
     Journal(JournalCommand),
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Run(args) => match run(args) {
+        Command::Run(args) => match run(*args) {
             Ok(code) => code,
             Err(Failure::Trap(msg)) => {
                 eprintln!("Error: {msg}");
