@@ -183,6 +183,7 @@ pub(crate) fn park(
     let verdict = coordinator.safe_point(thread.tid(), || {
         postcard::to_allocvec(&capture).unwrap_or_default()
     });
+    tracing::trace!("snapshot: thread {} goes on", thread.tid());
     match verdict {
         Resume::Continue => Parked::Continue,
         Resume::Exit => Parked::Stop,
