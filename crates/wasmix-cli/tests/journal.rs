@@ -7,7 +7,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, ChildStdout, Stdio};
 
 use common::{guest, path_str, run, run_with_stdin, wasmix};
 
@@ -17,6 +17,30 @@ fn args<'a>(journal: &'a str, data: &'a str, extra: &[&'a str], g: &'a str) -> V
     all.extend_from_slice(extra);
     all.extend_from_slice(&[g, "out.txt"]);
     all
+}
+
+/// `wasmix ARGS` with its output piped and `stdin` as given.
+fn spawn(args: &[&str], stdin: Stdio) -> Child {
+    wasmix()
+        .args(args)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn wasmix")
+}
+
+/// The next line `out` gives.
+fn next_line(out: &mut BufReader<ChildStdout>) -> String {
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    line
+}
+
+/// Ctrl-C, as a terminal sends it to the runtime.
+fn ctrl_c(child: &Child) {
+    let pid = rustix::process::Pid::from_child(child);
+    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
 }
 
 /// What a run that is never interrupted prints and writes.
@@ -81,17 +105,12 @@ fn a_runtime_killed_after_the_snapshot_loses_nothing() {
 
     // The guest prints its line once the snapshot is committed, then waits for stdin,
     // which never comes: the runtime dies there.
-    let mut child = wasmix()
-        .args(args(path_str(&journal), &data, &[], path_str(&g)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn(
+        &args(path_str(&journal), &data, &[], path_str(&g)),
+        Stdio::piped(),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "snapshot: Ok(())\n");
+    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     drop(child.stdin.take());
@@ -234,20 +253,17 @@ fn a_thread_looping_over_host_calls_is_captured() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let g = guest("snapbench.wasm");
-    let mut child = wasmix()
-        .args([
+    let mut child = spawn(
+        &[
             "run",
             "--journal",
             path_str(&journal),
             path_str(&g),
             "memory",
             "1",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        Stdio::null(),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let status = loop {
         if let Some(s) = child.try_wait().unwrap() {
@@ -272,28 +288,26 @@ fn ctrl_c_takes_a_snapshot_then_the_signal_acts() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let g = guest("cat.wasm");
-    let mut child = wasmix()
-        .args([
+    let mut child = spawn(
+        &[
             "run",
             "--journal",
             path_str(&journal),
             "--snapshot-on",
             "sigint",
             path_str(&g),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        Stdio::piped(),
+    );
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"first\n").unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "first\n", "cat is running and back in its read");
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    assert_eq!(
+        next_line(&mut out),
+        "first\n",
+        "cat is running and back in its read"
+    );
+    ctrl_c(&child);
     let status = child.wait().unwrap();
     assert_eq!(
         status.code(),
@@ -352,8 +366,8 @@ fn an_interpreter_resumes_mid_computation() {
 
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let mut child = wasmix()
-        .args([
+    let mut child = spawn(
+        &[
             "run",
             "--journal",
             path_str(&journal),
@@ -361,18 +375,12 @@ fn an_interpreter_resumes_mid_computation() {
             "sigint",
             path_str(&g),
             "60000",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        ],
+        Stdio::null(),
+    );
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).unwrap();
-    assert_eq!(line, "computing\n");
-    let pid = rustix::process::Pid::from_child(&child);
-    rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+    assert_eq!(next_line(&mut out), "computing\n");
+    ctrl_c(&child);
     let status = child.wait().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
@@ -473,8 +481,8 @@ fn a_thread_that_never_parks_fails_the_snapshot_by_name() {
     for attempt in 0..5 {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("j");
-        let mut child = wasmix()
-            .args([
+        let mut child = spawn(
+            &[
                 "run",
                 "--journal",
                 path_str(&journal),
@@ -486,18 +494,12 @@ fn a_thread_that_never_parks_fails_the_snapshot_by_name() {
                 "127.0.0.1:0",
                 path_str(&g),
                 "announce",
-            ])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            ],
+            Stdio::null(),
+        );
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        out.read_line(&mut line).unwrap();
-        assert_eq!(line, "accepting\n");
-        let pid = rustix::process::Pid::from_child(&child);
-        rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
+        assert_eq!(next_line(&mut out), "accepting\n");
+        ctrl_c(&child);
         // A successful snapshot prints nothing (and the process then hangs in its accept), so
         // stderr is read on a thread and given up on after a while.
         let err = child.stderr.take().unwrap();
