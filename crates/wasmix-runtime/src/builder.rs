@@ -318,7 +318,7 @@ impl ProcessHandle {
     pub fn snapshot_for(&self, trigger: Trigger) -> Result<SnapshotTicket, SnapshotError> {
         let journal = self.journal.as_ref().ok_or(SnapshotError::NoJournal)?;
         let ctx = journal.current().ok_or(SnapshotError::Ended)?;
-        snapshot::request(&ctx, trigger)
+        snapshot::request(&ctx, trigger, None)
     }
 
     /// Whether the process's journal takes a snapshot on `trigger`.

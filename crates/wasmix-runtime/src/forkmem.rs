@@ -23,6 +23,8 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{memfd_create, MemfdFlags};
 use rustix::mm::{mmap, mprotect, MapFlags, MprotectFlags, ProtFlags};
 
+use crate::wpcopy::{WpCopy, WpError, WpWaiter};
+
 /// The address range of one linear memory: `len` bytes accessible now, `span` bytes reserved
 /// for it by the engine (all of which the memory may grow into).
 #[derive(Clone, Copy, Debug)]
@@ -35,8 +37,22 @@ pub(crate) struct Region {
 /// A memory whose pages live in a file, so forks can share them.
 pub(crate) struct ForkMemory {
     file: Arc<OwnedFd>,
-    /// Whether this memory maps the file privately (frozen file, own writes kept apart).
-    private: Mutex<bool>,
+    /// How the memory is mapped now; held while the mapping changes or a copy is armed.
+    mapping: Mutex<Mapping>,
+    /// The write-protected copy of this memory being read, if any: the mapping must not
+    /// change until it is read.
+    copy: Mutex<Option<WpWaiter>>,
+}
+
+/// How a memory is mapped.
+#[derive(Default)]
+struct Mapping {
+    /// It maps the file privately (frozen file, own writes kept apart).
+    private: bool,
+    /// It is being unmapped: no more copies or remaps.
+    retired: bool,
+    /// Its accessible length when last seen here (adopted, forked or armed).
+    len: usize,
 }
 
 impl std::fmt::Debug for ForkMemory {
@@ -62,7 +78,11 @@ impl ForkMemory {
         unsafe { map(region, &file, MapFlags::SHARED) }?;
         Ok(ForkMemory {
             file: Arc::new(file),
-            private: Mutex::new(false),
+            mapping: Mutex::new(Mapping {
+                len: region.len,
+                ..Mapping::default()
+            }),
+            copy: Mutex::new(None),
         })
     }
 
@@ -73,11 +93,17 @@ impl ForkMemory {
     /// Both regions must be whole engine reservations as in [`ForkMemory::adopt`]; `child`
     /// must not be in use.
     pub unsafe fn fork(&self, parent: Region, child: Region) -> io::Result<ForkMemory> {
-        let mut private = self.private.lock().unwrap_or_else(|e| e.into_inner());
-        if !*private {
+        let mut mapping = self.mapping.lock().unwrap_or_else(|e| e.into_inner());
+        if mapping.retired {
+            return Err(io::Error::other("the memory is being unmapped"));
+        }
+        // No copy is read from the mapping while it changes.
+        self.settle();
+        mapping.len = parent.len;
+        if !mapping.private {
             // SAFETY: the same file and bytes, mapped privately from now on.
             unsafe { map(parent, &self.file, MapFlags::PRIVATE) }?;
-            *private = true;
+            mapping.private = true;
             // SAFETY: as above, for the child.
             unsafe { map(child, &self.file, MapFlags::PRIVATE) }?;
         } else {
@@ -96,7 +122,12 @@ impl ForkMemory {
         }
         Ok(ForkMemory {
             file: Arc::clone(&self.file),
-            private: Mutex::new(true),
+            mapping: Mutex::new(Mapping {
+                private: true,
+                retired: false,
+                len: parent.len,
+            }),
+            copy: Mutex::new(None),
         })
     }
 }
@@ -169,6 +200,51 @@ impl ForkMemory {
                 let _ = unsafe { rustix::mm::munmap(base.cast(), span) };
                 Err(e)
             }
+        }
+    }
+}
+
+impl ForkMemory {
+    /// Arms a copy of `memory` that costs no copying (see [`crate::wpcopy`]): the memory is
+    /// write-protected now, while it may still be in use, and the copy is of the instant of
+    /// its [`WpCopy::seal`]. Until the copy is read (or dropped), forks and freezes of this
+    /// memory wait for it, and so must whoever unmaps the memory ([`ForkMemory::retire`]);
+    /// before its seal, they cancel it instead.
+    ///
+    /// # Safety
+    /// `memory` must lie within this memory's accessible range.
+    pub unsafe fn arm(&self, memory: Region) -> Result<WpCopy, WpError> {
+        let mut mapping = self.mapping.lock().unwrap_or_else(|e| e.into_inner());
+        if mapping.retired {
+            return Err(WpError::Cancelled);
+        }
+        self.settle();
+        // SAFETY: as the caller vouches; the mapping stays until the copy is read, as
+        // everyone who changes it settles first (under the lock held here).
+        let copy = unsafe { WpCopy::arm(memory.base, memory.len) }?;
+        mapping.len = memory.len;
+        *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some(copy.waiter());
+        Ok(copy)
+    }
+
+    /// The memory's accessible length when last seen (it may have grown since).
+    pub fn len_hint(&self) -> usize {
+        self.mapping.lock().unwrap_or_else(|e| e.into_inner()).len
+    }
+
+    /// Before the memory is unmapped: waits until no copy of it is being read, and refuses
+    /// copies and remaps from now on.
+    pub fn retire(&self) {
+        let mut mapping = self.mapping.lock().unwrap_or_else(|e| e.into_inner());
+        mapping.retired = true;
+        self.settle();
+    }
+
+    /// Waits until no copy of this memory is being read (cancels one not sealed yet).
+    fn settle(&self) {
+        let copy = self.copy.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(c) = copy {
+            c.wait_read();
         }
     }
 }
@@ -394,5 +470,58 @@ mod tests {
         // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
         assert_eq!(child.get(MIB + 10), 3);
+    }
+
+    #[test]
+    fn a_fork_waits_for_a_sealed_copy_and_cancels_an_armed_one() {
+        let parent = Reservation::new(2 * MIB, 16 * MIB);
+        parent.set(10, 1);
+        // SAFETY: a whole reservation of this test's own, no other user.
+        let mem = unsafe { ForkMemory::adopt(parent.0) }.unwrap();
+
+        // Armed, not sealed: the fork goes ahead and the copy is given up.
+        // SAFETY: the accessible range of this test's memory.
+        let armed = unsafe { mem.arm(parent.0) }.unwrap();
+        let child = Reservation::new(2 * MIB, 16 * MIB);
+        // SAFETY: whole reservations of this test, the target unused by anyone else.
+        let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
+        // SAFETY: nobody writes the memory meanwhile.
+        assert!(unsafe { armed.seal(parent.0.len) }.is_err());
+        drop(armed);
+
+        // Sealed: the fork waits until the copy is read, which sees the memory as sealed.
+        // SAFETY: as above.
+        let copy = unsafe { mem.arm(parent.0) }.unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(parent.0.len) }.unwrap();
+        parent.set(10, 2);
+        let forked = std::sync::atomic::AtomicBool::new(false);
+        struct Shared(Region);
+        // SAFETY: the region is this test's; the forking thread only maps over it.
+        unsafe impl Sync for Shared {}
+        impl Shared {
+            fn region(&self) -> Region {
+                self.0
+            }
+        }
+        let from = Shared(parent.0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let second = Reservation::new(2 * MIB, 16 * MIB);
+                // SAFETY: as above.
+                let _m = unsafe { mem.fork(from.region(), second.0) }.unwrap();
+                forked.store(true, std::sync::atomic::Ordering::SeqCst);
+                assert_eq!(second.get(10), 2);
+            });
+            let mut buf = Vec::new();
+            copy.read(0, &mut buf);
+            assert_eq!(buf[10], 1, "the copy holds the sealed bytes");
+            assert!(
+                !forked.load(std::sync::atomic::Ordering::SeqCst),
+                "the fork waits while the copy is read"
+            );
+            copy.read(crate::wpcopy::CHUNK, &mut buf);
+        });
+        assert!(forked.load(std::sync::atomic::Ordering::SeqCst));
     }
 }

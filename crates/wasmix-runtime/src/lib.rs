@@ -33,9 +33,11 @@ mod mem;
 mod pool;
 mod program;
 mod rewrite;
+mod sched;
 mod stack;
 mod tls;
 mod unwind;
+mod wpcopy;
 
 mod host;
 

@@ -22,6 +22,7 @@ use wasmtime::{Caller, Store};
 use crate::capture;
 use crate::host::{Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx};
 use crate::stack::{Capture, Resumption, ThreadSnapshot};
+use crate::wpcopy::WpCopy;
 
 /// The exit code of a process stopped after a snapshot (`--stop-after-snapshot`):
 /// EX_TEMPFAIL, "try again later" — restore it to go on.
@@ -73,9 +74,11 @@ struct ThreadCapture {
 
 /// Asks for a snapshot of `ctx`'s process for `trigger`. Every thread parks at its next
 /// capture point; the returned ticket completes once the snapshot is committed (or failed).
+/// `memory_len` is the memory's size now, if the caller knows it (a guest's own call).
 pub(crate) fn request(
     ctx: &Arc<ProcessCtx>,
     trigger: Trigger,
+    memory_len: Option<usize>,
 ) -> Result<SnapshotTicket, SnapshotError> {
     let journal = Arc::clone(ctx.journal().ok_or(SnapshotError::NoJournal)?);
     let program = ctx.image.program();
@@ -98,11 +101,38 @@ pub(crate) fn request(
     let done = Arc::new(Durable::default());
     let durable = Arc::clone(&done);
     let j = Arc::clone(&journal);
-    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &j, trigger, done, s));
+    let armed = if journal.stop_after() {
+        None
+    } else {
+        arm(ctx, memory_len)
+    };
+    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &j, trigger, done, armed, s));
     let round = ctx.process.request_capture(trigger, after, action)?;
     journal.set_last(round.clone(), Arc::clone(&durable));
     watch(ctx, round.clone(), journal.capture_timeout());
     Ok(SnapshotTicket { round, durable })
+}
+
+/// Write-protects the memory while the threads still run, so the pause only re-protects
+/// what they write until they park (see [`crate::wpcopy`]). `None` where that cannot be
+/// done; the snapshot then protects (or freezes) the memory while paused.
+fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<WpCopy> {
+    let memory = ctx.fork_memory()?;
+    let len = ctx
+        .image
+        .shared_memory()
+        .map(|m| m.data_size())
+        .or(memory_len)
+        .unwrap_or_else(|| memory.len_hint());
+    let region = ctx.memory_region(len).filter(|_| len > 0)?;
+    // SAFETY: the memory is at least `len` bytes long (memories never shrink).
+    match unsafe { memory.arm(region) } {
+        Ok(copy) => Some(copy),
+        Err(e) => {
+            tracing::debug!("snapshot: memory not armed ({e})");
+            None
+        }
+    }
 }
 
 /// Fails the round if some thread has not parked within `limit` (blocked in a call that
@@ -112,6 +142,7 @@ fn watch(ctx: &Arc<ProcessCtx>, round: Ticket, limit: std::time::Duration) {
     let spawned = std::thread::Builder::new()
         .name("wasmix-snapshot-watch".into())
         .spawn(move || {
+            crate::sched::background();
             if round.wait_timeout(limit).is_some() {
                 return;
             }
@@ -180,10 +211,16 @@ pub(crate) fn park(
         memory_len,
     };
     let coordinator = Arc::clone(host.ctx.process.checkpoint());
+    let parked = std::time::Instant::now();
     let verdict = coordinator.safe_point(thread.tid(), || {
         postcard::to_allocvec(&capture).unwrap_or_default()
     });
-    tracing::trace!("snapshot: thread {} goes on", thread.tid());
+    // The longest of these is how long the snapshot stopped the process.
+    tracing::debug!(
+        "snapshot: thread {} held for {} µs",
+        thread.tid(),
+        parked.elapsed().as_micros()
+    );
     match verdict {
         Resume::Continue => Parked::Continue,
         Resume::Exit => Parked::Stop,
@@ -258,6 +295,7 @@ fn write(
     journal: &Journaling,
     trigger: Trigger,
     done: Arc<Durable>,
+    armed: Option<WpCopy>,
     s: &Snapshot<'_>,
 ) -> Result<(), String> {
     let mut threads = Vec::new();
@@ -278,20 +316,46 @@ fn write(
     // A restored process's memory moves into a file at its first snapshot.
     // SAFETY: the region is the process's whole reservation, and every thread is parked.
     let memory = region.and_then(|r| unsafe { ctx.adopt_memory(r) });
-    let frozen = match (memory, region) {
-        // SAFETY: as above.
-        (Some(m), Some(r)) if !journal.stop_after() => match unsafe { m.freeze(r) } {
-            Ok(view) => Some(view),
-            Err(e) => {
-                tracing::warn!("snapshot: memory not frozen ({e}); writing it while paused");
-                None
+    let memory = match (memory, region) {
+        (Some(m), Some(r)) if !journal.stop_after() => {
+            // SAFETY: the region is the process's accessible memory, every thread parked.
+            let sealed = armed.and_then(|c| match unsafe { c.seal(r.len) } {
+                Ok(()) => Some(c),
+                Err(e) => {
+                    tracing::debug!("snapshot: armed copy not sealed ({e})");
+                    None
+                }
+            });
+            // SAFETY: as above.
+            let copy = sealed.map(Ok).unwrap_or_else(|| unsafe {
+                let c = m.arm(r)?;
+                c.seal(r.len).map(|()| c)
+            });
+            match copy {
+                Ok(copy) => Some(MemoryImage::Protected {
+                    copy,
+                    _keep: ctx.image.shared_memory().cloned(),
+                }),
+                Err(e) => {
+                    tracing::debug!("snapshot: memory not write-protected ({e}); freezing it");
+                    // SAFETY: as above.
+                    match unsafe { m.freeze(r) } {
+                        Ok(view) => Some(MemoryImage::Frozen(view)),
+                        Err(e) => {
+                            tracing::warn!(
+                                "snapshot: memory not frozen ({e}); writing it while paused"
+                            );
+                            None
+                        }
+                    }
+                }
             }
-        },
+        }
         _ => None,
     };
-    let wait = frozen.is_none();
-    let memory = match (frozen, region) {
-        (Some(view), _) => Some((MemoryImage::Frozen(view), shared)),
+    let wait = memory.is_none();
+    let memory = match (memory, region) {
+        (Some(image), _) => Some((image, shared)),
         (None, Some(r)) => Some((
             MemoryImage::Live {
                 base: r.base as usize,
@@ -305,19 +369,21 @@ fn write(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     tracing::debug!(
-        "snapshot of process {}: {} threads parked, memory ({} bytes) frozen in {:?}",
+        "snapshot of process {}: {} threads parked, memory ({} bytes) protected in {:?}",
         ctx.process.pid(),
         s.captures.len(),
         memory_len,
         started.elapsed()
     );
+    let files = ctx.fs.describe();
+    let process = process_record(ctx);
     journal.submit(Job {
         trigger: trigger_name(trigger),
         wall_ns,
         monotonic_ns: monotonic_now(journal),
-        process: process_record(ctx),
+        process,
         threads,
-        files: ctx.fs.describe(),
+        files,
         memory,
         done: Arc::clone(&done),
     });

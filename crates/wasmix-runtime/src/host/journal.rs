@@ -10,6 +10,7 @@ use wasmix_process::{Ticket, Trigger};
 
 use super::ProcessCtx;
 use crate::forkmem::FrozenView;
+use crate::wpcopy::{WpCopy, CHUNK};
 
 /// The journal of one process.
 pub(crate) struct Journaling {
@@ -55,6 +56,12 @@ impl Durable {
 
 /// A linear memory's bytes for a snapshot.
 pub(crate) enum MemoryImage {
+    /// A write-protected copy, read chunk by chunk while the process runs on; a shared
+    /// memory is held so it stays mapped until then.
+    Protected {
+        copy: WpCopy,
+        _keep: Option<wasmtime::SharedMemory>,
+    },
     /// A frozen copy-on-write view (the process runs on meanwhile).
     Frozen(FrozenView),
     /// The live memory, readable only while every thread stays parked: the snapshot's
@@ -86,6 +93,7 @@ impl Journaling {
         let thread = std::thread::Builder::new()
             .name("wasmix-journal".into())
             .spawn(move || {
+                crate::sched::background();
                 let mut writer = writer;
                 for job in rx {
                     // Whatever happens, whoever waits for this snapshot hears how it ended.
@@ -194,27 +202,43 @@ fn append(writer: &mut JournalWriter, job: &Job) -> Result<(), JournalError> {
     }
     snap.files(&job.files)?;
     if let Some((image, shared)) = &job.memory {
-        let bytes = match image {
-            MemoryImage::Frozen(view) => view.bytes(),
-            // SAFETY: the snapshot's action waits for this job while every thread of the
-            // process stays parked: the memory is mapped and nobody writes it.
-            MemoryImage::Live { base, len } => unsafe {
-                std::slice::from_raw_parts(*base as *const u8, *len)
-            },
+        let size = match image {
+            MemoryImage::Protected { copy, .. } => copy.len(),
+            MemoryImage::Frozen(view) => view.bytes().len(),
+            MemoryImage::Live { len, .. } => *len,
         };
         snap.memory(&record::Memory {
             index: 0,
-            size: bytes.len() as u64,
+            size: size as u64,
             shared: *shared,
         })?;
-        write_memory(&mut snap, bytes)?;
+        match image {
+            MemoryImage::Protected { copy, .. } => {
+                let mut buf = Vec::with_capacity(CHUNK);
+                for at in (0..size).step_by(CHUNK) {
+                    copy.read(at, &mut buf);
+                    write_memory(&mut snap, at, &buf)?;
+                }
+            }
+            MemoryImage::Frozen(view) => write_memory(&mut snap, 0, view.bytes())?,
+            // SAFETY: the snapshot's action waits for this job while every thread of the
+            // process stays parked: the memory is mapped and nobody writes it.
+            MemoryImage::Live { base, len } => write_memory(&mut snap, 0, unsafe {
+                std::slice::from_raw_parts(*base as *const u8, *len)
+            })?,
+        }
     }
     snap.commit()?;
     Ok(())
 }
 
-/// The memory's non-zero pages, in runs of at most 4 MiB, as regions.
-fn write_memory(snap: &mut SnapshotWriter<'_>, bytes: &[u8]) -> Result<(), JournalError> {
+/// The non-zero pages of `bytes` (the memory's from `offset` on), in runs of at most
+/// 4 MiB, as regions.
+fn write_memory(
+    snap: &mut SnapshotWriter<'_>,
+    offset: usize,
+    bytes: &[u8],
+) -> Result<(), JournalError> {
     const PAGE: usize = 4096;
     const RUN: usize = 4 << 20;
     let mut at = 0;
@@ -233,7 +257,7 @@ fn write_memory(snap: &mut SnapshotWriter<'_>, bytes: &[u8]) -> Result<(), Journ
             }
             stop = next;
         }
-        snap.region(0, start as u64, &bytes[start..stop], None)?;
+        snap.region(0, (offset + start) as u64, &bytes[start..stop], None)?;
         at = stop;
     }
     Ok(())

@@ -61,6 +61,19 @@ pub(crate) struct Host {
     pub vforks: Vec<Vfork>,
 }
 
+impl Drop for Host {
+    fn drop(&mut self) {
+        // The store drops its memory right after this: a snapshot still reading an own
+        // memory (write-protected, read in the background) must finish first. A shared
+        // memory outlives the store (the snapshot holds it).
+        if matches!(self.memory, GuestMemory::Own(_)) {
+            if let Some(m) = self.ctx.fork_memory() {
+                m.retire();
+            }
+        }
+    }
+}
+
 impl Host {
     pub fn new(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, interrupt: Arc<Interrupt>) -> Host {
         Host {

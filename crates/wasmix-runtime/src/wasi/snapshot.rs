@@ -45,7 +45,12 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
         "proc_snapshot: requested by thread {}",
         caller.data().thread.tid()
     );
-    match snapshot::request(&ctx, Trigger::Explicit) {
+    let memory_len = match &caller.data().memory {
+        crate::host::GuestMemory::Own(m) => Some(m.data_size(&caller)),
+        crate::host::GuestMemory::Shared(m) => Some(m.data_size()),
+        crate::host::GuestMemory::None => None,
+    };
+    match snapshot::request(&ctx, Trigger::Explicit, memory_len) {
         Ok(_ticket) => {}
         // Someone else's round: be captured in it, and ask again once it is over.
         Err(SnapshotError::Busy) if snapshot::wanted(caller.data()) => {

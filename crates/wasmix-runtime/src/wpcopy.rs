@@ -1,0 +1,684 @@
+//! A copy of a memory as it was at one instant, read while the process runs on.
+//!
+//! The memory is write-protected with userfaultfd; no page is copied or remapped up front.
+//! The reader ([`WpCopy::read`]) then takes the memory chunk by chunk and releases each
+//! chunk once read. A thread that writes a page not yet read faults into this module's
+//! handler thread, which saves the page's old bytes and then lets the write through; the
+//! reader takes saved pages instead of live ones. So every page is read as it was at the
+//! instant of the copy, each costs at most one fault, and host memory is bounded by the
+//! memory's size (each page is saved at most once).
+//!
+//! Protecting a memory costs time in proportion to its pages (~4 ms for 256 MiB), so it
+//! happens in two steps: [`WpCopy::arm`] protects everything while the process still runs
+//! (a write meanwhile only releases its page and notes it), and [`WpCopy::seal`] — the
+//! instant of the copy, with every thread stopped — protects again just the pages released
+//! since, and whatever the memory grew by. The stop then costs what the process wrote
+//! between the two, not what it has.
+//!
+//! ```text
+//!   arm ──► all protected ── threads run: a write releases its page (noted) ──┐
+//!   seal (threads stopped): noted pages and growth protected again ◄──────────┘
+//!     └─► threads resume
+//!         reader:  chunk 0 ─ chunk 1 ─ …  (saved page, else live; then release the chunk)
+//!         handler: write to page p of an unread chunk → save p, release p
+//!                  write to page p of a read chunk    → release p
+//! ```
+//!
+//! Needs userfaultfd with write protection on shared memory (Linux 5.19+; markers catch
+//! first writes to pages never touched) and the right to use it (`CAP_SYS_PTRACE`, or
+//! `vm.unprivileged_userfaultfd = 1`): [`WpCopy::arm`] fails otherwise, and callers fall
+//! back to another way. The memory must stay mapped until the copy is read or dropped:
+//! whoever unmaps or remaps it calls [`WpWaiter::wait_read`] first (which, before the seal,
+//! cancels the copy instead).
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use linux_raw_sys::general::{
+    uffd_msg, uffdio_api, uffdio_range, uffdio_register, uffdio_writeprotect,
+    UFFDIO_REGISTER_MODE_WP, UFFD_API, UFFD_EVENT_PAGEFAULT, UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+    UFFD_PAGEFAULT_FLAG_WP,
+};
+use rustix::event::{eventfd, poll, EventfdFlags, PollFd, PollFlags};
+use rustix::ioctl::{ioctl, Opcode, Updater};
+
+const PAGE: usize = 4096;
+/// What the reader takes at once: a faulting thread waits at most for one chunk's copy.
+pub(crate) const CHUNK: usize = 1 << 20;
+
+/// How much is protected per call while arming (~0.15 ms each here).
+const ARM_PIECE: usize = 4 << 20;
+
+/// `UFFDIO_WRITEPROTECT_MODE_WP` (linux/userfaultfd.h): protect rather than release.
+const MODE_WP: u64 = 1;
+
+/// Why a copy could not be taken.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WpError {
+    /// userfaultfd is not available to this process, or lacks write protection.
+    #[error("userfaultfd write protection is not available here ({0})")]
+    Unavailable(io::Error),
+    /// The memory could not be protected.
+    #[error("write-protecting the memory failed: {0}")]
+    Protect(io::Error),
+    /// The armed copy was given up before its seal (the memory was about to be remapped).
+    #[error("the armed copy was cancelled before it was sealed")]
+    Cancelled,
+}
+
+/// The state both the reader and the handler change, under one lock.
+struct State {
+    /// The memory's length, as armed and then as sealed.
+    len: usize,
+    /// Whether the instant of the copy has passed (before it, writes only note pages).
+    sealed: bool,
+    /// Before the seal: pages written (and released) since the arming.
+    released: Vec<usize>,
+    /// Per chunk: read (and released) already.
+    read: Vec<bool>,
+    /// Pages written before their chunk was read: their bytes at the seal.
+    saved: HashMap<usize, Box<[u8]>>,
+    /// Every chunk is read, or the copy was dropped or cancelled: the protection is gone.
+    finished: bool,
+}
+
+struct Shared {
+    uffd: OwnedFd,
+    base: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// A copy of the memory at `base` as it was at its seal; see the module doc.
+pub(crate) struct WpCopy {
+    shared: Arc<Shared>,
+    stop: OwnedFd,
+    handler: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A handle that waits for a copy to be read, without being able to read it.
+#[derive(Clone)]
+pub(crate) struct WpWaiter(Arc<Shared>);
+
+impl WpWaiter {
+    /// Blocks until the copy is read in full or dropped, so its memory may change mappings;
+    /// a copy not sealed yet is cancelled at once (its seal then fails).
+    pub fn wait_read(&self) {
+        let mut st = self.0.lock();
+        if !st.sealed {
+            self.0.finish(&mut st);
+        }
+        while !st.finished {
+            st = self.0.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Whether the copy is still being read (or armed).
+    #[cfg(test)]
+    pub fn active(&self) -> bool {
+        !self.0.lock().finished
+    }
+}
+
+// SAFETY: the raw address is only used for the memory the copy was taken of, which the
+// caller of `arm` keeps mapped; all other state is behind the mutex.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `from..to` of the memory to the registered, protected range.
+    fn cover(&self, from: usize, to: usize) -> io::Result<()> {
+        let mut register = uffdio_register {
+            range: uffdio_range {
+                start: (self.base + from) as u64,
+                len: (to - from) as u64,
+            },
+            mode: u64::from(UFFDIO_REGISTER_MODE_WP),
+            ioctls: 0,
+        };
+        // SAFETY: the request matches UFFDIO_REGISTER's argument type.
+        unsafe {
+            uffd_ioctl::<{ uffd_op(linux_raw_sys::ioctl::UFFDIO_REGISTER) }, _>(
+                &self.uffd,
+                &mut register,
+            )
+        }?;
+        // In pieces: a fault's release waits for the protect call in progress, so a thread
+        // that writes while a large memory is armed is held for one piece, not for all.
+        let mut at = from;
+        while at < to {
+            let end = (at + ARM_PIECE).min(to);
+            protect(self, at, end - at, true)?;
+            // Measured here (Linux 6.18): a thread that faults while this thread protects
+            // piece after piece is not let through until this thread sleeps, however short
+            // (a yield is not enough); without the pause it waits for the whole memory.
+            std::thread::sleep(std::time::Duration::from_micros(1));
+            at = end;
+        }
+        Ok(())
+    }
+
+    /// Releases what is still protected, unregisters, and wakes whoever waits.
+    fn finish(&self, st: &mut State) {
+        if st.finished {
+            return;
+        }
+        let _ = protect(self, 0, st.len, false);
+        st.read.iter_mut().for_each(|r| *r = true);
+        st.saved.clear();
+        st.released.clear();
+        let mut range = uffdio_range {
+            start: self.base as u64,
+            len: st.len as u64,
+        };
+        // SAFETY: the request matches UFFDIO_UNREGISTER's argument type.
+        let _ = unsafe {
+            uffd_ioctl::<{ uffd_op(linux_raw_sys::ioctl::UFFDIO_UNREGISTER) }, _>(
+                &self.uffd, &mut range,
+            )
+        };
+        st.finished = true;
+        self.changed.notify_all();
+    }
+}
+
+impl WpCopy {
+    /// Write-protects `len` bytes at `base` (page-aligned, shared memory) and starts the
+    /// handler, while the process may still run: until [`WpCopy::seal`], a write only
+    /// releases and notes its page.
+    ///
+    /// # Safety
+    /// The range must be mapped readable and writable, and stay mapped until the copy is
+    /// read, cancelled or dropped.
+    pub unsafe fn arm(base: *mut u8, len: usize) -> Result<WpCopy, WpError> {
+        let base = base as usize;
+        assert!(
+            base.is_multiple_of(PAGE) && len.is_multiple_of(PAGE),
+            "unaligned memory"
+        );
+        let uffd = open().map_err(WpError::Unavailable)?;
+        let shared = Arc::new(Shared {
+            uffd,
+            base,
+            state: Mutex::new(State {
+                len,
+                sealed: false,
+                released: Vec::new(),
+                read: Vec::new(),
+                saved: HashMap::new(),
+                finished: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let fail = |shared: &Shared, e: WpError| {
+            shared.finish(&mut shared.lock());
+            e
+        };
+        // The handler runs before anything is protected: a thread that writes meanwhile
+        // is let through at once.
+        let stop = eventfd(0, EventfdFlags::CLOEXEC)
+            .map_err(|e| fail(&shared, WpError::Protect(e.into())))?;
+        let handler = stop
+            .try_clone()
+            .and_then(|stop| {
+                let shared = Arc::clone(&shared);
+                std::thread::Builder::new()
+                    .name("wasmix-wp-copy".into())
+                    .spawn(move || handle(&shared, &stop))
+            })
+            .map_err(|e| fail(&shared, WpError::Protect(e)))?;
+        let copy = WpCopy {
+            shared,
+            stop,
+            handler: Some(handler),
+        };
+        if let Err(e) = copy.shared.cover(0, len) {
+            return Err(WpError::Unavailable(e));
+        }
+        Ok(copy)
+    }
+
+    /// Makes now the instant of the copy, the memory `len` bytes long now: protects again
+    /// the pages written since the arming, and what the memory grew by.
+    ///
+    /// # Safety
+    /// No thread may write the memory during the call; the memory's first `len` bytes are
+    /// mapped and stay so, as for [`WpCopy::arm`].
+    pub unsafe fn seal(&self, len: usize) -> Result<(), WpError> {
+        let s = &self.shared;
+        let mut st = s.lock();
+        if st.finished {
+            return Err(WpError::Cancelled);
+        }
+        if st.sealed || len < st.len || !len.is_multiple_of(PAGE) {
+            s.finish(&mut st);
+            return Err(WpError::Protect(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("cannot seal {len} bytes of a copy armed for {}", st.len),
+            )));
+        }
+        let mut pages = std::mem::take(&mut st.released);
+        pages.sort_unstable();
+        pages.dedup();
+        let mut i = 0;
+        while i < pages.len() {
+            let mut j = i + 1;
+            while j < pages.len() && pages[j] == pages[j - 1] + 1 {
+                j += 1;
+            }
+            let run = (pages[i] * PAGE, (pages[j - 1] + 1) * PAGE);
+            if let Err(e) = protect(s, run.0, run.1 - run.0, true) {
+                s.finish(&mut st);
+                return Err(WpError::Protect(e));
+            }
+            i = j;
+        }
+        if len > st.len {
+            if let Err(e) = s.cover(st.len, len) {
+                s.finish(&mut st);
+                return Err(WpError::Protect(e));
+            }
+            st.len = len;
+        }
+        st.read = vec![false; len.div_ceil(CHUNK)];
+        st.sealed = true;
+        Ok(())
+    }
+
+    /// The copy's length in bytes (as sealed).
+    pub fn len(&self) -> usize {
+        self.shared.lock().len
+    }
+
+    /// A handle that can wait for this copy to be read.
+    pub fn waiter(&self) -> WpWaiter {
+        WpWaiter(Arc::clone(&self.shared))
+    }
+
+    /// Copies the chunk at `offset` (a multiple of [`CHUNK`] below the length) into `buf`
+    /// (its length: the chunk's, shorter at the end) as it was at the seal, and releases
+    /// it. Reading the last chunk finishes the copy.
+    pub fn read(&self, offset: usize, buf: &mut Vec<u8>) {
+        let s = &self.shared;
+        buf.clear();
+        let end = {
+            let st = s.lock();
+            assert!(st.sealed, "a copy is read after its seal");
+            assert!(
+                offset.is_multiple_of(CHUNK) && offset < st.len,
+                "chunk {offset} out of range"
+            );
+            if st.finished {
+                return;
+            }
+            (offset + CHUNK).min(st.len)
+        };
+        // Copied without the lock, so a thread that faults meanwhile is not held for it.
+        // A page the handler releases during the copy may be read torn, but it was saved
+        // before its release, and its saved bytes replace it below.
+        // SAFETY: the range is mapped (the caller of `arm` keeps it so); racing writes to
+        // it are the guest's, and only ever replaced, never trusted, as said above.
+        let live =
+            unsafe { std::slice::from_raw_parts((s.base + offset) as *const u8, end - offset) };
+        buf.extend_from_slice(live);
+        let mut st = s.lock();
+        for page in (offset / PAGE)..(end / PAGE) {
+            if let Some(old) = st.saved.remove(&page) {
+                let at = page * PAGE - offset;
+                buf[at..at + PAGE].copy_from_slice(&old);
+            }
+        }
+        st.read[offset / CHUNK] = true;
+        if st.read.iter().all(|r| *r) {
+            s.finish(&mut st);
+            return;
+        }
+        drop(st);
+        if let Err(e) = protect(s, offset, end - offset, false) {
+            // Threads that write there wait until the copy finishes (unregistering wakes them).
+            tracing::warn!("snapshot memory copy: releasing a chunk failed ({e})");
+        }
+    }
+}
+
+impl Drop for WpCopy {
+    fn drop(&mut self) {
+        self.shared.finish(&mut self.shared.lock());
+        let _ = rustix::io::write(&self.stop, &1u64.to_ne_bytes());
+        if let Some(h) = self.handler.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Opens a userfaultfd with write protection for shared memory.
+fn open() -> io::Result<OwnedFd> {
+    use rustix::mm::{userfaultfd, UserfaultfdFlags};
+    // SAFETY: the descriptor only ever protects memory this module is given.
+    let uffd = unsafe { userfaultfd(UserfaultfdFlags::CLOEXEC | UserfaultfdFlags::NONBLOCK) }?;
+    let mut api = uffdio_api {
+        api: u64::from(UFFD_API),
+        features: u64::from(UFFD_FEATURE_WP_HUGETLBFS_SHMEM),
+        ioctls: 0,
+    };
+    // SAFETY: the request matches UFFDIO_API's argument type.
+    unsafe { uffd_ioctl::<{ uffd_op(linux_raw_sys::ioctl::UFFDIO_API) }, _>(&uffd, &mut api) }?;
+    Ok(uffd)
+}
+
+const fn uffd_op(raw: u32) -> Opcode {
+    raw as Opcode
+}
+
+/// # Safety
+/// `T` must be the argument type of the request `OP`.
+unsafe fn uffd_ioctl<const OP: Opcode, T>(fd: &OwnedFd, arg: &mut T) -> rustix::io::Result<()> {
+    // SAFETY: as the caller vouches.
+    unsafe { ioctl(fd.as_fd(), Updater::<OP, T>::new(arg)) }
+}
+
+/// Protects (or releases) `len` bytes at `offset` of the copy's memory. Releasing wakes the
+/// threads that wait on a fault there.
+fn protect(s: &Shared, offset: usize, len: usize, on: bool) -> io::Result<()> {
+    let mut wp = uffdio_writeprotect {
+        range: uffdio_range {
+            start: (s.base + offset) as u64,
+            len: len as u64,
+        },
+        mode: if on { MODE_WP } else { 0 },
+    };
+    // SAFETY: the request matches UFFDIO_WRITEPROTECT's argument type.
+    unsafe {
+        uffd_ioctl::<{ uffd_op(linux_raw_sys::ioctl::UFFDIO_WRITEPROTECT) }, _>(&s.uffd, &mut wp)
+    }
+    .map_err(Into::into)
+}
+
+/// The handler thread: saves each page written before its chunk was read, then lets the
+/// write through. Ends when `stop` is signalled.
+fn handle(s: &Shared, stop: &OwnedFd) {
+    crate::sched::urgent();
+    loop {
+        let mut fds = [
+            PollFd::new(&s.uffd, PollFlags::IN),
+            PollFd::new(stop, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                tracing::error!("snapshot memory copy: polling its faults failed ({e})");
+                return;
+            }
+        }
+        if !fds[1].revents().is_empty() {
+            return;
+        }
+        loop {
+            let mut msg = std::mem::MaybeUninit::<uffd_msg>::zeroed();
+            // SAFETY: reading into the message's own bytes.
+            let bytes = unsafe {
+                std::slice::from_raw_parts_mut(
+                    msg.as_mut_ptr().cast::<u8>(),
+                    std::mem::size_of::<uffd_msg>(),
+                )
+            };
+            match rustix::io::read(&s.uffd, &mut *bytes) {
+                Ok(n) if n == std::mem::size_of::<uffd_msg>() => {}
+                Ok(_) => break,
+                Err(rustix::io::Errno::AGAIN) => break,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => {
+                    tracing::error!("snapshot memory copy: reading its faults failed ({e})");
+                    return;
+                }
+            }
+            // SAFETY: the kernel filled a whole message; zeroed bytes are valid for it too.
+            let msg = unsafe { msg.assume_init() };
+            if u32::from(msg.event) != UFFD_EVENT_PAGEFAULT {
+                continue;
+            }
+            // SAFETY: a page fault message's argument is its `pagefault` member.
+            let fault = unsafe { msg.arg.pagefault };
+            if fault.flags & u64::from(UFFD_PAGEFAULT_FLAG_WP) == 0 {
+                continue;
+            }
+            let addr = fault.address as usize;
+            let mut st = s.lock();
+            if st.finished || addr < s.base || addr >= s.base + st.len {
+                // Unregistering woke every waiting thread already.
+                continue;
+            }
+            let page = (addr - s.base) / PAGE;
+            if !st.sealed {
+                st.released.push(page);
+            } else if !st.read[page * PAGE / CHUNK] && !st.saved.contains_key(&page) {
+                // SAFETY: the page is mapped and still write-protected: unchanged since the
+                // seal.
+                let old = unsafe {
+                    std::slice::from_raw_parts((s.base + page * PAGE) as *const u8, PAGE)
+                };
+                st.saved.insert(page, old.into());
+            }
+            // Released under the lock, so a seal never misses a page released before it.
+            if let Err(e) = protect(s, page * PAGE, PAGE, false) {
+                tracing::error!("snapshot memory copy: releasing a page failed ({e})");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests_support {
+    use super::*;
+    use rustix::fs::{memfd_create, MemfdFlags};
+    use rustix::mm::{mmap, MapFlags, ProtFlags};
+
+    /// A shared mapping of a fresh memfd, as adopted guest memory is.
+    pub(super) struct Shm {
+        pub base: *mut u8,
+        pub len: usize,
+        _file: OwnedFd,
+    }
+
+    // SAFETY: the mapping is the test's own; threads write disjoint or atomic-free bytes
+    // the test reasons about.
+    unsafe impl Send for Shm {}
+    // SAFETY: as above.
+    unsafe impl Sync for Shm {}
+
+    impl Shm {
+        pub fn new(len: usize) -> Shm {
+            let file = memfd_create("wpcopy-test", MemfdFlags::CLOEXEC).unwrap();
+            rustix::fs::ftruncate(&file, len as u64).unwrap();
+            // SAFETY: a fresh mapping of the test's own file.
+            let base = unsafe {
+                mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    ProtFlags::READ | ProtFlags::WRITE,
+                    MapFlags::SHARED,
+                    &file,
+                    0,
+                )
+            }
+            .unwrap()
+            .cast::<u8>();
+            Shm {
+                base,
+                len,
+                _file: file,
+            }
+        }
+
+        pub fn set(&self, at: usize, v: u8) {
+            assert!(at < self.len);
+            // SAFETY: inside the mapping.
+            unsafe { self.base.add(at).write_volatile(v) }
+        }
+    }
+
+    impl Drop for Shm {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`.
+            unsafe { rustix::mm::munmap(self.base.cast(), self.len).unwrap() };
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tests_support::*;
+    use super::*;
+
+    /// Arms and seals at once.
+    ///
+    /// # Safety
+    /// As for [`WpCopy::arm`] and [`WpCopy::seal`].
+    unsafe fn take(base: *mut u8, len: usize) -> Result<WpCopy, WpError> {
+        // SAFETY: as the caller vouches.
+        let copy = unsafe { WpCopy::arm(base, len) }?;
+        // SAFETY: as the caller vouches.
+        unsafe { copy.seal(len) }?;
+        Ok(copy)
+    }
+
+    fn read_all(copy: &WpCopy) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for at in (0..copy.len()).step_by(CHUNK) {
+            copy.read(at, &mut buf);
+            out.extend_from_slice(&buf);
+        }
+        out
+    }
+
+    fn pattern(i: usize) -> u8 {
+        (i / PAGE % 251) as u8 + 1
+    }
+
+    #[test]
+    fn reads_the_memory_as_it_was_while_another_thread_rewrites_all_of_it() {
+        let len = 8 * CHUNK + 3 * PAGE;
+        let shm = Shm::new(len);
+        // Every page touched but the last three, which were never (their first write after
+        // the copy must be caught too).
+        for p in 0..(len / PAGE - 3) {
+            shm.set(p * PAGE + 17, pattern(p * PAGE));
+        }
+        // SAFETY: the test's own mapping, no writer during the call, mapped throughout.
+        let copy = unsafe { take(shm.base, len) }.expect("userfaultfd available");
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                // Back to front, so the writer meets unread chunks first.
+                for p in (0..len / PAGE).rev() {
+                    shm.set(p * PAGE + 17, 0xEE);
+                }
+            });
+            let got = read_all(&copy);
+            for p in 0..len / PAGE {
+                let want = if p < len / PAGE - 3 {
+                    pattern(p * PAGE)
+                } else {
+                    0
+                };
+                assert_eq!(got[p * PAGE + 17], want, "page {p}");
+            }
+        });
+        assert!(
+            !copy.waiter().active(),
+            "reading every chunk finishes the copy"
+        );
+        drop(copy);
+        // SAFETY: inside the mapping.
+        assert_eq!(unsafe { shm.base.add(17).read_volatile() }, 0xEE);
+    }
+
+    #[test]
+    fn pages_written_before_their_chunk_is_read_are_saved_once() {
+        let len = 2 * CHUNK;
+        let shm = Shm::new(len);
+        shm.set(5, 1);
+        // SAFETY: as above.
+        let copy = unsafe { take(shm.base, len) }.unwrap();
+        // Two writes to one page: only the bytes from before the first are kept.
+        shm.set(5, 2);
+        shm.set(5, 3);
+        shm.set(CHUNK + 5, 4);
+        let got = read_all(&copy);
+        assert_eq!((got[5], got[CHUNK + 5]), (1, 0));
+        // SAFETY: inside the mapping.
+        assert_eq!(unsafe { shm.base.add(5).read_volatile() }, 3);
+    }
+
+    #[test]
+    fn dropping_an_unread_copy_releases_the_memory_and_wakes_waiters() {
+        let len = 4 * CHUNK;
+        let shm = Shm::new(len);
+        // SAFETY: as above.
+        let copy = unsafe { take(shm.base, len) }.unwrap();
+        let waiter = copy.waiter();
+        assert!(waiter.active());
+        let mut buf = Vec::new();
+        copy.read(0, &mut buf);
+        assert_eq!(buf.len(), CHUNK);
+        std::thread::scope(|s| {
+            let w = waiter.clone();
+            let t = s.spawn(move || w.wait_read());
+            drop(copy);
+            t.join().unwrap();
+        });
+        assert!(!waiter.active());
+        for p in 0..len / PAGE {
+            shm.set(p * PAGE, 9);
+        }
+    }
+
+    #[test]
+    fn writes_between_arming_and_sealing_are_in_the_copy_and_growth_is_covered() {
+        let len = 4 * CHUNK;
+        let shm = Shm::new(len);
+        shm.set(7, 1);
+        // Armed for the first chunk only: the memory "grows" to four before the seal.
+        // SAFETY: the test's own mapping, mapped throughout.
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        // Written after arming but before the instant of the copy: part of it.
+        shm.set(7, 2);
+        shm.set(3 * CHUNK + 1, 3);
+        // SAFETY: no other writer; mapped throughout.
+        unsafe { copy.seal(len) }.unwrap();
+        assert_eq!(copy.len(), len);
+        // After the seal: not part of it, in the armed part or in the grown part.
+        shm.set(7, 4);
+        shm.set(3 * CHUNK + 1, 5);
+        let got = read_all(&copy);
+        assert_eq!((got[7], got[3 * CHUNK + 1]), (2, 3));
+    }
+
+    #[test]
+    fn remapping_before_the_seal_cancels_the_copy() {
+        let shm = Shm::new(CHUNK);
+        // SAFETY: the test's own mapping, mapped throughout.
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        // What a fork or an unmap does first: it must not wait for a seal that may never
+        // come (the round waits for the forking thread).
+        copy.waiter().wait_read();
+        shm.set(0, 1);
+        // SAFETY: as above.
+        let sealed = unsafe { copy.seal(CHUNK) };
+        assert!(matches!(sealed, Err(WpError::Cancelled)));
+        // A seal shorter than the armed length is refused, not trusted.
+        // SAFETY: as above.
+        let again = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        // SAFETY: as above.
+        assert!(unsafe { again.seal(CHUNK / 2) }.is_err());
+        shm.set(0, 2);
+    }
+}
