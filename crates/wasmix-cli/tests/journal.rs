@@ -582,3 +582,31 @@ fn journal_tools_show_and_check_a_journal() {
     run(&["journal", "verify", path_str(&damaged)]).clean_error("is corrupt at byte");
     run(&["journal", "inspect", path_str(&dir.path().join("missing"))]).clean_error("missing");
 }
+
+/// The memory is written while the process runs on (write-protected, see the runtime's
+/// `wpcopy`): a thread that keeps swapping pairs of a permutation meanwhile must not leave
+/// a restored run with pages from different instants.
+#[test]
+fn memory_written_while_a_thread_rewrites_it_restores_as_one_instant() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let g = guest("snapbench.wasm");
+    let argv = [
+        "run",
+        "--journal",
+        path_str(&journal),
+        path_str(&g),
+        "swaps",
+        "32",
+    ];
+    let mut child = spawn(&argv, Stdio::piped());
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(next_line(&mut out), "snapshot done\n");
+    // The swapper ran on while the snapshots were written; the runtime dies now.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(child.stdin.take());
+    let resumed = run_with_stdin(&argv, b"go\n");
+    resumed.success();
+    assert_eq!(resumed.stdout, "snapshot done\npermutation intact\n");
+}

@@ -6,6 +6,11 @@
 //! * `durable MIB`: the same without the computing thread (which would take a CPU from the
 //!   writer on a small machine).
 //! * `idle N`: N threads blocked on a condition variable; times `proc_snapshot`.
+//! * `swaps MIB` (a test, not a measurement): a thread swaps random pairs of a MIB MiB
+//!   permutation without pause while the main thread takes three snapshots, prints
+//!   `snapshot done`, and waits for a line on stdin; then it stops the swapper and prints
+//!   whether the array is still a permutation — which a restored run's memory is only if
+//!   every page of it was written as it was at one instant.
 //!
 //! Each prints `snapshot_ns V` (until the snapshot is durable), `pause_ns V` (the longest
 //! another, computing thread was held: from the request until every thread runs again) and,
@@ -25,6 +30,7 @@ fn snapshot(observe: bool) {
     static DONE: AtomicBool = AtomicBool::new(false);
     static GAP: AtomicU64 = AtomicU64::new(0);
     static RUNNING: AtomicBool = AtomicBool::new(false);
+    static GAP_END: AtomicU64 = AtomicU64::new(0);
     // A computing thread that notes the longest it was held up.
     let observer = std::thread::spawn(move || {
         if !observe {
@@ -36,7 +42,9 @@ fn snapshot(observe: bool) {
         while !DONE.load(Ordering::Relaxed) {
             let now = std::time::Instant::now();
             let gap = now.duration_since(last).as_nanos() as u64;
-            GAP.fetch_max(gap, Ordering::Relaxed);
+            if gap > GAP.fetch_max(gap, Ordering::Relaxed) {
+                GAP_END.store(wall_ns() as u64, Ordering::Relaxed);
+            }
             last = now;
         }
     });
@@ -57,6 +65,8 @@ fn snapshot(observe: bool) {
     println!("resumed_wall_ns {after}");
     println!("snapshot_ns {took}");
     println!("pause_ns {}", GAP.load(Ordering::SeqCst));
+    // When the longest pause ended (realtime clock), to line it up with the runtime's trace.
+    println!("pause_end_wall_ns {}", GAP_END.load(Ordering::SeqCst));
 }
 
 fn main() {
@@ -98,9 +108,63 @@ fn main() {
                 t.join().unwrap();
             }
         }
+        Some("swaps") => swaps(n),
         _ => {
-            eprintln!("usage: snapbench memory MIB | idle THREADS");
+            eprintln!("usage: snapbench memory MIB | durable MIB | idle THREADS | swaps MIB");
             std::process::exit(2);
         }
     }
 }
+
+fn swaps(mib: usize) {
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    static STOP: AtomicBool = AtomicBool::new(false);
+    static STARTED: AtomicBool = AtomicBool::new(false);
+    let n = (mib << 20) / 4;
+    // Atomics only so two threads may share the array; each element is written by the
+    // swapper alone.
+    let values: Arc<Vec<AtomicU32>> = Arc::new((0..n as u32).map(AtomicU32::new).collect());
+    let swapper = {
+        let values = Arc::clone(&values);
+        std::thread::spawn(move || {
+            let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+            STARTED.store(true, Ordering::SeqCst);
+            while !STOP.load(Ordering::Relaxed) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let (i, j) = ((x as usize) % n, ((x >> 32) as usize) % n);
+                let a = values[i].load(Ordering::Relaxed);
+                let b = values[j].load(Ordering::Relaxed);
+                values[i].store(b, Ordering::Relaxed);
+                values[j].store(a, Ordering::Relaxed);
+            }
+        })
+    };
+    while !STARTED.load(Ordering::SeqCst) {
+        std::thread::yield_now();
+    }
+    // Three in a row: each later one arms a memory the previous one has just released.
+    for _ in 0..3 {
+        if let Err(e) = unsafe { wasix::proc_snapshot() } {
+            eprintln!("proc_snapshot: {e:?}");
+            std::process::exit(1);
+        }
+    }
+    println!("snapshot done");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
+    STOP.store(true, Ordering::SeqCst);
+    swapper.join().unwrap();
+    let mut seen = vec![false; n];
+    for v in values.iter() {
+        let v = v.load(Ordering::Relaxed) as usize;
+        if v >= n || seen[v] {
+            println!("broken: {v} out of place");
+            std::process::exit(1);
+        }
+        seen[v] = true;
+    }
+    println!("permutation intact");
+}
+
