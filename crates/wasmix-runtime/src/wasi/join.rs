@@ -99,20 +99,40 @@ fn proc_join(
     }
 }
 
-/// The two-parameter form: the pid slot, and the exit code as a u32.
+/// The two-parameter form of 2022-23, as Wasmer's `lib/wasi/src/syscalls/wasix/proc_join.rs`
+/// (commit 1405d7ff9909fbacf37dbff8cafccf1c0d3fc39e) defines it: `pid_ptr` holds a plain u32
+/// pid, u32::MAX for any child, and receives the joined pid when joining any; the exit code
+/// goes out as a u32, unshifted. Without such a child, ECHILD is both stored as the code (and
+/// u32::MAX as the pid, when joining any) and returned.
 fn proc_join_two_args(
     cx: &mut Call<'_>,
-    pid_ptr: Out<[u8; 8]>,
+    pid_ptr: Out<u32>,
     code_ptr: Out<u32>,
 ) -> Result<(), Errno> {
+    const ANY: u32 = u32::MAX;
     let mem = &mut cx.mem;
-    let which = which_child(mem, pid_ptr.addr())?;
+    let raw = mem.u32(pid_ptr.addr())?;
+    let which = if raw == ANY {
+        Child::Any
+    } else {
+        Child::Pid(raw)
+    };
     let process = Arc::clone(&cx.host.ctx.process);
-    let (pid, status) = process
-        .join_child(which, false, Some(&cx.host.thread))
-        .map_err(join_errno)?
-        .ok_or(Errno::Child)?;
-    put_pid(mem, pid_ptr, Some(pid));
-    code_ptr.set(mem, status.code() as u32);
-    Ok(())
+    match process.join_child(which, false, Some(&cx.host.thread)) {
+        Ok(Some((pid, status))) => {
+            if raw == ANY {
+                pid_ptr.set(mem, pid);
+            }
+            code_ptr.set(mem, status.code() as u32);
+            Ok(())
+        }
+        Ok(None) | Err(JoinError::NoChild) => {
+            if raw == ANY {
+                pid_ptr.set(mem, ANY);
+            }
+            code_ptr.set(mem, u32::from(Errno::Child.raw()));
+            Err(Errno::Child)
+        }
+        Err(e) => Err(join_errno(e)),
+    }
 }
