@@ -31,6 +31,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a WebAssembly module (`.wasm` or `.wat`) as a process.
+    // Everything after the module is the guest's, `--help` too (as under wasmtime and
+    // wasmer): clap's own help flag would be seen anywhere, this one only before it.
+    #[command(disable_help_flag = true)]
     Run(Box<RunArgs>),
     /// Look into a journal of snapshots.
     #[command(subcommand)]
@@ -57,6 +60,10 @@ enum JournalCommand {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// Print help.
+    #[arg(short = 'h', long = "help", action = clap::ArgAction::Help)]
+    help: Option<bool>,
+
     /// Mount a host directory: `HOST` (seen under the same path) or `HOST::GUEST`.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
     dirs: Vec<DirSpec>,
@@ -132,17 +139,27 @@ struct RunArgs {
     )]
     journal_sync: SyncPolicy,
 
-    /// The module to run.
-    #[arg(value_name = "MODULE")]
-    module: PathBuf,
-
-    /// Arguments passed to the guest.
+    /// The module to run, then the arguments passed to it — all of them, flags such as
+    /// `--help` included.
     #[arg(
-        value_name = "ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
+        value_name = "MODULE [ARGS]",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true
     )]
-    args: Vec<String>,
+    command: Vec<std::ffi::OsString>,
+}
+
+impl RunArgs {
+    /// The module to run.
+    fn module(&self) -> &std::path::Path {
+        std::path::Path::new(&self.command[0])
+    }
+
+    /// The guest's arguments after its name.
+    fn guest_args(&self) -> &[std::ffi::OsString] {
+        &self.command[1..]
+    }
 }
 
 fn main() -> ExitCode {
@@ -212,7 +229,7 @@ fn other(e: impl std::fmt::Display) -> Failure {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode, Failure> {
-    let cache = match (args.no_cache, args.cache_dir) {
+    let cache = match (args.no_cache, args.cache_dir.clone()) {
         (true, _) => CacheSetting::Disabled,
         (false, Some(dir)) => CacheSetting::Dir(dir),
         (false, None) => CacheSetting::Default,
@@ -228,10 +245,10 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         max_threads: args.max_threads,
         snapshots: args.journal.is_some(),
     })?;
-    let program = runtime.load(&args.module).map_err(other)?;
+    let program = runtime.load(args.module()).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);
-    for arg in &args.args {
-        process = process.arg(arg);
+    for arg in args.guest_args() {
+        process = process.arg(arg.as_encoded_bytes());
     }
     for env in &args.envs {
         if let Some((k, v)) = env.resolve() {
@@ -274,7 +291,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             eprintln!(
                 "wasmix: stopped after a snapshot; resume it with: wasmix run --journal {} {}",
                 path.display(),
-                args.module.display()
+                args.module().display()
             );
         }
     }

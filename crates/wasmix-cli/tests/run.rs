@@ -47,6 +47,29 @@ fn args_and_only_the_given_environment() {
 }
 
 #[test]
+fn everything_after_the_module_is_the_guests_help_flags_too() {
+    let g = guest("args_env.wasm");
+    let r = run(&[
+        "run",
+        path_str(&g),
+        "--help",
+        "-h",
+        "--dir",
+        "x",
+        "--version",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "arg=args_env.wasm\narg=--help\narg=-h\narg=--dir\narg=x\narg=--version\n"
+    );
+    // Before the module, `--help` is wasmix's.
+    let help = run(&["run", "--help"]);
+    help.success();
+    assert!(help.stdout.contains("Usage: wasmix run"), "{}", help.stdout);
+}
+
+#[test]
 fn double_dash_ends_wasmix_options() {
     let g = guest("args_env.wasm");
     let r = run(&["run", "--", path_str(&g), "--env", "X=1"]);
