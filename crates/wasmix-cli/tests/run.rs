@@ -389,3 +389,34 @@ fn run_is_implied_like_wasmtime() {
     );
     assert_eq!(run(&["help"]).code, 0);
 }
+
+#[test]
+fn the_syscall_trace_shows_each_call_with_its_data_and_result() {
+    let g = guest("readfile.wasm");
+    let mount = format!("{}::/d", path_str(g.parent().unwrap()));
+    let out = common::wasmix()
+        .env("WASMIX_LOG", "wasmix::syscalls=trace")
+        .env("NO_COLOR", "1")
+        .args(["run", "--dir", &mount, path_str(&g), "/d/tiny.wat"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = |needle: &str| {
+        err.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{err}"))
+            .to_owned()
+    };
+    // A path in its argument's place, a read's bytes, a write's bytes, an errno by name.
+    assert!(line("path_open(").contains(r#", "tiny.wat", 8, "#));
+    assert!(line("path_open(").contains(" = 0 <"));
+    assert!(line("fd_read(").contains(r#" ";; The smallest command"#));
+    assert!(line("fd_write(1, ").contains(r#"";; The smallest command"#));
+    assert!(err.contains("= Badf (8) <"), "{err}");
+    assert!(line("args_get(").contains("[1:1] args_get("));
+    // Off by default.
+    let quiet = run(&["run", "--dir", &mount, path_str(&g), "/d/tiny.wat"]);
+    assert!(!quiet.stderr.contains("fd_read("), "{}", quiet.stderr);
+}

@@ -166,6 +166,89 @@ impl Errno {
         self as u16
     }
 
+    /// The errno a WASI number names (`None` for 0, success, and numbers past the last).
+    pub fn from_raw(raw: u16) -> Option<Errno> {
+        Some(match raw {
+            1 => Errno::TooBig,
+            2 => Errno::Acces,
+            3 => Errno::Addrinuse,
+            4 => Errno::Addrnotavail,
+            5 => Errno::Afnosupport,
+            6 => Errno::Again,
+            7 => Errno::Already,
+            8 => Errno::Badf,
+            9 => Errno::Badmsg,
+            10 => Errno::Busy,
+            11 => Errno::Canceled,
+            12 => Errno::Child,
+            13 => Errno::Connaborted,
+            14 => Errno::Connrefused,
+            15 => Errno::Connreset,
+            16 => Errno::Deadlk,
+            17 => Errno::Destaddrreq,
+            18 => Errno::Dom,
+            19 => Errno::Dquot,
+            20 => Errno::Exist,
+            21 => Errno::Fault,
+            22 => Errno::Fbig,
+            23 => Errno::Hostunreach,
+            24 => Errno::Idrm,
+            25 => Errno::Ilseq,
+            26 => Errno::Inprogress,
+            27 => Errno::Intr,
+            28 => Errno::Inval,
+            29 => Errno::Io,
+            30 => Errno::Isconn,
+            31 => Errno::Isdir,
+            32 => Errno::Loop,
+            33 => Errno::Mfile,
+            34 => Errno::Mlink,
+            35 => Errno::Msgsize,
+            36 => Errno::Multihop,
+            37 => Errno::Nametoolong,
+            38 => Errno::Netdown,
+            39 => Errno::Netreset,
+            40 => Errno::Netunreach,
+            41 => Errno::Nfile,
+            42 => Errno::Nobufs,
+            43 => Errno::Nodev,
+            44 => Errno::Noent,
+            45 => Errno::Noexec,
+            46 => Errno::Nolck,
+            47 => Errno::Nolink,
+            48 => Errno::Nomem,
+            49 => Errno::Nomsg,
+            50 => Errno::Noprotoopt,
+            51 => Errno::Nospc,
+            52 => Errno::Nosys,
+            53 => Errno::Notconn,
+            54 => Errno::Notdir,
+            55 => Errno::Notempty,
+            56 => Errno::Notrecoverable,
+            57 => Errno::Notsock,
+            58 => Errno::Notsup,
+            59 => Errno::Notty,
+            60 => Errno::Nxio,
+            61 => Errno::Overflow,
+            62 => Errno::Ownerdead,
+            63 => Errno::Perm,
+            64 => Errno::Pipe,
+            65 => Errno::Proto,
+            66 => Errno::Protonosupport,
+            67 => Errno::Prototype,
+            68 => Errno::Range,
+            69 => Errno::Rofs,
+            70 => Errno::Spipe,
+            71 => Errno::Srch,
+            72 => Errno::Stale,
+            73 => Errno::Timedout,
+            74 => Errno::Txtbsy,
+            75 => Errno::Xdev,
+            76 => Errno::Notcapable,
+            _ => return None,
+        })
+    }
+
     /// Maps a host `errno` value.
     pub fn from_host(code: i32) -> Errno {
         use Errno::*;
@@ -294,6 +377,15 @@ pub type FsResult<T> = Result<T, Errno>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_wasi_number_names_its_errno_and_back() {
+        for raw in 1..=76u16 {
+            assert_eq!(Errno::from_raw(raw).map(Errno::raw), Some(raw));
+        }
+        assert_eq!(Errno::from_raw(0), None);
+        assert_eq!(Errno::from_raw(77), None);
+    }
 
     #[test]
     fn host_codes_map_to_wasi_numbers() {

@@ -40,6 +40,7 @@ mod sock;
 mod spawn;
 mod stacks;
 mod threads;
+mod trace;
 
 /// What one host call works with: the calling thread's state, the guest's memory, and which
 /// ABI generation the import module speaks (where layouts or constants differ).
@@ -52,7 +53,7 @@ pub(crate) struct Call<'a> {
 /// A host call's parameter: the wasm value it arrives as, and how it becomes the type the
 /// call's function takes (a result slot is checked against memory before the call runs).
 pub(crate) trait Param: Sized {
-    type Raw: WasmTy + Copy;
+    type Raw: WasmTy + Copy + Into<i64>;
     fn from_raw(raw: Self::Raw, mem: &GuestMem) -> Result<Self, Errno>;
 }
 
@@ -135,14 +136,24 @@ macro_rules! host_fn {
                 restart: Restart,
                 capture: bool,
             ) -> Result<()> {
+                let traced_name: std::sync::Arc<str> = name.into();
                 linker.func_wrap(
                     abi.module(),
                     name,
                     move |mut caller: Caller<'_, Host>, $($raw: $p::Raw),*| -> Result<i32> {
-                        dispatch(&mut caller, abi, restart, capture, |cx| {
+                        let traced = trace::enabled().then(|| {
+                            let args = [$(Into::<i64>::into($raw)),*];
+                            let t = trace::start(&mut caller, &traced_name, &args);
+                            (args, t)
+                        });
+                        let r = dispatch(&mut caller, abi, restart, capture, |cx| {
                             $(let $raw = $p::from_raw($raw, &cx.mem)?;)*
                             self(cx, $($raw),*)
-                        })
+                        });
+                        if let (Some((args, t)), Ok(code)) = (traced, &r) {
+                            trace::finish(&mut caller, &traced_name, &args, t, *code);
+                        }
+                        r
                     },
                 )?;
                 Ok(())
