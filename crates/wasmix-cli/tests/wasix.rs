@@ -448,3 +448,23 @@ fn unimplemented_wasix_calls_answer_enosys_and_path_open2_sets_cloexec() {
 fn the_2023_thread_spawn_form_with_host_thread_locals() {
     run(&["run", path_str(&guest("wasix_threads_2023.wat"))]).success();
 }
+
+/// Wasmer showed descriptors 0-2 to every program as character devices that cannot seek
+/// (lib/wasi/src/state/mod.rs, `WasiFs::fdstat`, commit
+/// 2c8da56e99f69f7f80bf9e243465dc23483d6ede); WASIX libcs take that for a terminal and
+/// line-buffer stdout even into a pipe. WASIX programs get that view; preview1 programs the
+/// real file types (the WASI testsuite checks them).
+#[test]
+fn wasix_programs_see_stdio_as_wasmer_showed_it_preview1_programs_see_the_truth() {
+    let wasix = run(&["run", path_str(&guest("stdio_wasix.wat"))]);
+    wasix.success();
+    assert_eq!(
+        wasix.stdout, "2- 2- 2-\n",
+        "stdin null, stdout and stderr pipes"
+    );
+    let preview1 = run(&["run", path_str(&guest("stdio_preview1.wat"))]);
+    preview1.success();
+    let fields: Vec<&str> = preview1.stdout.split_whitespace().collect();
+    assert_eq!(fields[0], "2-", "stdin is /dev/null, a character device");
+    assert_ne!(fields[1], "2-", "stdout is a pipe, not a terminal");
+}

@@ -96,6 +96,14 @@ impl Program {
         self.captures_everywhere
     }
 
+    /// Whether it was built for WASIX (imports from a `wasix_*` module): such programs get
+    /// the view of the world Wasmer gave them where it differs from WASI's.
+    pub(crate) fn speaks_wasix(&self) -> bool {
+        self.module
+            .imports()
+            .any(|i| i.module().starts_with("wasix_"))
+    }
+
     /// BLAKE3 of the module's bytes as loaded (a journal names the module it is of so).
     pub fn hash(&self) -> [u8; 32] {
         self.hash

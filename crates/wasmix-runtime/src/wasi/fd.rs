@@ -210,10 +210,19 @@ fn fd_sync(cx: &mut Call<'_>, fd: u32) -> Result<(), Errno> {
 
 fn fd_fdstat_get(cx: &mut Call<'_>, fd: u32, ret: Out<[u8; 24]>) -> Result<(), Errno> {
     let st = cx.host.fs().fdstat(fd)?;
+    let (mut filetype, mut rights) = (st.filetype, st.rights_base);
+    // WASIX programs see descriptors 0-2 as Wasmer showed them: character devices that
+    // cannot seek (lib/wasi/src/state/mod.rs, `WasiFs::fdstat`, at commit
+    // 2c8da56e99f69f7f80bf9e243465dc23483d6ede), which their libc's isatty() takes for a
+    // terminal, so it line-buffers stdout even into a pipe. Preview1 programs see the truth.
+    if fd <= 2 && cx.host.ctx.image.program().speaks_wasix() {
+        filetype = wasmix_fs::abi::Filetype::CharacterDevice;
+        rights &= !(wasmix_fs::abi::rights::FD_SEEK | wasmix_fs::abi::rights::FD_TELL);
+    }
     let mut out = [0u8; 24];
-    out[0] = st.filetype as u8;
+    out[0] = filetype as u8;
     out[2..4].copy_from_slice(&st.flags.to_le_bytes());
-    out[8..16].copy_from_slice(&st.rights_base.to_le_bytes());
+    out[8..16].copy_from_slice(&rights.to_le_bytes());
     out[16..24].copy_from_slice(&st.rights_inheriting.to_le_bytes());
     ret.set(&mut cx.mem, out);
     Ok(())
