@@ -468,3 +468,13 @@ fn wasix_programs_see_stdio_as_wasmer_showed_it_preview1_programs_see_the_truth(
     assert_eq!(fields[0], "2-", "stdin is /dev/null, a character device");
     assert_ne!(fields[1], "2-", "stdout is a pipe, not a terminal");
 }
+
+/// A 2022 libc's raise() signals thread 0 before its thread-local storage is set up; Wasmer
+/// numbered the main thread 0 (lib/wasi/src/state/thread.rs @ c95b4fee), so the handler
+/// runs on the main thread instead of the call failing with ESRCH.
+#[test]
+fn a_signal_to_thread_0_reaches_the_main_thread() {
+    let r = run(&["run", path_str(&guest("signal_thread0.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "handled 10\n");
+}

@@ -137,11 +137,12 @@ fn thread_signal(cx: &mut Call<'_>, tid: u32, sig: i32) -> Result<(), Errno> {
     let Some(sig) = signal(sig)? else {
         return Ok(());
     };
-    cx.host
-        .ctx
-        .process
-        .thread_signal(tid, sig)
-        .map_err(signal_errno)
+    let process = &cx.host.ctx.process;
+    // Thread 0 is the main thread, as Wasmer numbered it (lib/wasi/src/state/thread.rs at
+    // c95b4fee: ids from a seed starting at 0): a 2022 libc's raise() passes 0 before its
+    // thread-local storage is set up. Our main thread's id is the pid; no thread is 0.
+    let tid = if tid == 0 { process.pid() } else { tid };
+    process.thread_signal(tid, sig).map_err(signal_errno)
 }
 
 /// Ends the calling thread; the last one ends the process with `code`.
