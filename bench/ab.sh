@@ -26,8 +26,8 @@ hf() { hyperfine --style none --warmup 3 --runs "$RUNS" -N --export-json "$out/$
 hf hello "env WASMIX_CACHE_DIR=$out/cache-old $OLD run $G/hello.wasm" "env WASMIX_CACHE_DIR=$out/cache-new $NEW run $G/hello.wasm"
 hf compute "env WASMIX_CACHE_DIR=$out/cache-old $OLD run $G/compute.wasm" "env WASMIX_CACHE_DIR=$out/cache-new $NEW run $G/compute.wasm"
 hf write \
-    "env WASMIX_CACHE_DIR=$out/cache-old $OLD run $G/devnull.wasm 1000000" "env WASMIX_CACHE_DIR=$out/cache-old $OLD run $G/devnull.wasm 0" \
-    "env WASMIX_CACHE_DIR=$out/cache-new $NEW run $G/devnull.wasm 1000000" "env WASMIX_CACHE_DIR=$out/cache-new $NEW run $G/devnull.wasm 0"
+    "env WASMIX_CACHE_DIR=$out/cache-old $OLD run --dir /tmp::/tmp $G/devnull.wasm 1000000" "env WASMIX_CACHE_DIR=$out/cache-old $OLD run --dir /tmp::/tmp $G/devnull.wasm 0" \
+    "env WASMIX_CACHE_DIR=$out/cache-new $NEW run --dir /tmp::/tmp $G/devnull.wasm 1000000" "env WASMIX_CACHE_DIR=$out/cache-new $NEW run --dir /tmp::/tmp $G/devnull.wasm 0"
 
 for r in $(seq "$REPS"); do
     for side in old new; do

@@ -32,7 +32,7 @@ done
 bench hello "$WASMIX run $G/hello.wasm" "$WASMTIME run $G/hello.wasm"
 bench compute "$WASMIX run $G/compute.wasm" "$WASMTIME run $G/compute.wasm"
 bench write \
-    "$WASMIX run $G/devnull.wasm 1000000" "$WASMIX run $G/devnull.wasm 0" \
+    "$WASMIX run --dir /tmp::/tmp $G/devnull.wasm 1000000" "$WASMIX run --dir /tmp::/tmp $G/devnull.wasm 0" \
     "$WASMIX run --no-dev --dir /dev::/dev $G/devnull.wasm 1000000" "$WASMIX run --no-dev --dir /dev::/dev $G/devnull.wasm 0" \
     "$WASMTIME run --dir /dev::/dev $G/devnull.wasm 1000000" "$WASMTIME run --dir /dev::/dev $G/devnull.wasm 0" \
     "$out/native_write 1000000" "$out/native_write 0"

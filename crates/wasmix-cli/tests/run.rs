@@ -161,7 +161,13 @@ fn clocks_random_yield() {
 
 #[test]
 fn poll_oneoff_clocks_and_streams() {
-    let r = run_with_stdin(&["run", path_str(&guest("poll.wasm"))], b"x");
+    // A mount, so that /dev is there too.
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/tmp", path_str(scratch.path()));
+    let r = run_with_stdin(
+        &["run", "--dir", &mount, path_str(&guest("poll.wasm"))],
+        b"x",
+    );
     r.success();
     assert_eq!(r.stdout, "poll ok\n");
 }
@@ -186,11 +192,38 @@ fn stdin_to_stdout_through_pipes() {
 
 #[test]
 fn dev_nodes() {
-    let r = run(&["run", path_str(&guest("dev_nodes.wasm"))]);
+    let scratch = tempfile::tempdir().unwrap();
+    let g = guest("dev_nodes.wasm");
+    // A preopen of its own after the mounts, or inside a mount at `/`.
+    for guest_path in ["/data", "/"] {
+        let mount = format!("{}::{guest_path}", path_str(scratch.path()));
+        let r = run(&["run", "--dir", &mount, path_str(&g)]);
+        r.success();
+        assert_eq!(r.stdout, "dev ok\n", "mounted at {guest_path}");
+        let r = run(&["run", "--no-dev", "--dir", &mount, path_str(&g)]);
+        assert_ne!(r.code, 0, "--no-dev removes /dev");
+    }
+    assert!(
+        std::fs::read_dir(scratch.path()).unwrap().next().is_none(),
+        "nothing of /dev reached the host directory"
+    );
+}
+
+/// With no mount there is no /dev either: descriptor 3 is free, as under wasmtime (the WASI
+/// testsuite's `sock_shutdown-invalid_fd` expects EBADF on 3). With mounts, 3 is the first.
+#[test]
+fn descriptor_3_is_the_first_mount_or_free() {
+    let scratch = tempfile::tempdir().unwrap();
+    let g = guest("fd3.wat");
+    let r = run(&["run", path_str(&g)]);
     r.success();
-    assert_eq!(r.stdout, "dev ok\n");
-    let r = run(&["run", "--no-dev", path_str(&guest("dev_nodes.wasm"))]);
-    assert_ne!(r.code, 0, "--no-dev removes /dev");
+    assert_eq!(r.stdout, "3:8 \n", "EBADF: nothing at 3");
+    for guest_path in ["/data", "/"] {
+        let mount = format!("{}::{guest_path}", path_str(scratch.path()));
+        let r = run(&["run", "--dir", &mount, path_str(&g)]);
+        r.success();
+        assert_eq!(r.stdout, format!("3:0 {guest_path}\n"));
+    }
 }
 
 #[test]

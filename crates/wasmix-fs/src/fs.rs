@@ -62,6 +62,8 @@ pub struct FileSystem {
     table: Mutex<FdTable>,
     /// The working directory, an absolute guest path (WASIX `getcwd`/`chdir`).
     cwd: Mutex<String>,
+    /// The synthetic `/dev` is served inside the mount at `/` (no preopen of its own).
+    dev_in_root: bool,
 }
 
 impl Default for FileSystem {
@@ -119,14 +121,17 @@ impl FileSystemBuilder {
         Ok(self)
     }
 
-    /// Whether to provide the synthetic `/dev` (null, zero, full, random, urandom) as the last
-    /// preopen. On by default; skipped when a mount already claims `/dev`.
+    /// Whether to provide the synthetic `/dev` (null, zero, full, random, urandom). On by
+    /// default, where the guest has a file system to find it in: served inside a mount at
+    /// `/`, else as a preopen after the mounts; with no mount at all there is none (so
+    /// descriptor 3 is free, as under wasmtime); skipped when a mount claims `/dev`.
     pub fn dev(mut self, enabled: bool) -> Self {
         self.dev = enabled;
         self
     }
 
-    /// Opens the fd table: 0–2 stdio, then the mounts in order, then `/dev`.
+    /// Opens the fd table: 0–2 stdio, then the mounts in order, then `/dev` (see
+    /// [`FileSystemBuilder::dev`]).
     pub fn build(self) -> FileSystem {
         let mut table = FdTable::new();
         for (n, stdio) in self.stdio.into_iter().enumerate() {
@@ -154,6 +159,12 @@ impl FileSystemBuilder {
             .mounts
             .iter()
             .any(|(_, g)| g.trim_end_matches('/') == "/dev");
+        let dev = self.dev && !claims_dev && !self.mounts.is_empty();
+        let dev_in_root = dev
+            && self
+                .mounts
+                .iter()
+                .any(|(_, g)| g.trim_end_matches('/').is_empty());
         for (dir, guest) in self.mounts {
             let entry = FdEntry::new(
                 OpenFile::new(Node::Dir(Directory::new(dir)), 0).with_path(guest.clone(), "."),
@@ -164,7 +175,7 @@ impl FileSystemBuilder {
                 .insert(entry.preopened(guest))
                 .expect("mount() keeps room for every preopen");
         }
-        if self.dev && !claims_dev {
+        if dev && !dev_in_root {
             let entry = FdEntry::new(
                 OpenFile::new(Node::DevDir, 0),
                 rights::PATH_OPEN
@@ -180,6 +191,7 @@ impl FileSystemBuilder {
         FileSystem {
             table: Mutex::new(table),
             cwd: Mutex::new("/".into()),
+            dev_in_root,
         }
     }
 }
@@ -310,6 +322,7 @@ impl FileSystem {
         FileSystem {
             table: Mutex::new(self.table().clone()),
             cwd: Mutex::new(self.cwd()),
+            dev_in_root: self.dev_in_root,
         }
     }
 
@@ -326,11 +339,13 @@ impl FileSystem {
         self.table().close_on_exec();
     }
 
-    /// A file system with no descriptors, at `/` (what a restore fills in).
-    pub(crate) fn empty() -> FileSystem {
+    /// A file system with no descriptors, at `/`, serving `/dev` as `like` does (what a
+    /// restore fills in).
+    pub(crate) fn empty(like: &FileSystem) -> FileSystem {
         FileSystem {
             table: Mutex::new(FdTable::new()),
             cwd: Mutex::new("/".into()),
+            dev_in_root: like.dev_in_root,
         }
     }
 
@@ -356,6 +371,62 @@ impl FileSystem {
             _ => Base::Host(Arc::clone(file)),
         };
         Ok((base, entry.rights_inheriting()))
+    }
+
+    /// Like [`FileSystem::dir`] for `path` under it, with `/dev/...` under a root mount
+    /// served by the synthetic `/dev` (the part of `path` after `dev` returned with it).
+    fn dir_at<'p>(
+        &self,
+        fd: u32,
+        required: u64,
+        path: &'p [u8],
+    ) -> FsResult<(Base, u64, &'p [u8])> {
+        let (base, inheriting) = self.dir(fd, required)?;
+        match self.root_dev(fd, path) {
+            Some(rest) => Ok((Base::Dev, inheriting & rights::STREAM_BASE, rest)),
+            None => Ok((base, inheriting, path)),
+        }
+    }
+
+    /// Where `/dev` is served inside the root mount and `fd` is that mount: the rest of a
+    /// `path` that starts with `dev`, else `None`.
+    fn root_dev<'p>(&self, fd: u32, path: &'p [u8]) -> Option<&'p [u8]> {
+        if !self.dev_in_root {
+            return None;
+        }
+        let table = self.table();
+        let root = table
+            .get(fd)
+            .ok()?
+            .preopen()?
+            .trim_end_matches('/')
+            .is_empty();
+        if !root {
+            return None;
+        }
+        let mut rest = path;
+        while let Some(r) = rest.strip_prefix(b"/").or_else(|| rest.strip_prefix(b"./")) {
+            rest = r;
+        }
+        match rest.strip_prefix(b"dev") {
+            // A path that climbs back out (`dev/../etc`) is the mount's to resolve.
+            Some(after)
+                if (after.is_empty() || after[0] == b'/')
+                    && !after.split(|b| *b == b'/').any(|c| c == b"..") =>
+            {
+                Some(after)
+            }
+            _ => None,
+        }
+    }
+
+    /// A host directory to change something under `path` in; the synthetic `/dev` inside a
+    /// root mount is read-only.
+    fn host_dir_at(&self, fd: u32, required: u64, path: &[u8]) -> FsResult<Arc<OpenFile>> {
+        if self.root_dev(fd, path).is_some() {
+            return Err(Errno::Perm);
+        }
+        self.host_dir(fd, required)
     }
 
     fn host_dir(&self, fd: u32, required: u64) -> FsResult<Arc<OpenFile>> {
@@ -757,7 +828,7 @@ impl FileSystem {
         if oflags & oflags::TRUNC != 0 {
             required |= rights::PATH_FILESTAT_SET_SIZE;
         }
-        let (base, dir_inheriting) = self.dir(dirfd, required)?;
+        let (base, dir_inheriting, path) = self.dir_at(dirfd, required, path)?;
         let path_str = guest_path(path)?;
         let inheriting = want_inheriting & dir_inheriting;
 
@@ -792,19 +863,19 @@ impl FileSystem {
 
     /// `path_create_directory`.
     pub fn create_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
-        let dir = self.host_dir(dirfd, rights::PATH_CREATE_DIRECTORY)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_CREATE_DIRECTORY, path)?;
         Ok(as_dir(&dir)?.create_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
     /// `path_remove_directory`.
     pub fn remove_dir(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
-        let dir = self.host_dir(dirfd, rights::PATH_REMOVE_DIRECTORY)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_REMOVE_DIRECTORY, path)?;
         Ok(as_dir(&dir)?.remove_dir(guest_path(without_trailing_slashes(path))?)?)
     }
 
     /// `path_unlink_file`: removes a file or symlink; EISDIR for a directory.
     pub fn unlink(&self, dirfd: u32, path: &[u8]) -> FsResult<()> {
-        let dir = self.host_dir(dirfd, rights::PATH_UNLINK_FILE)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_UNLINK_FILE, path)?;
         let d = as_dir(&dir)?;
         let p = guest_path(path)?;
         match d.remove_file(p) {
@@ -826,8 +897,8 @@ impl FileSystem {
 
     /// `path_rename`.
     pub fn rename(&self, from_fd: u32, from: &[u8], to_fd: u32, to: &[u8]) -> FsResult<()> {
-        let src = self.host_dir(from_fd, rights::PATH_RENAME_SOURCE)?;
-        let dst = self.host_dir(to_fd, rights::PATH_RENAME_TARGET)?;
+        let src = self.host_dir_at(from_fd, rights::PATH_RENAME_SOURCE, from)?;
+        let dst = self.host_dir_at(to_fd, rights::PATH_RENAME_TARGET, to)?;
         let (from, to) = (guest_path(from)?, guest_path(to)?);
         Ok(as_dir(&src)?.rename(from, as_dir(&dst)?, to)?)
     }
@@ -841,8 +912,8 @@ impl FileSystem {
         to_fd: u32,
         to: &[u8],
     ) -> FsResult<()> {
-        let src = self.host_dir(from_fd, rights::PATH_LINK_SOURCE)?;
-        let dst = self.host_dir(to_fd, rights::PATH_LINK_TARGET)?;
+        let src = self.host_dir_at(from_fd, rights::PATH_LINK_SOURCE, from)?;
+        let dst = self.host_dir_at(to_fd, rights::PATH_LINK_TARGET, to)?;
         let (from_p, to_p) = (guest_path(from)?, guest_path(to)?);
         let src_dir = as_dir(&src)?;
         let resolved;
@@ -859,7 +930,7 @@ impl FileSystem {
 
     /// `path_symlink`: absolute targets are refused (EPERM).
     pub fn symlink(&self, target: &[u8], dirfd: u32, path: &[u8]) -> FsResult<()> {
-        let dir = self.host_dir(dirfd, rights::PATH_SYMLINK)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_SYMLINK, path)?;
         let (target, link) = (guest_path(target)?, guest_path(path)?);
         if target.is_absolute() {
             // Absolute targets would name host paths outside every mount.
@@ -870,14 +941,14 @@ impl FileSystem {
 
     /// `path_readlink`: the link's contents, whole.
     pub fn readlink(&self, dirfd: u32, path: &[u8]) -> FsResult<Vec<u8>> {
-        let dir = self.host_dir(dirfd, rights::PATH_READLINK)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_READLINK, path)?;
         let target = as_dir(&dir)?.read_link_contents(guest_path(path)?)?;
         Ok(target.into_os_string().into_vec_bytes())
     }
 
     /// `path_filestat_get`.
     pub fn path_filestat(&self, dirfd: u32, follow: bool, path: &[u8]) -> FsResult<Filestat> {
-        let (base, _) = self.dir(dirfd, rights::PATH_FILESTAT_GET)?;
+        let (base, _, path) = self.dir_at(dirfd, rights::PATH_FILESTAT_GET, path)?;
         let p = guest_path(path)?;
         match base {
             Base::Dev => dev_lookup(path).map(|name| match name {
@@ -913,7 +984,7 @@ impl FileSystem {
         atim: TimeChange,
         mtim: TimeChange,
     ) -> FsResult<()> {
-        let dir = self.host_dir(dirfd, rights::PATH_FILESTAT_SET_TIMES)?;
+        let dir = self.host_dir_at(dirfd, rights::PATH_FILESTAT_SET_TIMES, path)?;
         let d = as_dir(&dir)?;
         let p = guest_path(path)?;
         if follow {

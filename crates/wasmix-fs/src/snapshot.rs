@@ -97,7 +97,7 @@ impl FileSystem {
     /// the same mounts (its stdio and preopens are what the record's stdio and preopens
     /// become).
     pub fn restore(base: &FileSystem, files: &record::Files) -> Result<FileSystem, RestoreError> {
-        let restored = FileSystem::empty();
+        let restored = FileSystem::empty(base);
         let base_table = base.table();
         let mut by_fd: HashMap<u32, Arc<OpenFile>> = HashMap::new();
         let mut pipes: HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)> = HashMap::new();
