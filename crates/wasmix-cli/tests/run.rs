@@ -209,6 +209,21 @@ fn dev_nodes() {
     );
 }
 
+/// `> /dev/null` in a shell, fopen("/dev/null", "w"): O_CREAT|O_TRUNC on an existing node
+/// opens it, as on Linux (it failed with ENOTCAPABLE: the /dev preopen lacked the rights).
+#[test]
+fn dev_null_opens_with_create_and_truncate() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/data", path_str(scratch.path()));
+    run(&[
+        "run",
+        "--dir",
+        &mount,
+        path_str(&guest("devnull_trunc.wat")),
+    ])
+    .success();
+}
+
 /// With no mount there is no /dev either: descriptor 3 is free, as under wasmtime (the WASI
 /// testsuite's `sock_shutdown-invalid_fd` expects EBADF on 3). With mounts, 3 is the first.
 #[test]

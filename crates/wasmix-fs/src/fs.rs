@@ -176,9 +176,13 @@ impl FileSystemBuilder {
                 .expect("mount() keeps room for every preopen");
         }
         if dev && !dev_in_root {
+            // O_CREAT and O_TRUNC open an existing node as on Linux (`> /dev/null`); the
+            // nodes themselves cannot be created, truncated or removed.
             let entry = FdEntry::new(
                 OpenFile::new(Node::DevDir, 0),
                 rights::PATH_OPEN
+                    | rights::PATH_CREATE_FILE
+                    | rights::PATH_FILESTAT_SET_SIZE
                     | rights::FD_READDIR
                     | rights::PATH_FILESTAT_GET
                     | rights::FD_FILESTAT_GET,
