@@ -111,3 +111,11 @@ fn bad_listen_address() {
     ])
     .clean_error("--tcplisten");
 }
+
+/// A guest-chosen count must not set what a call costs the host: 2^20 iovecs for fd_write
+/// and 2^20 poll_oneoff subscriptions (all in bounds) are EINVAL, as on Linux (IOV_MAX, the
+/// poll limit); before, the first cost a 16 MiB host vector per call and the second ~90 MB.
+#[test]
+fn wild_iovec_and_subscription_counts_are_einval() {
+    run(&["run", path_str(&guest("wild_counts.wat"))]).success();
+}

@@ -14,6 +14,12 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use wasmix_fs::Errno;
 
+/// Most iovecs one call takes (POSIX's IOV_MAX, as on Linux).
+pub const IOV_MAX: u32 = 1024;
+
+/// Most bytes one write copies out of a shared memory.
+pub const MAX_GATHER: usize = 16 << 20;
+
 /// One host call's view of the guest's linear memory.
 pub struct GuestMem<'a> {
     base: *mut u8,
@@ -198,8 +204,13 @@ impl<'a> GuestMem<'a> {
         (0..count).map(|i| table.get(self, i)).collect()
     }
 
-    /// An iovec array whose table and buffers are all in bounds (nothing allocated).
+    /// An iovec array whose table and buffers are all in bounds (nothing allocated). More
+    /// than [`IOV_MAX`] entries is EINVAL, as readv(2)/writev(2) answer on Linux: what one
+    /// call may cost the host does not follow a count the guest chose.
     pub fn iovec_table(&self, ptr: u32, count: u32) -> Result<IovecTable, Errno> {
+        if count > IOV_MAX {
+            return Err(Errno::Inval);
+        }
         self.check(ptr, count.checked_mul(8).ok_or(Errno::Fault)?)?;
         let table = IovecTable { ptr, count };
         for i in 0..count {
@@ -210,7 +221,9 @@ impl<'a> GuestMem<'a> {
     }
 
     /// Runs `write` over the buffers of an iovec array: borrowed in place from an own memory
-    /// (no allocation for up to 16 buffers), gathered into one host copy from a shared one.
+    /// (no allocation for up to 16 buffers), gathered into one host copy from a shared one —
+    /// at most [`MAX_GATHER`] bytes of it (the write is then partial, as a write may be), since
+    /// iovecs may name the same bytes over and over.
     pub fn gather<R>(
         &self,
         ptr: u32,
@@ -223,7 +236,11 @@ impl<'a> GuestMem<'a> {
             let mut all = Vec::new();
             for i in 0..count {
                 let (p, l) = table.raw(self, i);
-                all.extend_from_slice(&self.bytes(p, l)?);
+                let room = MAX_GATHER - all.len();
+                if room == 0 {
+                    break;
+                }
+                all.extend_from_slice(&self.bytes(p, l.min(room as u32))?);
             }
             return Ok(write(&[IoSlice::new(&all)]));
         }
@@ -357,7 +374,34 @@ mod tests {
         let m = GuestMem::own(&mut buf);
         assert_eq!(m.iovecs(0, 1).unwrap(), vec![(32, 16)]);
         assert_eq!(m.iovecs(0, 2), Err(Errno::Fault));
-        assert_eq!(m.iovecs(0, u32::MAX), Err(Errno::Fault));
+        assert_eq!(m.iovecs(0, u32::MAX), Err(Errno::Inval));
+    }
+
+    #[test]
+    fn more_iovecs_than_iov_max_are_einval_before_anything_is_read() {
+        // A table of empty iovecs: in bounds, and 2^20 of them cost the host a vector of
+        // 2^20 slices before (16 MiB), or one per entry scanned.
+        let mut buf = vec![0u8; 8 << 20];
+        let m = GuestMem::own(&mut buf);
+        assert_eq!(m.iovec_table(0, IOV_MAX).map(IovecTable::len), Ok(IOV_MAX));
+        assert_eq!(m.iovecs(0, IOV_MAX + 1), Err(Errno::Inval));
+        assert_eq!(m.gather(0, 1 << 20, |b| b.len()), Err(Errno::Inval));
+    }
+
+    #[test]
+    fn a_shared_memory_write_gathers_at_most_max_gather_bytes() {
+        // 1024 iovecs naming the same 64 KiB: 64 MiB asked of a 64 KiB memory.
+        let mut backing = vec![1u8; 64 << 10];
+        for i in 0..1024usize {
+            backing[i * 8..i * 8 + 4].copy_from_slice(&0u32.to_le_bytes());
+            backing[i * 8 + 4..i * 8 + 8].copy_from_slice(&(64u32 << 10).to_le_bytes());
+        }
+        // SAFETY: `backing` outlives the view and nothing else touches it meanwhile.
+        let m = unsafe { GuestMem::shared(backing.as_mut_ptr(), backing.len()) };
+        let n = m
+            .gather(0, 1024, |b| b.iter().map(|s| s.len()).sum::<usize>())
+            .unwrap();
+        assert_eq!(n, MAX_GATHER);
     }
 
     #[test]

@@ -84,6 +84,9 @@ fn put_event(mem: &mut GuestMem, at: u32, e: &Event) -> Result<(), Errno> {
     mem.write(at, &out)
 }
 
+/// Most subscriptions one `poll_oneoff` takes (~4 MiB of host memory at most).
+const MAX_SUBSCRIPTIONS: u32 = 65_536;
+
 fn poll(
     host: &mut Host,
     mem: &mut GuestMem,
@@ -92,7 +95,9 @@ fn poll(
     count: u32,
     abi: Abi,
 ) -> Result<u32, Errno> {
-    if count == 0 {
+    // Each subscription costs the host a few words while the call lasts; past the bound a
+    // guest-chosen count would cost it gigabytes (poll(2) answers EINVAL past its limit too).
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
         return Err(Errno::Inval);
     }
     let size = subscription_size(abi);
