@@ -102,6 +102,11 @@ struct RunArgs {
           value_parser = clap::value_parser!(usize))]
     max_threads: usize,
 
+    /// Largest module file loaded, in MiB: the program, and what it spawns or execs (which
+    /// then fails with EFBIG).
+    #[arg(long, value_name = "MIB", default_value_t = wasmix_runtime::DEFAULT_MAX_MODULE_SIZE >> 20)]
+    max_module_size: u64,
+
     /// Journal the process into FILE: snapshots go there, and if FILE already holds a
     /// snapshot of this module, the process is restored from the newest one instead of
     /// started.
@@ -244,6 +249,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         max_processes: args.max_processes,
         max_threads: args.max_threads,
         snapshots: args.journal.is_some(),
+        max_module_size: args.max_module_size.saturating_mul(1 << 20),
     })?;
     let program = runtime.load(args.module()).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);

@@ -119,3 +119,27 @@ fn bad_listen_address() {
 fn wild_iovec_and_subscription_counts_are_einval() {
     run(&["run", path_str(&guest("wild_counts.wat"))]).success();
 }
+
+/// The module given on the command line: a FIFO is refused at once (reading it waited for a
+/// writer forever), and a file past `--max-module-size` is refused before it is read.
+#[test]
+fn a_fifo_or_an_oversized_module_is_refused_by_name() {
+    let d = tempfile::tempdir().unwrap();
+    let fifo = d.path().join("app.wasm");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    run(&["run", path_str(&fifo)]).clean_error("is not a regular file");
+    let big = d.path().join("big.wasm");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 20)
+        .unwrap();
+    run(&["run", "--max-module-size", "2", path_str(&big)])
+        .clean_error("more than the 2097152-byte module limit");
+}

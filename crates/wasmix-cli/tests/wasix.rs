@@ -478,3 +478,33 @@ fn a_signal_to_thread_0_reaches_the_main_thread() {
     r.success();
     assert_eq!(r.stdout, "handled 10\n");
 }
+
+/// A spawn of something that is not a program file is refused before it is read: a FIFO no
+/// one writes (its open hung the host, past Ctrl-C) answers EACCES as execve does, and a
+/// 16 GiB sparse file EFBIG at once (it was read whole: >5 GB of host memory).
+#[test]
+fn spawning_a_fifo_or_a_huge_file_fails_at_once() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+    let huge = std::fs::File::create(scratch.path().join("huge.wasm")).unwrap();
+    huge.set_len(16 << 30).unwrap();
+    let mount = format!("{}::/t", path_str(scratch.path()));
+    let r = common::run_guest_with_bin(
+        "spawner.wasm",
+        &["spawn-path", "/t/fifo", "/t/huge.wasm"],
+        &["--dir", &mount],
+    );
+    r.success();
+    assert_eq!(
+        lines(&r),
+        ["/t/fifo errno=Some(2)", "/t/huge.wasm errno=Some(22)"]
+    );
+}

@@ -467,7 +467,12 @@ impl FileSystem {
 
     /// Reads a whole regular file by absolute guest path (a program to spawn or exec) without
     /// touching the fd table.
-    pub fn read_file(&self, abs: &str) -> FsResult<Vec<u8>> {
+    ///
+    /// Opened without blocking (a FIFO there must not hold the caller until some writer
+    /// comes), and only a regular file of at most `limit` bytes is read (EACCES, as execve
+    /// answers for anything else; EFBIG past the limit), so what a spawn costs the host does
+    /// not follow what a guest put in its directory.
+    pub fn read_file(&self, abs: &str, limit: u64) -> FsResult<Vec<u8>> {
         use std::io::Read;
         let (fd, rel) = self.resolve(abs)?;
         let dir = match self.dir(fd, 0)?.0 {
@@ -477,12 +482,22 @@ impl FileSystem {
         let Node::Dir(d) = dir.node() else {
             return Err(Errno::Notdir);
         };
-        let mut file = d.dir().open(&rel)?;
-        if !file.metadata()?.is_file() {
+        let mut opts = OpenOptions::new();
+        opts.read(true).custom_flags(libc::O_NONBLOCK);
+        let file = d.dir().open_with(&rel, &opts)?;
+        let md = file.metadata()?;
+        if !md.is_file() {
             return Err(Errno::Acces);
         }
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
+        if md.len() > limit {
+            return Err(Errno::Fbig);
+        }
+        let mut bytes = Vec::with_capacity(md.len() as usize);
+        // The file may grow meanwhile: read no more than the limit allows.
+        file.take(limit + 1).read_to_end(&mut bytes)?;
+        if bytes.len() as u64 > limit {
+            return Err(Errno::Fbig);
+        }
         Ok(bytes)
     }
 

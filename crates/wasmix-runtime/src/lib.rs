@@ -99,7 +99,13 @@ pub struct RuntimeConfig {
     /// Instrument every module so a snapshot can capture its threads wherever they block or
     /// loop (what journaling needs; costs code size and some speed).
     pub snapshots: bool,
+    /// Largest module file loaded, in bytes, the program itself or one a guest spawns or
+    /// execs (which then fails with EFBIG).
+    pub max_module_size: u64,
 }
+
+/// The default [`RuntimeConfig::max_module_size`]: 256 MiB (real programs are far smaller).
+pub const DEFAULT_MAX_MODULE_SIZE: u64 = 256 << 20;
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
@@ -109,6 +115,7 @@ impl Default for RuntimeConfig {
             max_processes: limits.max_processes,
             max_threads: limits.max_threads,
             snapshots: false,
+            max_module_size: DEFAULT_MAX_MODULE_SIZE,
         }
     }
 }
@@ -131,6 +138,8 @@ struct RuntimeInner {
     provided: std::collections::HashSet<(String, String)>,
     /// How modules are instrumented.
     instrumentation: Instrumentation,
+    /// Largest module file loaded.
+    max_module_size: u64,
 }
 
 impl Runtime {
@@ -172,6 +181,7 @@ impl Runtime {
                 } else {
                     Instrumentation::Captures
                 },
+                max_module_size: config.max_module_size,
             }),
         })
     }
@@ -183,7 +193,13 @@ impl Runtime {
             self.inner.cache.as_ref(),
             path,
             self.inner.instrumentation,
+            self.inner.max_module_size,
         )
+    }
+
+    /// The largest module file it loads, in bytes.
+    pub(crate) fn max_module_size(&self) -> u64 {
+        self.inner.max_module_size
     }
 
     /// Loads a module from memory; `name` becomes the default `argv[0]`.

@@ -22,6 +22,22 @@ pub enum LoadError {
         /// Why.
         source: std::io::Error,
     },
+    /// Not a regular file (a directory, a FIFO, a device).
+    #[error("`{0}` is not a regular file")]
+    NotAFile(PathBuf),
+    /// Larger than the runtime loads.
+    #[error(
+        "`{path}` is {size} bytes, more than the {limit}-byte module limit (raise it with \
+         --max-module-size)"
+    )]
+    TooLarge {
+        /// The module path.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// Neither the binary format nor WAT text.
     #[error(
         "`{path}` is not a WebAssembly module (no `\\0asm` header, and not WAT text: {reason})"
@@ -49,6 +65,48 @@ pub enum LoadError {
         /// What the validator said.
         reason: String,
     },
+}
+
+/// Reads a module file: a regular file of at most `limit` bytes, opened without blocking (a
+/// FIFO at the path must not hang the runtime).
+fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let failed = |source: std::io::Error| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LoadError::NotFound(path.to_owned())
+        } else {
+            LoadError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        }
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(failed)?;
+    let md = file.metadata().map_err(failed)?;
+    if !md.is_file() {
+        return Err(LoadError::NotAFile(path.to_owned()));
+    }
+    let too_large = |size| LoadError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit,
+    };
+    if md.len() > limit {
+        return Err(too_large(md.len()));
+    }
+    let mut bytes = Vec::with_capacity(md.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(failed)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
 }
 
 /// A compiled module, ready to run as any number of processes.
@@ -114,17 +172,9 @@ impl Program {
         cache: Option<&ModuleCache>,
         path: &Path,
         how: Instrumentation,
+        limit: u64,
     ) -> Result<Program, LoadError> {
-        let bytes = std::fs::read(path).map_err(|source| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                LoadError::NotFound(path.to_owned())
-            } else {
-                LoadError::Read {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
+        let bytes = read_module(path, limit)?;
         let name = path.file_name().map_or_else(
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),

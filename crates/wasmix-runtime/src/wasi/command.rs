@@ -80,6 +80,7 @@ fn find_program(
     fs: &FileSystem,
     name: &str,
     search: Option<&str>,
+    limit: u64,
 ) -> Result<(Vec<u8>, String), Errno> {
     if name.is_empty() {
         return Err(Errno::Noent);
@@ -87,7 +88,7 @@ fn find_program(
     let cwd = fs.cwd();
     if name.contains('/') || search.is_none() {
         let abs = normalize(&cwd, name);
-        return Ok((fs.read_file(&abs)?, abs));
+        return Ok((fs.read_file(&abs, limit)?, abs));
     }
     let mut last = Errno::Noent;
     for dir in search.unwrap_or(DEFAULT_PATH).split(':') {
@@ -95,7 +96,7 @@ fn find_program(
         // `ls` finds `ls`, else `ls.wasm`: guest programs are usually kept with the suffix.
         for file in [name.to_owned(), format!("{name}.wasm")] {
             let abs = normalize(&cwd, &format!("{dir}/{file}"));
-            match fs.read_file(&abs) {
+            match fs.read_file(&abs, limit) {
                 Ok(bytes) => return Ok((bytes, abs)),
                 Err(Errno::Noent | Errno::Notdir) => {}
                 Err(e) => last = e,
@@ -107,7 +108,8 @@ fn find_program(
 
 /// Loads the program `name` for a spawn or exec by the calling process.
 pub(super) fn load(host: &Host, name: &str, search: Option<&str>) -> Result<Program, Errno> {
-    let (bytes, abs) = find_program(host.fs(), name, search)?;
+    let limit = host.ctx.runtime.max_module_size();
+    let (bytes, abs) = find_program(host.fs(), name, search, limit)?;
     host.ctx
         .runtime
         .load_for_guest(&bytes, &abs)

@@ -198,6 +198,13 @@ fn main() {
             print!("{}", read_all(r));
             proc::join(Some(pid), false);
         }
+        "spawn-path" => {
+            // Each argument a path to spawn: prints the errno it answers.
+            for path in std::env::args().skip(2) {
+                let e = proc::spawn(&path, &["x"], &[], &[], &[]).err();
+                println!("{path} errno={e:?}");
+            }
+        }
         "missing" => {
             let e = proc::spawn("no-such-program", &["x"], &[], &[], &[]).err();
             println!("spawn missing errno={e:?}");
