@@ -468,3 +468,89 @@ fn the_syscall_trace_shows_each_call_with_its_data_and_result() {
     let quiet = run(&["run", "--dir", &mount, path_str(&g), "/d/tiny.wat"]);
     assert!(!quiet.stderr.contains("fd_read("), "{}", quiet.stderr);
 }
+
+fn mkfifo(path: &std::path::Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+}
+
+/// Opening a FIFO for writing waits for a reader, as open(2) does — but where SIGTERM ends
+/// the wait (it blocked in the host's open(2) before, and only SIGKILL ended the runtime).
+#[test]
+fn a_fifo_open_waits_for_its_reader_and_sigterm_ends_the_wait() {
+    use std::io::{BufRead, BufReader, Read};
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    mkfifo(&fifo);
+    let mount = format!("{}::/t", path_str(scratch.path()));
+    let g = guest("fifo_writer.wat");
+    let args = ["run", "--dir", &mount, path_str(&g)];
+    let start = || {
+        let mut child = wasmix()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "opening\n");
+        child
+    };
+
+    // No reader ever: SIGTERM ends it. (A hang is a failure, after a minute.)
+    let mut child = start();
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("SIGTERM did not end a runtime waiting to open a FIFO");
+        }
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(128 + 15), "{status:?}");
+
+    // A reader comes: the open goes through and the bytes arrive.
+    let mut child = start();
+    let mut reader = std::fs::File::open(&fifo).unwrap();
+    let mut got = Vec::new();
+    reader.read_to_end(&mut got).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(got, b"hi\n");
+}
+
+/// Opening a FIFO for reading returns at once; the read then waits for data.
+#[test]
+fn a_fifo_opened_for_reading_reads_what_a_later_writer_sends() {
+    let scratch = tempfile::tempdir().unwrap();
+    let fifo = scratch.path().join("fifo");
+    mkfifo(&fifo);
+    let mount = format!("{}::/t", path_str(scratch.path()));
+    let child = wasmix()
+        .args([
+            "run",
+            "--dir",
+            &mount,
+            path_str(&guest("readfile.wasm")),
+            "/t/fifo",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Blocks until the guest has the read end open.
+    std::fs::write(&fifo, b"through the fifo\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, b"through the fifo\n");
+}

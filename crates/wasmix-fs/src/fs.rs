@@ -1077,6 +1077,15 @@ fn open_dev(path: &[u8], oflags: u16) -> FsResult<(Node, u64)> {
     }
 }
 
+/// Whether `path` under `dir` is a FIFO now.
+fn is_fifo(dir: &Dir, path: &Path) -> bool {
+    use cap_fs_ext::FileTypeExt;
+    dir.metadata(path).is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Opens `path` under `dir` as WASI asks. Never blocks: a FIFO opened for writing with no
+/// reader answers [`Errno::Again`] unless the guest asked for O_NONBLOCK (then ENXIO, as
+/// Linux); the caller waits for a reader and asks again.
 pub(crate) fn open_host(
     dir: &Dir,
     path: &Path,
@@ -1121,9 +1130,10 @@ pub(crate) fn open_host(
     if directory {
         custom |= libc::O_DIRECTORY;
     }
-    if fdflags & fdflags::NONBLOCK != 0 {
-        custom |= libc::O_NONBLOCK;
-    }
+    // Always without blocking: open(2) of a FIFO waits for its other end, outside anything
+    // a signal or a kill could end. Cleared again below unless the guest asked for it.
+    let guest_nonblock = fdflags & fdflags::NONBLOCK != 0;
+    custom |= libc::O_NONBLOCK;
     if fdflags & fdflags::DSYNC != 0 {
         custom |= libc::O_DSYNC;
     }
@@ -1138,10 +1148,21 @@ pub(crate) fn open_host(
 
     let file = match dir.open_with(path, &opts) {
         Ok(f) => f,
+        // A FIFO opened for writing with no reader yet: blocking, the open would wait for
+        // one. Again tells the caller to wait (interruptibly) and try again.
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENXIO) && !guest_nonblock && is_fifo(dir, path) =>
+        {
+            return Err(Errno::Again);
+        }
         // Opening a directory for writing is EISDIR on Linux already; a symlink with
         // O_NOFOLLOW is ELOOP. Both come through unchanged.
         Err(e) => return Err(Errno::from(e)),
     };
+    if !guest_nonblock {
+        let flags = rustix::fs::fcntl_getfl(&file)?;
+        rustix::fs::fcntl_setfl(&file, flags - rustix::fs::OFlags::NONBLOCK)?;
+    }
     let st = rustix::fs::fstat(&file)?;
     match Filetype::from_mode(st.st_mode) {
         Filetype::Directory => {

@@ -1,6 +1,10 @@
 //! path_* calls.
 
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
 use wasmix_fs::Errno;
+use wasmix_process::WaitError;
 use wasmtime::Result;
 
 use super::fd::{put_filestat, time_changes};
@@ -136,16 +140,37 @@ fn path_open2(
         return Err(Errno::Inval);
     }
     let path = cx.mem.bytes(p, len)?;
-    let fs = cx.host.fs();
-    let new = fs.open(
-        fd,
-        follows(dirflags),
-        &path,
-        oflags,
-        base,
-        inheriting,
-        fdflags,
-    )?;
+    let fs = Arc::clone(cx.host.fs());
+    // A FIFO opened for writing waits for a reader (Again from the file system, which never
+    // blocks): here, where a signal or a kill ends the wait.
+    let mut pause = Duration::from_millis(1);
+    let new = loop {
+        match fs.open(
+            fd,
+            follows(dirflags),
+            &path,
+            oflags,
+            base,
+            inheriting,
+            fdflags,
+        ) {
+            Err(Errno::Again) if fdflags & wasmix_fs::abi::fdflags::NONBLOCK == 0 => {
+                let until = Instant::now() + pause;
+                match cx.host.thread.wait_for(Some(until), None, || None::<()>) {
+                    Err(WaitError::TimedOut) | Ok(()) => {}
+                    // An open is no capture point: a snapshot waits for it (its watchdog
+                    // gives up after its timeout), while a kill still ends the wait.
+                    // An open is no capture point: a snapshot waits for it (its watchdog
+                    // gives up after its timeout); the next round of the loop sees a kill.
+                    Err(WaitError::Checkpoint) => std::thread::sleep(pause),
+                    // A signal or a kill: the open has done nothing yet.
+                    Err(_) => return Err(Errno::Intr),
+                }
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            other => break other?,
+        }
+    };
     if fdflagsext & 1 != 0 {
         fs.set_cloexec(new, true)?;
     }
