@@ -143,3 +143,19 @@ fn a_fifo_or_an_oversized_module_is_refused_by_name() {
     run(&["run", "--max-module-size", "2", path_str(&big)])
         .clean_error("more than the 2097152-byte module limit");
 }
+
+/// WASI paths are UTF-8 strings; a guest passing other bytes gets EILSEQ, as under
+/// wasmtime, and nothing is created on the host (the file "a\xffb" was made before).
+#[test]
+fn a_path_that_is_not_utf8_is_eilseq_and_creates_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let mount = format!("{}::/d", path_str(d.path()));
+    let r = run(&[
+        "run",
+        "--dir",
+        &mount,
+        path_str(&guest("bad_utf8_path.wat")),
+    ]);
+    assert_eq!(r.code, 25, "EILSEQ: {}", r.stderr);
+    assert!(std::fs::read_dir(d.path()).unwrap().next().is_none());
+}

@@ -2,7 +2,6 @@
 //! guest can make. Each method is one WASI call's semantics in host terms; the syscall layer only
 //! moves bytes in and out of guest memory.
 
-use std::ffi::OsStr;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -254,11 +253,15 @@ pub(crate) fn join_relative(dir: &str, path: &str) -> String {
     }
 }
 
+/// A guest's path as a host path. WASI paths are UTF-8 strings: other bytes are EILSEQ, as
+/// wasmtime answers (so no file with a name the guest's own string types cannot hold is
+/// ever made on the host).
 fn guest_path(path: &[u8]) -> FsResult<&Path> {
     if path.contains(&0) {
         return Err(Errno::Inval);
     }
-    Ok(Path::new(OsStr::from_bytes(path)))
+    let text = std::str::from_utf8(path).map_err(|_| Errno::Ilseq)?;
+    Ok(Path::new(text))
 }
 
 /// `d/` names the directory `d` for mkdir and rmdir, as in POSIX; cap-std would take the
