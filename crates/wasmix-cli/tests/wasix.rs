@@ -144,6 +144,37 @@ fn max_processes_makes_a_spawn_loop_fail_with_eagain() {
     assert_eq!(lines(&r), ["spawned 3 then errno=6", "reaped all"]);
 }
 
+/// With limits far above what the host can map, a guest spawning sleeping children gets
+/// EAGAIN once the mappings run short — it crashed the runtime at ~6,100 children before
+/// ("failed to set up alternative stack guard page", abort): vm.max_map_count.
+#[test]
+fn thousands_of_idle_children_end_in_eagain_not_a_host_crash() {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let r = run(&[
+        "run",
+        "--max-processes",
+        "100000",
+        "--max-threads",
+        "100000",
+        "--dir",
+        &bin,
+        path_str(&guest("spawner.wasm")),
+        "limit",
+        "600000",
+        "kill",
+    ]);
+    r.success();
+    let first = r.stdout.lines().next().unwrap_or_default();
+    let spawned: usize = first
+        .strip_prefix("spawned ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}\n{}", r.stdout, r.stderr));
+    assert!(first.ends_with("then errno=6"), "{first}");
+    assert!(spawned > 1000, "{first}");
+    assert_eq!(r.stdout.lines().nth(1), Some("reaped all"));
+}
+
 #[test]
 fn process_ids() {
     let r = spawner("ids", &[]);

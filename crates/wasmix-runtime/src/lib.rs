@@ -94,7 +94,8 @@ pub struct RuntimeConfig {
     pub cache: CacheSetting,
     /// Most processes alive at once, zombies included (spawn fails with EAGAIN beyond).
     pub max_processes: usize,
-    /// Most threads alive at once across all processes (EAGAIN beyond).
+    /// Most threads alive at once across all processes (EAGAIN beyond). Never more than
+    /// the host can map (`vm.max_map_count`, about 4,800 threads at its default).
     pub max_threads: usize,
     /// Instrument every module so a snapshot can capture its threads wherever they block or
     /// loop (what journaling needs; costs code size and some speed).
@@ -118,6 +119,31 @@ impl Default for RuntimeConfig {
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
         }
     }
+}
+
+/// Memory mappings one guest thread costs the host: its OS thread's stack and guard, the
+/// alternate signal stacks Rust and wasmtime give it, its instance's memory reservation and
+/// tables (10.6 measured per idle child process here; rounded up).
+const MAPS_PER_THREAD: usize = 12;
+
+/// How many guest threads the host can map: past the kernel's per-process limit on
+/// mappings (`vm.max_map_count`, 65530 by default) a new OS thread cannot even get its
+/// signal stack and the runtime aborts. What is mapped already and a tenth of the limit
+/// (module code, journals, helper threads) are kept aside; a spawn or thread beyond the
+/// rest answers EAGAIN like any other thread limit.
+fn affordable_threads() -> usize {
+    let read = |p: &str| std::fs::read_to_string(p).ok();
+    let Some(max) = read("/proc/sys/vm/max_map_count").and_then(|s| s.trim().parse().ok()) else {
+        return usize::MAX;
+    };
+    let in_use = read("/proc/self/maps").map_or(0, |s| s.lines().count());
+    threads_within(max, in_use)
+}
+
+/// The arithmetic of [`affordable_threads`].
+fn threads_within(max_maps: usize, in_use: usize) -> usize {
+    let spare = max_maps.saturating_sub(in_use + max_maps / 10);
+    (spare / MAPS_PER_THREAD).max(1)
 }
 
 /// The shared, long-lived part: the engine, the linker with every host call, the module
@@ -166,7 +192,7 @@ impl Runtime {
         let cache = cache_dir.map(|d| cache::ModuleCache::new(&engine, d));
         let limits = Limits {
             max_processes: config.max_processes,
-            max_threads: config.max_threads,
+            max_threads: config.max_threads.min(affordable_threads()),
         };
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
@@ -254,5 +280,19 @@ impl Runtime {
 
     pub(crate) fn linker(&self) -> &Linker<host::Host> {
         &self.inner.linker
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_thread_limit_keeps_a_tenth_of_the_mappings_and_what_is_in_use() {
+        // The kernel's default limit, 600 mappings in use: ~4,800 threads of 12 maps.
+        assert_eq!(
+            super::threads_within(65_530, 600),
+            (65_530 - 600 - 6_553) / 12
+        );
+        // Nothing to spare still lets the program itself run.
+        assert_eq!(super::threads_within(1_000, 5_000), 1);
     }
 }

@@ -212,9 +212,11 @@ fn main() {
             println!("spawn bad dup2 errno={e:?}");
         }
         "limit" => {
+            // Children sleep argv[2] ms (default 100).
+            let ms = std::env::args().nth(2).unwrap_or_else(|| "100".into());
             let mut pids = Vec::new();
             let errno = loop {
-                match proc::spawn("child", &["child", "sleep", "100"], &[], &[], &[]) {
+                match proc::spawn("child", &["child", "sleep", &ms], &[], &[], &[]) {
                     Ok(pid) => pids.push(pid),
                     Err(e) => break e,
                 }
@@ -223,6 +225,12 @@ fn main() {
                 }
             };
             println!("spawned {} then errno={errno}", pids.len());
+            // argv[3] "kill": end the sleepers now instead of waiting for them.
+            if std::env::args().nth(3).as_deref() == Some("kill") {
+                for &pid in &pids {
+                    proc::signal(pid, proc::SIGKILL);
+                }
+            }
             for _ in &pids {
                 proc::join(None, false);
             }
