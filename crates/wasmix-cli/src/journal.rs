@@ -119,3 +119,102 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
     }
     Ok(())
 }
+
+/// The complete snapshot numbered `seq`, or the latest one.
+fn pick(j: &Journal, seq: Option<u64>) -> Result<wasmix_journal::SnapshotIndex, String> {
+    let all = j.snapshots();
+    let found = match seq {
+        Some(n) => all.iter().find(|s| s.seq == n),
+        None => all.last(),
+    };
+    found.cloned().ok_or_else(|| match seq {
+        Some(n) => format!(
+            "{} holds no complete snapshot #{n} (it holds: {})",
+            j.path().display(),
+            all.iter()
+                .map(|s| format!("#{}", s.seq))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        None => format!("{} holds no complete snapshot", j.path().display()),
+    })
+}
+
+/// `export`: every complete snapshot's records as JSON lines, one record a line
+/// (`{"snapshot": SEQ, "kind": KIND, "record": {…}}`); memory regions by place and size,
+/// without their bytes (see `extract`).
+pub fn export(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> {
+    let j = Journal::open(path, None, Verify::Frames).map_err(|e| e.to_string())?;
+    let mut line = |seq: u64, kind: &str, record: serde_json::Value| {
+        let v = serde_json::json!({ "snapshot": seq, "kind": kind, "record": record });
+        writeln!(out, "{v}").map_err(|e| format!("cannot write the export: {e}"))
+    };
+    for index in j.snapshots() {
+        let s = j.snapshot(index).map_err(|e| e.to_string())?;
+        let seq = index.seq;
+        line(seq, "begin", serde_json::json!(s.begin))?;
+        if let Some(p) = &s.process {
+            line(seq, "process", serde_json::json!(p))?;
+        }
+        for t in &s.threads {
+            line(seq, "thread", serde_json::json!(t))?;
+        }
+        if let Some(f) = &s.files {
+            line(seq, "files", serde_json::json!(f))?;
+        }
+        for m in &s.memories {
+            line(seq, "memory", serde_json::json!(m))?;
+        }
+        for r in &s.regions {
+            line(
+                seq,
+                "region",
+                serde_json::json!({
+                    "index": r.index,
+                    "offset": r.offset,
+                    "len": r.len,
+                    "encoding": serde_json::json!(r.encoding),
+                    "stored_len": r.stored_len,
+                    "file_offset": r.data_offset,
+                }),
+            )?;
+        }
+        line(seq, "commit", serde_json::json!({ "end": index.end }))?;
+    }
+    Ok(())
+}
+
+/// `extract --memory OUT`: a snapshot's linear memory as a file of its size, the pages the
+/// snapshot holds written in place and the rest left as holes (zeros).
+pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<String, String> {
+    use std::os::unix::fs::FileExt;
+    let j = Journal::open(path, None, Verify::Frames).map_err(|e| e.to_string())?;
+    let index = pick(&j, seq)?;
+    let s = j.snapshot(&index).map_err(|e| e.to_string())?;
+    let memory = s
+        .memories
+        .iter()
+        .find(|m| m.index == 0)
+        .ok_or_else(|| format!("snapshot #{} holds no linear memory", index.seq))?;
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    file.set_len(memory.size)
+        .map_err(|e| format!("cannot size {}: {e}", out.display()))?;
+    let mut buf = Vec::new();
+    let mut written = 0u64;
+    for r in s.regions.iter().filter(|r| r.index == 0) {
+        buf.resize(r.len as usize, 0);
+        j.read_region(r, &mut buf).map_err(|e| e.to_string())?;
+        file.write_all_at(&buf, r.offset)
+            .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+        written += r.len;
+    }
+    file.sync_all()
+        .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+    Ok(format!(
+        "snapshot #{}: {} bytes of memory to {} ({written} bytes held, the rest zeros)",
+        index.seq,
+        memory.size,
+        out.display()
+    ))
+}

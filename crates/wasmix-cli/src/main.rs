@@ -56,6 +56,23 @@ enum JournalCommand {
         /// The journal file.
         file: PathBuf,
     },
+    /// Every complete snapshot's records as JSON lines (memory regions by place and size).
+    Export {
+        /// The journal file.
+        file: PathBuf,
+    },
+    /// Writes a snapshot's linear memory to a file of its size (what the snapshot does not
+    /// hold is zeros).
+    Extract {
+        /// Which snapshot, by number (default: the latest complete one).
+        #[arg(long, value_name = "SEQ")]
+        snapshot: Option<u64>,
+        /// Where to write the memory image.
+        #[arg(long, value_name = "OUT")]
+        memory: PathBuf,
+        /// The journal file.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Args)]
@@ -176,8 +193,22 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Journal(cmd) => {
             let r = match cmd {
-                JournalCommand::Inspect { json, file } => journal::inspect(&file, json),
-                JournalCommand::Verify { file } => journal::verify(&file),
+                JournalCommand::Inspect { json, file } => {
+                    journal::inspect(&file, json).map_err(|e| e.to_string())
+                }
+                JournalCommand::Verify { file } => {
+                    journal::verify(&file).map_err(|e| e.to_string())
+                }
+                JournalCommand::Export { file } => {
+                    journal::export(&file, &mut std::io::stdout().lock())
+                }
+                JournalCommand::Extract {
+                    snapshot,
+                    memory,
+                    file,
+                } => journal::extract_memory(&file, snapshot, &memory).map(|done| {
+                    eprintln!("{done}");
+                }),
             };
             match r {
                 Ok(()) => ExitCode::SUCCESS,

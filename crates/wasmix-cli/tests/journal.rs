@@ -610,3 +610,83 @@ fn memory_written_while_a_thread_rewrites_it_restores_as_one_instant() {
     resumed.success();
     assert_eq!(resumed.stdout, "snapshot done\npermutation intact\n");
 }
+
+/// `journal export` lists every record of a snapshot as a JSON line; `journal extract`
+/// writes its memory out, where the guest's own bytes are found; a damaged journal or a
+/// snapshot that is not there is a named error.
+#[test]
+fn journal_export_and_extract_show_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let g = guest("snapbench.wasm");
+    // Fills 1 MiB with a known sequence, then snapshots and stops.
+    let stopped = run(&[
+        "run",
+        "--journal",
+        j,
+        "--stop-after-snapshot",
+        path_str(&g),
+        "durable",
+        "1",
+    ]);
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+
+    let export = run(&["journal", "export", j]);
+    export.success();
+    let lines: Vec<serde_json::Value> = export
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.first(), Some(&"begin"));
+    assert_eq!(kinds.last(), Some(&"commit"));
+    assert!(kinds.contains(&"process") && kinds.contains(&"files"));
+    let threads: Vec<_> = lines.iter().filter(|l| l["kind"] == "thread").collect();
+    assert_eq!(
+        threads
+            .iter()
+            .filter(|t| t["record"]["main"] == true)
+            .count(),
+        1,
+        "one main thread among {threads:?}"
+    );
+    assert!(lines.iter().all(|l| l["snapshot"] == 1));
+    let size = lines.iter().find(|l| l["kind"] == "memory").unwrap()["record"]["size"]
+        .as_u64()
+        .unwrap();
+
+    let image = dir.path().join("memory.img");
+    let extract = run(&["journal", "extract", "--memory", path_str(&image), j]);
+    extract.success();
+    let bytes = std::fs::read(&image).unwrap();
+    assert_eq!(bytes.len() as u64, size);
+    // snapbench's first xorshift value, as the guest computes it.
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    let first = x.to_le_bytes();
+    assert!(
+        bytes.windows(8).any(|w| w == first),
+        "the guest's bytes are in the image"
+    );
+
+    run(&[
+        "journal",
+        "extract",
+        "--snapshot",
+        "9",
+        "--memory",
+        path_str(&image),
+        j,
+    ])
+    .clean_error("holds no complete snapshot #9 (it holds: #1)");
+    let mut damaged = std::fs::read(&journal).unwrap();
+    damaged[100] ^= 0xff;
+    std::fs::write(&journal, &damaged).unwrap();
+    let bad = run(&["journal", "export", j]);
+    assert_ne!(bad.code, 0);
+    assert!(!bad.stderr.contains("panicked"), "{}", bad.stderr);
+}
