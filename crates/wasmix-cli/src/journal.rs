@@ -120,6 +120,24 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
     Ok(())
 }
 
+/// `compact`: keeps the latest complete snapshot only.
+pub fn compact(path: &Path) -> Result<(), String> {
+    let done = wasmix_journal::compact(path).map_err(|e| e.to_string())?;
+    match done.kept {
+        Some(seq) => println!(
+            "{}: kept snapshot #{seq}, {} bytes (was {})",
+            path.display(),
+            done.after,
+            done.before
+        ),
+        None => println!(
+            "{}: no complete snapshot, nothing to compact",
+            path.display()
+        ),
+    }
+    Ok(())
+}
+
 /// The complete snapshot numbered `seq`, or the latest one.
 fn pick(j: &Journal, seq: Option<u64>) -> Result<wasmix_journal::SnapshotIndex, String> {
     let all = j.snapshots();

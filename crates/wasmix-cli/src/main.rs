@@ -56,6 +56,12 @@ enum JournalCommand {
         /// The journal file.
         file: PathBuf,
     },
+    /// Rewrites the journal to hold only its latest complete snapshot (verified first;
+    /// replaced in one rename, so a crash leaves the old journal or the new one, whole).
+    Compact {
+        /// The journal file.
+        file: PathBuf,
+    },
     /// Every complete snapshot's records as JSON lines (memory regions by place and size).
     Export {
         /// The journal file.
@@ -199,6 +205,7 @@ fn main() -> ExitCode {
                 JournalCommand::Verify { file } => {
                     journal::verify(&file).map_err(|e| e.to_string())
                 }
+                JournalCommand::Compact { file } => journal::compact(&file),
                 JournalCommand::Export { file } => {
                     journal::export(&file, &mut std::io::stdout().lock())
                 }

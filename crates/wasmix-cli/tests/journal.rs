@@ -690,3 +690,66 @@ fn journal_export_and_extract_show_a_snapshot() {
     assert_ne!(bad.code, 0);
     assert!(!bad.stderr.contains("panicked"), "{}", bad.stderr);
 }
+
+/// `journal compact` keeps the latest snapshot, which restores; what a crash in the middle
+/// of one can leave (a stray copy beside the journal) harms nothing.
+#[test]
+fn a_compacted_journal_restores_its_latest_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (expected_out, expected_file) = uninterrupted(dir.path());
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+    let stopped = run(&args(
+        path_str(&journal),
+        &data,
+        &["--stop-after-snapshot"],
+        path_str(&g),
+    ));
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    // A crash during an earlier compaction left a partial copy.
+    let stray = dir.path().join("j.compact");
+    std::fs::write(&stray, b"partial").unwrap();
+    let c = run(&["journal", "compact", path_str(&journal)]);
+    c.success();
+    assert!(c.stdout.contains("kept snapshot #1"), "{}", c.stdout);
+    assert!(!stray.exists(), "the copy replaced the journal");
+    run(&["journal", "verify", path_str(&journal)]).success();
+    let resumed = run_with_stdin(&args(path_str(&journal), &data, &[], path_str(&g)), b"go\n");
+    resumed.success();
+    assert_eq!(resumed.stdout, expected_out);
+    assert_eq!(
+        std::fs::read_to_string(data_dir.join("out.txt")).unwrap(),
+        expected_file
+    );
+}
+
+/// Two runs journaling into one file would interleave their records; the second is refused
+/// by name while the first runs.
+#[test]
+fn a_journal_in_use_is_refused_to_a_second_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+    let mut first = spawn(
+        &args(path_str(&journal), &data, &[], path_str(&g)),
+        Stdio::piped(),
+    );
+    let mut out = BufReader::new(first.stdout.take().unwrap());
+    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
+    let second = run(&args(path_str(&journal), &data, &[], path_str(&g)));
+    assert_ne!(second.code, 0);
+    assert!(
+        second.stderr.contains("is in use by another wasmix"),
+        "{}",
+        second.stderr
+    );
+    run(&["journal", "compact", path_str(&journal)]).clean_error("is in use by another wasmix");
+    first.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    assert!(first.wait().unwrap().success());
+}

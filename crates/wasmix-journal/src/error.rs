@@ -101,6 +101,12 @@ pub enum JournalError {
         /// The journal file.
         path: PathBuf,
     },
+    /// Another run is writing the journal (or compacting it).
+    #[error("journal {path} is in use by another wasmix (one run writes a journal at a time)")]
+    InUse {
+        /// The journal file.
+        path: PathBuf,
+    },
     /// Something the writer was asked to record cannot be recorded.
     #[error("journal {path}: cannot record {what}")]
     Unrecordable {

@@ -66,4 +66,4 @@ pub use error::JournalError;
 pub use frame::{Kind, FORMAT_VERSION, HEADER_LEN, PAGE};
 pub use reader::{Journal, RegionRef, Snapshot, SnapshotIndex, Tail, Verify};
 pub use record::Encoding;
-pub use writer::{CommitInfo, JournalWriter, SnapshotWriter, SyncPolicy};
+pub use writer::{compact, CommitInfo, Compacted, JournalWriter, SnapshotWriter, SyncPolicy};

@@ -58,13 +58,16 @@ impl JournalWriter {
         sync: SyncPolicy,
     ) -> Result<JournalWriter, JournalError> {
         let io = |e| JournalError::io(path, e);
+        // Locked before it is emptied: a journal another run writes is left alone.
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
-            .truncate(true)
+            .truncate(false)
             .open(path)
             .map_err(io)?;
+        lock(&file, path)?;
+        file.set_len(0).map_err(io)?;
         let header = FileHeader {
             version: FORMAT_VERSION,
             module,
@@ -93,13 +96,14 @@ impl JournalWriter {
         sync: SyncPolicy,
         verify: Verify,
     ) -> Result<(JournalWriter, Journal), JournalError> {
-        let journal = Journal::open(path, Some(module), verify)?;
         let io = |e| JournalError::io(path, e);
         let file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(io)?;
+        lock(&file, path)?;
+        let journal = Journal::open(path, Some(module), verify)?;
         let end = journal.recovered_len();
         if end < journal.len() {
             file.set_len(end).map_err(io)?;
@@ -381,10 +385,110 @@ fn choose(bytes: &[u8]) -> Encoding {
 }
 
 /// Makes a new file's directory entry durable.
+/// Takes the journal's lock for as long as `file` is open: one run writes a journal at a
+/// time (a second one, or a compaction, would lose the first one's records).
+fn lock(file: &File, path: &Path) -> Result<(), JournalError> {
+    file.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => JournalError::InUse {
+            path: path.to_owned(),
+        },
+        std::fs::TryLockError::Error(e) => JournalError::io(path, e),
+    })
+}
+
 fn sync_dir(path: &Path) -> std::io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     File::open(dir)?.sync_all()
+}
+
+/// What [`compact`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// The snapshot kept (the latest complete one), if any.
+    pub kept: Option<u64>,
+    /// Bytes before and after.
+    pub before: u64,
+    /// Bytes after.
+    pub after: u64,
+}
+
+impl JournalWriter {
+    /// Pads with a Padding frame so the journal's end is `at` modulo [`PAGE`] (what copying
+    /// a snapshot from that place needs to keep its raw regions on pages).
+    fn pad_to(&mut self, at: u64) -> Result<(), JournalError> {
+        let mut gap = (at % PAGE + PAGE - self.end % PAGE) % PAGE;
+        if gap == 0 {
+            return Ok(());
+        }
+        if gap < FRAME_LEN {
+            gap += PAGE;
+        }
+        let zeros = vec![0u8; (gap - FRAME_LEN) as usize];
+        self.append(Kind::Padding, &[&zeros])?;
+        Ok(())
+    }
+}
+
+/// Rewrites the journal at `path` to hold only its latest complete snapshot, which is all a
+/// restore needs. The whole journal is verified first (nothing is compacted out of damaged
+/// bytes); the copy goes to a file beside it, is made durable, and replaces the journal in
+/// one rename — a crash at any moment leaves either the old journal or the new one, whole
+/// (and at worst a stray `.compact` file, replaced by the next compaction).
+pub fn compact(path: &Path) -> Result<Compacted, JournalError> {
+    // Held until the new journal has replaced the old: no run writes meanwhile.
+    let held = File::open(path).map_err(|e| JournalError::io(path, e))?;
+    lock(&held, path)?;
+    let journal = Journal::open(path, None, Verify::Full)?;
+    let before = journal.len();
+    let Some(last) = journal.snapshots().last().cloned() else {
+        return Ok(Compacted {
+            kept: None,
+            before,
+            after: before,
+        });
+    };
+    let mut tmp_name = path.as_os_str().to_owned();
+    tmp_name.push(".compact");
+    let tmp = std::path::PathBuf::from(tmp_name);
+    let mut out = JournalWriter::create(&tmp, journal.module(), SyncPolicy::Never)?;
+    out.pad_to(last.start)?;
+    // The snapshot's frames, byte for byte: checksums cover no file offsets, and the
+    // padding above keeps every raw region on a page.
+    let io_in = |e| JournalError::io(path, e);
+    let mut buf = vec![0u8; 1 << 20];
+    let mut at = last.start;
+    while at < last.end {
+        let n = ((last.end - at) as usize).min(buf.len());
+        journal
+            .file()
+            .read_exact_at(&mut buf[..n], at)
+            .map_err(io_in)?;
+        out.file
+            .write_all_at(&buf[..n], out.end)
+            .map_err(|e| out.io(e))?;
+        out.end += n as u64;
+        at += n as u64;
+    }
+    out.file.sync_all().map_err(|e| out.io(e))?;
+    let after = out.end;
+    drop(out);
+    // The copy must read back as this snapshot before it replaces anything.
+    let check = Journal::open(&tmp, Some(journal.module()), Verify::Full)?;
+    if check.snapshots().iter().map(|s| s.seq).collect::<Vec<_>>() != [last.seq] {
+        return Err(JournalError::Unrecordable {
+            path: tmp,
+            what: "the compacted copy (it does not read back as the kept snapshot)".into(),
+        });
+    }
+    std::fs::rename(&tmp, path).map_err(io_in)?;
+    sync_dir(path).map_err(io_in)?;
+    drop(held);
+    Ok(Compacted {
+        kept: Some(last.seq),
+        before,
+        after,
+    })
 }

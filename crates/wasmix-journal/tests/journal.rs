@@ -402,3 +402,74 @@ fn crc(bytes: &[u8]) -> u32 {
     }
     !crc
 }
+
+#[test]
+fn compaction_keeps_the_latest_snapshot_on_its_pages_and_appending_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 4);
+    let before = std::fs::metadata(&path).unwrap().len();
+    let done = wasmix_journal::compact(&path).unwrap();
+    assert_eq!(done.kept, Some(4));
+    assert_eq!(done.before, before);
+    assert!(done.after < before / 2, "{done:?}");
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), done.after);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!(j.snapshots().len(), 1);
+    check_latest(&j, 4);
+    drop(j);
+    // A run journaling into it goes on from there.
+    let (mut w, _) = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full).unwrap();
+    let mut s = w.snapshot("explicit", 1, 1).unwrap();
+    s.process(&process(1)).unwrap();
+    assert_eq!(s.seq(), 5);
+    s.commit().unwrap();
+    drop(w);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!(
+        j.snapshots().iter().map(|s| s.seq).collect::<Vec<_>>(),
+        [4, 5]
+    );
+    assert!(!dir.path().join("j.compact").exists());
+}
+
+#[test]
+fn one_run_writes_a_journal_at_a_time_and_compaction_waits_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 2);
+    let (held, _) = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full).unwrap();
+    let second = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full);
+    assert!(matches!(second, Err(JournalError::InUse { .. })));
+    assert!(matches!(
+        JournalWriter::create(&path, MODULE, SyncPolicy::Never),
+        Err(JournalError::InUse { .. })
+    ));
+    assert!(matches!(
+        wasmix_journal::compact(&path),
+        Err(JournalError::InUse { .. })
+    ));
+    drop(held);
+    // Nothing was lost to the refused attempts.
+    assert_eq!(
+        Journal::open(&path, Some(MODULE), Verify::Full)
+            .unwrap()
+            .snapshots()
+            .len(),
+        2
+    );
+    assert_eq!(wasmix_journal::compact(&path).unwrap().kept, Some(2));
+}
+
+#[test]
+fn a_damaged_journal_is_not_compacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 3);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let middle = bytes.len() / 3;
+    bytes[middle] ^= 0x10;
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(wasmix_journal::compact(&path).is_err());
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "left as it was");
+}
