@@ -137,10 +137,16 @@ struct RunArgs {
     journal: Option<PathBuf>,
 
     /// What takes a snapshot, comma-separated: `explicit` (the guest's proc_snapshot; always
-    /// on), `sigint` (Ctrl-C: snapshot, then the signal as usual).
+    /// on), `sigint` (Ctrl-C: snapshot, then the signal as usual), `first-sigint` (the
+    /// first Ctrl-C only), `first-stdin` (the program's first read of stdin: where it is
+    /// done starting and waits for input), `periodic` (every --snapshot-period).
     #[arg(long, value_name = "TRIGGERS", value_delimiter = ',', requires = "journal",
           value_parser = parse_trigger)]
     snapshot_on: Vec<Trigger>,
+
+    /// With `--snapshot-on periodic`: the time between snapshots (`500ms`, `10s`, `5m`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "journal")]
+    snapshot_period: Option<std::time::Duration>,
 
     /// End the process once a snapshot is taken (exit status 75); restore it with the same
     /// `--journal` to go on.
@@ -311,6 +317,10 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.sync = args.journal_sync;
         config.triggers.extend(args.snapshot_on.iter().copied());
         config.stop_after_snapshot = args.stop_after_snapshot;
+        config.period = args.snapshot_period;
+        if args.snapshot_on.contains(&Trigger::PeriodicInterval) && config.period.is_none() {
+            return Err(other("--snapshot-on periodic needs --snapshot-period"));
+        }
         config.capture_timeout = std::time::Duration::try_from_secs_f64(args.snapshot_timeout)
             .map_err(|e| other(format!("--snapshot-timeout: {e}")))?;
         process = process.journal(config);
@@ -346,10 +356,33 @@ fn parse_trigger(s: &str) -> Result<Trigger, String> {
     match s {
         "explicit" => Ok(Trigger::Explicit),
         "sigint" => Ok(Trigger::Sigint),
+        "first-sigint" => Ok(Trigger::FirstSigint),
+        "first-stdin" => Ok(Trigger::FirstStdin),
+        "periodic" => Ok(Trigger::PeriodicInterval),
         other => Err(format!(
-            "`{other}` is not a snapshot trigger this wasmix takes (explicit, sigint)"
+            "`{other}` is not a snapshot trigger this wasmix takes (explicit, sigint, \
+             first-sigint, first-stdin, periodic)"
         )),
     }
+}
+
+/// `500ms`, `10s`, `5m`: a positive time.
+fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("`{s}` is not a time like 500ms, 10s or 5m"))?;
+    let d = match unit {
+        "ms" => std::time::Duration::from_millis(n),
+        "s" => std::time::Duration::from_secs(n),
+        "m" => std::time::Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("`{s}`: the unit is ms, s or m")),
+    };
+    if d.is_zero() {
+        return Err("the period must be more than zero".into());
+    }
+    Ok(d)
 }
 
 /// Ctrl-C, `kill` and a closed terminal reach the guest as SIGINT, SIGTERM and SIGHUP (its
@@ -358,15 +391,25 @@ fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &Runnin
     use signal_hook::consts::{SIGINT, SIGTERM};
     let target = running.handle();
     std::thread::spawn(move || {
+        let mut first_sigint_taken = false;
         for sig in signals.forever() {
             let sig = match sig {
                 SIGINT => Signal::INT,
                 SIGTERM => Signal::TERM,
                 _ => Signal::HUP,
             };
-            // `--snapshot-on sigint`: the snapshot first, then the signal as usual.
-            if sig == Signal::INT && target.snapshots_on(Trigger::Sigint) {
-                match target.snapshot_for(Trigger::Sigint) {
+            // `--snapshot-on sigint` (or `first-sigint`, once): the snapshot first, then the
+            // signal as usual.
+            let trigger = match sig {
+                Signal::INT if target.snapshots_on(Trigger::Sigint) => Some(Trigger::Sigint),
+                Signal::INT if target.snapshots_on(Trigger::FirstSigint) && !first_sigint_taken => {
+                    first_sigint_taken = true;
+                    Some(Trigger::FirstSigint)
+                }
+                _ => None,
+            };
+            if let Some(trigger) = trigger {
+                match target.snapshot_for(trigger) {
                     Ok(ticket) => {
                         if let Err(e) = ticket.wait() {
                             eprintln!("wasmix: snapshot on Ctrl-C failed: {e}");

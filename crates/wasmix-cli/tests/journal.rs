@@ -753,3 +753,134 @@ fn a_journal_in_use_is_refused_to_a_second_run() {
     first.stdin.take().unwrap().write_all(b"go\n").unwrap();
     assert!(first.wait().unwrap().success());
 }
+
+/// `--snapshot-on first-stdin`: the snapshot is taken where the program first reads stdin,
+/// before the read — restoring it starts the program there, reading the new run's input
+/// (instant start). A restored run is past its first read and takes no second snapshot.
+#[test]
+fn first_stdin_snapshots_before_the_first_read_and_a_restore_reads_new_input() {
+    use wasmix_journal::{Journal, Verify};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let g = guest("cat.wasm");
+    let stopped = run_with_stdin(
+        &[
+            "run",
+            "--journal",
+            j,
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            path_str(&g),
+        ],
+        b"never read\n",
+    );
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    assert_eq!(stopped.stdout, "", "stopped before reading anything");
+    let snap = Journal::open(&journal, None, Verify::Full)
+        .unwrap()
+        .latest()
+        .unwrap();
+    assert_eq!(snap.begin.trigger, "first-stdin");
+    for input in ["one run\n", "another run\n"] {
+        let r = run_with_stdin(
+            &[
+                "run",
+                "--journal",
+                j,
+                "--snapshot-on",
+                "first-stdin",
+                path_str(&g),
+            ],
+            input.as_bytes(),
+        );
+        r.success();
+        assert_eq!(r.stdout, input);
+    }
+    let all = Journal::open(&journal, None, Verify::Full).unwrap();
+    assert_eq!(
+        all.snapshots().len(),
+        1,
+        "restores took no second first-stdin snapshot"
+    );
+}
+
+/// `--snapshot-on periodic --snapshot-period 50ms`: snapshots come on their own while the
+/// process runs (here blocked in reads, futexes and a sleep), and it finishes as usual.
+#[test]
+fn periodic_snapshots_come_while_the_process_runs() {
+    use wasmix_journal::{Journal, Verify};
+    let dir = tempfile::tempdir().unwrap();
+    let (expected_out, _) = uninterrupted(dir.path());
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    let journal = dir.path().join("j");
+    let g = guest("journaled.wasm");
+    let extra = ["--snapshot-on", "periodic", "--snapshot-period", "50ms"];
+    let mut child = spawn(
+        &args(path_str(&journal), &data, &extra, path_str(&g)),
+        Stdio::piped(),
+    );
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
+    // Wait (bounded) until two periodic snapshots are complete in the journal.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let periodic = Journal::open(&journal, None, Verify::Frames)
+            .map(|j| {
+                j.snapshots()
+                    .iter()
+                    .filter(|s| s.begin.trigger == "periodic")
+                    .count()
+            })
+            .unwrap_or(0);
+        if periodic >= 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no periodic snapshots"
+        );
+        std::thread::park_timeout(std::time::Duration::from_millis(20));
+    }
+    child.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(format!("snapshot: Ok(())\n{rest}"), expected_out);
+}
+
+/// `--snapshot-on first-sigint`: Ctrl-C takes a snapshot, recorded as first-sigint, then
+/// acts as usual.
+#[test]
+fn first_ctrl_c_takes_a_snapshot_recorded_as_first_sigint() {
+    use wasmix_journal::{Journal, Verify};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let g = guest("cat.wasm");
+    let mut child = spawn(
+        &[
+            "run",
+            "--journal",
+            path_str(&journal),
+            "--snapshot-on",
+            "first-sigint",
+            path_str(&g),
+        ],
+        Stdio::piped(),
+    );
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"first\n").unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(next_line(&mut out), "first\n");
+    ctrl_c(&child);
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    drop(input);
+    let snap = Journal::open(&journal, None, Verify::Full)
+        .unwrap()
+        .latest()
+        .unwrap();
+    assert_eq!(snap.begin.trigger, "first-sigint");
+}

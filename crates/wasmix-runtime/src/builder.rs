@@ -55,6 +55,8 @@ pub struct JournalConfig {
     /// How long a snapshot waits for every thread to reach a safe point before it fails
     /// naming those that did not (a thread blocked in a call that cannot be captured).
     pub capture_timeout: std::time::Duration,
+    /// With [`Trigger::PeriodicInterval`]: the time between snapshots.
+    pub period: Option<std::time::Duration>,
 }
 
 impl JournalConfig {
@@ -66,6 +68,7 @@ impl JournalConfig {
             triggers: vec![Trigger::Explicit],
             stop_after_snapshot: false,
             capture_timeout: std::time::Duration::from_secs(10),
+            period: None,
         }
     }
 
@@ -214,6 +217,7 @@ impl ProcessBuilder {
             Some(config) => Some(open_journal(&self.program, config)?),
             None => None,
         };
+        let restored = matches!(&journal, Some((_, Some(_))));
         let (ctx, mut launches) = match journal {
             Some((journaling, Some((journal, snapshot)))) => {
                 let restored = restore::restore(
@@ -262,6 +266,14 @@ impl ProcessBuilder {
             }
         };
         let process = Arc::clone(&ctx.process);
+        if let (Some(j), Some(config)) = (ctx.journal(), &self.journal) {
+            if restored {
+                j.all_fired();
+            }
+            if let Some(period) = config.period.filter(|_| j.on(Trigger::PeriodicInterval)) {
+                every(period, Arc::clone(j), Arc::clone(&process));
+            }
+        }
         started(&ProcessHandle {
             process: Some(Arc::clone(&process)),
             journal: ctx.journal().cloned(),
@@ -359,6 +371,47 @@ impl RunningProcess {
         self.thread
             .join()
             .unwrap_or_else(|_| Err(RunError::Setup("the process thread panicked".into())))
+    }
+}
+
+/// Takes a snapshot every `period` while `process` runs (`--snapshot-on periodic`), each
+/// once the one before is durable; stops when the process ends or cannot be snapshotted.
+fn every(
+    period: std::time::Duration,
+    journal: Arc<Journaling>,
+    process: Arc<wasmix_process::Process>,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("wasmix-snapshot-period".into())
+        .spawn(move || {
+            crate::sched::background();
+            loop {
+                // In slices, so the end of the process is seen within one.
+                let due = std::time::Instant::now() + period;
+                while std::time::Instant::now() < due {
+                    if process.is_exiting() {
+                        return;
+                    }
+                    let left = due.saturating_duration_since(std::time::Instant::now());
+                    std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
+                }
+                let Some(ctx) = journal.current() else { return };
+                match snapshot::request(&ctx, Trigger::PeriodicInterval, None) {
+                    Ok(ticket) => {
+                        if let Err(e) = ticket.wait() {
+                            tracing::warn!("periodic snapshot failed: {e}");
+                        }
+                    }
+                    Err(SnapshotError::Busy) => {}
+                    Err(e) => {
+                        tracing::warn!("no more periodic snapshots: {e}");
+                        return;
+                    }
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!("no periodic snapshots: cannot start their thread ({e})");
     }
 }
 

@@ -17,6 +17,8 @@ pub(crate) struct Journaling {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     triggers: Vec<Trigger>,
+    /// `first-*` triggers that have fired (in this run, or before the snapshot it restored).
+    fired: Mutex<Vec<Trigger>>,
     stop_after: bool,
     /// How long a snapshot waits for every thread to park before it gives up.
     capture_timeout: std::time::Duration,
@@ -113,6 +115,7 @@ impl Journaling {
             jobs: Mutex::new(jobs),
             writer: Mutex::new(thread),
             triggers,
+            fired: Mutex::new(Vec::new()),
             stop_after,
             capture_timeout,
             monotonic_offset,
@@ -142,6 +145,27 @@ impl Journaling {
     /// Whether `trigger` takes a snapshot.
     pub fn on(&self, trigger: Trigger) -> bool {
         self.triggers.contains(&trigger)
+    }
+
+    /// Whether a once-only `trigger` (first-stdin, …) is on and has not fired yet; it has
+    /// fired after this.
+    pub fn fire_once(&self, trigger: Trigger) -> bool {
+        if !self.on(trigger) {
+            return false;
+        }
+        let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        if fired.contains(&trigger) {
+            return false;
+        }
+        fired.push(trigger);
+        true
+    }
+
+    /// Marks every once-only trigger as fired: a restored process is past its first of
+    /// everything.
+    pub fn all_fired(&self) {
+        let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
+        fired.extend(self.triggers.iter().copied());
     }
 
     /// Whether the process stops once a snapshot is taken.
