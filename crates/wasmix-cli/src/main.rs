@@ -144,6 +144,11 @@ struct RunArgs {
           value_parser = parse_trigger)]
     snapshot_on: Vec<Trigger>,
 
+    /// Restore from the newest snapshot of this journal, only reading it, and record into
+    /// --journal, which must be new: any number of runs can start from one journal at once.
+    #[arg(long, value_name = "FILE", requires = "journal")]
+    restore_from: Option<PathBuf>,
+
     /// With `--snapshot-on periodic`: the time between snapshots (`500ms`, `10s`, `5m`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "journal")]
     snapshot_period: Option<std::time::Duration>,
@@ -318,6 +323,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.triggers.extend(args.snapshot_on.iter().copied());
         config.stop_after_snapshot = args.stop_after_snapshot;
         config.period = args.snapshot_period;
+        config.restore_from = args.restore_from.clone();
         if args.snapshot_on.contains(&Trigger::PeriodicInterval) && config.period.is_none() {
             return Err(other("--snapshot-on periodic needs --snapshot-period"));
         }

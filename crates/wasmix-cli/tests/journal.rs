@@ -884,3 +884,66 @@ fn first_ctrl_c_takes_a_snapshot_recorded_as_first_sigint() {
         .unwrap();
     assert_eq!(snap.begin.trigger, "first-sigint");
 }
+
+/// `--restore-from`: runs start from one journal at once (only reading it), each recording
+/// into a new journal of its own; an existing one is not overwritten.
+#[test]
+fn several_runs_restore_from_one_journal_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let g = guest("cat.wasm");
+    let stopped = run_with_stdin(
+        &[
+            "run",
+            "--journal",
+            j,
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            path_str(&g),
+        ],
+        b"",
+    );
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    let runs: Vec<_> = (0..3)
+        .map(|i| {
+            let own = dir.path().join(format!("j{i}"));
+            let (g, j) = (g.clone(), j.to_owned());
+            std::thread::spawn(move || {
+                let input = format!("run {i}\n");
+                let r = run_with_stdin(
+                    &[
+                        "run",
+                        "--journal",
+                        path_str(&own),
+                        "--restore-from",
+                        &j,
+                        path_str(&g),
+                    ],
+                    input.as_bytes(),
+                );
+                (input, r)
+            })
+        })
+        .collect();
+    for handle in runs {
+        let (input, r) = handle.join().unwrap();
+        r.success();
+        assert_eq!(r.stdout, input);
+    }
+    let again = run(&[
+        "run",
+        "--journal",
+        path_str(&dir.path().join("j0")),
+        "--restore-from",
+        j,
+        path_str(&g),
+    ]);
+    assert_ne!(again.code, 0);
+    assert!(
+        again.stderr.contains("records into a new one"),
+        "{}",
+        again.stderr
+    );
+}

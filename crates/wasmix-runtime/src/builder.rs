@@ -57,6 +57,10 @@ pub struct JournalConfig {
     pub capture_timeout: std::time::Duration,
     /// With [`Trigger::PeriodicInterval`]: the time between snapshots.
     pub period: Option<std::time::Duration>,
+    /// Restore from the latest snapshot of this journal instead, only reading it, and record
+    /// into `path`, which must not exist yet: several runs can start from one journal at
+    /// once (a journal has one writer), sharing its pages.
+    pub restore_from: Option<PathBuf>,
 }
 
 impl JournalConfig {
@@ -69,6 +73,7 @@ impl JournalConfig {
             stop_after_snapshot: false,
             capture_timeout: std::time::Duration::from_secs(10),
             period: None,
+            restore_from: None,
         }
     }
 
@@ -423,7 +428,21 @@ fn open_journal(
     config: &JournalConfig,
 ) -> Result<(Arc<Journaling>, Option<(Journal, wasmix_journal::Snapshot)>), RunError> {
     let failed = |e: JournalError| RunError::Setup(e.to_string());
-    let (writer, restore) = if config.path.exists() {
+    let (writer, restore) = if let Some(source) = &config.restore_from {
+        if config.path.exists() {
+            return Err(RunError::Setup(format!(
+                "journal {} exists; a run restored from another journal records into a new \
+                 one (remove it, or give another path)",
+                config.path.display()
+            )));
+        }
+        let journal =
+            Journal::open(source, Some(program.hash()), Verify::Frames).map_err(failed)?;
+        let snapshot = journal.latest().map_err(failed)?;
+        let writer =
+            JournalWriter::create(&config.path, program.hash(), config.sync).map_err(failed)?;
+        (writer, Some((journal, snapshot)))
+    } else if config.path.exists() {
         let (writer, journal) =
             JournalWriter::open(&config.path, program.hash(), config.sync, Verify::Frames)
                 .map_err(failed)?;
