@@ -126,14 +126,7 @@ fn wild_iovec_and_subscription_counts_are_einval() {
 fn a_fifo_or_an_oversized_module_is_refused_by_name() {
     let d = tempfile::tempdir().unwrap();
     let fifo = d.path().join("app.wasm");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&fifo);
     run(&["run", path_str(&fifo)]).clean_error("is not a regular file");
     let big = d.path().join("big.wasm");
     std::fs::File::create(&big)

@@ -43,6 +43,39 @@ fn ctrl_c(child: &Child) {
     rustix::process::kill_process(pid, rustix::process::Signal::INT).unwrap();
 }
 
+/// Runs cat.wasm journaled with `--snapshot-on TRIGGER`, presses Ctrl-C once it echoed a
+/// line (back in its read), and checks SIGINT's default action followed the snapshot.
+fn ctrl_c_a_journaled_cat(journal: &Path, trigger: &str) {
+    let g = guest("cat.wasm");
+    let mut child = spawn(
+        &[
+            "run",
+            "--journal",
+            path_str(journal),
+            "--snapshot-on",
+            trigger,
+            path_str(&g),
+        ],
+        Stdio::piped(),
+    );
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(b"first\n").unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(
+        next_line(&mut out),
+        "first\n",
+        "cat is running and back in its read"
+    );
+    ctrl_c(&child);
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "SIGINT's default action after the snapshot"
+    );
+    drop(input);
+}
+
 /// What a run that is never interrupted prints and writes.
 fn uninterrupted(dir: &Path) -> (String, String) {
     let data_dir = dir.join("straight");
@@ -288,33 +321,7 @@ fn ctrl_c_takes_a_snapshot_then_the_signal_acts() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let g = guest("cat.wasm");
-    let mut child = spawn(
-        &[
-            "run",
-            "--journal",
-            path_str(&journal),
-            "--snapshot-on",
-            "sigint",
-            path_str(&g),
-        ],
-        Stdio::piped(),
-    );
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(b"first\n").unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(
-        next_line(&mut out),
-        "first\n",
-        "cat is running and back in its read"
-    );
-    ctrl_c(&child);
-    let status = child.wait().unwrap();
-    assert_eq!(
-        status.code(),
-        Some(130),
-        "SIGINT's default action after the snapshot"
-    );
-    drop(input);
+    ctrl_c_a_journaled_cat(&journal, "sigint");
 
     let j = Journal::open(&journal, None, Verify::Full).unwrap();
     let snap = j.latest().unwrap();
@@ -859,25 +866,7 @@ fn first_ctrl_c_takes_a_snapshot_recorded_as_first_sigint() {
     use wasmix_journal::{Journal, Verify};
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("cat.wasm");
-    let mut child = spawn(
-        &[
-            "run",
-            "--journal",
-            path_str(&journal),
-            "--snapshot-on",
-            "first-sigint",
-            path_str(&g),
-        ],
-        Stdio::piped(),
-    );
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(b"first\n").unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "first\n");
-    ctrl_c(&child);
-    assert_eq!(child.wait().unwrap().code(), Some(130));
-    drop(input);
+    ctrl_c_a_journaled_cat(&journal, "first-sigint");
     let snap = Journal::open(&journal, None, Verify::Full)
         .unwrap()
         .latest()

@@ -469,17 +469,6 @@ fn the_syscall_trace_shows_each_call_with_its_data_and_result() {
     assert!(!quiet.stderr.contains("fd_read("), "{}", quiet.stderr);
 }
 
-fn mkfifo(path: &std::path::Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
-}
-
 /// Opening a FIFO for writing waits for a reader, as open(2) does — but where SIGTERM ends
 /// the wait (it blocked in the host's open(2) before, and only SIGKILL ended the runtime).
 #[test]
@@ -487,7 +476,7 @@ fn a_fifo_open_waits_for_its_reader_and_sigterm_ends_the_wait() {
     use std::io::{BufRead, BufReader, Read};
     let scratch = tempfile::tempdir().unwrap();
     let fifo = scratch.path().join("fifo");
-    mkfifo(&fifo);
+    common::mkfifo(&fifo);
     let mount = format!("{}::/t", path_str(scratch.path()));
     let g = guest("fifo_writer.wat");
     let args = ["run", "--dir", &mount, path_str(&g)];
@@ -535,7 +524,7 @@ fn a_fifo_open_waits_for_its_reader_and_sigterm_ends_the_wait() {
 fn a_fifo_opened_for_reading_reads_what_a_later_writer_sends() {
     let scratch = tempfile::tempdir().unwrap();
     let fifo = scratch.path().join("fifo");
-    mkfifo(&fifo);
+    common::mkfifo(&fifo);
     let mount = format!("{}::/t", path_str(scratch.path()));
     let child = wasmix()
         .args([

@@ -517,14 +517,7 @@ fn a_signal_to_thread_0_reaches_the_main_thread() {
 fn spawning_a_fifo_or_a_huge_file_fails_at_once() {
     let scratch = tempfile::tempdir().unwrap();
     let fifo = scratch.path().join("fifo");
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        &fifo,
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    common::mkfifo(&fifo);
     let huge = std::fs::File::create(scratch.path().join("huge.wasm")).unwrap();
     huge.set_len(16 << 30).unwrap();
     let mount = format!("{}::/t", path_str(scratch.path()));

@@ -210,17 +210,7 @@ impl JournalWriter {
 
     /// Pads so the next frame's payload, after `extra` bytes of it, starts on a page.
     fn align_payload(&mut self, extra: u64) -> Result<(), JournalError> {
-        let target = (PAGE - (FRAME_LEN + extra) % PAGE) % PAGE;
-        let mut gap = (target + PAGE - self.end % PAGE) % PAGE;
-        if gap == 0 {
-            return Ok(());
-        }
-        if gap < FRAME_LEN {
-            gap += PAGE;
-        }
-        let zeros = vec![0u8; (gap - FRAME_LEN) as usize];
-        self.append(Kind::Padding, &[&zeros])?;
-        Ok(())
+        self.pad_to((PAGE - (FRAME_LEN + extra) % PAGE) % PAGE)
     }
 
     fn cut(&mut self, at: u64) {

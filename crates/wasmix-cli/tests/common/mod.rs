@@ -129,3 +129,16 @@ pub fn run_guest_with_bin(name: &str, args: &[&str], extra: &[&str]) -> Run {
     all.extend_from_slice(args);
     run(&all)
 }
+
+/// Makes a FIFO at `path`.
+#[allow(dead_code)]
+pub fn mkfifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+}
