@@ -76,6 +76,26 @@ fn ctrl_c_a_journaled_cat(journal: &Path, trigger: &str) {
     drop(input);
 }
 
+/// Runs cat.wasm journaled with `--snapshot-on first-stdin --stop-after-snapshot`: it stops
+/// (exit 75) at its first read of stdin, having read nothing.
+fn stop_cat_at_its_first_read(journal: &Path) {
+    let g = guest("cat.wasm");
+    let stopped = run_with_stdin(
+        &[
+            "run",
+            "--journal",
+            path_str(journal),
+            "--snapshot-on",
+            "first-stdin",
+            "--stop-after-snapshot",
+            path_str(&g),
+        ],
+        b"never read\n",
+    );
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    assert_eq!(stopped.stdout, "", "stopped before reading anything");
+}
+
 /// What a run that is never interrupted prints and writes.
 fn uninterrupted(dir: &Path) -> (String, String) {
     let data_dir = dir.join("straight");
@@ -771,20 +791,7 @@ fn first_stdin_snapshots_before_the_first_read_and_a_restore_reads_new_input() {
     let journal = dir.path().join("j");
     let j = path_str(&journal);
     let g = guest("cat.wasm");
-    let stopped = run_with_stdin(
-        &[
-            "run",
-            "--journal",
-            j,
-            "--snapshot-on",
-            "first-stdin",
-            "--stop-after-snapshot",
-            path_str(&g),
-        ],
-        b"never read\n",
-    );
-    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
-    assert_eq!(stopped.stdout, "", "stopped before reading anything");
+    stop_cat_at_its_first_read(&journal);
     let snap = Journal::open(&journal, None, Verify::Full)
         .unwrap()
         .latest()
@@ -882,19 +889,7 @@ fn several_runs_restore_from_one_journal_at_once() {
     let journal = dir.path().join("j");
     let j = path_str(&journal);
     let g = guest("cat.wasm");
-    let stopped = run_with_stdin(
-        &[
-            "run",
-            "--journal",
-            j,
-            "--snapshot-on",
-            "first-stdin",
-            "--stop-after-snapshot",
-            path_str(&g),
-        ],
-        b"",
-    );
-    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    stop_cat_at_its_first_read(&journal);
     let runs: Vec<_> = (0..3)
         .map(|i| {
             let own = dir.path().join(format!("j{i}"));
