@@ -139,7 +139,8 @@ struct RunArgs {
     /// What takes a snapshot, comma-separated: `explicit` (the guest's proc_snapshot; always
     /// on), `sigint` (Ctrl-C: snapshot, then the signal as usual), `first-sigint` (the
     /// first Ctrl-C only), `first-stdin` (the program's first read of stdin: where it is
-    /// done starting and waits for input), `periodic` (every --snapshot-period).
+    /// done starting and waits for input), `bootstrap` (the same, or its first sleep, poll
+    /// or socket wait, whichever comes first), `periodic` (every --snapshot-period).
     #[arg(long, value_name = "TRIGGERS", value_delimiter = ',', requires = "journal",
           value_parser = parse_trigger)]
     snapshot_on: Vec<Trigger>,
@@ -364,10 +365,11 @@ fn parse_trigger(s: &str) -> Result<Trigger, String> {
         "sigint" => Ok(Trigger::Sigint),
         "first-sigint" => Ok(Trigger::FirstSigint),
         "first-stdin" => Ok(Trigger::FirstStdin),
+        "bootstrap" => Ok(Trigger::Bootstrap),
         "periodic" => Ok(Trigger::PeriodicInterval),
         other => Err(format!(
             "`{other}` is not a snapshot trigger this wasmix takes (explicit, sigint, \
-             first-sigint, first-stdin, periodic)"
+             first-sigint, first-stdin, bootstrap, periodic)"
         )),
     }
 }

@@ -931,3 +931,32 @@ fn several_runs_restore_from_one_journal_at_once() {
         again.stderr
     );
 }
+
+/// `--snapshot-on bootstrap`: the snapshot comes where the program first waits — here its
+/// first sleep, taken before it; the restore sleeps and ends as the program would have.
+#[test]
+fn bootstrap_snapshots_at_the_first_sleep() {
+    use wasmix_journal::{Journal, Verify};
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let g = guest("child.wasm");
+    let stopped = run(&[
+        "run",
+        "--journal",
+        j,
+        "--snapshot-on",
+        "bootstrap",
+        "--stop-after-snapshot",
+        path_str(&g),
+        "sleep",
+        "10",
+    ]);
+    assert_eq!(stopped.code, 75, "{}", stopped.stderr);
+    let snap = Journal::open(&journal, None, Verify::Full)
+        .unwrap()
+        .latest()
+        .unwrap();
+    assert_eq!(snap.begin.trigger, "bootstrap");
+    run(&["run", "--journal", j, path_str(&g)]).success();
+}

@@ -4,6 +4,8 @@ use wasmix_fs::abi::{fstflags, rights, Advice, Filestat, TimeChange, Whence};
 use wasmix_fs::{Errno, Node, OpenFile};
 use wasmtime::Result;
 
+use wasmix_process::Trigger;
+
 use super::{host_calls, narrow, Abi, Call, HostCalls};
 use crate::host::Host;
 use crate::mem::{GuestMem, Out};
@@ -92,7 +94,8 @@ fn transfer(
         Direction::Write => rights::FD_WRITE,
     };
     let file = cx.host.fs().file(fd, needed)?;
-    if fd == 0 && dir == Direction::Read && first_stdin(cx) {
+    let at_stdin = [Trigger::FirstStdin, Trigger::Bootstrap];
+    if fd == 0 && dir == Direction::Read && super::snapshot_at(cx, &at_stdin) {
         // Captured before the read (dispatch unwinds a capture point's EINTR when a snapshot
         // wants the thread): the read runs after the snapshot, or after a restore of it.
         return Err(Errno::Intr);
@@ -106,29 +109,6 @@ fn transfer(
     };
     done.set(&mut cx.mem, n as u32);
     Ok(())
-}
-
-/// `--snapshot-on first-stdin`: the process's first read of stdin asks for a snapshot
-/// (where a program is done starting and waits for input: restoring it starts it there).
-fn first_stdin(cx: &mut Call<'_>) -> bool {
-    let Some(journal) = cx.host.ctx.journal().cloned() else {
-        return false;
-    };
-    if !journal.fire_once(wasmix_process::Trigger::FirstStdin) {
-        return false;
-    }
-    let ctx = std::sync::Arc::clone(&cx.host.ctx);
-    match crate::snapshot::request(
-        &ctx,
-        wasmix_process::Trigger::FirstStdin,
-        Some(cx.mem.len()),
-    ) {
-        Ok(_) => true,
-        Err(e) => {
-            tracing::warn!("no snapshot at the first read of stdin: {e}");
-            false
-        }
-    }
 }
 
 /// Reads into the iovecs in order. Stops after the first short read, so a stream is never

@@ -226,6 +226,31 @@ fn dispatch(
     }
 }
 
+/// Once-only snapshot triggers met at a call (`first-stdin` at the first read of stdin;
+/// `bootstrap` there, at the first sleep or poll, or at the first socket wait: where a
+/// program is done starting): asks for a snapshot for the first of `triggers` that is on
+/// and has not fired, and marks them all fired. A `true` answer means the call should
+/// return EINTR before doing anything: it is a capture point, so dispatch unwinds the
+/// thread for the snapshot and the call runs after it (or after a restore of it).
+pub(crate) fn snapshot_at(cx: &mut Call<'_>, triggers: &[wasmix_process::Trigger]) -> bool {
+    let Some(journal) = cx.host.ctx.journal().cloned() else {
+        return false;
+    };
+    // Every listed trigger that is on fires now; the first of them names the snapshot.
+    let fired: Vec<_> = triggers.iter().filter(|t| journal.fire_once(**t)).collect();
+    let Some(&&trigger) = fired.first() else {
+        return false;
+    };
+    let ctx = std::sync::Arc::clone(&cx.host.ctx);
+    match snapshots::request(&ctx, trigger, Some(cx.mem.len())) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!("no {} snapshot: {e}", snapshots::trigger_name(trigger));
+            false
+        }
+    }
+}
+
 /// What the guest sees of a call's result.
 pub(crate) fn errno(result: Result<(), Errno>) -> i32 {
     match result {

@@ -305,6 +305,9 @@ fn poll_oneoff(
     count: u32,
     ret: Out<u32>,
 ) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::Bootstrap]) {
+        return Err(Errno::Intr);
+    }
     let n = poll(cx.host, &mut cx.mem, input, output, count, cx.abi)?;
     ret.set(&mut cx.mem, n);
     Ok(())

@@ -33,6 +33,9 @@ pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
 }
 
 fn sock_accept(cx: &mut Call<'_>, fd: u32, flags: i32, ret: Out<u32>) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::Bootstrap]) {
+        return Err(Errno::Intr);
+    }
     let flags: u16 = narrow(flags)?;
     if flags & !fdflags::NONBLOCK != 0 {
         return Err(Errno::Inval);
@@ -59,6 +62,9 @@ fn sock_recv(
     ret_len: Out<u32>,
     ret_flags: Out<u16>,
 ) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::Bootstrap]) {
+        return Err(Errno::Intr);
+    }
     let sock = socket(cx.host.fs(), fd, rights::FD_READ)?;
     let mut flags = RecvFlags::empty();
     if ri_flags & 1 != 0 {

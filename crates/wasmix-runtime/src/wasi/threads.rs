@@ -114,6 +114,9 @@ fn thread_parallelism(cx: &mut Call<'_>, ret: Out<u32>) -> Result<(), Errno> {
 }
 
 fn thread_sleep(cx: &mut Call<'_>, ns: i64) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::Bootstrap]) {
+        return Err(Errno::Intr);
+    }
     cx.host
         .thread
         .sleep(Duration::from_nanos(ns.max(0) as u64))
