@@ -96,6 +96,22 @@ fn stop_cat_at_its_first_read(journal: &Path) {
     assert_eq!(stopped.stdout, "", "stopped before reading anything");
 }
 
+/// What a journaled.wasm test works with under `dir`: a data directory and its `--dir`
+/// mount at /data, the journal's path, and the guest.
+fn scene(
+    dir: &Path,
+) -> (
+    std::path::PathBuf,
+    String,
+    std::path::PathBuf,
+    std::path::PathBuf,
+) {
+    let data_dir = dir.join("data");
+    std::fs::create_dir(&data_dir).unwrap();
+    let data = format!("{}::/data", path_str(&data_dir));
+    (data_dir, data, dir.join("j"), guest("journaled.wasm"))
+}
+
 /// What a run that is never interrupted prints and writes.
 fn uninterrupted(dir: &Path) -> (String, String) {
     let data_dir = dir.join("straight");
@@ -115,11 +131,7 @@ fn uninterrupted(dir: &Path) -> (String, String) {
 fn a_stopped_process_resumes_every_thread_where_it_was() {
     let dir = tempfile::tempdir().unwrap();
     let (expected_out, expected_file) = uninterrupted(dir.path());
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (data_dir, data, journal, g) = scene(dir.path());
 
     let stopped = run(&args(
         path_str(&journal),
@@ -150,11 +162,7 @@ fn a_stopped_process_resumes_every_thread_where_it_was() {
 fn a_runtime_killed_after_the_snapshot_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let (expected_out, expected_file) = uninterrupted(dir.path());
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (data_dir, data, journal, g) = scene(dir.path());
 
     // The guest prints its line once the snapshot is committed, then waits for stdin,
     // which never comes: the runtime dies there.
@@ -468,11 +476,7 @@ fn interval_timers_and_handlers_survive_a_restore() {
 #[test]
 fn a_restore_names_a_missing_file_or_mount() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (data_dir, data, journal, g) = scene(dir.path());
     let stopped = run(&args(
         path_str(&journal),
         &data,
@@ -724,11 +728,7 @@ fn journal_export_and_extract_show_a_snapshot() {
 fn a_compacted_journal_restores_its_latest_snapshot() {
     let dir = tempfile::tempdir().unwrap();
     let (expected_out, expected_file) = uninterrupted(dir.path());
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (data_dir, data, journal, g) = scene(dir.path());
     let stopped = run(&args(
         path_str(&journal),
         &data,
@@ -758,11 +758,7 @@ fn a_compacted_journal_restores_its_latest_snapshot() {
 #[test]
 fn a_journal_in_use_is_refused_to_a_second_run() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (_, data, journal, g) = scene(dir.path());
     let mut first = spawn(
         &args(path_str(&journal), &data, &[], path_str(&g)),
         Stdio::piped(),
@@ -827,11 +823,7 @@ fn periodic_snapshots_come_while_the_process_runs() {
     use wasmix_journal::{Journal, Verify};
     let dir = tempfile::tempdir().unwrap();
     let (expected_out, _) = uninterrupted(dir.path());
-    let data_dir = dir.path().join("data");
-    std::fs::create_dir(&data_dir).unwrap();
-    let data = format!("{}::/data", path_str(&data_dir));
-    let journal = dir.path().join("j");
-    let g = guest("journaled.wasm");
+    let (_, data, journal, g) = scene(dir.path());
     let extra = ["--snapshot-on", "periodic", "--snapshot-period", "50ms"];
     let mut child = spawn(
         &args(path_str(&journal), &data, &extra, path_str(&g)),
