@@ -33,7 +33,9 @@ pub(crate) fn wait_fds(
         return Err(Errno::Nomem);
     };
     loop {
-        if host.interrupt.is_raised() || host.thread.is_killed() {
+        // A snapshot wanting the thread counts too: the interrupt that asked for it may have
+        // been taken already (by a signal delivered on the way here).
+        if host.interrupt.is_raised() || host.thread.is_killed() || crate::snapshot::wanted(host) {
             return Err(Errno::Intr);
         }
         let mut set: Vec<PollFd<'_>> = fds

@@ -97,6 +97,10 @@ pub(crate) fn request(
     } else {
         After::Resume
     };
+    let _one_at_a_time = journal.requesting();
+    if ctx.process.checkpoint().is_requested() {
+        return Err(SnapshotError::Busy);
+    }
     let target = Arc::clone(ctx);
     let done = Arc::new(Durable::default());
     let durable = Arc::clone(&done);
@@ -228,11 +232,15 @@ pub(crate) fn park(
 }
 
 /// Whether the thread of `host` should unwind for a snapshot now: a capture round is open and
-/// its program can be captured (and it is not mid-capture already).
+/// its program can be captured (and it is not mid-capture already). A thread running a
+/// signal handler goes on until the handler returns: the handler runs inside a host call, so
+/// its stack does not lead back to the entry, and it is captured at its next capture point
+/// after.
 pub(crate) fn wanted(host: &Host) -> bool {
     host.ctx.process.checkpoint().capture_requested()
         && host.ctx.image.program().captures_everywhere()
         && !host.stack.busy()
+        && host.handlers.depth() == 0
 }
 
 /// Unwinds the calling thread for a snapshot from inside a capture-point call; rewound, the

@@ -29,6 +29,9 @@ pub(crate) struct Journaling {
     /// The last snapshot asked for (its round, its write), for a `proc_snapshot` that waits
     /// for it to be durable.
     last: Mutex<Option<(Ticket, Arc<Durable>)>>,
+    /// Held while a snapshot is asked for: arming its memory copy and opening its round are
+    /// one step, so a second request finds it busy instead of disturbing its copy.
+    requesting: Mutex<()>,
 }
 
 /// Whether a snapshot has reached the journal: waitable.
@@ -121,6 +124,7 @@ impl Journaling {
             monotonic_offset,
             current: Mutex::new(Weak::new()),
             last: Mutex::new(None),
+            requesting: Mutex::new(()),
         }
     }
 
@@ -180,6 +184,11 @@ impl Journaling {
 
     pub fn monotonic_offset(&self) -> u64 {
         self.monotonic_offset
+    }
+
+    /// Held while a snapshot is being asked for (see the field).
+    pub fn requesting(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.requesting.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Remembers the snapshot just asked for (see [`Journaling::wait_last`]).
