@@ -137,10 +137,13 @@ struct RunArgs {
     journal: Option<PathBuf>,
 
     /// What takes a snapshot, comma-separated: `explicit` (the guest's proc_snapshot; always
-    /// on), `sigint` (Ctrl-C: snapshot, then the signal as usual), `first-sigint` (the
-    /// first Ctrl-C only), `first-stdin` (the program's first read of stdin: where it is
-    /// done starting and waits for input), `bootstrap` (the same, or its first sleep, poll
-    /// or socket wait, whichever comes first), `periodic` (every --snapshot-period).
+    /// on); `first-stdin` (before the program's first read of stdin: where it is done
+    /// starting and waits for input), `bootstrap` (the same, or its first sleep, poll or
+    /// socket wait, whichever comes first), `first-environ` (before its first look at the
+    /// environment), `non-deterministic` (before its first clock or random call); `periodic`
+    /// (every --snapshot-period), `idle` (every thread blocked for --snapshot-idle; again
+    /// only after it woke up); `sigint` (Ctrl-C), `first-sigint` (the first Ctrl-C only),
+    /// `sigalrm`, `sigtstp` (Ctrl-Z), `sigstop`: the snapshot, then the signal as usual.
     #[arg(long, value_name = "TRIGGERS", value_delimiter = ',', requires = "journal",
           value_parser = parse_trigger)]
     snapshot_on: Vec<Trigger>,
@@ -153,6 +156,11 @@ struct RunArgs {
     /// With `--snapshot-on periodic`: the time between snapshots (`500ms`, `10s`, `5m`).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "journal")]
     snapshot_period: Option<std::time::Duration>,
+
+    /// With `--snapshot-on idle`: how long every thread must have been blocked (`1s`).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "journal",
+          default_value = "1s")]
+    snapshot_idle: std::time::Duration,
 
     /// End the process once a snapshot is taken (exit status 75); restore it with the same
     /// `--journal` to go on.
@@ -324,6 +332,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.triggers.extend(args.snapshot_on.iter().copied());
         config.stop_after_snapshot = args.stop_after_snapshot;
         config.period = args.snapshot_period;
+        config.idle = args.snapshot_idle;
         config.restore_from = args.restore_from.clone();
         if args.snapshot_on.contains(&Trigger::PeriodicInterval) && config.period.is_none() {
             return Err(other("--snapshot-on periodic needs --snapshot-period"));
@@ -338,12 +347,17 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         process = process.listener(listener);
     }
     // Registered before the guest starts: a signal that arrives meanwhile waits for it.
-    let signals = signal_hook::iterator::Signals::new([
+    let mut forwarded = vec![
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
-    ])
-    .map_err(|e| other(format!("cannot take over Ctrl-C: {e}")))?;
+        signal_hook::consts::SIGALRM,
+    ];
+    if args.snapshot_on.contains(&Trigger::Sigtstp) {
+        forwarded.push(signal_hook::consts::SIGTSTP);
+    }
+    let signals = signal_hook::iterator::Signals::new(forwarded)
+        .map_err(|e| other(format!("cannot take over Ctrl-C: {e}")))?;
     let running = process.spawn()?;
     forward_signals(signals, &running);
     let status = running.wait()?;
@@ -360,19 +374,38 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 }
 
 fn parse_trigger(s: &str) -> Result<Trigger, String> {
-    match s {
-        "explicit" => Ok(Trigger::Explicit),
-        "sigint" => Ok(Trigger::Sigint),
-        "first-sigint" => Ok(Trigger::FirstSigint),
-        "first-stdin" => Ok(Trigger::FirstStdin),
-        "bootstrap" => Ok(Trigger::Bootstrap),
-        "periodic" => Ok(Trigger::PeriodicInterval),
-        other => Err(format!(
-            "`{other}` is not a snapshot trigger this wasmix takes (explicit, sigint, \
-             first-sigint, first-stdin, bootstrap, periodic)"
-        )),
-    }
+    TRIGGERS
+        .iter()
+        .find(|(name, _)| *name == s)
+        .map(|(_, t)| *t)
+        .ok_or_else(|| {
+            if s == "first-listen" {
+                return "`first-listen` needs WASIX sockets, which this wasmix does not have yet"
+                    .to_owned();
+            }
+            let names: Vec<&str> = TRIGGERS.iter().map(|(n, _)| *n).collect();
+            format!(
+                "`{s}` is not a snapshot trigger this wasmix takes ({})",
+                names.join(", ")
+            )
+        })
 }
+
+/// The triggers `--snapshot-on` takes, by name.
+const TRIGGERS: [(&str, Trigger); 12] = [
+    ("explicit", Trigger::Explicit),
+    ("first-stdin", Trigger::FirstStdin),
+    ("bootstrap", Trigger::Bootstrap),
+    ("first-environ", Trigger::FirstEnviron),
+    ("non-deterministic", Trigger::NonDeterministicCall),
+    ("periodic", Trigger::PeriodicInterval),
+    ("idle", Trigger::Idle),
+    ("sigint", Trigger::Sigint),
+    ("first-sigint", Trigger::FirstSigint),
+    ("sigalrm", Trigger::Sigalrm),
+    ("sigtstp", Trigger::Sigtstp),
+    ("sigstop", Trigger::Sigstop),
+];
 
 /// `500ms`, `10s`, `5m`: a positive time.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -393,39 +426,22 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// Ctrl-C, `kill` and a closed terminal reach the guest as SIGINT, SIGTERM and SIGHUP (its
-/// handlers or default actions decide), not the runtime.
+/// Ctrl-C, `kill`, a closed terminal and an alarm reach the guest as SIGINT, SIGTERM,
+/// SIGHUP and SIGALRM (its handlers or default actions decide; a snapshot trigger on one of
+/// them takes its snapshot first), not the runtime. Ctrl-Z (SIGTSTP) is the guest's only
+/// with `--snapshot-on sigtstp`; otherwise it suspends wasmix as usual.
 fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &RunningProcess) {
-    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGALRM, SIGINT, SIGTERM, SIGTSTP};
     let target = running.handle();
     std::thread::spawn(move || {
-        let mut first_sigint_taken = false;
         for sig in signals.forever() {
             let sig = match sig {
                 SIGINT => Signal::INT,
                 SIGTERM => Signal::TERM,
+                SIGALRM => Signal::ALRM,
+                SIGTSTP => Signal::TSTP,
                 _ => Signal::HUP,
             };
-            // `--snapshot-on sigint` (or `first-sigint`, once): the snapshot first, then the
-            // signal as usual.
-            let trigger = match sig {
-                Signal::INT if target.snapshots_on(Trigger::Sigint) => Some(Trigger::Sigint),
-                Signal::INT if target.snapshots_on(Trigger::FirstSigint) && !first_sigint_taken => {
-                    first_sigint_taken = true;
-                    Some(Trigger::FirstSigint)
-                }
-                _ => None,
-            };
-            if let Some(trigger) = trigger {
-                match target.snapshot_for(trigger) {
-                    Ok(ticket) => {
-                        if let Err(e) = ticket.wait() {
-                            eprintln!("wasmix: snapshot on Ctrl-C failed: {e}");
-                        }
-                    }
-                    Err(e) => eprintln!("wasmix: no snapshot on Ctrl-C: {e}"),
-                }
-            }
             target.signal(sig);
         }
     });

@@ -537,7 +537,7 @@ fn a_thread_that_never_parks_fails_the_snapshot_by_name() {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for l in BufReader::new(err).lines().map_while(Result::ok) {
-                if l.contains("snapshot on Ctrl-C") {
+                if l.contains("sigint snapshot failed") {
                     let _ = tx.send(l);
                     return;
                 }

@@ -190,6 +190,8 @@ struct State {
     /// Rounds finished, so parked threads know theirs is over.
     completed: u64,
     journal_off: bool,
+    /// Wake-ups from interruptible waits that were not a capture round's doing.
+    wakeups: u64,
 }
 
 impl State {
@@ -424,6 +426,15 @@ impl Coordinator {
         SleepGuard { coordinator: self }
     }
 
+    /// Whether every thread is asleep in an interruptible wait (and no round is open), and
+    /// how many times a thread woke from one other than for a snapshot: while a process stays
+    /// idle the count stays put, snapshots included (the idle trigger keys on it).
+    pub fn idleness(&self) -> (bool, u64) {
+        let st = lock(&self.state);
+        let idle = st.live > 0 && st.sleeping >= st.live && st.round.is_none();
+        (idle, st.wakeups)
+    }
+
     /// Threads registered.
     pub fn live(&self) -> usize {
         lock(&self.state).live
@@ -442,6 +453,9 @@ impl Drop for SleepGuard<'_> {
         // In a capture round the thread goes on to its safe point instead.
         while st.round.is_some() && !st.capturing() {
             st = wait(&c.cv, st, None);
+        }
+        if !st.capturing() {
+            st.wakeups += 1;
         }
         st.sleeping -= 1;
     }
@@ -511,6 +525,41 @@ mod tests {
         );
         assert!(!c.cancel("twice"));
         assert!(!c.is_requested() && !c.capture_requested());
+    }
+
+    #[test]
+    fn idleness_counts_wake_ups_but_not_those_a_capture_round_causes() {
+        let c = Arc::new(Coordinator::new());
+        assert_eq!(c.idleness(), (false, 0), "no threads: not idle");
+        c.register_thread(false);
+        c.register_thread(false);
+        let a = c.sleep();
+        assert_eq!(c.idleness(), (false, 0), "one of two asleep");
+        let b = c.sleep();
+        assert_eq!(c.idleness(), (true, 0));
+        drop(b); // a real wake-up
+        assert_eq!(c.idleness(), (false, 1));
+        let b = c.sleep();
+        assert_eq!(c.idleness(), (true, 1));
+        // A snapshot wakes both; they park, the round ends, they sleep again.
+        let t = c
+            .request_capture(Trigger::Idle, After::Resume, noop())
+            .unwrap();
+        assert_eq!(c.idleness(), (false, 1), "a round is open");
+        drop(a);
+        drop(b);
+        let c2 = Arc::clone(&c);
+        let other = std::thread::spawn(move || c2.safe_point(2, Vec::new));
+        assert_eq!(c.safe_point(1, Vec::new), Resume::Continue);
+        other.join().unwrap();
+        assert_eq!(t.wait(), Ok(After::Resume));
+        let _a = c.sleep();
+        let _b = c.sleep();
+        assert_eq!(
+            c.idleness(),
+            (true, 1),
+            "the snapshot's wake-ups do not count"
+        );
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub use checkpoint::{
 pub use control::{ControlPlane, Limits};
 pub use ids::{LimitError, Pid, Tid};
 #[cfg(not(loom))]
-pub use process::{Child, ExitStatus, Exited, JoinChild, JoinError, Process, SignalError};
+pub use process::{
+    Child, ExitStatus, Exited, JoinChild, JoinError, Process, SignalError, SignalTap,
+};
 pub use signal::{Action, DefaultAction, Disposition, SigSet, Signal, MAX_SIGNAL};
 pub use thread::{Thread, WaitError, WaitQueue};

@@ -40,6 +40,16 @@ pub(crate) trait Registry: Send + Sync {
     fn timers(&self, pid: Pid) -> Vec<(Signal, Duration, Option<Duration>)>;
 }
 
+/// Sees every signal sent to a process before it takes effect (the runtime's snapshot
+/// triggers: a snapshot first, then the signal). A trait so the process model need not know
+/// what a snapshot is.
+pub trait SignalTap: Send + Sync {
+    /// `sig` is about to be sent to `process` (to thread `to`, or process-directed). `true`:
+    /// the tap took it and will send it later with [`Process::signal_now`] or
+    /// [`Process::thread_signal_now`]; `false`: it goes on at once.
+    fn take(&self, process: &Arc<Process>, to: Option<Tid>, sig: Signal) -> bool;
+}
+
 /// How a process ended. The first status set sticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitStatus {
@@ -149,6 +159,7 @@ pub struct Process {
     finalized: AtomicBool,
     checkpoint: Arc<Coordinator>,
     backoff: CpuBackoff,
+    tap: Mutex<Option<Arc<dyn SignalTap>>>,
 }
 
 impl Process {
@@ -184,6 +195,7 @@ impl Process {
             finalized: AtomicBool::new(false),
             checkpoint: Arc::new(Coordinator::new()),
             backoff: CpuBackoff::default(),
+            tap: Mutex::new(None),
         }
     }
 
@@ -617,10 +629,29 @@ impl Process {
         }
     }
 
-    /// Sends a process-directed signal: to one thread that does not block it (or kept pending
-    /// until one unblocks it); SIGINT goes to the children a thread is waiting for; default
-    /// actions that need no handler are carried out at once.
+    /// Lets `tap` see (and hold back) every signal sent to this process from now on.
+    pub fn set_signal_tap(&self, tap: Arc<dyn SignalTap>) {
+        *lock(&self.tap) = Some(tap);
+    }
+
+    fn tapped(self: &Arc<Self>, to: Option<Tid>, sig: Signal) -> bool {
+        let tap = lock(&self.tap).clone();
+        tap.is_some_and(|t| t.take(self, to, sig))
+    }
+
+    /// Sends a process-directed signal (after the signal tap, if one is set, lets it go on):
+    /// to one thread that does not block it (or kept pending until one unblocks it); SIGINT
+    /// goes to the children a thread is waiting for; default actions that need no handler
+    /// are carried out at once.
     pub fn signal(self: &Arc<Self>, sig: Signal) -> Result<(), SignalError> {
+        if self.tapped(None, sig) {
+            return Ok(());
+        }
+        self.signal_now(sig)
+    }
+
+    /// [`Process::signal`] without asking the signal tap.
+    pub fn signal_now(self: &Arc<Self>, sig: Signal) -> Result<(), SignalError> {
         if sig.default_action() == DefaultAction::Ignore
             && self.disposition(sig) == Disposition::Default
         {
@@ -656,8 +687,19 @@ impl Process {
         Ok(())
     }
 
-    /// Sends a signal to one thread.
+    /// Sends a signal to one thread (after the signal tap, if one is set, lets it go on).
     pub fn thread_signal(self: &Arc<Self>, tid: Tid, sig: Signal) -> Result<(), SignalError> {
+        if self.thread(tid).is_none() {
+            return Err(SignalError::NoSuchThread);
+        }
+        if self.tapped(Some(tid), sig) {
+            return Ok(());
+        }
+        self.thread_signal_now(tid, sig)
+    }
+
+    /// [`Process::thread_signal`] without asking the signal tap.
+    pub fn thread_signal_now(self: &Arc<Self>, tid: Tid, sig: Signal) -> Result<(), SignalError> {
         let thread = self.thread(tid).ok_or(SignalError::NoSuchThread)?;
         if self.apply_without_handler(sig) && !thread.deliver(sig) {
             return Err(SignalError::NoSuchThread);

@@ -22,6 +22,7 @@ use crate::restore;
 use crate::running;
 use crate::snapshot::{self, SnapshotError, SnapshotTicket};
 use crate::stack::Entry;
+use crate::triggers;
 use crate::unwind::Unwind;
 use crate::wasi;
 use crate::Runtime;
@@ -57,6 +58,8 @@ pub struct JournalConfig {
     pub capture_timeout: std::time::Duration,
     /// With [`Trigger::PeriodicInterval`]: the time between snapshots.
     pub period: Option<std::time::Duration>,
+    /// With [`Trigger::Idle`]: how long every thread must have been blocked.
+    pub idle: std::time::Duration,
     /// Restore from the latest snapshot of this journal instead, only reading it, and record
     /// into `path`, which must not exist yet: several runs can start from one journal at
     /// once (a journal has one writer), sharing its pages.
@@ -73,6 +76,7 @@ impl JournalConfig {
             stop_after_snapshot: false,
             capture_timeout: std::time::Duration::from_secs(10),
             period: None,
+            idle: std::time::Duration::from_secs(1),
             restore_from: None,
         }
     }
@@ -222,14 +226,20 @@ impl ProcessBuilder {
             Some(config) => Some(open_journal(&self.program, config)?),
             None => None,
         };
-        let restored = matches!(&journal, Some((_, Some(_))));
+        let restored_from = match &journal {
+            Some((_, Some((_, snapshot)))) => Some(snapshot.begin.trigger.clone()),
+            _ => None,
+        };
         let (ctx, mut launches) = match journal {
             Some((journaling, Some((journal, snapshot)))) => {
                 let restored = restore::restore(
                     &runtime,
                     &self.program,
                     self.preloads,
-                    &fs,
+                    restore::ThisRun {
+                        fs: &fs,
+                        env: self.env,
+                    },
                     &journal,
                     &snapshot,
                     journaling,
@@ -272,12 +282,13 @@ impl ProcessBuilder {
         };
         let process = Arc::clone(&ctx.process);
         if let (Some(j), Some(config)) = (ctx.journal(), &self.journal) {
-            if restored {
-                j.all_fired();
-            }
-            if let Some(period) = config.period.filter(|_| j.on(Trigger::PeriodicInterval)) {
-                every(period, Arc::clone(j), Arc::clone(&process));
-            }
+            triggers::start(
+                j,
+                &process,
+                config.period,
+                config.idle,
+                restored_from.as_deref(),
+            );
         }
         started(&ProcessHandle {
             process: Some(Arc::clone(&process)),
@@ -376,47 +387,6 @@ impl RunningProcess {
         self.thread
             .join()
             .unwrap_or_else(|_| Err(RunError::Setup("the process thread panicked".into())))
-    }
-}
-
-/// Takes a snapshot every `period` while `process` runs (`--snapshot-on periodic`), each
-/// once the one before is durable; stops when the process ends or cannot be snapshotted.
-fn every(
-    period: std::time::Duration,
-    journal: Arc<Journaling>,
-    process: Arc<wasmix_process::Process>,
-) {
-    let spawned = std::thread::Builder::new()
-        .name("wasmix-snapshot-period".into())
-        .spawn(move || {
-            crate::sched::background();
-            loop {
-                // In slices, so the end of the process is seen within one.
-                let due = std::time::Instant::now() + period;
-                while std::time::Instant::now() < due {
-                    if process.is_exiting() {
-                        return;
-                    }
-                    let left = due.saturating_duration_since(std::time::Instant::now());
-                    std::thread::sleep(left.min(std::time::Duration::from_millis(50)));
-                }
-                let Some(ctx) = journal.current() else { return };
-                match snapshot::request(&ctx, Trigger::PeriodicInterval, None) {
-                    Ok(ticket) => {
-                        if let Err(e) = ticket.wait() {
-                            tracing::warn!("periodic snapshot failed: {e}");
-                        }
-                    }
-                    Err(SnapshotError::Busy) => {}
-                    Err(e) => {
-                        tracing::warn!("no more periodic snapshots: {e}");
-                        return;
-                    }
-                }
-            }
-        });
-    if let Err(e) = spawned {
-        tracing::warn!("no periodic snapshots: cannot start their thread ({e})");
     }
 }
 

@@ -52,6 +52,7 @@ mod resume;
 mod running;
 mod snapshot;
 mod spawn;
+mod triggers;
 
 mod wasi;
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use rustix::mm::{mmap, mmap_anonymous, MapFlags, ProtFlags};
 use wasmix_fs::FileSystem;
 use wasmix_journal::{record, Encoding, Journal, Snapshot};
-use wasmix_process::{Disposition, MAX_SIGNAL};
+use wasmix_process::{Disposition, Trigger, MAX_SIGNAL};
 use wasmtime::Store;
 
 use crate::error::RunError;
@@ -31,13 +31,23 @@ fn setup(what: impl std::fmt::Display) -> RunError {
     RunError::Setup(format!("cannot restore the snapshot: {what}"))
 }
 
+/// What the run doing the restore brings.
+pub(crate) struct ThisRun<'a> {
+    /// Its mounts and stdio.
+    pub fs: &'a FileSystem,
+    /// Its environment: the restored process's own if the snapshot was taken before the
+    /// program first looked at its environment (`first-environ`), so one snapshot serves
+    /// runs with different settings.
+    pub env: Vec<Vec<u8>>,
+}
+
 /// Rebuilds the process `snap` (read from `journal`) records, running `program` with
-/// `preloads`, over `base` (this run's mounts and stdio).
+/// `preloads`, over this run's mounts and stdio.
 pub(crate) fn restore(
     runtime: &Runtime,
     program: &Program,
     preloads: Vec<(String, Program)>,
-    base: &FileSystem,
+    this_run: ThisRun<'_>,
     journal: &Journal,
     snap: &Snapshot,
     journaling: Arc<Journaling>,
@@ -66,7 +76,12 @@ pub(crate) fn restore(
         .control()
         .spawn_as(proc_rec.pid, None, program.hash())
         .map_err(|e| setup(format!("pid {}: {e}", proc_rec.pid)))?;
-    let fs = FileSystem::restore(base, files).map_err(setup)?;
+    let fs = FileSystem::restore(this_run.fs, files).map_err(setup)?;
+    let env = if snap.begin.trigger == crate::snapshot::trigger_name(Trigger::FirstEnviron) {
+        this_run.env
+    } else {
+        proc_rec.env.clone()
+    };
     let image = Image::new(runtime, program, preloads)?;
     let ctx = Arc::new(
         ProcessCtx::new(
@@ -74,7 +89,7 @@ pub(crate) fn restore(
             Arc::clone(&process),
             Arc::new(fs),
             proc_rec.args.clone(),
-            proc_rec.env.clone(),
+            env,
             image,
             false,
         )

@@ -47,9 +47,21 @@ pub(crate) const WASIX_BLOCKING_CALLS: [&str; 5] = [
     "proc_snapshot",
 ];
 
+/// Calls that do not block but before which a snapshot trigger fires (`first-environ`,
+/// `non-deterministic`), in every WASI module: the snapshot captures the caller there, so a
+/// restore makes the call afresh.
+pub(crate) const TRIGGER_CALLS: [&str; 4] = [
+    "environ_sizes_get",
+    "environ_get",
+    "clock_time_get",
+    "random_get",
+];
+
 /// Whether `name` (of a WASI module) is a place a snapshot can capture the calling thread.
 pub(crate) fn is_capture_point(name: &str) -> bool {
-    BLOCKING_CALLS.contains(&name) || WASIX_BLOCKING_CALLS.contains(&name)
+    BLOCKING_CALLS.contains(&name)
+        || WASIX_BLOCKING_CALLS.contains(&name)
+        || TRIGGER_CALLS.contains(&name)
 }
 
 /// The imports asyncify instruments for `how`, as `module.name`.
@@ -60,7 +72,7 @@ pub(crate) fn unwinding_imports(how: Instrumentation) -> Vec<String> {
         .collect();
     if how == Instrumentation::Snapshots {
         for abi in crate::abi::MODULES {
-            for c in BLOCKING_CALLS {
+            for c in BLOCKING_CALLS.iter().chain(&TRIGGER_CALLS) {
                 out.push(format!("{}.{c}", abi.module()));
             }
         }

@@ -44,10 +44,21 @@ fn args_get(cx: &mut Call<'_>, argv: u32, buf: u32) -> Result<(), Errno> {
     strings(&cx.host.ctx.args, &mut cx.mem, argv, buf)
 }
 
+/// `first-environ`: the snapshot is taken before the program first looks at its
+/// environment, so a restore reads the new run's.
+fn first_environ(cx: &mut Call<'_>) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::FirstEnviron]) {
+        return Err(Errno::Intr);
+    }
+    Ok(())
+}
+
 fn environ_sizes_get(cx: &mut Call<'_>, count: u32, size: u32) -> Result<(), Errno> {
+    first_environ(cx)?;
     sizes(&cx.host.ctx.env, &mut cx.mem, count, size)
 }
 
 fn environ_get(cx: &mut Call<'_>, envp: u32, buf: u32) -> Result<(), Errno> {
+    first_environ(cx)?;
     strings(&cx.host.ctx.env, &mut cx.mem, envp, buf)
 }

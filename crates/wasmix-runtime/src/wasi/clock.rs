@@ -40,8 +40,18 @@ fn clock_res_get(cx: &mut Call<'_>, id: i32, ret: Out<u64>) -> Result<(), Errno>
     Ok(())
 }
 
+/// `non-deterministic`: the snapshot is taken before the program's first clock or random
+/// call, whose answer a restore could not reproduce; a restore makes the call afresh.
+fn non_deterministic(cx: &mut Call<'_>) -> Result<(), Errno> {
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::NonDeterministicCall]) {
+        return Err(Errno::Intr);
+    }
+    Ok(())
+}
+
 fn clock_time_get(cx: &mut Call<'_>, id: i32, _precision: i64, ret: Out<u64>) -> Result<(), Errno> {
     let id = clock_id(id)?;
+    non_deterministic(cx)?;
     let mut t = now(id);
     if id == ClockId::Monotonic {
         // A restored process's clock goes on from its snapshot's.
@@ -52,6 +62,7 @@ fn clock_time_get(cx: &mut Call<'_>, id: i32, _precision: i64, ret: Out<u64>) ->
 }
 
 fn random_get(cx: &mut Call<'_>, buf: u32, len: u32) -> Result<(), Errno> {
+    non_deterministic(cx)?;
     cx.mem.fill(buf, len, |out| {
         getrandom::fill(out).map_err(|_| Errno::Io)?;
         Ok::<usize, Errno>(out.len())

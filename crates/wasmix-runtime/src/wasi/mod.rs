@@ -243,7 +243,8 @@ pub(crate) fn snapshot_at(cx: &mut Call<'_>, triggers: &[wasmix_process::Trigger
     };
     let ctx = std::sync::Arc::clone(&cx.host.ctx);
     match snapshots::request(&ctx, trigger, Some(cx.mem.len())) {
-        Ok(_) => true,
+        // Unless the round already ended (cancelled), so the call never reports a stray EINTR.
+        Ok(_) => snapshots::wanted(cx.host),
         Err(e) => {
             tracing::warn!("no {} snapshot: {e}", snapshots::trigger_name(trigger));
             false
