@@ -4,6 +4,23 @@ use std::path::Path;
 
 use wasmix_journal::{Journal, JournalError, Kind, Tail, Verify};
 
+/// A byte-count progress bar on stderr if it is a terminal (none otherwise: logs and pipes
+/// get the result only).
+fn progress_bar(what: &str) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, {eta})",
+    ) {
+        bar.set_style(style);
+    }
+    bar.set_message(what.to_owned());
+    Some(bar)
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -11,7 +28,17 @@ fn hex(bytes: &[u8]) -> String {
 /// `verify`: checks every byte (frame headers, payload checksums, snapshot structure).
 /// Prints what it found; the error names the first bad offset.
 pub fn verify(path: &Path) -> Result<(), JournalError> {
-    let j = Journal::open(path, None, Verify::Full)?;
+    let bar = progress_bar("verifying");
+    let j = Journal::open_watched(path, None, Verify::Full, &mut |done, total| {
+        if let Some(bar) = &bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let j = j?;
     println!(
         "{}: ok, {} complete snapshot(s), {} bytes",
         path.display(),
@@ -220,12 +247,28 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
         .map_err(|e| format!("cannot size {}: {e}", out.display()))?;
     let mut buf = Vec::new();
     let mut written = 0u64;
+    let bar = progress_bar("extracting");
+    if let Some(bar) = &bar {
+        bar.set_length(
+            s.regions
+                .iter()
+                .filter(|r| r.index == 0)
+                .map(|r| r.len)
+                .sum(),
+        );
+    }
     for r in s.regions.iter().filter(|r| r.index == 0) {
+        if let Some(bar) = &bar {
+            bar.set_position(written);
+        }
         buf.resize(r.len as usize, 0);
         j.read_region(r, &mut buf).map_err(|e| e.to_string())?;
         file.write_all_at(&buf, r.offset)
             .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
         written += r.len;
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
     }
     file.sync_all()
         .map_err(|e| format!("cannot write {}: {e}", out.display()))?;

@@ -159,6 +159,17 @@ impl Journal {
         module: Option<[u8; 32]>,
         verify: Verify,
     ) -> Result<Journal, JournalError> {
+        Journal::open_watched(path, module, verify, &mut |_, _| {})
+    }
+
+    /// Like [`Journal::open`], telling `progress` how far the walk over the frames has come
+    /// (bytes checked, bytes in the file) after each frame: for a progress bar.
+    pub fn open_watched(
+        path: &Path,
+        module: Option<[u8; 32]>,
+        verify: Verify,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Journal, JournalError> {
         let io = |e| JournalError::io(path, e);
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
@@ -195,7 +206,7 @@ impl Journal {
             snapshots: Vec::new(),
             tail: Tail::Clean,
         };
-        journal.walk(verify)?;
+        journal.walk(verify, progress)?;
         Ok(journal)
     }
 
@@ -380,7 +391,11 @@ impl Journal {
 
     /// Walks every frame, collecting complete snapshots, until the end of the file or the
     /// first damage; then decides whether the damage is a torn tail or corruption.
-    fn walk(&mut self, verify: Verify) -> Result<(), JournalError> {
+    fn walk(
+        &mut self,
+        verify: Verify,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(), JournalError> {
         let mut pos = HEADER_LEN;
         let mut open: Option<Open> = None;
         let damage = loop {
@@ -393,6 +408,7 @@ impl Journal {
                     let span = FRAME_LEN + crate::frame::padded(f.len).unwrap_or(u64::MAX);
                     self.step(&mut open, f)?;
                     pos += span;
+                    progress(pos, self.len);
                 }
             }
         };

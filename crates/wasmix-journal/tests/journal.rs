@@ -172,6 +172,25 @@ fn snapshots_read_back_as_written() {
     }
 }
 
+/// `open_watched` reports the walk frame by frame: positions only grow, the total is the
+/// file's length, and the last report is the end of the file.
+#[test]
+fn opening_reports_progress_up_to_the_end_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    write(&path, 3);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let mut seen = Vec::new();
+    Journal::open_watched(&path, None, Verify::Full, &mut |done, total| {
+        seen.push((done, total))
+    })
+    .unwrap();
+    assert!(seen.len() > 3, "one report per frame: {seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0));
+    assert!(seen.iter().all(|(_, total)| *total == len));
+    assert_eq!(seen.last().map(|s| s.0), Some(len));
+}
+
 #[test]
 fn a_reopened_journal_appends_after_its_last_snapshot() {
     let dir = tempfile::tempdir().unwrap();
