@@ -95,6 +95,19 @@ pub enum JournalError {
         /// The newest this build reads.
         supported: u16,
     },
+    /// An incremental snapshot's base is not in the journal.
+    #[error(
+        "journal {path}: snapshot {seq} builds on snapshot {base}, which it does not hold \
+         (restore an older full snapshot, or start afresh)"
+    )]
+    MissingBase {
+        /// The journal file.
+        path: PathBuf,
+        /// The incremental snapshot.
+        seq: u64,
+        /// The snapshot it names as its base.
+        base: u64,
+    },
     /// The journal holds no complete snapshot to restore.
     #[error("journal {path} holds no complete snapshot")]
     NoSnapshot {

@@ -12,6 +12,11 @@ pub(crate) const FRAME_LEN: u64 = 24;
 /// The page size raw memory regions are aligned to in the file.
 pub const PAGE: u64 = 4096;
 
+/// Raw regions this long or longer start on a page of the file, so a restore can map them;
+/// shorter ones are copied (a mapping each would cost more than it saves, and increments
+/// are made of many small ones), so they are written where they fall.
+pub const MAPPABLE: u64 = 64 << 10;
+
 /// Bytes of a Region payload's own header, before the memory bytes.
 pub(crate) const REGION_HEADER_LEN: u64 = 32;
 
@@ -37,11 +42,14 @@ pub enum Kind {
     Region,
     /// The snapshot is complete.
     Commit,
+    /// The snapshot's memory is an earlier snapshot's with its own regions laid over it
+    /// (an incremental snapshot).
+    Base,
 }
 
 impl Kind {
     /// Every kind, by number.
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 9] = [
         Kind::Padding,
         Kind::Begin,
         Kind::Process,
@@ -50,6 +58,7 @@ impl Kind {
         Kind::Memory,
         Kind::Region,
         Kind::Commit,
+        Kind::Base,
     ];
 
     /// Its number in a frame.
@@ -78,6 +87,7 @@ impl Kind {
             Kind::Memory => "memory",
             Kind::Region => "region",
             Kind::Commit => "commit",
+            Kind::Base => "base",
         }
     }
 }
@@ -229,6 +239,9 @@ mod tests {
             assert_eq!(k.number() as usize, n);
             assert_eq!(Kind::from_number(n as u16), Some(*k));
         }
-        assert_eq!(Kind::from_number(8), None);
+        // On-disk numbers never change: later kinds only append.
+        assert_eq!(Kind::Commit.number(), 7);
+        assert_eq!(Kind::Base.number(), 8);
+        assert_eq!(Kind::from_number(9), None);
     }
 }

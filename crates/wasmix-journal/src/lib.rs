@@ -27,14 +27,30 @@
 //! │ 24 │ payload      length bytes, then zeros up to a multiple of 8  │
 //! └────┴──────────────────────────────────────────────────────────────┘
 //!
-//! snapshot := Begin (Process | Thread | Files | Memory | Region | Padding)* Commit
+//! snapshot := Begin (Process | Thread | Files | Base | Memory | Region | Padding)* Commit
 //! ```
 //!
-//! Payloads of the structured kinds (Begin, Process, Thread, Files, Memory, Commit) are
-//! postcard encodings of the types in [`record`]. A Region payload is a 32-byte header
+//! Payloads of the structured kinds (Begin, Process, Thread, Files, Base, Memory, Commit)
+//! are postcard encodings of the types in [`record`]. A Region payload is a 32-byte header
 //! (memory index u32, encoding u8, 3 reserved, guest offset u64, length u64, 8 reserved) and
-//! the bytes; a raw region's bytes start on a 4096-byte boundary of the file (a Padding frame
-//! before it makes it so), so a restore can map them copy-on-write instead of reading them.
+//! the bytes: raw, lz4-compressed, or none for a zero region (encoding 0, 1, 2). A raw
+//! region of [`MAPPABLE`] bytes or more starts on a 4096-byte boundary of the file (a
+//! Padding frame before it makes it so), so a restore can map it copy-on-write instead of
+//! reading it; smaller ones are copied, and written where they fall.
+//!
+//! # Incremental snapshots
+//!
+//! A snapshot with a Base record holds only the memory pages written since snapshot
+//! `Base.seq` (an earlier one of the same journal, itself full or incremental); pages
+//! cleared since are zero regions. Its memory is its chain's regions laid over each other,
+//! oldest first ([`Journal::chain`], [`Journal::layers`]); everything else (process,
+//! threads, files) is its own. A base that is not there is [`JournalError::MissingBase`];
+//! [`compact`] keeps the whole chain of the latest snapshot.
+//!
+//! ```text
+//!   #1 full ◄── #2 Base{1}: pages written since #1 ◄── #3 Base{2}: since #2
+//!   memory(#3) = regions(#1), then regions(#2), then regions(#3)
+//! ```
 //!
 //! # Crash safety
 //!
@@ -63,7 +79,7 @@ pub mod record;
 mod writer;
 
 pub use error::JournalError;
-pub use frame::{Kind, FORMAT_VERSION, HEADER_LEN, PAGE};
+pub use frame::{Kind, FORMAT_VERSION, HEADER_LEN, MAPPABLE, PAGE};
 pub use reader::{Journal, RegionRef, Snapshot, SnapshotIndex, Tail, Verify};
 pub use record::Encoding;
 pub use writer::{compact, CommitInfo, Compacted, JournalWriter, SnapshotWriter, SyncPolicy};

@@ -109,6 +109,9 @@ pub struct Snapshot {
     pub files: Option<record::Files>,
     /// Linear memories.
     pub memories: Vec<record::Memory>,
+    /// The snapshot whose memory this one's regions are laid over (an incremental
+    /// snapshot; see [`Journal::layers`]); `None`: the regions are the whole memory.
+    pub base: Option<u64>,
     /// Their bytes.
     pub regions: Vec<RegionRef>,
 }
@@ -274,11 +277,13 @@ impl Journal {
             threads: Vec::new(),
             files: None,
             memories: Vec::new(),
+            base: None,
             regions: Vec::new(),
         };
         for f in &index.frames {
             match f.kind {
                 Kind::Padding | Kind::Begin | Kind::Commit => {}
+                Kind::Base => s.base = Some(self.decode::<record::Base>(f)?.seq),
                 Kind::Process => s.process = Some(self.decode(f)?),
                 Kind::Thread => s.threads.push(self.decode(f)?),
                 Kind::Files => s.files = Some(self.decode(f)?),
@@ -287,6 +292,42 @@ impl Journal {
             }
         }
         Ok(s)
+    }
+
+    /// The snapshots `index`'s memory is made of, oldest first: itself if it is a full
+    /// snapshot, else the full snapshot its chain of bases starts at, each increment, and
+    /// itself last. A base that is missing (or not older) is a named error.
+    pub fn chain(&self, index: &SnapshotIndex) -> Result<Vec<SnapshotIndex>, JournalError> {
+        let mut chain = vec![index.clone()];
+        loop {
+            let newest = chain.last().expect("starts with one");
+            let Some(f) = newest.frames.iter().find(|f| f.kind == Kind::Base) else {
+                break;
+            };
+            let base = self.decode::<record::Base>(f)?.seq;
+            let found = (base < newest.seq)
+                .then(|| self.snapshots.iter().find(|s| s.seq == base))
+                .flatten();
+            let Some(found) = found else {
+                return Err(JournalError::MissingBase {
+                    path: self.path.clone(),
+                    seq: newest.seq,
+                    base,
+                });
+            };
+            chain.push(found.clone());
+        }
+        chain.reverse();
+        Ok(chain)
+    }
+
+    /// [`Journal::chain`], decoded: lay their regions over each other in this order to get
+    /// the memory of `index`.
+    pub fn layers(&self, index: &SnapshotIndex) -> Result<Vec<Snapshot>, JournalError> {
+        self.chain(index)?
+            .iter()
+            .map(|s| self.snapshot(s))
+            .collect()
     }
 
     /// Reads region `r`'s bytes into `out` (exactly `r.len` bytes), checking them.
@@ -319,6 +360,12 @@ impl Journal {
                 if n != out.len() {
                     return Err(corrupt("the region decompresses to another length"));
                 }
+            }
+            Encoding::Zero => {
+                if head_crc != r.frame.crc {
+                    return Err(corrupt("the region fails its checksum"));
+                }
+                out.fill(0);
             }
         }
         Ok(())
@@ -376,6 +423,9 @@ impl Journal {
         };
         if r.offset.checked_add(r.len).is_none() {
             return Err(corrupt("the region's range overflows"));
+        }
+        if encoding == Encoding::Zero && r.stored_len != 0 {
+            return Err(corrupt("a zero region stores bytes"));
         }
         if encoding == Encoding::Raw && r.stored_len != r.len {
             return Err(corrupt("a raw region's length disagrees with its bytes"));

@@ -29,6 +29,14 @@ pub struct Commit {
     pub chain: u32,
 }
 
+/// An incremental snapshot's memory: that of snapshot `seq` (itself possibly incremental),
+/// with this snapshot's regions laid over it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Base {
+    /// The snapshot it builds on (an earlier one in the same journal).
+    pub seq: u64,
+}
+
 /// A signal's disposition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Disposition {
@@ -250,10 +258,12 @@ pub struct Memory {
 /// How a region's bytes are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Encoding {
-    /// As they are, starting on a page boundary of the file (mappable).
+    /// The bytes as they are, on a page of the file (a restore maps them).
     Raw,
-    /// lz4 block compressed.
+    /// lz4 block-compressed.
     Lz4,
+    /// All zeros, nothing stored: a page an incremental snapshot found zeroed.
+    Zero,
 }
 
 impl Encoding {
@@ -261,6 +271,7 @@ impl Encoding {
         match self {
             Encoding::Raw => 0,
             Encoding::Lz4 => 1,
+            Encoding::Zero => 2,
         }
     }
 
@@ -268,6 +279,7 @@ impl Encoding {
         match n {
             0 => Some(Encoding::Raw),
             1 => Some(Encoding::Lz4),
+            2 => Some(Encoding::Zero),
             _ => None,
         }
     }

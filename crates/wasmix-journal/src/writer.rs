@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::error::JournalError;
 use crate::frame::{
-    FileHeader, FrameHeader, Kind, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, PAGE, REGION_HEADER_LEN,
+    FileHeader, FrameHeader, Kind, FORMAT_VERSION, FRAME_LEN, HEADER_LEN, MAPPABLE, PAGE,
+    REGION_HEADER_LEN,
 };
 use crate::reader::{Journal, Verify};
 use crate::record::{self, Begin, Commit, Encoding};
@@ -186,21 +187,15 @@ impl JournalWriter {
             path: self.path.clone(),
             what: format!("a {} frame of {len} bytes", kind.name()),
         })?;
-        let mut at = self.end;
-        self.file
-            .write_all_at(&header.encode(), at)
-            .map_err(|e| self.io(e))?;
-        at += FRAME_LEN;
-        for p in parts {
-            self.file.write_all_at(p, at).map_err(|e| self.io(e))?;
-            at += p.len() as u64;
-        }
-        let pad = (self.end + span - at) as usize;
-        if pad > 0 {
-            self.file
-                .write_all_at(&[0u8; 8][..pad], at)
-                .map_err(|e| self.io(e))?;
-        }
+        // One write for the whole frame (header, parts, alignment zeros): small frames are
+        // what incremental snapshots are made of, and a call each would dominate.
+        let encoded = header.encode();
+        let pad = (span - FRAME_LEN - len) as usize;
+        let mut all: Vec<&[u8]> = Vec::with_capacity(parts.len() + 2);
+        all.push(&encoded);
+        all.extend_from_slice(parts);
+        all.push(&[0u8; 8][..pad]);
+        write_all_vectored_at(&self.file, &all, self.end).map_err(|e| self.io(e))?;
         self.end += span;
         if self.sync == SyncPolicy::Always {
             self.file.sync_data().map_err(|e| self.io(e))?;
@@ -244,6 +239,11 @@ pub struct CommitInfo {
 }
 
 impl SnapshotWriter<'_> {
+    /// The journal's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.journal.path
+    }
+
     /// Its sequence number.
     pub fn seq(&self) -> u64 {
         self.seq
@@ -284,6 +284,22 @@ impl SnapshotWriter<'_> {
         self.structured(Kind::Memory, m)
     }
 
+    /// Makes this an incremental snapshot: its memory is snapshot `seq`'s (which must be a
+    /// complete snapshot of this journal) with this one's regions laid over it. Written
+    /// before any region.
+    pub fn base(&mut self, seq: u64) -> Result<(), JournalError> {
+        self.structured(Kind::Base, &record::Base { seq })
+    }
+
+    /// Records that `len` bytes of memory `index` at guest `offset` are zeros (an
+    /// incremental snapshot's pages that were cleared since its base); nothing is stored.
+    pub fn zeros(&mut self, index: u32, offset: u64, len: u64) -> Result<(), JournalError> {
+        let head = region_header(index, Encoding::Zero, offset, len);
+        let crc = self.journal.append(Kind::Region, &[&head])?;
+        self.counted(crc);
+        Ok(())
+    }
+
     /// Records `bytes` of memory `index` at guest `offset`, as `encoding` says: raw (on a
     /// page of the file, mappable), or lz4-compressed. With `None` it is compressed when a
     /// sample of it compresses to half or less. Returns the encoding used.
@@ -302,13 +318,18 @@ impl SnapshotWriter<'_> {
                 compressed = lz4_flex::block::compress(bytes);
                 &compressed
             }
+            Encoding::Zero => {
+                if bytes.iter().any(|b| *b != 0) {
+                    return Err(JournalError::Unrecordable {
+                        path: self.journal.path.clone(),
+                        what: "a region of non-zero bytes as zeros".into(),
+                    });
+                }
+                &[]
+            }
         };
-        let mut head = [0u8; REGION_HEADER_LEN as usize];
-        head[0..4].copy_from_slice(&index.to_le_bytes());
-        head[4] = encoding.number();
-        head[8..16].copy_from_slice(&offset.to_le_bytes());
-        head[16..24].copy_from_slice(&(bytes.len() as u64).to_le_bytes());
-        if encoding == Encoding::Raw {
+        let head = region_header(index, encoding, offset, bytes.len() as u64);
+        if encoding == Encoding::Raw && bytes.len() as u64 >= MAPPABLE {
             self.journal.align_payload(REGION_HEADER_LEN)?;
         }
         let crc = self.journal.append(Kind::Region, &[&head, data])?;
@@ -360,6 +381,53 @@ impl Drop for SnapshotWriter<'_> {
     }
 }
 
+/// Writes `parts` one after the other at `at`, in as few calls as the kernel allows.
+fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut at: u64) -> std::io::Result<()> {
+    let mut parts: Vec<&[u8]> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    let mut first = 0;
+    while first < parts.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = parts[first..]
+            .iter()
+            .take(512)
+            .map(|p| std::io::IoSlice::new(p))
+            .collect();
+        let mut n = match rustix::io::pwritev(file, &slices, at) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        at += n as u64;
+        // Past what was written: whole parts, then the rest of a part cut short.
+        while n > 0 {
+            let p = parts[first];
+            if n >= p.len() {
+                n -= p.len();
+                first += 1;
+            } else {
+                parts[first] = &p[n..];
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A Region payload's header (see the crate doc).
+fn region_header(
+    index: u32,
+    encoding: Encoding,
+    offset: u64,
+    len: u64,
+) -> [u8; REGION_HEADER_LEN as usize] {
+    let mut head = [0u8; REGION_HEADER_LEN as usize];
+    head[0..4].copy_from_slice(&index.to_le_bytes());
+    head[4] = encoding.number();
+    head[8..16].copy_from_slice(&offset.to_le_bytes());
+    head[16..24].copy_from_slice(&len.to_le_bytes());
+    head
+}
+
 /// Raw, unless a sample of `bytes` compresses to half or less.
 fn choose(bytes: &[u8]) -> Encoding {
     const SAMPLE: usize = 64 * 1024;
@@ -399,6 +467,8 @@ fn sync_dir(path: &Path) -> std::io::Result<()> {
 pub struct Compacted {
     /// The snapshot kept (the latest complete one), if any.
     pub kept: Option<u64>,
+    /// Every snapshot kept, oldest first: the latest and those its memory builds on.
+    pub chain: Vec<u64>,
     /// Bytes before and after.
     pub before: u64,
     /// Bytes after.
@@ -422,11 +492,12 @@ impl JournalWriter {
     }
 }
 
-/// Rewrites the journal at `path` to hold only its latest complete snapshot, which is all a
-/// restore needs. The whole journal is verified first (nothing is compacted out of damaged
-/// bytes); the copy goes to a file beside it, is made durable, and replaces the journal in
-/// one rename — a crash at any moment leaves either the old journal or the new one, whole
-/// (and at worst a stray `.compact` file, replaced by the next compaction).
+/// Rewrites the journal at `path` to hold only its latest complete snapshot — with the
+/// snapshots its memory builds on, if it is incremental — which is all a restore needs. The
+/// whole journal is verified first (nothing is compacted out of damaged bytes); the copy
+/// goes to a file beside it, is made durable, and replaces the journal in one rename — a
+/// crash at any moment leaves either the old journal or the new one, whole (and at worst a
+/// stray `.compact` file, replaced by the next compaction).
 pub fn compact(path: &Path) -> Result<Compacted, JournalError> {
     // Held until the new journal has replaced the old: no run writes meanwhile.
     let held = File::open(path).map_err(|e| JournalError::io(path, e))?;
@@ -436,41 +507,47 @@ pub fn compact(path: &Path) -> Result<Compacted, JournalError> {
     let Some(last) = journal.snapshots().last().cloned() else {
         return Ok(Compacted {
             kept: None,
+            chain: Vec::new(),
             before,
             after: before,
         });
     };
+    let chain = journal.chain(&last)?;
     let mut tmp_name = path.as_os_str().to_owned();
     tmp_name.push(".compact");
     let tmp = std::path::PathBuf::from(tmp_name);
     let mut out = JournalWriter::create(&tmp, journal.module(), SyncPolicy::Never)?;
-    out.pad_to(last.start)?;
-    // The snapshot's frames, byte for byte: checksums cover no file offsets, and the
-    // padding above keeps every raw region on a page.
     let io_in = |e| JournalError::io(path, e);
     let mut buf = vec![0u8; 1 << 20];
-    let mut at = last.start;
-    while at < last.end {
-        let n = ((last.end - at) as usize).min(buf.len());
-        journal
-            .file()
-            .read_exact_at(&mut buf[..n], at)
-            .map_err(io_in)?;
-        out.file
-            .write_all_at(&buf[..n], out.end)
-            .map_err(|e| out.io(e))?;
-        out.end += n as u64;
-        at += n as u64;
+    for kept in &chain {
+        out.pad_to(kept.start)?;
+        // The snapshot's frames, byte for byte: checksums cover no file offsets, and the
+        // padding above keeps every raw region on a page.
+        let mut at = kept.start;
+        while at < kept.end {
+            let n = ((kept.end - at) as usize).min(buf.len());
+            journal
+                .file()
+                .read_exact_at(&mut buf[..n], at)
+                .map_err(io_in)?;
+            out.file
+                .write_all_at(&buf[..n], out.end)
+                .map_err(|e| out.io(e))?;
+            out.end += n as u64;
+            at += n as u64;
+        }
     }
     out.file.sync_all().map_err(|e| out.io(e))?;
     let after = out.end;
     drop(out);
-    // The copy must read back as this snapshot before it replaces anything.
+    // The copy must read back as these snapshots before it replaces anything.
+    let seqs: Vec<u64> = chain.iter().map(|s| s.seq).collect();
     let check = Journal::open(&tmp, Some(journal.module()), Verify::Full)?;
-    if check.snapshots().iter().map(|s| s.seq).collect::<Vec<_>>() != [last.seq] {
+    let back: Vec<u64> = check.snapshots().iter().map(|s| s.seq).collect();
+    if back != seqs || check.latest().is_err() {
         return Err(JournalError::Unrecordable {
             path: tmp,
-            what: "the compacted copy (it does not read back as the kept snapshot)".into(),
+            what: "the compacted copy (it does not read back as the kept snapshots)".into(),
         });
     }
     std::fs::rename(&tmp, path).map_err(io_in)?;
@@ -478,6 +555,7 @@ pub fn compact(path: &Path) -> Result<Compacted, JournalError> {
     drop(held);
     Ok(Compacted {
         kept: Some(last.seq),
+        chain: seqs,
         before,
         after,
     })

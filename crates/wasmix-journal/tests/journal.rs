@@ -10,7 +10,7 @@ use wasmix_journal::record::{
 };
 use wasmix_journal::{
     Encoding, Journal, JournalError, JournalWriter, Kind, SyncPolicy, Tail, Verify, HEADER_LEN,
-    PAGE,
+    MAPPABLE, PAGE,
 };
 
 const MODULE: [u8; 32] = [0xab; 32];
@@ -117,7 +117,7 @@ fn write(path: &Path, n: u64) -> Vec<(u64, u64)> {
             shared: true,
         })
         .unwrap();
-        let raw = noise(3 * PAGE as usize, i);
+        let raw = noise(MAPPABLE as usize, i);
         assert_eq!(s.region(0, 0, &raw, None).unwrap(), Encoding::Raw);
         let pattern = vec![i as u8; 70_000];
         assert_eq!(s.region(0, 1 << 16, &pattern, None).unwrap(), Encoding::Lz4);
@@ -144,7 +144,7 @@ fn check_latest(j: &Journal, seq: u64) {
     );
     let mut out = vec![0u8; raw.len as usize];
     j.read_region(&raw, &mut out).unwrap();
-    assert_eq!(out, noise(3 * PAGE as usize, seq));
+    assert_eq!(out, noise(MAPPABLE as usize, seq));
     let lz = s.regions[1];
     assert_eq!(
         (lz.encoding, lz.offset, lz.len),
@@ -293,7 +293,8 @@ fn a_flipped_bit_is_caught_wherever_it_lands() {
     let bytes = std::fs::read(&full).unwrap();
     let path = dir.path().join("flipped");
     let last_commit = spans[1].1 - 32;
-    for at in (0..bytes.len()).step_by(5) {
+    // A prime step: lands in every frame header and at every bit position over the file.
+    for at in (0..bytes.len()).step_by(13) {
         let mut damaged = bytes.clone();
         damaged[at] ^= 1 << (at % 8);
         std::fs::write(&path, &damaged).unwrap();
@@ -491,4 +492,137 @@ fn a_damaged_journal_is_not_compacted() {
     std::fs::write(&path, &bytes).unwrap();
     assert!(wasmix_journal::compact(&path).is_err());
     assert_eq!(std::fs::read(&path).unwrap(), bytes, "left as it was");
+}
+
+/// One memory of `PAGES` pages, written as a full snapshot then increments, each given as
+/// the pages it changes (page, fill byte; 0 = zeroed).
+const PAGES: usize = 64;
+
+/// Writes `layers[0]` as a full snapshot (zero pages left out) and each later one as an
+/// increment on the one before; returns the memory after each.
+fn write_layers(path: &Path, layers: &[Vec<(usize, u8)>]) -> Vec<Vec<u8>> {
+    let mut w = JournalWriter::create(path, MODULE, SyncPolicy::Never).unwrap();
+    let mut memory = vec![0u8; PAGES * PAGE as usize];
+    let mut states = Vec::new();
+    for (i, changes) in layers.iter().enumerate() {
+        let mut s = w.snapshot("periodic", 1, 1).unwrap();
+        s.process(&process(1)).unwrap();
+        if i > 0 {
+            s.base(i as u64).unwrap();
+        }
+        s.memory(&Memory {
+            index: 0,
+            size: memory.len() as u64,
+            shared: false,
+        })
+        .unwrap();
+        for (p, fill) in changes {
+            memory[p * PAGE as usize..(p + 1) * PAGE as usize].fill(*fill);
+        }
+        let pages: Vec<usize> = if i == 0 {
+            (0..PAGES).collect()
+        } else {
+            let mut ps: Vec<usize> = changes.iter().map(|c| c.0).collect();
+            ps.sort_unstable();
+            ps.dedup();
+            ps
+        };
+        for p in pages {
+            let at = p * PAGE as usize;
+            let bytes = &memory[at..at + PAGE as usize];
+            if bytes.iter().all(|b| *b == 0) {
+                if i > 0 {
+                    s.zeros(0, at as u64, PAGE).unwrap();
+                }
+            } else {
+                s.region(0, at as u64, bytes, None).unwrap();
+            }
+        }
+        s.commit().unwrap();
+        states.push(memory.clone());
+    }
+    states
+}
+
+/// The memory snapshot `seq` composes to.
+fn compose(j: &Journal, seq: u64) -> Vec<u8> {
+    let index = j.snapshots().iter().find(|s| s.seq == seq).unwrap();
+    let mut memory = vec![0xAAu8; PAGES * PAGE as usize];
+    memory.fill(0);
+    for layer in j.layers(index).unwrap() {
+        for r in &layer.regions {
+            let at = r.offset as usize;
+            j.read_region(r, &mut memory[at..at + r.len as usize])
+                .unwrap();
+        }
+    }
+    memory
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Increments composed over their base give the memory as it was at each snapshot,
+    /// whatever pages each rewrites or clears.
+    #[test]
+    fn increments_compose_to_the_memory_at_each_snapshot(
+        layers in proptest::collection::vec(
+            proptest::collection::vec((0..PAGES, proptest::prelude::any::<u8>()), 0..20),
+            1..6,
+        )
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let states = write_layers(&path, &layers);
+        let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+        for (i, state) in states.iter().enumerate() {
+            let seq = i as u64 + 1;
+            let chain: Vec<u64> = j
+                .chain(j.snapshots().iter().find(|s| s.seq == seq).unwrap())
+                .unwrap()
+                .iter()
+                .map(|s| s.seq)
+                .collect();
+            proptest::prop_assert_eq!(chain, (1..=seq).collect::<Vec<_>>());
+            proptest::prop_assert!(compose(&j, seq) == *state, "snapshot {}", seq);
+        }
+    }
+}
+
+/// Compaction keeps an incremental snapshot's whole chain (and it still composes); a base
+/// that is missing is a named error, not a wrong memory.
+#[test]
+fn compaction_keeps_the_chain_and_a_missing_base_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let layers = vec![vec![(1, 1), (2, 2)], vec![(2, 0), (3, 3)], vec![(1, 9)]];
+    let states = write_layers(&path, &layers);
+    let done = wasmix_journal::compact(&path).unwrap();
+    assert_eq!(done.kept, Some(3));
+    assert_eq!(done.chain, [1, 2, 3]);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!(j.latest().unwrap().base, Some(2));
+    assert_eq!(compose(&j, 3), states[2]);
+    drop(j);
+
+    // An increment naming a base the journal does not hold.
+    let lone = dir.path().join("lone");
+    let mut w = JournalWriter::create(&lone, MODULE, SyncPolicy::Never).unwrap();
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.base(7).unwrap();
+    s.commit().unwrap();
+    drop(w);
+    let j = Journal::open(&lone, Some(MODULE), Verify::Full).unwrap();
+    let err = j.layers(&j.snapshots()[0]).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            JournalError::MissingBase {
+                seq: 1,
+                base: 7,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("builds on snapshot 7"), "{err}");
 }
