@@ -80,6 +80,7 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
             "regions": s.regions.len(),
             "region_bytes_stored": stored,
             "descriptors": s.files.as_ref().map_or(0, |f| f.fds.len()),
+            "base": s.base,
         }));
     }
     let kinds: serde_json::Map<String, serde_json::Value> = Kind::ALL
@@ -123,8 +124,12 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
     println!("  records        {}", counts.join(", "));
     println!("  snapshots      {}", snapshots.len());
     for s in &snapshots {
+        let base = match s["base"].as_u64() {
+            Some(b) => format!(", incremental on #{b}"),
+            None => String::new(),
+        };
         println!(
-            "    #{} {} at byte {}: {} bytes, pid {}, {} thread(s), {} bytes of memory in {} region(s), {} descriptor(s)",
+            "    #{} {} at byte {}: {} bytes, pid {}, {} thread(s), {} bytes of memory in {} region(s){base}, {} descriptor(s)",
             s["seq"],
             s["trigger"].as_str().unwrap_or(""),
             s["offset"],
@@ -151,6 +156,17 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
 pub fn compact(path: &Path) -> Result<(), String> {
     let done = wasmix_journal::compact(path).map_err(|e| e.to_string())?;
     match done.kept {
+        Some(seq) if done.chain.len() > 1 => println!(
+            "{}: kept snapshot #{seq} and the snapshots it builds on ({}), {} bytes (was {})",
+            path.display(),
+            done.chain
+                .iter()
+                .map(|s| format!("#{s}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            done.after,
+            done.before
+        ),
         Some(seq) => println!(
             "{}: kept snapshot #{seq}, {} bytes (was {})",
             path.display(),
@@ -207,6 +223,9 @@ pub fn export(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> 
         if let Some(f) = &s.files {
             line(seq, "files", serde_json::json!(f))?;
         }
+        if let Some(base) = s.base {
+            line(seq, "base", serde_json::json!({ "seq": base }))?;
+        }
         for m in &s.memories {
             line(seq, "memory", serde_json::json!(m))?;
         }
@@ -235,7 +254,9 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
     use std::os::unix::fs::FileExt;
     let j = Journal::open(path, None, Verify::Frames).map_err(|e| e.to_string())?;
     let index = pick(&j, seq)?;
-    let s = j.snapshot(&index).map_err(|e| e.to_string())?;
+    // An incremental snapshot's memory is its base's with its regions laid over it.
+    let layers = j.layers(&index).map_err(|e| e.to_string())?;
+    let s = layers.last().ok_or("no snapshot")?;
     let memory = s
         .memories
         .iter()
@@ -247,17 +268,16 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
         .map_err(|e| format!("cannot size {}: {e}", out.display()))?;
     let mut buf = Vec::new();
     let mut written = 0u64;
+    let regions: Vec<_> = layers
+        .iter()
+        .flat_map(|l| &l.regions)
+        .filter(|r| r.index == 0)
+        .collect();
     let bar = progress_bar("extracting");
     if let Some(bar) = &bar {
-        bar.set_length(
-            s.regions
-                .iter()
-                .filter(|r| r.index == 0)
-                .map(|r| r.len)
-                .sum(),
-        );
+        bar.set_length(regions.iter().map(|r| r.len).sum());
     }
-    for r in s.regions.iter().filter(|r| r.index == 0) {
+    for r in regions {
         if let Some(bar) = &bar {
             bar.set_position(written);
         }

@@ -162,6 +162,12 @@ struct RunArgs {
           default_value = "1s")]
     snapshot_idle: std::time::Duration,
 
+    /// Every snapshot writes the whole memory. By default a snapshot after the first writes
+    /// only the pages written since the one before (an increment the restore composes),
+    /// which costs a write fault per page first written after each snapshot.
+    #[arg(long, requires = "journal")]
+    full_snapshots: bool,
+
     /// End the process once a snapshot is taken (exit status 75); restore it with the same
     /// `--journal` to go on.
     #[arg(long, requires = "journal")]
@@ -333,6 +339,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.stop_after_snapshot = args.stop_after_snapshot;
         config.period = args.snapshot_period;
         config.idle = args.snapshot_idle;
+        config.incremental = !args.full_snapshots;
         config.restore_from = args.restore_from.clone();
         if args.snapshot_on.contains(&Trigger::PeriodicInterval) && config.period.is_none() {
             return Err(other("--snapshot-on periodic needs --snapshot-period"));

@@ -60,6 +60,10 @@ pub struct JournalConfig {
     pub period: Option<std::time::Duration>,
     /// With [`Trigger::Idle`]: how long every thread must have been blocked.
     pub idle: std::time::Duration,
+    /// Snapshots after the first write only the memory pages written since the one before
+    /// (the journal composes them on restore). Tracking those writes costs a fault per page
+    /// first written after each snapshot; off, every snapshot writes the whole memory.
+    pub incremental: bool,
     /// Restore from the latest snapshot of this journal instead, only reading it, and record
     /// into `path`, which must not exist yet: several runs can start from one journal at
     /// once (a journal has one writer), sharing its pages.
@@ -77,6 +81,7 @@ impl JournalConfig {
             capture_timeout: std::time::Duration::from_secs(10),
             period: None,
             idle: std::time::Duration::from_secs(1),
+            incremental: true,
             restore_from: None,
         }
     }
@@ -440,6 +445,7 @@ fn open_journal(
         writer,
         triggers,
         config.stop_after_snapshot,
+        config.incremental,
         config.capture_timeout,
         offset,
     );

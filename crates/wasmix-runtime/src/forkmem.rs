@@ -42,6 +42,9 @@ pub(crate) struct ForkMemory {
     /// The write-protected copy of this memory being read, if any: the mapping must not
     /// change until it is read.
     copy: Mutex<Option<WpWaiter>>,
+    /// The copy tracking this memory's writes since the last snapshot (incremental
+    /// snapshots), until the mapping changes.
+    tracker: Mutex<Option<Arc<WpCopy>>>,
 }
 
 /// How a memory is mapped.
@@ -83,6 +86,7 @@ impl ForkMemory {
                 ..Mapping::default()
             }),
             copy: Mutex::new(None),
+            tracker: Mutex::new(None),
         })
     }
 
@@ -128,6 +132,7 @@ impl ForkMemory {
                 len: parent.len,
             }),
             copy: Mutex::new(None),
+            tracker: Mutex::new(None),
         })
     }
 }
@@ -211,19 +216,40 @@ impl ForkMemory {
     /// memory wait for it, and so must whoever unmaps the memory ([`ForkMemory::retire`]);
     /// before its seal, they cancel it instead.
     ///
+    /// `incremental`: the copy goes on tracking writes once read, and the next call makes
+    /// an increment of it (the pages written since) — unless the mapping changed since,
+    /// which ends the tracking: a full copy again.
+    ///
     /// # Safety
     /// `memory` must lie within this memory's accessible range.
-    pub unsafe fn arm(&self, memory: Region) -> Result<WpCopy, WpError> {
+    pub unsafe fn arm(&self, memory: Region, incremental: bool) -> Result<Arc<WpCopy>, WpError> {
         let mut mapping = self.mapping.lock().unwrap_or_else(|e| e.into_inner());
         if mapping.retired {
             return Err(WpError::Cancelled);
         }
+        let tracker = self
+            .tracker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        if let Some(t) = tracker.filter(|_| incremental) {
+            // Waits for the last copy to be read; fails if it stopped tracking.
+            if t.rearm().is_ok() {
+                mapping.len = memory.len;
+                *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.waiter());
+                return Ok(t);
+            }
+        }
         self.settle();
-        // SAFETY: as the caller vouches; the mapping stays until the copy is read, as
-        // everyone who changes it settles first (under the lock held here).
-        let copy = unsafe { WpCopy::arm(memory.base, memory.len) }?;
+        // SAFETY: as the caller vouches; the mapping stays until the copy is read (or, kept,
+        // until it is dropped or ended), as everyone who changes it settles first (under the
+        // lock held here).
+        let copy = Arc::new(unsafe { WpCopy::arm(memory.base, memory.len, incremental) }?);
         mapping.len = memory.len;
         *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some(copy.waiter());
+        if incremental {
+            *self.tracker.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::clone(&copy));
+        }
         Ok(copy)
     }
 
@@ -240,12 +266,19 @@ impl ForkMemory {
         self.settle();
     }
 
-    /// Waits until no copy of this memory is being read (cancels one not sealed yet).
+    /// Waits until no copy of this memory is being read (cancels one not sealed yet, ends
+    /// the tracking of writes).
     fn settle(&self) {
         let copy = self.copy.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(c) = copy {
             c.wait_read();
         }
+        drop(
+            self.tracker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take(),
+        );
     }
 }
 
@@ -481,7 +514,7 @@ mod tests {
 
         // Armed, not sealed: the fork goes ahead and the copy is given up.
         // SAFETY: the accessible range of this test's memory.
-        let armed = unsafe { mem.arm(parent.0) }.unwrap();
+        let armed = unsafe { mem.arm(parent.0, false) }.unwrap();
         let child = Reservation::new(2 * MIB, 16 * MIB);
         // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
@@ -491,7 +524,7 @@ mod tests {
 
         // Sealed: the fork waits until the copy is read, which sees the memory as sealed.
         // SAFETY: as above.
-        let copy = unsafe { mem.arm(parent.0) }.unwrap();
+        let copy = unsafe { mem.arm(parent.0, false) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(parent.0.len) }.unwrap();
         parent.set(10, 2);

@@ -132,7 +132,15 @@ pub(crate) fn restore(
         };
         instantiated.map_err(|e| setup(format!("{e:#}")))?;
         if main_thread {
-            restore_memory(&mut store, journal, snap)?;
+            let index = journal
+                .snapshots()
+                .iter()
+                .find(|s| s.seq == snap.begin.seq)
+                .ok_or_else(|| {
+                    setup(format!("snapshot {} is not in the journal", snap.begin.seq))
+                })?;
+            let layers = journal.layers(index).map_err(setup)?;
+            restore_memory(&mut store, journal, &layers)?;
         }
         for sig in signals_of(rec.pending).iter() {
             thread.deliver(sig);
@@ -167,15 +175,18 @@ pub(crate) fn restore(
 }
 
 /// Grows the memory to its recorded size and fills it: fresh zero pages everywhere
-/// (instantiation may have put data segments where the snapshot had zeros), then every raw
-/// region mapped copy-on-write straight from the journal file — so a restore does not read
-/// memory it does not touch — and compressed ones decompressed into place.
+/// (instantiation may have put data segments where the snapshot had zeros), then the regions
+/// of every layer (a full snapshot, then the increments on it, oldest first) laid over each
+/// other: large raw regions mapped copy-on-write straight from the journal file — so a
+/// restore does not read memory it does not touch — the rest copied or decompressed into
+/// place, zero regions cleared. Small regions are copied rather than mapped so increments
+/// of scattered pages do not cost a mapping each.
 fn restore_memory(
     store: &mut Store<Host>,
     journal: &Journal,
-    snap: &Snapshot,
+    layers: &[Snapshot],
 ) -> Result<(), RunError> {
-    let Some(mem) = snap.memories.first() else {
+    let Some(mem) = layers.last().and_then(|s| s.memories.first()) else {
         return Ok(());
     };
     let have = match store.data().memory.clone() {
@@ -208,7 +219,7 @@ fn restore_memory(
         .map_err(|e| setup(format!("cannot map the memory: {e}")))?;
     }
     let page = rustix::param::page_size() as u64;
-    for r in &snap.regions {
+    for r in layers.iter().flat_map(|l| &l.regions) {
         let end = r.offset.saturating_add(r.len);
         if end > region.len as u64 {
             return Err(setup(format!(
@@ -218,10 +229,9 @@ fn restore_memory(
         }
         // SAFETY: `offset..end` lies inside the memory (checked above).
         let at = unsafe { region.base.add(r.offset as usize) };
-        let mappable = r.encoding == Encoding::Raw
-            && r.offset % page == 0
-            && r.len % page == 0
-            && r.data_offset % page == 0;
+        let aligned =
+            r.offset % page == 0 && r.len % page == 0 && r.len >= wasmix_journal::MAPPABLE;
+        let mappable = aligned && r.encoding == Encoding::Raw && r.data_offset % page == 0;
         if mappable {
             // SAFETY: page-aligned, inside the memory; the journal's bytes there belong to a
             // complete snapshot, which the file keeps (it is only ever appended to).
@@ -236,6 +246,17 @@ fn restore_memory(
                 )
             }
             .map_err(|e| setup(format!("cannot map a memory region from the journal: {e}")))?;
+        } else if aligned && r.encoding == Encoding::Zero {
+            // SAFETY: as above; fresh zero pages replace what an older layer put there.
+            unsafe {
+                mmap_anonymous(
+                    at.cast(),
+                    r.len as usize,
+                    rw,
+                    MapFlags::PRIVATE | MapFlags::FIXED,
+                )
+            }
+            .map_err(|e| setup(format!("cannot map the memory: {e}")))?;
         } else {
             // SAFETY: as above; nothing else uses the memory yet.
             let bytes = unsafe { std::slice::from_raw_parts_mut(at, r.len as usize) };

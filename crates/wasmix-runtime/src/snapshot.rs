@@ -120,7 +120,7 @@ pub(crate) fn request(
 /// Write-protects the memory while the threads still run, so the pause only re-protects
 /// what they write until they park (see [`crate::wpcopy`]). `None` where that cannot be
 /// done; the snapshot then protects (or freezes) the memory while paused.
-fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<WpCopy> {
+fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<Arc<WpCopy>> {
     let memory = ctx.fork_memory()?;
     let len = ctx
         .image
@@ -129,9 +129,14 @@ fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<WpCopy> {
         .or(memory_len)
         .unwrap_or_else(|| memory.len_hint());
     let region = ctx.memory_region(len).filter(|_| len > 0)?;
+    let incremental = ctx.journal().is_some_and(|j| j.incremental());
+    let started = std::time::Instant::now();
     // SAFETY: the memory is at least `len` bytes long (memories never shrink).
-    match unsafe { memory.arm(region) } {
-        Ok(copy) => Some(copy),
+    match unsafe { memory.arm(region, incremental) } {
+        Ok(copy) => {
+            tracing::debug!("snapshot: memory armed in {:?}", started.elapsed());
+            Some(copy)
+        }
         Err(e) => {
             tracing::debug!("snapshot: memory not armed ({e})");
             None
@@ -303,7 +308,7 @@ fn write(
     journal: &Journaling,
     trigger: Trigger,
     done: Arc<Durable>,
-    armed: Option<WpCopy>,
+    armed: Option<Arc<WpCopy>>,
     s: &Snapshot<'_>,
 ) -> Result<(), String> {
     let mut threads = Vec::new();
@@ -336,7 +341,7 @@ fn write(
             });
             // SAFETY: as above.
             let copy = sealed.map(Ok).unwrap_or_else(|| unsafe {
-                let c = m.arm(r)?;
+                let c = m.arm(r, journal.incremental())?;
                 c.seal(r.len).map(|()| c)
             });
             match copy {

@@ -24,6 +24,21 @@
 //!                  write to page p of a read chunk    → release p
 //! ```
 //!
+//! **Incremental copies.** A copy armed with `keep` does not end when it has been read: its
+//! chunks stay protected, and the handler notes every page written since the seal (and
+//! releases it), so the memory's writes are tracked until the next copy. That copy
+//! ([`WpCopy::rearm`]) protects again only the pages noted, and holds just those (plus what
+//! was written while arming, and growth): an incremental snapshot's pages, its cost
+//! following what the process wrote, not what it has. [`WpCopy::held_pages`] says which
+//! pages a copy holds; the first, full copy holds all. Tracking costs a write fault per page
+//! first written after each seal; it ends when the copy is dropped, or when the mapping must
+//! change ([`WpWaiter::wait_read`]) — the next copy is then a full one.
+//!
+//! ```text
+//!   full copy (keep) ── read ──► tracking: a write releases its page, noted dirty
+//!   rearm: dirty pages protected again ── seal ──► holds dirty ∪ written-while-arming ∪ growth
+//! ```
+//!
 //! Needs userfaultfd with write protection on shared memory (Linux 5.19+; markers catch
 //! first writes to pages never touched) and the right to use it (`CAP_SYS_PTRACE`, or
 //! `vm.unprivileged_userfaultfd = 1`): [`WpCopy::arm`] fails otherwise, and callers fall
@@ -82,6 +97,28 @@ struct State {
     saved: HashMap<usize, Box<[u8]>>,
     /// Every chunk is read, or the copy was dropped or cancelled: the protection is gone.
     finished: bool,
+    /// Go on tracking writes once read (incremental copies).
+    keep: bool,
+    /// Every chunk is read and writes are being tracked (`keep`).
+    tracking: bool,
+    /// The mapping is about to change: end once read instead of tracking.
+    ending: bool,
+    /// By page: written since the seal (what the next incremental copy holds).
+    dirty: Vec<bool>,
+    /// After a rearm, until the seal: the pages the copy carries over from tracking.
+    carried: Vec<usize>,
+    /// By page, the pages this copy holds; `None`: every page (a full copy).
+    held: Option<Vec<bool>>,
+    /// Seals so far: 1 for the full copy, then one more per increment.
+    generation: u64,
+}
+
+impl State {
+    fn holds(&self, page: usize) -> bool {
+        self.held
+            .as_ref()
+            .is_none_or(|h| h.get(page).copied().unwrap_or(false))
+    }
 }
 
 struct Shared {
@@ -93,6 +130,8 @@ struct Shared {
 
 /// A copy of the memory at `base` as it was at its seal; see the module doc.
 pub(crate) struct WpCopy {
+    /// Unique in the host process (a writer matches increments to their base by it).
+    id: u64,
     shared: Arc<Shared>,
     stop: OwnedFd,
     handler: Option<std::thread::JoinHandle<()>>,
@@ -107,7 +146,8 @@ impl WpWaiter {
     /// a copy not sealed yet is cancelled at once (its seal then fails).
     pub fn wait_read(&self) {
         let mut st = self.0.lock();
-        if !st.sealed {
+        st.ending = true;
+        if !st.sealed || st.tracking {
             self.0.finish(&mut st);
         }
         while !st.finished {
@@ -165,6 +205,22 @@ impl Shared {
         Ok(())
     }
 
+    /// After a chunk is read: once all are, the copy finishes — or, kept, starts tracking.
+    /// Whether the copy is done with (finished or tracking).
+    fn chunk_done(&self, st: &mut State) -> bool {
+        if !st.read.iter().all(|r| *r) {
+            return false;
+        }
+        st.saved.clear();
+        if st.keep && !st.ending {
+            st.tracking = true;
+            self.changed.notify_all();
+        } else {
+            self.finish(st);
+        }
+        true
+    }
+
     /// Releases what is still protected, unregisters, and wakes whoever waits.
     fn finish(&self, st: &mut State) {
         if st.finished {
@@ -174,6 +230,8 @@ impl Shared {
         st.read.iter_mut().for_each(|r| *r = true);
         st.saved.clear();
         st.released.clear();
+        st.tracking = false;
+        st.dirty = Vec::new();
         let mut range = uffdio_range {
             start: self.base as u64,
             len: st.len as u64,
@@ -192,12 +250,13 @@ impl Shared {
 impl WpCopy {
     /// Write-protects `len` bytes at `base` (page-aligned, shared memory) and starts the
     /// handler, while the process may still run: until [`WpCopy::seal`], a write only
-    /// releases and notes its page.
+    /// releases and notes its page. With `keep`, writes are tracked after the copy is read,
+    /// for [`WpCopy::rearm`].
     ///
     /// # Safety
     /// The range must be mapped readable and writable, and stay mapped until the copy is
-    /// read, cancelled or dropped.
-    pub unsafe fn arm(base: *mut u8, len: usize) -> Result<WpCopy, WpError> {
+    /// cancelled or dropped (or read, without `keep`).
+    pub unsafe fn arm(base: *mut u8, len: usize, keep: bool) -> Result<WpCopy, WpError> {
         let base = base as usize;
         assert!(
             base.is_multiple_of(PAGE) && len.is_multiple_of(PAGE),
@@ -214,6 +273,13 @@ impl WpCopy {
                 read: Vec::new(),
                 saved: HashMap::new(),
                 finished: false,
+                keep,
+                tracking: false,
+                ending: false,
+                dirty: Vec::new(),
+                carried: Vec::new(),
+                held: None,
+                generation: 0,
             }),
             changed: Condvar::new(),
         });
@@ -234,7 +300,9 @@ impl WpCopy {
                     .spawn(move || handle(&shared, &stop))
             })
             .map_err(|e| fail(&shared, WpError::Protect(e)))?;
+        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let copy = WpCopy {
+            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             shared,
             stop,
             handler: Some(handler),
@@ -267,6 +335,19 @@ impl WpCopy {
         let mut pages = std::mem::take(&mut st.released);
         pages.sort_unstable();
         pages.dedup();
+        // An increment holds what it carried over, what was written while it was armed,
+        // and growth (added below).
+        let rearmed = st.generation > 0;
+        if rearmed {
+            let mut held = vec![false; len / PAGE];
+            for p in st.carried.drain(..).chain(pages.iter().copied()) {
+                if let Some(h) = held.get_mut(p) {
+                    *h = true;
+                }
+            }
+            held[st.len / PAGE..].iter_mut().for_each(|h| *h = true);
+            st.held = Some(held);
+        }
         let mut i = 0;
         while i < pages.len() {
             let mut j = i + 1;
@@ -288,8 +369,109 @@ impl WpCopy {
             st.len = len;
         }
         st.read = vec![false; len.div_ceil(CHUNK)];
+        st.dirty = if st.keep {
+            vec![false; len / PAGE]
+        } else {
+            Vec::new()
+        };
+        st.generation += 1;
         st.sealed = true;
         Ok(())
+    }
+
+    /// Starts the next, incremental copy of a tracking copy, while the process may run:
+    /// protects again the pages written since the last seal (a write meanwhile releases and
+    /// notes its page, as when arming); [`WpCopy::seal`] follows. Waits until the last copy
+    /// is read. Fails if the copy no longer tracks (it was cancelled or ended): take a full
+    /// copy then.
+    pub fn rearm(&self) -> Result<(), WpError> {
+        let s = &self.shared;
+        let mut st = s.lock();
+        while st.sealed && !st.tracking && !st.finished {
+            st = s.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+        if st.finished || !st.tracking {
+            return Err(WpError::Cancelled);
+        }
+        let carried: Vec<usize> = st
+            .dirty
+            .iter()
+            .enumerate()
+            .filter_map(|(p, d)| d.then_some(p))
+            .collect();
+        st.tracking = false;
+        st.sealed = false;
+        st.saved.clear();
+        st.dirty.iter_mut().for_each(|d| *d = false);
+        drop(st);
+        // Protected outside the lock, so faults meanwhile are noted as the pieces go on.
+        let mut i = 0;
+        while i < carried.len() {
+            let mut j = i + 1;
+            while j < carried.len()
+                && carried[j] == carried[j - 1] + 1
+                && carried[j] - carried[i] < ARM_PIECE / PAGE
+            {
+                j += 1;
+            }
+            let span = carried[j - 1] + 1 - carried[i];
+            if let Err(e) = protect(s, carried[i] * PAGE, span * PAGE, true) {
+                s.finish(&mut s.lock());
+                return Err(WpError::Protect(e));
+            }
+            if span >= 64 {
+                // As in `cover`: a thread faulting meanwhile gets through while we sleep.
+                std::thread::sleep(std::time::Duration::from_micros(1));
+            }
+            i = j;
+        }
+        let mut st = s.lock();
+        if st.finished {
+            return Err(WpError::Cancelled);
+        }
+        st.carried = carried;
+        Ok(())
+    }
+
+    /// The pages (by index) this copy holds, as sealed: `None` for every page (a full
+    /// copy), else those written since the copy before it.
+    pub fn held_pages(&self) -> Option<Vec<bool>> {
+        self.shared.lock().held.clone()
+    }
+
+    /// Its id, unique in the host process.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Seals so far (1 for a full copy, one more per [`WpCopy::rearm`]).
+    pub fn generation(&self) -> u64 {
+        self.shared.lock().generation
+    }
+
+    /// Whether the copy was read and now tracks writes (it can be rearmed).
+    #[cfg(test)]
+    pub fn tracking(&self) -> bool {
+        self.shared.lock().tracking
+    }
+
+    /// Stops tracking (the next copy must be a full one): releases and unregisters.
+    pub fn end(&self) {
+        self.shared.finish(&mut self.shared.lock());
+    }
+
+    /// Marks the chunk at `offset` read without copying it: none of its pages is held.
+    pub fn skip(&self, offset: usize) {
+        let s = &self.shared;
+        let mut st = s.lock();
+        assert!(st.sealed, "a copy is read after its seal");
+        if st.finished {
+            return;
+        }
+        if let Some(r) = st.read.get_mut(offset / CHUNK) {
+            *r = true;
+        }
+        s.chunk_done(&mut st);
     }
 
     /// The copy's length in bytes (as sealed).
@@ -306,6 +488,17 @@ impl WpCopy {
     /// (its length: the chunk's, shorter at the end) as it was at the seal, and releases
     /// it. Reading the last chunk finishes the copy.
     pub fn read(&self, offset: usize, buf: &mut Vec<u8>) {
+        self.read_some(offset, None, buf);
+    }
+
+    /// Like [`WpCopy::read`], but copies only the chunk's pages `held` says (by page from
+    /// the chunk's start), one after the other into `buf`: what an increment takes of a
+    /// chunk, without copying the rest of it.
+    pub fn read_pages(&self, offset: usize, held: &[bool], buf: &mut Vec<u8>) {
+        self.read_some(offset, Some(held), buf);
+    }
+
+    fn read_some(&self, offset: usize, held: Option<&[bool]>, buf: &mut Vec<u8>) {
         let s = &self.shared;
         buf.clear();
         let end = {
@@ -320,6 +513,8 @@ impl WpCopy {
             }
             (offset + CHUNK).min(st.len)
         };
+        let pages = (offset / PAGE)..(end / PAGE);
+        let wanted = |page: usize| held.is_none_or(|h| h.get(page - offset / PAGE) == Some(&true));
         // Copied without the lock, so a thread that faults meanwhile is not held for it.
         // A page the handler releases during the copy may be read torn, but it was saved
         // before its release, and its saved bytes replace it below.
@@ -327,17 +522,33 @@ impl WpCopy {
         // it are the guest's, and only ever replaced, never trusted, as said above.
         let live =
             unsafe { std::slice::from_raw_parts((s.base + offset) as *const u8, end - offset) };
-        buf.extend_from_slice(live);
-        let mut st = s.lock();
-        for page in (offset / PAGE)..(end / PAGE) {
-            if let Some(old) = st.saved.remove(&page) {
+        let mut placed = Vec::new();
+        if held.is_none() {
+            buf.extend_from_slice(live);
+        } else {
+            for page in pages.clone().filter(|p| wanted(*p)) {
                 let at = page * PAGE - offset;
+                placed.push(page);
+                buf.extend_from_slice(&live[at..at + PAGE]);
+            }
+        }
+        let mut st = s.lock();
+        for page in pages {
+            if let Some(old) = st.saved.remove(&page) {
+                let at = match held {
+                    None => page * PAGE - offset,
+                    Some(_) => match placed.iter().position(|p| *p == page) {
+                        Some(k) => k * PAGE,
+                        None => continue,
+                    },
+                };
                 buf[at..at + PAGE].copy_from_slice(&old);
             }
         }
         st.read[offset / CHUNK] = true;
-        if st.read.iter().all(|r| *r) {
-            s.finish(&mut st);
+        let keep = st.keep;
+        if s.chunk_done(&mut st) || keep {
+            // Finished; or tracking writes from now on, so the chunk stays protected.
             return;
         }
         drop(st);
@@ -459,7 +670,18 @@ fn handle(s: &Shared, stop: &OwnedFd) {
             let page = (addr - s.base) / PAGE;
             if !st.sealed {
                 st.released.push(page);
-            } else if !st.read[page * PAGE / CHUNK] && !st.saved.contains_key(&page) {
+            } else {
+                // Kept copies note it for the next increment, whether being read or not.
+                if let Some(d) = st.dirty.get_mut(page) {
+                    *d = true;
+                }
+            }
+            if st.sealed
+                && !st.tracking
+                && st.holds(page)
+                && !st.read[page * PAGE / CHUNK]
+                && !st.saved.contains_key(&page)
+            {
                 // SAFETY: the page is mapped and still write-protected: unchanged since the
                 // seal.
                 let old = unsafe {
@@ -544,7 +766,7 @@ mod tests {
     /// As for [`WpCopy::arm`] and [`WpCopy::seal`].
     unsafe fn take(base: *mut u8, len: usize) -> Result<WpCopy, WpError> {
         // SAFETY: as the caller vouches.
-        let copy = unsafe { WpCopy::arm(base, len) }?;
+        let copy = unsafe { WpCopy::arm(base, len, false) }?;
         // SAFETY: as the caller vouches.
         unsafe { copy.seal(len) }?;
         Ok(copy)
@@ -648,7 +870,7 @@ mod tests {
         shm.set(7, 1);
         // Armed for the first chunk only: the memory "grows" to four before the seal.
         // SAFETY: the test's own mapping, mapped throughout.
-        let copy = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
         // Written after arming but before the instant of the copy: part of it.
         shm.set(7, 2);
         shm.set(3 * CHUNK + 1, 3);
@@ -666,7 +888,7 @@ mod tests {
     fn remapping_before_the_seal_cancels_the_copy() {
         let shm = Shm::new(CHUNK);
         // SAFETY: the test's own mapping, mapped throughout.
-        let copy = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
         // What a fork or an unmap does first: it must not wait for a seal that may never
         // come (the round waits for the forking thread).
         copy.waiter().wait_read();
@@ -676,9 +898,127 @@ mod tests {
         assert!(matches!(sealed, Err(WpError::Cancelled)));
         // A seal shorter than the armed length is refused, not trusted.
         // SAFETY: as above.
-        let again = unsafe { WpCopy::arm(shm.base, CHUNK) }.unwrap();
+        let again = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
         // SAFETY: as above.
         assert!(unsafe { again.seal(CHUNK / 2) }.is_err());
         shm.set(0, 2);
+    }
+
+    /// Reads every chunk the copy holds pages of (skipping the rest), as a snapshot writer
+    /// does; returns (page, first byte) of each held page.
+    fn read_held(copy: &WpCopy) -> Vec<(usize, u8)> {
+        let held = copy.held_pages();
+        let mut out = Vec::new();
+        let mut buf = Vec::new();
+        for at in (0..copy.len()).step_by(CHUNK) {
+            let pages = at / PAGE..(at + CHUNK).min(copy.len()) / PAGE;
+            let mine: Vec<usize> = pages
+                .filter(|p| held.as_ref().is_none_or(|h| h[*p]))
+                .collect();
+            if mine.is_empty() {
+                copy.skip(at);
+                continue;
+            }
+            match &held {
+                None => {
+                    copy.read(at, &mut buf);
+                    out.extend(mine.iter().map(|p| (*p, buf[p * PAGE - at])));
+                }
+                Some(h) => {
+                    let first = at / PAGE;
+                    let last = (at + CHUNK).min(copy.len()) / PAGE;
+                    copy.read_pages(at, &h[first..last], &mut buf);
+                    out.extend(mine.iter().enumerate().map(|(k, p)| (*p, buf[k * PAGE])));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_kept_copy_tracks_writes_and_its_increment_holds_exactly_them() {
+        let len = 4 * CHUNK;
+        let shm = Shm::new(len);
+        shm.set(0, 1);
+        // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
+        let copy = unsafe { WpCopy::arm(shm.base, len, true) }.unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        assert_eq!(copy.held_pages(), None, "the first copy is a full one");
+        assert_eq!(copy.generation(), 1);
+        // Written while it is read: noted for the next increment.
+        shm.set(3 * CHUNK, 7);
+        assert_eq!(read_held(&copy).len(), len / PAGE);
+        assert!(copy.tracking(), "read, it goes on tracking");
+        assert!(copy.waiter().active());
+        // Written while tracking (twice to one page: one fault, noted once).
+        shm.set(5 * PAGE, 8);
+        shm.set(5 * PAGE + 1, 8);
+        shm.set(CHUNK + 9 * PAGE, 9);
+        copy.rearm().unwrap();
+        // Written while armed, before the seal: part of this increment.
+        shm.set(2 * CHUNK, 10);
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        // After the seal: not part of it (but of the next).
+        shm.set(5 * PAGE, 11);
+        shm.set(PAGE, 12);
+        let held: Vec<usize> = copy
+            .held_pages()
+            .unwrap()
+            .iter()
+            .enumerate()
+            .filter_map(|(p, h)| h.then_some(p))
+            .collect();
+        let want = [5, CHUNK / PAGE + 9, 2 * CHUNK / PAGE, 3 * CHUNK / PAGE];
+        let mut want = want.to_vec();
+        want.sort_unstable();
+        assert_eq!(held, want);
+        let got = read_held(&copy);
+        assert_eq!(
+            got,
+            [
+                (5, 8),
+                (CHUNK / PAGE + 9, 9),
+                (2 * CHUNK / PAGE, 10),
+                (3 * CHUNK / PAGE, 7)
+            ]
+        );
+        assert_eq!(copy.generation(), 2);
+        // The next increment holds what was written after that seal.
+        copy.rearm().unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        assert_eq!(read_held(&copy), [(1, 12), (5, 11)]);
+    }
+
+    #[test]
+    fn a_kept_copy_grows_with_the_memory_and_ends_when_the_mapping_must_change() {
+        let len = 2 * CHUNK;
+        let shm = Shm::new(len);
+        // Tracks the first chunk only; the memory "grows" to two before the next seal.
+        // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, true) }.unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(CHUNK) }.unwrap();
+        read_held(&copy);
+        shm.set(CHUNK + 3 * PAGE, 4);
+        copy.rearm().unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        let held = copy.held_pages().unwrap();
+        assert!(
+            held[CHUNK / PAGE..].iter().all(|h| *h),
+            "growth is held whole"
+        );
+        assert!(!held[..CHUNK / PAGE].iter().any(|h| *h));
+        let got = read_held(&copy);
+        assert_eq!(got.len(), CHUNK / PAGE);
+        assert!(got.contains(&(CHUNK / PAGE + 3, 4)));
+        // A remap ends the tracking: writes go through, and no increment can follow.
+        copy.waiter().wait_read();
+        assert!(!copy.waiter().active());
+        shm.set(0, 5);
+        assert!(matches!(copy.rearm(), Err(WpError::Cancelled)));
     }
 }

@@ -20,6 +20,8 @@ pub(crate) struct Journaling {
     /// `first-*` triggers that have fired (in this run, or before the snapshot it restored).
     fired: Mutex<Vec<Trigger>>,
     stop_after: bool,
+    /// Snapshots after the first write only the pages written since the one before.
+    incremental: bool,
     /// How long a snapshot waits for every thread to park before it gives up.
     capture_timeout: std::time::Duration,
     /// Added to the monotonic clock: a restored process's clock goes on from where its
@@ -64,7 +66,7 @@ pub(crate) enum MemoryImage {
     /// A write-protected copy, read chunk by chunk while the process runs on; a shared
     /// memory is held so it stays mapped until then.
     Protected {
-        copy: WpCopy,
+        copy: Arc<WpCopy>,
         _keep: Option<wasmtime::SharedMemory>,
     },
     /// A frozen copy-on-write view (the process runs on meanwhile).
@@ -91,6 +93,7 @@ impl Journaling {
         writer: JournalWriter,
         triggers: Vec<Trigger>,
         stop_after: bool,
+        incremental: bool,
         capture_timeout: std::time::Duration,
         monotonic_offset: u64,
     ) -> Journaling {
@@ -100,14 +103,21 @@ impl Journaling {
             .spawn(move || {
                 crate::sched::background();
                 let mut writer = writer;
+                let mut last = None;
                 for job in rx {
                     // Whatever happens, whoever waits for this snapshot hears how it ended.
                     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        append(&mut writer, &job).map_err(|e| e.to_string())
+                        append(&mut writer, &job, &mut last).map_err(|e| e.to_string())
                     }))
                     .unwrap_or_else(|_| Err("the journal writer failed (a bug)".into()));
                     if let Err(e) = &r {
                         tracing::warn!("snapshot not written: {e}");
+                        // Increments of it would name a base that does not exist: the
+                        // next snapshot is a full one.
+                        if let Some((MemoryImage::Protected { copy, .. }, _)) = &job.memory {
+                            copy.end();
+                        }
+                        last = None;
                     }
                     job.done.finish(r);
                 }
@@ -120,6 +130,7 @@ impl Journaling {
             triggers,
             fired: Mutex::new(Vec::new()),
             stop_after,
+            incremental,
             capture_timeout,
             monotonic_offset,
             current: Mutex::new(Weak::new()),
@@ -170,6 +181,11 @@ impl Journaling {
     pub fn all_fired(&self) {
         let mut fired = self.fired.lock().unwrap_or_else(|e| e.into_inner());
         fired.extend(self.triggers.iter().copied());
+    }
+
+    /// Whether snapshots after the first are incremental.
+    pub fn incremental(&self) -> bool {
+        self.incremental
     }
 
     /// Whether the process stops once a snapshot is taken.
@@ -227,19 +243,51 @@ impl Drop for Journaling {
     }
 }
 
-fn append(writer: &mut JournalWriter, job: &Job) -> Result<(), JournalError> {
+/// The last snapshot written from a tracking copy: the copy's id, its generation then, and
+/// the snapshot's sequence number — the base of that copy's next increment.
+type LastTracked = Option<(u64, u64, u64)>;
+
+fn append(
+    writer: &mut JournalWriter,
+    job: &Job,
+    last: &mut LastTracked,
+) -> Result<(), JournalError> {
     let mut snap = writer.snapshot(job.trigger, job.wall_ns, job.monotonic_ns)?;
     snap.process(&job.process)?;
     for t in &job.threads {
         snap.thread(t)?;
     }
     snap.files(&job.files)?;
+    let mut tracked = None;
     if let Some((image, shared)) = &job.memory {
         let size = match image {
             MemoryImage::Protected { copy, .. } => copy.len(),
             MemoryImage::Frozen(view) => view.bytes().len(),
             MemoryImage::Live { len, .. } => *len,
         };
+        let held = match image {
+            MemoryImage::Protected { copy, .. } => {
+                tracked = Some((copy.id(), copy.generation()));
+                copy.held_pages()
+            }
+            _ => None,
+        };
+        if let (Some(_), MemoryImage::Protected { copy, .. }) = (&held, image) {
+            // An increment: its base is the snapshot written from this copy's last seal.
+            match *last {
+                Some((id, generation, seq))
+                    if id == copy.id() && generation + 1 == copy.generation() =>
+                {
+                    snap.base(seq)?
+                }
+                _ => {
+                    return Err(JournalError::Unrecordable {
+                        path: snap.path().to_owned(),
+                        what: "an incremental snapshot whose base snapshot was not written".into(),
+                    })
+                }
+            }
+        }
         snap.memory(&record::Memory {
             index: 0,
             size: size as u64,
@@ -249,8 +297,23 @@ fn append(writer: &mut JournalWriter, job: &Job) -> Result<(), JournalError> {
             MemoryImage::Protected { copy, .. } => {
                 let mut buf = Vec::with_capacity(CHUNK);
                 for at in (0..size).step_by(CHUNK) {
-                    copy.read(at, &mut buf);
-                    write_memory(&mut snap, at, &buf)?;
+                    match &held {
+                        None => {
+                            copy.read(at, &mut buf);
+                            write_memory(&mut snap, at, &buf)?;
+                        }
+                        Some(pages) => {
+                            let first = at / PAGE;
+                            let last_page = (at + CHUNK).min(size) / PAGE;
+                            let mine = &pages[first.min(pages.len())..last_page.min(pages.len())];
+                            if mine.iter().any(|h| *h) {
+                                copy.read_pages(at, mine, &mut buf);
+                                write_pages(&mut snap, at, &buf, mine)?;
+                            } else {
+                                copy.skip(at);
+                            }
+                        }
+                    }
                 }
             }
             MemoryImage::Frozen(view) => write_memory(&mut snap, 0, view.bytes())?,
@@ -261,7 +324,53 @@ fn append(writer: &mut JournalWriter, job: &Job) -> Result<(), JournalError> {
             })?,
         }
     }
-    snap.commit()?;
+    let written = std::time::Instant::now();
+    let info = snap.commit()?;
+    tracing::debug!(
+        "journal: snapshot {} ({} bytes) committed, {:?} of it making it durable",
+        info.seq,
+        info.bytes,
+        written.elapsed()
+    );
+    if let Some((id, generation)) = tracked {
+        *last = Some((id, generation, info.seq));
+    }
+    Ok(())
+}
+
+const PAGE: usize = 4096;
+
+/// An increment's pages of one chunk (the chunk at `offset`; `held` says which of its pages
+/// the increment holds, and `bytes` has those pages one after the other): runs of
+/// consecutive held pages as regions, all-zero pages among them as zero regions (the base
+/// may hold other bytes there).
+fn write_pages(
+    snap: &mut SnapshotWriter<'_>,
+    offset: usize,
+    bytes: &[u8],
+    held: &[bool],
+) -> Result<(), JournalError> {
+    let pages: Vec<usize> = (0..held.len()).filter(|p| held[*p]).collect();
+    let page_at = |k: usize| &bytes[k * PAGE..(k + 1) * PAGE];
+    let mut k = 0;
+    while k < pages.len() {
+        let zero = crate::forkmem::is_zero(page_at(k));
+        let mut j = k + 1;
+        while j < pages.len()
+            && pages[j] == pages[j - 1] + 1
+            && crate::forkmem::is_zero(page_at(j)) == zero
+        {
+            j += 1;
+        }
+        let at = (offset + pages[k] * PAGE) as u64;
+        let len = (j - k) * PAGE;
+        if zero {
+            snap.zeros(0, at, len as u64)?;
+        } else {
+            snap.region(0, at, &bytes[k * PAGE..j * PAGE], None)?;
+        }
+        k = j;
+    }
     Ok(())
 }
 
@@ -272,7 +381,6 @@ fn write_memory(
     offset: usize,
     bytes: &[u8],
 ) -> Result<(), JournalError> {
-    const PAGE: usize = 4096;
     const RUN: usize = 4 << 20;
     let mut at = 0;
     while at < bytes.len() {

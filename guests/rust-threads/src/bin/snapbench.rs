@@ -12,6 +12,16 @@
 //!   whether the array is still a permutation — which a restored run's memory is only if
 //!   every page of it was written as it was at one instant.
 //!
+//! * `incremental MIB PERMILLE`: fills MIB MiB as `durable` does and snapshots it (a full
+//!   snapshot), then rewrites PERMILLE ‰ of its pages (spread at random) and times a second,
+//!   incremental one, with the computing thread beside it. The second set of figures is the
+//!   increment's.
+//! * `pattern SEED ROUNDS MIB` (a test): MIB MiB, then ROUNDS rounds of writes at random
+//!   (from SEED: runs of pages rewritten, some zeroed, some single bytes), a snapshot after
+//!   each; then prints `hash H` of the whole buffer and `snapshot done`, and waits for a
+//!   line on stdin. A run restored from the last snapshot prints the same `hash` if the
+//!   snapshots (a full one and increments on it) compose to the memory as it was.
+//!
 //! Each prints `snapshot_ns V` (until the snapshot is durable), `pause_ns V` (the longest
 //! another, computing thread was held: from the request until every thread runs again) and,
 //! right after the snapshot returns, `resumed_wall_ns V` (the realtime clock): a restored
@@ -31,6 +41,9 @@ fn snapshot(observe: bool) {
     static GAP: AtomicU64 = AtomicU64::new(0);
     static RUNNING: AtomicBool = AtomicBool::new(false);
     static GAP_END: AtomicU64 = AtomicU64::new(0);
+    // Called again (an increment after a full snapshot): a fresh observer.
+    DONE.store(false, Ordering::SeqCst);
+    RUNNING.store(false, Ordering::SeqCst);
     // A computing thread that notes the longest it was held up.
     let observer = std::thread::spawn(move || {
         if !observe {
@@ -86,6 +99,34 @@ fn main() {
             // Keep the bytes alive (and checked) past the snapshot.
             println!("check {}", bytes.iter().step_by(4096).fold(0u8, |a, b| a ^ b));
         }
+        Some("incremental") => {
+            let permille: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
+            let mut bytes = vec![0u8; n << 20];
+            let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for chunk in bytes.chunks_mut(8) {
+                chunk.copy_from_slice(&next().to_le_bytes()[..chunk.len()]);
+            }
+            snapshot(false);
+            let pages = bytes.len() / 4096;
+            for _ in 0..pages * permille / 1000 {
+                let p = (next() as usize) % pages;
+                bytes[p * 4096..p * 4096 + 8].copy_from_slice(&next().to_le_bytes());
+            }
+            snapshot(true);
+            println!("check {}", bytes.iter().step_by(4096).fold(0u8, |a, b| a ^ b));
+        }
+        Some("pattern") => {
+            let seed: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1);
+            let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(3);
+            let mib: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(8);
+            pattern(seed, rounds, mib);
+        }
         Some("idle") => {
             let gate = Arc::new((Mutex::new(false), Condvar::new()));
             let threads: Vec<_> = (0..n)
@@ -110,10 +151,59 @@ fn main() {
         }
         Some("swaps") => swaps(n),
         _ => {
-            eprintln!("usage: snapbench memory MIB | durable MIB | idle THREADS | swaps MIB");
+            eprintln!(
+                "usage: snapbench memory MIB | durable MIB | incremental MIB PERMILLE | \
+                 idle THREADS | swaps MIB | pattern SEED ROUNDS MIB"
+            );
             std::process::exit(2);
         }
     }
+}
+
+fn pattern(seed: u64, rounds: usize, mib: usize) {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let mut bytes = vec![0u8; mib << 20];
+    let pages = bytes.len() / 4096;
+    for round in 0..rounds {
+        // A different mix each round: many or few runs, long or short, some zeroed.
+        let runs = 1 + (next() as usize) % 64;
+        for _ in 0..runs {
+            let start = (next() as usize) % pages;
+            let len = 1 + (next() as usize) % if next() % 4 == 0 { 64 } else { 3 };
+            let end = (start + len).min(pages);
+            let how = next() % 4;
+            for p in start..end {
+                let page = &mut bytes[p * 4096..(p + 1) * 4096];
+                match how {
+                    0 => page.fill(0),
+                    1 => page[(next() as usize) % 4096] = next() as u8,
+                    _ => {
+                        for chunk in page.chunks_mut(8) {
+                            chunk.copy_from_slice(&next().to_le_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        if let Err(e) = unsafe { wasix::proc_snapshot() } {
+            eprintln!("proc_snapshot (round {round}): {e:?}");
+            std::process::exit(1);
+        }
+    }
+    // FNV-1a over the whole buffer: what a restored run must see too.
+    let hash = bytes
+        .iter()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3));
+    println!("hash {hash:016x}");
+    println!("snapshot done");
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line).unwrap();
 }
 
 fn swaps(mib: usize) {
