@@ -130,6 +130,17 @@ struct RunArgs {
     #[arg(long, value_name = "MIB", default_value_t = wasmix_runtime::DEFAULT_MAX_MODULE_SIZE >> 20)]
     max_module_size: u64,
 
+    /// End the run after this long (`500ms`, `10s`, `5m`): the program and every process
+    /// it started are killed, and wasmix exits with status 124, as timeout(1) does.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    timeout: Option<std::time::Duration>,
+
+    /// Most linear memory one guest process may have, in MiB: `memory.grow` past it answers
+    /// -1 (malloc fails, as on a machine out of memory); a program that needs more to start
+    /// is refused, naming both sizes. Default: what the module declares (4 GiB at most).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_memory: Option<u64>,
+
     /// Journal the process into FILE: snapshots go there, and if FILE already holds a
     /// snapshot of this module, the process is restored from the newest one instead of
     /// started.
@@ -257,6 +268,11 @@ fn main() -> ExitCode {
                 eprintln!("Error: {msg}");
                 ExitCode::from(EXIT_TRAP)
             }
+            Err(Failure::TimedOut(msg)) => {
+                eprintln!("Error: {msg}");
+                // As timeout(1) reports it.
+                ExitCode::from(124)
+            }
             Err(Failure::Other(msg)) => {
                 eprintln!("Error: {msg}");
                 ExitCode::FAILURE
@@ -281,6 +297,7 @@ fn with_implicit_run(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStrin
 
 enum Failure {
     Trap(String),
+    TimedOut(String),
     Other(String),
 }
 
@@ -288,6 +305,7 @@ impl From<RunError> for Failure {
     fn from(e: RunError) -> Failure {
         match e {
             RunError::Trap(_) => Failure::Trap(e.to_string()),
+            RunError::TimedOut(_) => Failure::TimedOut(e.to_string()),
             other => Failure::Other(other.to_string()),
         }
     }
@@ -314,9 +332,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         max_threads: args.max_threads,
         snapshots: args.journal.is_some(),
         max_module_size: args.max_module_size.saturating_mul(1 << 20),
+        max_memory: args.max_memory.map(|m| m.saturating_mul(1 << 20)),
     })?;
     let program = runtime.load(args.module()).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);
+    if let Some(limit) = args.timeout {
+        process = process.timeout(limit);
+    }
     for arg in args.guest_args() {
         process = process.arg(arg.as_encoded_bytes());
     }

@@ -490,6 +490,33 @@ impl Process {
         }
     }
 
+    /// Like [`Process::wait_exit`], giving up after `limit` (`None`: still running then).
+    pub fn wait_exit_timeout(&self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut ex = lock(&self.exit);
+        loop {
+            if ex.finished {
+                return ex.status;
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            ex.waiting += 1;
+            ex = wait(&self.exit_cv, ex, Some(deadline));
+            ex.waiting -= 1;
+        }
+    }
+
+    /// Kills the process and every descendant it has (children first, so none is orphaned
+    /// to run on).
+    pub fn kill_tree(self: &Arc<Self>) {
+        let children: Vec<Arc<Process>> = lock(&self.family).children.clone();
+        for c in children {
+            c.kill_tree();
+        }
+        let _ = self.signal_now(Signal::KILL);
+    }
+
     /// Resolves when the process has ended.
     pub fn exited(self: &Arc<Self>) -> Exited {
         Exited {

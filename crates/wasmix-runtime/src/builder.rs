@@ -38,6 +38,7 @@ pub struct ProcessBuilder {
     preloads: Vec<(String, Program)>,
     listeners: Vec<TcpListener>,
     journal: Option<JournalConfig>,
+    timeout: Option<std::time::Duration>,
 }
 
 /// Where a process's snapshots go and when they are taken.
@@ -103,6 +104,7 @@ impl ProcessBuilder {
             preloads: Vec::new(),
             listeners: Vec::new(),
             journal: None,
+            timeout: None,
         }
     }
 
@@ -181,6 +183,13 @@ impl ProcessBuilder {
     /// Hands the guest a listening TCP socket as a preopened descriptor (`sock_accept`).
     pub fn listener(mut self, listener: TcpListener) -> Self {
         self.listeners.push(listener);
+        self
+    }
+
+    /// Kills the process, and every process it started, once it has run for `limit` (wall
+    /// clock); the run then ends with [`RunError::TimedOut`].
+    pub fn timeout(mut self, limit: std::time::Duration) -> Self {
+        self.timeout = Some(limit);
         self
     }
 
@@ -306,17 +315,49 @@ impl ProcessBuilder {
                 process.thread_exited(tid);
             }
         }
+        let timed_out = self.timeout.map(|limit| watch_the_clock(&process, limit));
         running::run_thread(main.ctx, main.thread, main.start);
         let status = process.wait_exit();
         // Snapshots still being written reach the journal before the run is over.
         if let Some(j) = ctx.journal() {
             j.close();
         }
+        if let (Some(flag), Some(limit)) = (timed_out, self.timeout) {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(RunError::TimedOut(limit));
+            }
+        }
         match ctx.take_trap() {
             Some(e) => Err(classify(e)),
             None => Ok(status),
         }
     }
+}
+
+/// Kills `process` and its descendants if it is still running after `limit`; the flag says
+/// whether it came to that.
+fn watch_the_clock(
+    process: &Arc<wasmix_process::Process>,
+    limit: std::time::Duration,
+) -> Arc<std::sync::atomic::AtomicBool> {
+    let flag = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (p, f) = (Arc::clone(process), Arc::clone(&flag));
+    let spawned = std::thread::Builder::new()
+        .name("wasmix-timeout".into())
+        .spawn(move || {
+            crate::sched::background();
+            if p.wait_exit_timeout(limit).is_none() {
+                f.store(true, std::sync::atomic::Ordering::SeqCst);
+                p.kill_tree();
+            }
+        });
+    if let Err(e) = spawned {
+        // Without its thread the limit cannot hold: end the run now rather than unbounded.
+        tracing::error!("--timeout: cannot start its thread ({e}); killing the process");
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+        process.kill_tree();
+    }
+    flag
 }
 
 /// Signals (and snapshots) a running process from anywhere.

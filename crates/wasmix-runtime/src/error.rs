@@ -12,4 +12,8 @@ pub enum RunError {
     /// The process could not be set up (mounts, stdio, listeners).
     #[error("{0}")]
     Setup(String),
+    /// It ran past its wall-clock limit ([`crate::ProcessBuilder::timeout`]) and was killed,
+    /// with every process it started.
+    #[error("the run took longer than {0:?} and was killed (--timeout)")]
+    TimedOut(std::time::Duration),
 }

@@ -58,10 +58,7 @@ pub(crate) fn fork(
             Arc::new(parent.fork_child(Arc::clone(&process), image, store.data().thread.tid()));
         let thread = process.main_thread().ok_or(Errno::Again)?;
         let interrupt = Interrupt::install(runtime.engine(), &thread);
-        let mut child = Store::new(
-            runtime.engine(),
-            Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt),
-        );
+        let mut child = Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt).into_store();
         signals::arm(&mut child);
         ctx.instantiate(&mut child, false).map_err(|e| {
             tracing::warn!("fork: cannot instantiate the child: {e:#}");

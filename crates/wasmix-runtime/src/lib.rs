@@ -104,6 +104,10 @@ pub struct RuntimeConfig {
     /// Largest module file loaded, in bytes, the program itself or one a guest spawns or
     /// execs (which then fails with EFBIG).
     pub max_module_size: u64,
+    /// Most linear memory one process may have, in bytes (`None`: what its module declares).
+    /// `memory.grow` past it answers -1, as when a memory's own maximum is reached; a
+    /// program that needs more at its start fails to start, naming both sizes.
+    pub max_memory: Option<u64>,
 }
 
 /// The default [`RuntimeConfig::max_module_size`]: 256 MiB (real programs are far smaller).
@@ -118,6 +122,7 @@ impl Default for RuntimeConfig {
             max_threads: limits.max_threads,
             snapshots: false,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
+            max_memory: None,
         }
     }
 }
@@ -167,6 +172,8 @@ struct RuntimeInner {
     instrumentation: Instrumentation,
     /// Largest module file loaded.
     max_module_size: u64,
+    /// Most linear memory per process, in bytes.
+    max_memory: Option<u64>,
 }
 
 impl Runtime {
@@ -209,6 +216,7 @@ impl Runtime {
                     Instrumentation::Captures
                 },
                 max_module_size: config.max_module_size,
+                max_memory: config.max_memory,
             }),
         })
     }
@@ -222,6 +230,11 @@ impl Runtime {
             self.inner.instrumentation,
             self.inner.max_module_size,
         )
+    }
+
+    /// Most linear memory per process, in bytes.
+    pub(crate) fn max_memory(&self) -> Option<u64> {
+        self.inner.max_memory
     }
 
     /// The largest module file it loads, in bytes.

@@ -119,10 +119,7 @@ pub(crate) fn restore(
     let mut launches = Vec::new();
     for (i, (thread, rec)) in threads.into_iter().enumerate() {
         let interrupt = Interrupt::install(runtime.engine(), &thread);
-        let mut store = Store::new(
-            runtime.engine(),
-            Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt),
-        );
+        let mut store = Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt).into_store();
         signals::arm(&mut store);
         let main_thread = i == 0;
         let instantiated = if main_thread {

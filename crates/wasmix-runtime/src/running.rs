@@ -36,10 +36,9 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
                 }
                 let interrupt = interrupt
                     .get_or_insert_with(|| Interrupt::install(ctx.runtime.engine(), &thread));
-                let mut store = Store::new(
-                    ctx.runtime.engine(),
-                    Host::new(Arc::clone(&ctx), Arc::clone(&thread), Arc::clone(interrupt)),
-                );
+                let mut store =
+                    Host::new(Arc::clone(&ctx), Arc::clone(&thread), Arc::clone(interrupt))
+                        .into_store();
                 signals::arm(&mut store);
                 (store, None)
             }

@@ -7,7 +7,10 @@
 
 use std::sync::OnceLock;
 
-use wasmtime::{ExternType, Func, Instance, InstancePre, SharedMemory, Store, Val};
+use wasmtime::{
+    ExternType, Func, Instance, InstancePre, MemoryType, MemoryTypeBuilder, SharedMemory, Store,
+    Val,
+};
 
 use super::Host;
 use crate::abi::{self, Abi};
@@ -53,6 +56,8 @@ impl Image {
                             program.name()
                         )));
                     }
+                    let ty = limited(&ty, runtime.max_memory())
+                        .map_err(|e| RunError::Setup(format!("`{}` {e}", program.name())))?;
                     let mem = SharedMemory::new(runtime.engine(), ty).map_err(|e| {
                         RunError::Setup(format!("cannot create the shared memory: {e}"))
                     })?;
@@ -88,6 +93,14 @@ impl Image {
                 }
             }
         }
+        // A memory of its own: the store's limiter keeps it under the limit as it grows, but
+        // one that needs more to start is refused here, by name.
+        for export in program.module().exports() {
+            if let ExternType::Memory(ty) = export.ty() {
+                limited(&ty, runtime.max_memory())
+                    .map_err(|e| RunError::Setup(format!("`{}` {e}", program.name())))?;
+            }
+        }
         Ok(Image {
             program: program.clone(),
             preloads,
@@ -96,8 +109,8 @@ impl Image {
         })
     }
 
-    /// The same program for a forked child: a fresh shared memory of the same type, if the
-    /// program has one (the fork fills it in).
+    /// The same program for a forked child: a fresh shared memory of the same type (limited
+    /// as the parent's is), if the program has one (the fork fills it in).
     pub fn for_fork(&self, runtime: &Runtime) -> Result<Image, wasmix_fs::Errno> {
         let shared = match &self.shared {
             Some(m) => Some(
@@ -113,6 +126,7 @@ impl Image {
         })
     }
 
+    /// The program.
     pub fn program(&self) -> &Program {
         &self.program
     }
@@ -280,4 +294,32 @@ fn unprovided(program: &Program, module: &str, name: &str) -> RunError {
             program.name()
         )
     })
+}
+
+/// A shared memory's type with its maximum lowered to `limit` bytes (the per-process memory
+/// limit): the engine then refuses growth past it as past any maximum. A minimum above the
+/// limit is an error naming both.
+fn limited(ty: &MemoryType, limit: Option<u64>) -> Result<MemoryType, String> {
+    let Some(limit) = limit else {
+        return Ok(ty.clone());
+    };
+    let page = ty.page_size();
+    let pages = limit / page;
+    if ty.minimum() > pages {
+        let mib = |b: u64| b as f64 / f64::from(1 << 20);
+        return Err(format!(
+            "needs {:.1} MiB of memory to start; the limit is {:.1} MiB (--max-memory)",
+            mib(ty.minimum().saturating_mul(page)),
+            mib(limit)
+        ));
+    }
+    let max = ty.maximum().map_or(pages, |m| m.min(pages));
+    MemoryTypeBuilder::new()
+        .shared(ty.is_shared())
+        .memory64(ty.is_64())
+        .page_size_log2(ty.page_size_log2())
+        .min(ty.minimum())
+        .max(Some(max))
+        .build()
+        .map_err(|e| format!("cannot limit its memory: {e}"))
 }

@@ -59,6 +59,8 @@ pub(crate) struct Host {
     pub stack: StackState,
     /// Parents this thread stands in for while it runs their vfork children, innermost last.
     pub vforks: Vec<Vfork>,
+    /// The store's resource limits (the per-process memory limit for an own memory).
+    limits: wasmtime::StoreLimits,
 }
 
 impl Drop for Host {
@@ -87,7 +89,22 @@ impl Host {
             pending: Pending::default(),
             stack: StackState::new(Entry::Main),
             vforks: Vec::new(),
+            limits: wasmtime::StoreLimitsBuilder::new().build(),
         }
+    }
+
+    /// The thread's store: growth of an own memory past the runtime's per-process limit
+    /// answers -1 (a shared memory's type carries the limit instead, see `Image`).
+    pub fn into_store(mut self) -> Store<Host> {
+        let engine = self.ctx.runtime.engine().clone();
+        if let Some(limit) = self.ctx.runtime.max_memory() {
+            self.limits = wasmtime::StoreLimitsBuilder::new()
+                .memory_size(usize::try_from(limit).unwrap_or(usize::MAX))
+                .build();
+        }
+        let mut store = Store::new(&engine, self);
+        store.limiter(|h| &mut h.limits);
+        store
     }
 
     /// The process's files.

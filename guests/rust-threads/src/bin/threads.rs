@@ -156,6 +156,24 @@ fn main() {
             }
             println!("joined all");
         }
+        "alloc" => {
+            // A thread takes memory 1 MiB at a time until the allocator says no (the shared
+            // memory cannot grow): under --max-memory, where the limit is.
+            let n = thread::spawn(|| {
+                let mut kept: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut block = Vec::new();
+                    if block.try_reserve_exact(1 << 20).is_err() {
+                        return kept.len();
+                    }
+                    block.resize(1 << 20, 1);
+                    kept.push(block);
+                }
+            })
+            .join()
+            .unwrap();
+            println!("allocated {n} MiB");
+        }
         other => {
             eprintln!("unknown scenario {other}");
             std::process::exit(2);

@@ -1,0 +1,79 @@
+//! Resource limits through the CLI: `--max-memory` (an own memory and a shared one, and a
+//! program that needs more to start) and `--timeout`.
+
+mod common;
+
+use common::{guest, path_str, run};
+
+/// What `alloc` got before the allocator said no.
+fn allocated(stdout: &str) -> u64 {
+    stdout
+        .strip_prefix("allocated ")
+        .and_then(|s| s.strip_suffix(" MiB\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected output {stdout:?}"))
+}
+
+/// `memory.grow` past the limit answers -1, so the program's allocator fails cleanly
+/// (an own memory: the store's limiter; a shared one: its type's maximum).
+#[test]
+fn memory_stops_growing_at_the_limit() {
+    for name in ["limits.wasm", "threads.wasm"] {
+        let g = guest(name);
+        let r = run(&["run", "--max-memory", "64", path_str(&g), "alloc"]);
+        r.success();
+        let got = allocated(&r.stdout);
+        assert!(
+            (48..64).contains(&got),
+            "{name}: {got} MiB under a 64 MiB limit"
+        );
+    }
+    // Without a limit, far more.
+    let r = run(&["run", path_str(&guest("limits.wasm")), "alloc"]);
+    r.success();
+    assert!(allocated(&r.stdout) > 1000);
+}
+
+/// A program whose memory starts larger than the limit is refused by name, with both
+/// sizes; a limit of zero is a bad flag.
+#[test]
+fn a_program_that_needs_more_to_start_is_refused() {
+    for name in ["limits.wasm", "threads.wasm"] {
+        let r = run(&["run", "--max-memory", "1", path_str(&guest(name)), "alloc"]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("`{name}` needs")),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("limit is 1.0 MiB (--max-memory)"),
+            "{}",
+            r.stderr
+        );
+    }
+    let r = run(&["run", "--max-memory", "0", path_str(&guest("limits.wasm"))]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// `--timeout`: a program computing forever is killed at the limit; wasmix says so and exits
+/// 124, as timeout(1) does. A program that ends in time is not affected.
+#[test]
+fn a_run_past_its_timeout_is_killed() {
+    let started = std::time::Instant::now();
+    let r = run(&[
+        "run",
+        "--timeout",
+        "300ms",
+        path_str(&guest("limits.wasm")),
+        "spin",
+    ]);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    assert_eq!(r.stdout, "spinning\n");
+    assert!(r.stderr.contains("took longer than 300ms"), "{}", r.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    let r = run(&["run", "--timeout", "5m", path_str(&guest("hello.wasm"))]);
+    r.success();
+    let r = run(&["run", "--timeout", "soon", path_str(&guest("hello.wasm"))]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+}
