@@ -135,6 +135,12 @@ struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     timeout: Option<std::time::Duration>,
 
+    /// Let a guest that polls idly (zero-timeout polls or non-blocking reads that find
+    /// nothing, back to back) burn a whole core. By default, after 500 ms of that, each such
+    /// poll waits for its descriptors up to 1 ms, doubling to 100 ms.
+    #[arg(long)]
+    no_cpu_backoff: bool,
+
     /// Most linear memory one guest process may have, in MiB: `memory.grow` past it answers
     /// -1 (malloc fails, as on a machine out of memory); a program that needs more to start
     /// is refused, naming both sizes. Default: what the module declares (4 GiB at most).
@@ -333,6 +339,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         snapshots: args.journal.is_some(),
         max_module_size: args.max_module_size.saturating_mul(1 << 20),
         max_memory: args.max_memory.map(|m| m.saturating_mul(1 << 20)),
+        cpu_backoff: !args.no_cpu_backoff,
     })?;
     let program = runtime.load(args.module()).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);

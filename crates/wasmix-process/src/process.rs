@@ -194,7 +194,9 @@ impl Process {
             waiting_for_children: AtomicUsize::new(0),
             finalized: AtomicBool::new(false),
             checkpoint: Arc::new(Coordinator::new()),
-            backoff: CpuBackoff::default(),
+            // A busy poller's wait grows to 100 ms: a tenth of a second is the most an event
+            // outside the descriptors it polls (a futex wake, a timer) is noticed late.
+            backoff: CpuBackoff::new(Duration::from_millis(500), Duration::from_millis(100)),
             tap: Mutex::new(None),
         }
     }

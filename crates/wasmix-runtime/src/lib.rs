@@ -108,6 +108,10 @@ pub struct RuntimeConfig {
     /// `memory.grow` past it answers -1, as when a memory's own maximum is reached; a
     /// program that needs more at its start fails to start, naming both sizes.
     pub max_memory: Option<u64>,
+    /// CPU backoff for guests that poll idly (see `blocking`): after 500 ms of back-to-back
+    /// polls that find nothing, each waits for its descriptors a while (1 ms doubling to
+    /// 100 ms) instead of returning at once. On by default.
+    pub cpu_backoff: bool,
 }
 
 /// The default [`RuntimeConfig::max_module_size`]: 256 MiB (real programs are far smaller).
@@ -123,6 +127,7 @@ impl Default for RuntimeConfig {
             snapshots: false,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
             max_memory: None,
+            cpu_backoff: true,
         }
     }
 }
@@ -174,6 +179,8 @@ struct RuntimeInner {
     max_module_size: u64,
     /// Most linear memory per process, in bytes.
     max_memory: Option<u64>,
+    /// Whether idle pollers are slowed down.
+    cpu_backoff: bool,
 }
 
 impl Runtime {
@@ -217,6 +224,7 @@ impl Runtime {
                 },
                 max_module_size: config.max_module_size,
                 max_memory: config.max_memory,
+                cpu_backoff: config.cpu_backoff,
             }),
         })
     }
@@ -230,6 +238,11 @@ impl Runtime {
             self.inner.instrumentation,
             self.inner.max_module_size,
         )
+    }
+
+    /// Whether idle pollers are slowed down.
+    pub(crate) fn cpu_backoff(&self) -> bool {
+        self.inner.cpu_backoff
     }
 
     /// Most linear memory per process, in bytes.

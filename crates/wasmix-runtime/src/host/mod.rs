@@ -61,6 +61,8 @@ pub(crate) struct Host {
     pub vforks: Vec<Vfork>,
     /// The store's resource limits (the per-process memory limit for an own memory).
     limits: wasmtime::StoreLimits,
+    /// When this thread's last poll that found nothing returned (CPU backoff).
+    pub idle_poll_at: Option<std::time::Instant>,
 }
 
 impl Drop for Host {
@@ -90,6 +92,7 @@ impl Host {
             stack: StackState::new(Entry::Main),
             vforks: Vec::new(),
             limits: wasmtime::StoreLimitsBuilder::new().build(),
+            idle_poll_at: None,
         }
     }
 

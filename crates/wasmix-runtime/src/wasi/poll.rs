@@ -182,13 +182,30 @@ fn poll(
             }
         }
     }
-    let deadline = subs
-        .iter()
-        .filter_map(|s| match s {
-            Sub::Clock { deadline, .. } => Some(*deadline),
-            _ => None,
-        })
-        .min();
+    // A poll of descriptors with a zero timeout that finds none ready is what a busy poller
+    // makes: past the backoff's cool-off it waits for them a while instead (CPU backoff).
+    let entered = Instant::now();
+    let min_deadline = |subs: &[Sub]| {
+        subs.iter()
+            .filter_map(|s| match s {
+                Sub::Clock { deadline, .. } => Some(*deadline),
+                _ => None,
+            })
+            .min()
+    };
+    let zero_timeout = !waiting.is_empty()
+        && ready.is_empty()
+        && min_deadline(&subs).is_some_and(|d| d <= entered);
+    if zero_timeout && no_fd_ready(&waiting) {
+        if let Some(wait) = crate::blocking::idle_poll(host) {
+            for sub in subs.iter_mut() {
+                if let Sub::Clock { deadline, .. } = sub {
+                    *deadline = (*deadline).max(entered + wait);
+                }
+            }
+        }
+    }
+    let deadline = min_deadline(&subs);
     let interrupted = |host: &mut Host, subs: &[Sub]| {
         if sleep_only {
             let deadlines = subs
@@ -277,10 +294,34 @@ fn poll(
             break;
         }
     }
+    if zero_timeout {
+        crate::blocking::polled(host, ready.iter().any(|e| e.kind != EVENT_CLOCK));
+    }
     for (i, e) in ready.iter().enumerate() {
         put_event(mem, output + 32 * i as u32, e)?;
     }
     Ok(ready.len() as u32)
+}
+
+/// Whether none of `waiting` is ready right now (a poll(2) with a zero timeout).
+fn no_fd_ready(waiting: &[(u64, u8, Arc<OpenFile>)]) -> bool {
+    let mut fds: Vec<rustix::event::PollFd<'_>> = waiting
+        .iter()
+        .filter_map(|(_, kind, file)| {
+            let flags = if *kind == EVENT_FD_READ {
+                PollFlags::IN
+            } else {
+                PollFlags::OUT
+            };
+            file.pollable_fd()
+                .map(|fd| rustix::event::PollFd::from_borrowed_fd(fd, flags))
+        })
+        .collect();
+    let zero = rustix::time::Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    matches!(rustix::event::poll(&mut fds, Some(&zero)), Ok(0))
 }
 
 fn bytes_available(file: &OpenFile) -> u64 {
