@@ -141,6 +141,12 @@ struct RunArgs {
     #[arg(long)]
     no_cpu_backoff: bool,
 
+    /// Most CPU time one guest process may use (`500ms`, `10s`, `5m`): at the limit it is
+    /// sent SIGXCPU (by default it ends; a handler may save its work), and one second of
+    /// CPU later it is killed, as under `ulimit -t`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    max_cpu_time: Option<std::time::Duration>,
+
     /// Most linear memory one guest process may have, in MiB: `memory.grow` past it answers
     /// -1 (malloc fails, as on a machine out of memory); a program that needs more to start
     /// is refused, naming both sizes. Default: what the module declares (4 GiB at most).
@@ -340,6 +346,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         max_module_size: args.max_module_size.saturating_mul(1 << 20),
         max_memory: args.max_memory.map(|m| m.saturating_mul(1 << 20)),
         cpu_backoff: !args.no_cpu_backoff,
+        max_cpu_time: args.max_cpu_time,
     })?;
     let program = runtime.load(args.module()).map_err(other)?;
     let mut process = runtime.process(&program).dev(!args.no_dev);

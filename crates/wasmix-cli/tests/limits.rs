@@ -117,3 +117,17 @@ fn a_busy_poller_gets_its_input_with_or_without_backoff() {
         }
     }
 }
+
+/// `--max-cpu-time`: at the limit SIGXCPU (by default the process ends by it); a process
+/// that catches it and computes on is killed a second of CPU later.
+#[test]
+fn a_process_past_its_cpu_time_gets_sigxcpu_then_is_killed() {
+    let g = guest("limits.wasm");
+    let r = run(&["run", "--max-cpu-time", "200ms", path_str(&g), "spin"]);
+    assert_eq!(r.stdout, "spinning\n");
+    // 128 + SIGXCPU, by WASI's numbering (23).
+    assert_eq!(r.code, 128 + 23, "{}", r.stderr);
+    let r = run(&["run", "--max-cpu-time", "200ms", path_str(&g), "spin-catch"]);
+    assert_eq!(r.stdout, "spinning\ngot signal 23\n");
+    assert_eq!(r.code, 128 + 9, "{}", r.stderr);
+}

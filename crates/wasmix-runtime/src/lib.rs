@@ -25,6 +25,7 @@
 // run loop, spawning, the host calls, and the public process API.
 mod abi;
 mod cache;
+mod cpu;
 mod error;
 mod forkmem;
 mod futex;
@@ -112,6 +113,10 @@ pub struct RuntimeConfig {
     /// polls that find nothing, each waits for its descriptors a while (1 ms doubling to
     /// 100 ms) instead of returning at once. On by default.
     pub cpu_backoff: bool,
+    /// Most CPU time one process may use (`None`: no limit): at the limit it is sent SIGXCPU
+    /// (by default it ends; a handler may save its work), a second of CPU later it is killed
+    /// — as `RLIMIT_CPU` works. Checked every 50 ms.
+    pub max_cpu_time: Option<std::time::Duration>,
 }
 
 /// The default [`RuntimeConfig::max_module_size`]: 256 MiB (real programs are far smaller).
@@ -128,6 +133,7 @@ impl Default for RuntimeConfig {
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
             max_memory: None,
             cpu_backoff: true,
+            max_cpu_time: None,
         }
     }
 }
@@ -181,6 +187,8 @@ struct RuntimeInner {
     max_memory: Option<u64>,
     /// Whether idle pollers are slowed down.
     cpu_backoff: bool,
+    /// The CPU time limit's accounting, if there is a limit.
+    cpu: Option<Arc<cpu::CpuWatch>>,
 }
 
 impl Runtime {
@@ -209,13 +217,20 @@ impl Runtime {
             max_processes: config.max_processes,
             max_threads: config.max_threads.min(affordable_threads()),
         };
+        let control = ControlPlane::new(limits);
+        let cpu = match config.max_cpu_time {
+            Some(limit) => Some(cpu::CpuWatch::start(limit, &control).map_err(|e| {
+                RunError::Setup(format!("cannot start the CPU time limit's thread: {e}"))
+            })?),
+            None => None,
+        };
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
                 cache,
                 loaded: Mutex::new(HashMap::new()),
-                control: ControlPlane::new(limits),
+                control,
                 provided,
                 instrumentation: if config.snapshots {
                     Instrumentation::Snapshots
@@ -225,6 +240,7 @@ impl Runtime {
                 max_module_size: config.max_module_size,
                 max_memory: config.max_memory,
                 cpu_backoff: config.cpu_backoff,
+                cpu,
             }),
         })
     }
@@ -238,6 +254,11 @@ impl Runtime {
             self.inner.instrumentation,
             self.inner.max_module_size,
         )
+    }
+
+    /// The CPU time limit's accounting, if there is a limit.
+    pub(crate) fn cpu_watch(&self) -> Option<Arc<cpu::CpuWatch>> {
+        self.inner.cpu.clone()
     }
 
     /// Whether idle pollers are slowed down.

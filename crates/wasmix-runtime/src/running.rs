@@ -19,6 +19,12 @@ use crate::unwind::Unwind;
 /// Runs one guest thread to its end on the calling OS thread, then retires it from the
 /// process (the last thread out finalises the process).
 pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start) {
+    // Its CPU time counts against the process's limit, if there is one.
+    let cpu = ctx.runtime.cpu_watch();
+    let pid = ctx.process.pid();
+    if let Some(w) = &cpu {
+        w.enter(pid);
+    }
     let mut start = Some(start);
     let mut interrupt = None;
     let mut ctx = ctx;
@@ -71,6 +77,9 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
             }
         }
         break;
+    }
+    if let Some(w) = &cpu {
+        w.leave(pid);
     }
     ctx.process.thread_exited(thread.tid());
     ctx.thread_exits.wake_all();

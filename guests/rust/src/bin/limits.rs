@@ -1,7 +1,15 @@
 //! Resource limits, seen from inside: `alloc` takes memory 1 MiB at a time (the
 //! allocator grows the linear memory) until the allocator says no, then prints
 //! `allocated N MiB` and exits 0 — under `--max-memory` that is where the limit is, not a
-//! crash. `spin` computes forever (for wall-clock and CPU limits).
+//! crash. `spin` computes forever (for wall-clock and CPU limits); `spin-catch` too, with a
+//! signal handler that says `got signal N` and goes on.
+use wasmix_guests::proc;
+
+#[no_mangle]
+pub extern "C" fn __wasm_signal(sig: i32) {
+    let _ = proc::write_fd(1, format!("got signal {sig}\n").as_bytes());
+}
+
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("alloc") => {
@@ -17,7 +25,10 @@ fn main() {
             }
             println!("allocated {} MiB", kept.len());
         }
-        Some("spin") => {
+        Some(mode @ ("spin" | "spin-catch")) => {
+            if mode == "spin-catch" {
+                proc::register_signal_callback();
+            }
             println!("spinning");
             let mut x = 1u64;
             loop {
