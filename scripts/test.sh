@@ -6,7 +6,7 @@ scripts/setup.sh
 guests/build.sh
 cargo test --workspace --all-targets
 cargo test --workspace --doc
-# The journal reader against hostile files, for a bounded time.
+# The journal reader and sequences of host calls against hostile input, for a bounded time.
 scripts/fuzz.sh "${WASMIX_FUZZ_SECONDS:-60}"
 # Loom models of the process model's concurrency (own target dir: --cfg loom rebuilds the crate).
 RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p wasmix-process --test loom --release

@@ -59,6 +59,11 @@ mod wasi;
 
 mod builder;
 
+/// For the fuzz target only (built with `--cfg fuzzing`): host calls called directly.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub use wasi::harness::Harness as FuzzHarness;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

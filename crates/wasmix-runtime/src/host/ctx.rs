@@ -101,8 +101,8 @@ impl ProcessCtx {
     }
 
     /// A new root process running `program` with `fs`, no args or env, and its main thread's
-    /// store data: what unit tests call host functions on.
-    #[cfg(test)]
+    /// store data: what unit tests and the fuzz harness call host functions on.
+    #[cfg(any(test, fuzzing))]
     pub fn for_test(runtime: &Runtime, program: &Program, fs: FileSystem) -> Host {
         use crate::interrupt::Interrupt;
         let process = runtime.control().spawn(None, [0; 32]).unwrap();

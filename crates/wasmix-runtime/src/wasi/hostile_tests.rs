@@ -2,152 +2,10 @@
 //! (or end the process, for proc_exit/proc_raise), never panic or trap otherwise.
 
 use proptest::prelude::*;
-use wasmix_fs::{FileSystem, Stdio};
-use wasmtime::{Extern, Func, Memory, MemoryType, Store, Val, ValType};
+use wasmtime::{Memory, MemoryType, Store, Val};
 
-use crate::host::{GuestMemory, Host, ProcessCtx};
-use crate::unwind::Unwind;
-use crate::{CacheSetting, Runtime, RuntimeConfig};
-
-/// Calls that block until another thread or process acts: with wild arguments they may wait
-/// forever, so they are exercised by the guests' integration tests instead.
-const BLOCKING: [&str; 7] = [
-    "futex_wait",
-    "thread_join",
-    "thread_sleep",
-    "proc_join",
-    "poll_oneoff",
-    "atomic_wait32",
-    "atomic_wait64",
-];
-
-/// Calls that may legitimately end the calling thread or its process.
-fn may_end(name: &str) -> bool {
-    name.starts_with("proc_") || name.starts_with("thread_")
-}
-
-struct Harness {
-    runtime: Runtime,
-    program: crate::Program,
-    /// (module, name, param types) of every host call.
-    calls: Vec<(String, String, Vec<ValType>)>,
-    scratch: tempfile::TempDir,
-}
-
-impl Harness {
-    fn new() -> Harness {
-        let runtime = Runtime::new(RuntimeConfig {
-            cache: CacheSetting::Disabled,
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let program = runtime
-            .load_bytes(b"(module (memory (export \"memory\") 1 1))", "hostile")
-            .unwrap();
-        let scratch = tempfile::tempdir().unwrap();
-        let mut store = Store::new(runtime.engine(), host(&runtime, &program, &scratch));
-        let funcs: Vec<_> = runtime
-            .linker()
-            .iter(&mut store)
-            .filter_map(|(m, n, e)| match e {
-                Extern::Func(f) => Some((m.to_owned(), n.to_owned(), f)),
-                _ => None,
-            })
-            .collect();
-        let mut calls: Vec<_> = funcs
-            .into_iter()
-            .filter(|(_, n, _)| !BLOCKING.iter().any(|b| n.starts_with(b)))
-            .map(|(m, n, f)| (m, n, f.ty(&store).params().collect()))
-            .collect();
-        calls.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        finish(&store);
-        Harness {
-            runtime,
-            program,
-            calls,
-            scratch,
-        }
-    }
-
-    fn call(&self, index: usize, raw: &[u64], memory: &[u8]) -> Result<(), String> {
-        let (module, name, params) = &self.calls[index % self.calls.len()];
-        let mut store = Store::new(
-            self.runtime.engine(),
-            host(&self.runtime, &self.program, &self.scratch),
-        );
-        let mem = Memory::new(&mut store, MemoryType::new(1, Some(1))).unwrap();
-        mem.data_mut(&mut store)[..memory.len()].copy_from_slice(memory);
-        store.data_mut().memory = GuestMemory::Own(mem);
-        let func: Func = self
-            .runtime
-            .linker()
-            .get(&mut store, module, name)
-            .unwrap()
-            .into_func()
-            .unwrap();
-        let args: Vec<Val> = params
-            .iter()
-            .zip(raw.iter().chain(std::iter::repeat(&0)))
-            .map(|(t, v)| match t {
-                ValType::I64 => Val::I64(*v as i64),
-                _ => Val::I32(*v as i32),
-            })
-            .collect();
-        let mut results = vec![Val::I32(0); func.ty(&store).results().len()];
-        let r = match func.call(&mut store, &args, &mut results) {
-            Ok(()) => match results.first() {
-                None => Ok(()),
-                Some(Val::I32(errno)) if (0..=80).contains(errno) => Ok(()),
-                // wasi-threads answers a negative errno.
-                Some(Val::I32(neg)) if name == "thread-spawn" && *neg < 0 => Ok(()),
-                // The atomics stand-ins return counts.
-                Some(Val::I32(_)) if module == crate::wasi::INTERNAL => Ok(()),
-                Some(other) => Err(format!("{module}::{name}{args:?} returned {other:?}")),
-            },
-            Err(e)
-                if matches!(Unwind::of(&e), Some(Unwind::Exit(_) | Unwind::ThreadExit))
-                    && may_end(name) =>
-            {
-                Ok(())
-            }
-            // longjmp cannot return an errno: a jmp_buf it refuses ends the process.
-            Err(e)
-                if name == "stack_restore"
-                    && e.downcast_ref::<crate::capture::StackError>().is_some() =>
-            {
-                Ok(())
-            }
-            Err(e)
-                if module == crate::wasi::INTERNAL
-                    && e.downcast_ref::<wasmtime::Trap>().is_some() =>
-            {
-                Ok(()) // a bad address traps, as the instruction would
-            }
-            Err(e) => Err(format!("{module}::{name}{args:?} failed: {e:?}")),
-        };
-        finish(&store);
-        r
-    }
-}
-
-/// A fresh process (its own pid, files and signal state) for one call.
-fn host(runtime: &Runtime, program: &crate::Program, scratch: &tempfile::TempDir) -> Host {
-    let fs = FileSystem::builder()
-        .stdio(0, Stdio::Null)
-        .stdio(1, Stdio::Null)
-        .stdio(2, Stdio::Null)
-        .mount(scratch.path(), "/")
-        .unwrap()
-        .build();
-    ProcessCtx::for_test(runtime, program, fs)
-}
-
-/// Ends the call's process so the control plane does not fill up.
-fn finish(store: &Store<Host>) {
-    let h = store.data();
-    h.ctx.process.exit(wasmix_process::ExitStatus::Exited(0));
-    h.ctx.process.thread_exited(h.thread.tid());
-}
+use super::harness::{finish, host, Harness};
+use crate::host::{GuestMemory, Host};
 
 /// Values that sit on the edges of a 64 KiB memory and of the integer types.
 fn arg() -> impl Strategy<Value = u64> {
@@ -168,7 +26,8 @@ fn arg() -> impl Strategy<Value = u64> {
 }
 
 thread_local! {
-    static HARNESS: Harness = Harness::new();
+    static SCRATCH: tempfile::TempDir = tempfile::tempdir().unwrap();
+    static HARNESS: Harness = SCRATCH.with(|d| Harness::new(d.path().to_owned()));
 }
 
 proptest! {
@@ -179,7 +38,7 @@ proptest! {
         index in 0usize..300,
         args in proptest::collection::vec(arg(), 14),
     ) {
-        let r = HARNESS.with(|h| h.call(index, &args, &[]));
+        let r = HARNESS.with(|h| h.call_once(index, &args, &[]));
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 
@@ -189,7 +48,28 @@ proptest! {
         args in proptest::collection::vec(prop_oneof![0u64..4096, arg()], 14),
         memory in proptest::collection::vec(any::<u8>(), 0..4096),
     ) {
-        let r = HARNESS.with(|h| h.call(index, &args, &memory));
+        let r = HARNESS.with(|h| h.call_once(index, &args, &memory));
+        prop_assert!(r.is_ok(), "{}", r.unwrap_err());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// Sequences in one process: what a call leaves (descriptors opened, renumbered or
+    /// closed, files made) meets the next, as the fuzz target does at length.
+    #[test]
+    fn a_sequence_of_wild_calls_in_one_process_answers_errnos(
+        calls in proptest::collection::vec(
+            (0usize..300, proptest::collection::vec(prop_oneof![0u64..64, arg()], 10)),
+            1..24,
+        ),
+        memory in proptest::collection::vec(any::<u8>(), 0..1024),
+    ) {
+        let r = HARNESS.with(|h| {
+            prop_assert!(!h.is_empty() && h.len() > 100);
+            Ok(h.sequence(&memory, calls, |_| {}))
+        })?;
         prop_assert!(r.is_ok(), "{}", r.unwrap_err());
     }
 }
@@ -223,6 +103,7 @@ fn harness_covers_both_wasi_generations() {
 fn a_bad_result_pointer_is_refused_before_anything_happens() {
     HARNESS.with(|h| {
         let mut store = Store::new(h.runtime.engine(), host(&h.runtime, &h.program, &h.scratch));
+        let h = &h;
         let mem = Memory::new(&mut store, MemoryType::new(1, Some(1))).unwrap();
         store.data_mut().memory = GuestMemory::Own(mem);
         let fs = std::sync::Arc::clone(store.data().fs());
@@ -273,10 +154,7 @@ fn a_bad_result_pointer_is_refused_before_anything_happens() {
             before.is_ok(),
             "no descriptor was made"
         );
-        assert!(
-            !h.scratch.path().join("f").exists(),
-            "nothing was created either"
-        );
+        assert!(!h.scratch.join("f").exists(), "nothing was created either");
         finish(&store);
     });
 }

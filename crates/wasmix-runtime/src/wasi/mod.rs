@@ -365,5 +365,7 @@ pub(crate) fn sock_connection_rights() -> u64 {
     sock::SOCKET_RIGHTS
 }
 
+#[cfg(any(test, fuzzing))]
+pub(crate) mod harness;
 #[cfg(test)]
 mod hostile_tests;
