@@ -543,3 +543,48 @@ fn a_fifo_opened_for_reading_reads_what_a_later_writer_sends() {
     assert!(out.status.success());
     assert_eq!(out.stdout, b"through the fifo\n");
 }
+
+/// A thread blocked in `sock_accept` on a listening socket is reached by SIGTERM (its
+/// default action ends the process), as every blocking call must be.
+#[test]
+fn a_blocked_accept_is_ended_by_sigterm() {
+    use std::io::BufRead;
+    let g = guest("sock_echo.wasm");
+    let mut child = common::wasmix()
+        .args([
+            "run",
+            "--tcplisten",
+            "127.0.0.1:0",
+            path_str(&g),
+            "announce",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "accepting\n");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    // One that ignored it would hang: after a minute it is killed, and the check fails.
+    let (done, waited) = std::sync::mpsc::channel::<()>();
+    let guard = std::thread::spawn(move || {
+        if waited
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .is_err()
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        }
+    });
+    let status = child.wait().unwrap();
+    let _ = done.send(());
+    guard.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(128 + 15),
+        "SIGTERM ended the blocked accept"
+    );
+}

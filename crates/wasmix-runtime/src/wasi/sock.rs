@@ -26,9 +26,18 @@ pub(crate) const SOCKET_RIGHTS: u64 =
 
 pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
     if abi != Abi::Preview0 {
-        host_calls!(calls, abi, [sock_accept]);
+        host_calls!(calls, abi, [sock_accept(AfterHandler)]);
     }
-    host_calls!(calls, abi, [sock_recv, sock_send, sock_shutdown]);
+    // Restarted after a handler, as reads and writes are (SA_RESTART).
+    host_calls!(
+        calls,
+        abi,
+        [
+            sock_recv(AfterHandler),
+            sock_send(AfterHandler),
+            sock_shutdown
+        ]
+    );
     Ok(())
 }
 
@@ -40,8 +49,11 @@ fn sock_accept(cx: &mut Call<'_>, fd: u32, flags: i32, ret: Out<u32>) -> Result<
     if flags & !fdflags::NONBLOCK != 0 {
         return Err(Errno::Inval);
     }
+    let listener = socket(cx.host.fs(), fd, rights::SOCK_ACCEPT)?;
+    // Waited for in poll(2) beside the thread's interrupt, so signals, kills and snapshots
+    // reach a thread waiting for a connection (a blocking listener; EAGAIN otherwise).
+    crate::blocking::ready(cx.host, &listener, false)?;
     let fs = cx.host.fs();
-    let listener = socket(fs, fd, rights::SOCK_ACCEPT)?;
     let mut sflags = SocketFlags::CLOEXEC;
     if flags & fdflags::NONBLOCK != 0 {
         sflags |= SocketFlags::NONBLOCK;
@@ -66,6 +78,7 @@ fn sock_recv(
         return Err(Errno::Intr);
     }
     let sock = socket(cx.host.fs(), fd, rights::FD_READ)?;
+    crate::blocking::ready(cx.host, &sock, false)?;
     let mut flags = RecvFlags::empty();
     if ri_flags & 1 != 0 {
         flags |= RecvFlags::PEEK;
@@ -97,6 +110,7 @@ fn sock_send(
     ret: Out<u32>,
 ) -> Result<(), Errno> {
     let sock = socket(cx.host.fs(), fd, rights::FD_WRITE)?;
+    crate::blocking::ready(cx.host, &sock, true)?;
     let list = cx.mem.iovecs(iovs, count)?;
     let mut total = 0usize;
     for (p, l) in list {

@@ -2,7 +2,8 @@
 //! allocator grows the linear memory) until the allocator says no, then prints
 //! `allocated N MiB` and exits 0 — under `--max-memory` that is where the limit is, not a
 //! crash. `spin` computes forever (for wall-clock and CPU limits); `spin-catch` too, with a
-//! signal handler that says `got signal N` and goes on.
+//! signal handler that says `got signal N` and goes on. `open-fifo PATH` says `opening` and
+//! opens PATH for writing (a FIFO: it waits for a reader).
 use wasmix_guests::proc;
 
 #[no_mangle]
@@ -35,8 +36,14 @@ fn main() {
                 x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
             }
         }
+        Some("open-fifo") => {
+            let path = std::env::args().nth(2).unwrap_or_default();
+            println!("opening");
+            let opened = std::fs::OpenOptions::new().write(true).open(&path);
+            println!("opened: {}", opened.is_ok());
+        }
         _ => {
-            eprintln!("usage: limits alloc | spin");
+            eprintln!("usage: limits alloc | spin | spin-catch | open-fifo PATH");
             std::process::exit(2);
         }
     }
