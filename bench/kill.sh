@@ -22,6 +22,7 @@ scenarios = [
     ("open of a FIFO nobody reads", [W, "run", "--dir", tmp, f"{G}/fifo_writer.wat"], "opening"),
     ("accept on a listening socket", [W, "run", "--tcplisten", "127.0.0.1:0", f"{G}/sock_echo.wasm", "announce"], "accepting"),
     ("sleep (thread_sleep / poll_oneoff on a clock)", [W, "run", f"{G}/child.wasm", "sleep", "1000000"], None),
+    ("root in proc_join, 1000 forked children computing", [W, "run", f"{G}/forker.wasm", "tree", "1000"], "tree ready"),
     ("native process, for reference (sleep 1000)", ["sleep", "1000"], None),
 ]
 print("| guest thread's state | SIGTERM → process gone (median) |")

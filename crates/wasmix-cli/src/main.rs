@@ -327,7 +327,40 @@ fn other(e: impl std::fmt::Display) -> Failure {
     Failure::Other(e.to_string())
 }
 
+/// The host signals wasmix hands to the guest.
+const FORWARDED: [i32; 5] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+    signal_hook::consts::SIGALRM,
+    signal_hook::consts::SIGTSTP,
+];
+
+/// Blocks (or unblocks) the forwarded signals in the calling thread; threads it starts
+/// inherit that. Blocked everywhere but in the forwarding thread, the kernel hands them to
+/// that thread, which runs at a raised priority: a thread of ordinary priority, woken among
+/// a thousand computing guest threads, waited over a second for a CPU.
+fn forwarded_signals(block: bool) {
+    // SAFETY: a sigset_t of our own, filled by sigemptyset/sigaddset, and pthread_sigmask on
+    // the calling thread.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in FORWARDED {
+            libc::sigaddset(&mut set, sig);
+        }
+        let how = if block {
+            libc::SIG_BLOCK
+        } else {
+            libc::SIG_UNBLOCK
+        };
+        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
+    }
+}
+
 fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    // Before any thread starts: every thread the runtime makes inherits the block.
+    forwarded_signals(true);
     let cache = match (args.no_cache, args.cache_dir.clone()) {
         (true, _) => CacheSetting::Disabled,
         (false, Some(dir)) => CacheSetting::Dir(dir),
@@ -403,6 +436,8 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         .map_err(|e| other(format!("cannot take over Ctrl-C: {e}")))?;
     let running = process.spawn()?;
     forward_signals(signals, &running);
+    // Waiting from here on; the guest's threads are started by threads of their own.
+    wasmix_runtime::prioritize_this_thread();
     let status = running.wait()?;
     if status.code() == STOPPED_AFTER_SNAPSHOT && args.stop_after_snapshot {
         if let Some(path) = &args.journal {
@@ -477,6 +512,9 @@ fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &Runnin
     use signal_hook::consts::{SIGALRM, SIGINT, SIGTERM, SIGTSTP};
     let target = running.handle();
     std::thread::spawn(move || {
+        // Ctrl-C and SIGTERM must reach the guest while its threads compute.
+        wasmix_runtime::prioritize_this_thread();
+        forwarded_signals(false);
         for sig in signals.forever() {
             let sig = match sig {
                 SIGINT => Signal::INT,

@@ -532,3 +532,24 @@ fn spawning_a_fifo_or_a_huge_file_fails_at_once() {
         ["/t/fifo errno=Some(2)", "/t/huge.wasm errno=Some(22)"]
     );
 }
+
+/// SIGTERM to a root waiting in proc_join for computing children ends the run: its status
+/// is reported as soon as it is decided, without waiting for threads that compete with the
+/// children for the CPU to unwind (bench/kill.sh times it with 1,000 children).
+#[test]
+fn sigterm_ends_a_root_with_computing_children() {
+    let g = guest("forker.wasm");
+    let mut child = wasmix()
+        .args(["run", path_str(&g), "tree", "64"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "tree ready\n");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
+}

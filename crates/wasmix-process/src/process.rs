@@ -361,6 +361,11 @@ impl Process {
             let mut ex = lock(&self.exit);
             if ex.status.is_none() {
                 ex.status = Some(status);
+                if ex.waiting > 0 {
+                    // Whoever waits for the decision (`wait_status`) need not wait for the
+                    // threads to unwind.
+                    self.exit_cv.notify_all();
+                }
             }
         }
         let none_left = {
@@ -476,6 +481,20 @@ impl Process {
             ex.status
         } else {
             None
+        }
+    }
+
+    /// Blocks the calling host thread until the process's exit status is decided (its
+    /// threads may still be unwinding).
+    pub fn wait_status(&self) -> ExitStatus {
+        let mut ex = lock(&self.exit);
+        loop {
+            if let Some(status) = ex.status {
+                return status;
+            }
+            ex.waiting += 1;
+            ex = wait(&self.exit_cv, ex, None);
+            ex.waiting -= 1;
         }
     }
 

@@ -221,6 +221,7 @@ impl ProcessBuilder {
             handle: slot.get().cloned().unwrap_or(ProcessHandle {
                 process: None,
                 journal: None,
+                timed_out: None,
             }),
             thread: handle,
         })
@@ -304,9 +305,13 @@ impl ProcessBuilder {
                 restored_from.as_deref(),
             );
         }
+        let timed_out = self
+            .timeout
+            .map(|limit| (limit, watch_the_clock(&process, limit)));
         started(&ProcessHandle {
             process: Some(Arc::clone(&process)),
             journal: ctx.journal().cloned(),
+            timed_out: timed_out.clone(),
         });
         let main = launches.remove(0);
         for other in launches {
@@ -315,14 +320,13 @@ impl ProcessBuilder {
                 process.thread_exited(tid);
             }
         }
-        let timed_out = self.timeout.map(|limit| watch_the_clock(&process, limit));
         running::run_thread(main.ctx, main.thread, main.start);
         let status = process.wait_exit();
         // Snapshots still being written reach the journal before the run is over.
         if let Some(j) = ctx.journal() {
             j.close();
         }
-        if let (Some(flag), Some(limit)) = (timed_out, self.timeout) {
+        if let Some((limit, flag)) = timed_out {
             if flag.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(RunError::TimedOut(limit));
             }
@@ -365,6 +369,8 @@ fn watch_the_clock(
 pub struct ProcessHandle {
     process: Option<Arc<wasmix_process::Process>>,
     journal: Option<Arc<Journaling>>,
+    /// The run's wall-clock limit and whether it was reached.
+    timed_out: Option<(std::time::Duration, Arc<std::sync::atomic::AtomicBool>)>,
 }
 
 impl ProcessHandle {
@@ -428,8 +434,26 @@ impl RunningProcess {
         self.handle.clone()
     }
 
-    /// Waits for it to end.
+    /// Waits for it to end. A process killed by a signal (SIGTERM, SIGKILL, Ctrl-C; not
+    /// a trap, whose message comes with the full end) is reported as soon as that is
+    /// decided, once its journal has written what was asked of it: its threads may take
+    /// long to unwind when many other processes compete for the CPU (a killed root with a
+    /// thousand computing children), and the outcome cannot change any more.
     pub fn wait(self) -> Result<ExitStatus, RunError> {
+        if let Some(p) = &self.handle.process {
+            let status = p.wait_status();
+            if matches!(status, ExitStatus::Signaled(s) if s != wasmix_process::Signal::ABRT) {
+                if let Some(j) = &self.handle.journal {
+                    j.close();
+                }
+                if let Some((limit, flag)) = &self.handle.timed_out {
+                    if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                        return Err(RunError::TimedOut(*limit));
+                    }
+                }
+                return Ok(status);
+            }
+        }
         self.thread
             .join()
             .unwrap_or_else(|_| Err(RunError::Setup("the process thread panicked".into())))

@@ -165,6 +165,29 @@ fn main() {
                 wait(pid);
             }
         }
+        "tree" => {
+            // N children computing forever; the parent says `tree ready` and waits for them.
+            let n: usize = arg(2).parse().unwrap_or(16);
+            for _ in 0..n {
+                match proc::fork(true) {
+                    Ok(0) => {
+                        let mut x = 1u64;
+                        loop {
+                            x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => fail(&format!("fork: {e}")),
+                }
+            }
+            println!("tree ready");
+            loop {
+                let (e, _, _) = proc::join(None, false);
+                if e != 0 {
+                    break;
+                }
+            }
+        }
         "bench" => {
             // fork + child exit + join, with `MiB` of touched memory.
             let mib: usize = arg(2).parse().unwrap_or(1);
