@@ -64,6 +64,23 @@ fn kill(child: &Child, sig: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_child(child), sig).unwrap();
 }
 
+/// `triggers.wasm signals` journaled into `journal` with `flags`, once it says `ready`.
+fn signals_guest(journal: &Path, flags: &[&str]) -> (Child, BufReader<ChildStdout>) {
+    let g = guest("triggers.wasm");
+    let mut args = vec!["run", "--journal", path_str(journal)];
+    args.extend_from_slice(flags);
+    args.extend([path_str(&g), "signals"]);
+    let (child, mut out) = spawn(&args);
+    assert_eq!(next_line(&mut out), "ready\n");
+    (child, out)
+}
+
+/// A run of `triggers.wasm` that restores from `journal`.
+fn restored(journal: &Path) -> common::Run {
+    let g = guest("triggers.wasm");
+    run(&["run", "--journal", path_str(journal), path_str(&g)])
+}
+
 /// Runs `triggers.wasm MODE` journaled into a new journal with `--snapshot-on TRIGGER
 /// --stop-after-snapshot` (and `extra`); checks it stopped after saying `first`.
 fn stop_at(journal: &Path, trigger: &str, mode: &str, extra: &[&str], first: &str) {
@@ -105,13 +122,12 @@ fn first_environ_snapshots_before_the_environment_is_read() {
 fn non_deterministic_snapshots_before_the_first_clock_call() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
     stop_at(&journal, "non-deterministic", "clock", &[], "started\n");
     let before = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_nanos();
-    let r = run(&["run", "--journal", path_str(&journal), path_str(&g)]);
+    let r = restored(&journal);
     r.success();
     let t: u128 = r
         .stdout
@@ -156,9 +172,8 @@ fn non_deterministic_snapshots_before_the_first_random_call() {
 fn sigstop_suspends_a_process_to_its_journal() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
     stop_at(&journal, "sigstop", "stop", &[], "stopping\n");
-    let r = run(&["run", "--journal", path_str(&journal), path_str(&g)]);
+    let r = restored(&journal);
     r.success();
     assert_eq!(r.stdout, "continued\n");
 }
@@ -170,17 +185,8 @@ fn signal_triggers_snapshot_before_the_handler_runs() {
     use rustix::process::Signal;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
-    let (mut child, mut out) = spawn(&[
-        "run",
-        "--journal",
-        path_str(&journal),
-        "--snapshot-on",
-        "sigalrm,sigtstp,sigint",
-        path_str(&g),
-        "signals",
-    ]);
-    assert_eq!(next_line(&mut out), "ready\n");
+    let (mut child, mut out) =
+        signals_guest(&journal, &["--snapshot-on", "sigalrm,sigtstp,sigint"]);
     for (sig, n, name) in [
         (Signal::ALARM, 14, "sigalrm"),
         (Signal::TSTP, 19, "sigtstp"),
@@ -206,17 +212,7 @@ fn a_signal_during_a_snapshot_waits_its_turn() {
     use rustix::process::Signal;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
-    let (mut child, mut out) = spawn(&[
-        "run",
-        "--journal",
-        path_str(&journal),
-        "--snapshot-on",
-        "sigalrm,sigtstp",
-        path_str(&g),
-        "signals",
-    ]);
-    assert_eq!(next_line(&mut out), "ready\n");
+    let (mut child, mut out) = signals_guest(&journal, &["--snapshot-on", "sigalrm,sigtstp"]);
     kill(&child, Signal::ALARM);
     kill(&child, Signal::TSTP);
     let mut got = [next_line(&mut out), next_line(&mut out)];
@@ -236,9 +232,8 @@ fn a_signal_during_a_snapshot_waits_its_turn() {
 fn a_process_restored_from_a_sigalrm_snapshot_gets_its_alarm() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
     stop_at(&journal, "sigalrm", "alarm", &[], "armed\n");
-    let r = run(&["run", "--journal", path_str(&journal), path_str(&g)]);
+    let r = restored(&journal);
     r.success();
     assert_eq!(r.stdout, "got signal 14\n");
 }
@@ -249,19 +244,10 @@ fn a_process_restored_from_a_sigalrm_snapshot_gets_its_alarm() {
 fn idle_snapshots_once_per_quiet_spell() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let g = guest("triggers.wasm");
-    let (mut child, mut out) = spawn(&[
-        "run",
-        "--journal",
-        path_str(&journal),
-        "--snapshot-on",
-        "idle",
-        "--snapshot-idle",
-        "20ms",
-        path_str(&g),
-        "signals",
-    ]);
-    assert_eq!(next_line(&mut out), "ready\n");
+    let (mut child, mut out) = signals_guest(
+        &journal,
+        &["--snapshot-on", "idle", "--snapshot-idle", "20ms"],
+    );
     assert_eq!(wait_for_snapshots(&journal, 1), ["idle"]);
     let mut input = child.stdin.take().unwrap();
     input.write_all(b"wake\n").unwrap();
