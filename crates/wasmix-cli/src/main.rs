@@ -153,6 +153,12 @@ struct RunArgs {
     #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
     max_memory: Option<u64>,
 
+    /// Most linear memory all guest processes of the run may have together, in MiB (the
+    /// program, its children and forks): `memory.grow` past it answers -1, a fork or spawn
+    /// that would pass it ENOMEM, and a program that cannot start within it is refused.
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    max_total_memory: Option<u64>,
+
     /// Journal the process into FILE: snapshots go there, and if FILE already holds a
     /// snapshot of this module, the process is restored from the newest one instead of
     /// started.
@@ -378,6 +384,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         snapshots: args.journal.is_some(),
         max_module_size: args.max_module_size.saturating_mul(1 << 20),
         max_memory: args.max_memory.map(|m| m.saturating_mul(1 << 20)),
+        max_total_memory: args.max_total_memory.map(|m| m.saturating_mul(1 << 20)),
         cpu_backoff: !args.no_cpu_backoff,
         max_cpu_time: args.max_cpu_time,
     })?;

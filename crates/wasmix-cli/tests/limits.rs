@@ -1,9 +1,9 @@
 //! Resource limits through the CLI: `--max-memory` (an own memory and a shared one, and a
-//! program that needs more to start) and `--timeout`.
+//! program that needs more to start), `--max-total-memory` and `--timeout`.
 
 mod common;
 
-use common::{guest, path_str, run};
+use common::{guest, path_str, run, run_guest_with_bin};
 
 /// What `alloc` got before the allocator said no.
 fn allocated(stdout: &str) -> u64 {
@@ -60,6 +60,87 @@ fn a_program_that_needs_more_to_start_is_refused() {
     }
     let r = run(&["run", "--max-memory", "0", path_str(&guest("limits.wasm"))]);
     assert_eq!(r.code, 2, "{}", r.stderr);
+}
+
+/// `--max-total-memory` bounds every process of the run together: a child spawned while its
+/// parent holds 40 MiB gets only what is left of 96, though it may have 128 on its own; an own
+/// memory (the store's limiter) and a shared one (whose `memory.grow` the load-time rewrite
+/// turns into a host call) both stop there, and a memory too big to start is refused.
+#[test]
+fn the_total_memory_limit_covers_every_process_of_the_run() {
+    let child_got = |r: &common::Run| -> u64 {
+        let line = r.stdout.lines().find(|l| l.starts_with("allocated "));
+        allocated(&format!(
+            "{}\n",
+            line.unwrap_or_else(|| panic!("{}", r.stdout))
+        ))
+    };
+    let alone = run_guest_with_bin(
+        "limits.wasm",
+        &["hold-and-spawn", "40"],
+        &["--max-memory", "128"],
+    );
+    alone.success();
+    assert!(
+        alone.stdout.starts_with("holding 40 MiB\n"),
+        "{}",
+        alone.stdout
+    );
+    assert!(child_got(&alone) >= 100, "{}", alone.stdout);
+    assert!(
+        alone.stdout.ends_with("child: Exited(0)\n"),
+        "{}",
+        alone.stdout
+    );
+
+    let shared = run_guest_with_bin(
+        "limits.wasm",
+        &["hold-and-spawn", "40"],
+        &["--max-memory", "128", "--max-total-memory", "96"],
+    );
+    shared.success();
+    assert!(
+        shared.stdout.starts_with("holding 40 MiB\n"),
+        "{}",
+        shared.stdout
+    );
+    let got = child_got(&shared);
+    assert!(
+        (30..56).contains(&got),
+        "child got {got} MiB beside 40 under 96: {}",
+        shared.stdout
+    );
+
+    for name in ["limits.wasm", "threads.wasm"] {
+        let r = run(&[
+            "run",
+            "--max-total-memory",
+            "64",
+            path_str(&guest(name)),
+            "alloc",
+        ]);
+        r.success();
+        let got = allocated(&r.stdout);
+        assert!(
+            (48..64).contains(&got),
+            "{name}: {got} MiB under a 64 MiB total"
+        );
+
+        let r = run(&[
+            "run",
+            "--max-total-memory",
+            "1",
+            path_str(&guest(name)),
+            "alloc",
+        ]);
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("`{name}` needs")),
+            "{}",
+            r.stderr
+        );
+        assert!(r.stderr.contains("--max-total-memory"), "{}", r.stderr);
+    }
 }
 
 /// `--timeout`: a program computing forever is killed at the limit; wasmix says so and exits

@@ -12,6 +12,10 @@ pub enum RunError {
     /// The process could not be set up (mounts, stdio, listeners).
     #[error("{0}")]
     Setup(String),
+    /// Its memory would not fit in what is left of the runtime's total memory limit
+    /// ([`crate::RuntimeConfig::max_total_memory`]).
+    #[error("{0}")]
+    OutOfMemory(String),
     /// It ran past its wall-clock limit ([`crate::ProcessBuilder::timeout`]) and was killed,
     /// with every process it started.
     #[error("the run took longer than {0:?} and was killed (--timeout)")]

@@ -104,12 +104,7 @@ fn copy_memory(
     };
     if to.len < from.len {
         let pages = ((from.len - to.len) / 65536) as u64;
-        match child.data().memory.clone() {
-            GuestMemory::Own(m) => m.grow(&mut *child, pages).map(|_| ()),
-            GuestMemory::Shared(m) => m.grow(pages).map(|_| ()),
-            GuestMemory::None => Ok(()),
-        }
-        .map_err(|_| Errno::Nomem)?;
+        crate::host::grow_memory(&mut *child, pages).ok_or(Errno::Nomem)?;
         to.len = from.len;
     }
     match parent.data().ctx.fork_memory() {

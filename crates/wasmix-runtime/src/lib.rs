@@ -24,6 +24,7 @@
 // data and mechanisms without a store first, then the store's state, what acts on it, the
 // run loop, spawning, the host calls, and the public process API.
 mod abi;
+mod budget;
 mod cache;
 mod cpu;
 mod error;
@@ -114,6 +115,10 @@ pub struct RuntimeConfig {
     /// `memory.grow` past it answers -1, as when a memory's own maximum is reached; a
     /// program that needs more at its start fails to start, naming both sizes.
     pub max_memory: Option<u64>,
+    /// Most linear memory all of its processes may have together, in bytes (`None`: no
+    /// limit). `memory.grow` that would pass it answers -1, a fork or spawn that would
+    /// ENOMEM, and a program whose start would is refused by name.
+    pub max_total_memory: Option<u64>,
     /// CPU backoff for guests that poll idly (see `blocking`): after 500 ms of back-to-back
     /// polls that find nothing, each waits for its descriptors a while (1 ms doubling to
     /// 100 ms) instead of returning at once. On by default.
@@ -147,6 +152,7 @@ impl Default for RuntimeConfig {
             snapshots: false,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
             max_memory: None,
+            max_total_memory: None,
             cpu_backoff: true,
             max_cpu_time: None,
         }
@@ -200,6 +206,8 @@ struct RuntimeInner {
     max_module_size: u64,
     /// Most linear memory per process, in bytes.
     max_memory: Option<u64>,
+    /// What all processes' memories may add up to.
+    budget: Option<Arc<budget::MemoryBudget>>,
     /// Whether idle pollers are slowed down.
     cpu_backoff: bool,
     /// The CPU time limit's accounting, if there is a limit.
@@ -254,6 +262,7 @@ impl Runtime {
                 },
                 max_module_size: config.max_module_size,
                 max_memory: config.max_memory,
+                budget: config.max_total_memory.map(budget::MemoryBudget::new),
                 cpu_backoff: config.cpu_backoff,
                 cpu,
             }),
@@ -284,6 +293,11 @@ impl Runtime {
     /// Most linear memory per process, in bytes.
     pub(crate) fn max_memory(&self) -> Option<u64> {
         self.inner.max_memory
+    }
+
+    /// What all processes' memories may add up to, if limited.
+    pub(crate) fn memory_budget(&self) -> Option<&Arc<budget::MemoryBudget>> {
+        self.inner.budget.as_ref()
     }
 
     /// The largest module file it loads, in bytes.

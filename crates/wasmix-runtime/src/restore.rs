@@ -193,12 +193,12 @@ fn restore_memory(
     };
     if mem.size > have {
         let pages = (mem.size - have).div_ceil(65536);
-        let grown = match store.data().memory.clone() {
-            GuestMemory::Own(m) => m.grow(&mut *store, pages).map(drop),
-            GuestMemory::Shared(m) => m.grow(pages).map(drop),
-            GuestMemory::None => Ok(()),
-        };
-        grown.map_err(|e| setup(format!("cannot grow memory to {} bytes: {e}", mem.size)))?;
+        crate::host::grow_memory(&mut *store, pages).ok_or_else(|| {
+            setup(format!(
+                "cannot grow memory to {} bytes (past --max-memory or --max-total-memory?)",
+                mem.size
+            ))
+        })?;
     }
     let region = memory_region(store).ok_or_else(|| setup("the memory cannot be laid out"))?;
     let rw = ProtFlags::READ | ProtFlags::WRITE;

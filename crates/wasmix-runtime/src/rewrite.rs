@@ -10,7 +10,11 @@
 //! one not taken (`__stack_pointer`), else `wasmix:global:N`; an unnamed first global that is a
 //! mutable i32 is wasm-ld's stack pointer and is exported as `__stack_pointer`.
 //!
-//! Each instruction becomes `i64.const offset; call $host`: the host call receives the
+//! In a module that imports a shared 32-bit memory, `memory.grow` becomes a call of
+//! `wasmix.memory_grow`: a shared memory grows without a store, so this is where the
+//! runtime's total memory budget sees it (see `budget`).
+//!
+//! Each atomic instruction becomes `i64.const offset; call $host`: the host call receives the
 //! instruction's operands plus its static offset and checks bounds and alignment as the
 //! instruction would. The new imports go at the end of the import section, so only defined
 //! functions move (by three); every function index in the module (calls, `ref.func`, exports,
@@ -25,11 +29,14 @@ use wasmparser::{Operator, Parser, Payload};
 use crate::abi::INTERNAL;
 
 /// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 const WAIT32: &str = "atomic_wait32";
 const WAIT64: &str = "atomic_wait64";
 const NOTIFY: &str = "atomic_notify";
+
+/// Import (module `wasmix`) `memory.grow` of an imported shared memory becomes.
+pub(crate) const MEMORY_GROW: &str = "memory_grow";
 
 /// The export asyncify-instrumented modules have; its presence means stacks can be captured.
 pub(crate) const ASYNCIFY_MARK: &str = "asyncify_start_unwind";
@@ -45,6 +52,10 @@ struct Survey {
     has_exports: bool,
     defined_globals: u32,
     atomics: bool,
+    /// The module imports a shared 32-bit memory (as memory 0).
+    shared_memory: bool,
+    /// Some function grows memory 0.
+    grows: bool,
     asyncify: bool,
     /// Defined globals: (index, is a mutable i32).
     mutable_globals: Vec<(u32, bool)>,
@@ -133,24 +144,25 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
                     match import?.ty {
                         wasmparser::TypeRef::Func(_) => s.imported_funcs += 1,
                         wasmparser::TypeRef::Global(_) => s.imported_globals += 1,
+                        wasmparser::TypeRef::Memory(m) => {
+                            s.shared_memory = m.shared && !m.memory64;
+                        }
                         _ => {}
                     }
                 }
             }
             Payload::CodeSectionEntry(body) => {
-                if s.atomics {
+                if s.atomics && (s.grows || !s.shared_memory) {
                     continue;
                 }
                 let mut ops = body.get_operators_reader()?;
                 while !ops.eof() {
-                    if matches!(
-                        ops.read()?,
+                    match ops.read()? {
                         Operator::MemoryAtomicWait32 { .. }
-                            | Operator::MemoryAtomicWait64 { .. }
-                            | Operator::MemoryAtomicNotify { .. }
-                    ) {
-                        s.atomics = true;
-                        break;
+                        | Operator::MemoryAtomicWait64 { .. }
+                        | Operator::MemoryAtomicNotify { .. } => s.atomics = true,
+                        Operator::MemoryGrow { mem: 0 } => s.grows = true,
+                        _ => {}
                     }
                 }
             }
@@ -167,11 +179,26 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
 pub(crate) fn instrument(wasm: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     let s = survey(wasm).map_err(|e| e.to_string())?;
     let global_exports = s.global_exports();
-    if !s.atomics && global_exports.is_empty() {
+    let grows = s.grows && s.shared_memory;
+    if !s.atomics && !grows && global_exports.is_empty() {
         return Ok(Cow::Borrowed(wasm));
     }
-    let atomics = s.atomics;
-    rewrite(wasm, &s, atomics, None, global_exports).map(Cow::Owned)
+    let how = Rewrites {
+        atomics: s.atomics,
+        grow: grows,
+        safepoint: None,
+    };
+    rewrite(wasm, &s, how, global_exports).map(Cow::Owned)
+}
+
+/// What one pass of the re-encoder changes.
+struct Rewrites {
+    /// Raw atomic waits and notifies become host calls (three imports).
+    atomics: bool,
+    /// `memory.grow` of the shared memory becomes a host call (one import).
+    grow: bool,
+    /// Every loop header gets a safe point reading this global (one import).
+    safepoint: Option<u32>,
 }
 
 /// Import (module `wasmix`) a safe point calls.
@@ -193,25 +220,35 @@ pub(crate) fn safepoints(wasm: &[u8]) -> Result<Vec<u8>, String> {
         return Err("the module exports nothing (no `_start` to run)".into());
     }
     let flag = s.imported_globals + s.defined_globals;
-    rewrite(wasm, &s, false, Some(flag), Vec::new())
+    let how = Rewrites {
+        atomics: false,
+        grow: false,
+        safepoint: Some(flag),
+    };
+    rewrite(wasm, &s, how, Vec::new())
 }
 
-/// Re-encodes `wasm`: atomics as host calls (`atomics`), a safe point at every loop header
-/// with the flag as global `safepoint` (when given), `global_exports` added.
+/// Re-encodes `wasm` as `how` says, with `global_exports` added.
 fn rewrite(
     wasm: &[u8],
     s: &Survey,
-    atomics: bool,
-    safepoint: Option<u32>,
+    how: Rewrites,
     global_exports: Vec<(u32, String)>,
 ) -> Result<Vec<u8>, String> {
-    let added_funcs = if atomics { 3 } else { 0 } + u32::from(safepoint.is_some());
+    let Rewrites {
+        atomics,
+        grow,
+        safepoint,
+    } = how;
+    let added_funcs =
+        if atomics { 3 } else { 0 } + u32::from(safepoint.is_some()) + u32::from(grow);
     let mut r = Rewriter {
         first_type: s.types,
         imported_funcs: s.imported_funcs,
         has_imports: s.has_imports,
         has_globals: s.has_globals,
         atomics,
+        grow,
         safepoint,
         added_funcs,
         imports_added: added_funcs == 0,
@@ -231,6 +268,8 @@ struct Rewriter {
     has_globals: bool,
     /// Whether atomics are rewritten (and the three host imports added).
     atomics: bool,
+    /// Whether `memory.grow` is rewritten (and its import added, after the safe point's).
+    grow: bool,
     /// The safe-point flag's global index, when loops get safe points.
     safepoint: Option<u32>,
     /// Functions imported on top of the module's own (defined functions shift by this).
@@ -254,6 +293,11 @@ impl Rewriter {
         self.imported_funcs + if self.atomics { 3 } else { 0 }
     }
 
+    /// Index of the memory-grow import (after the safe point's).
+    fn grow_func(&self) -> u32 {
+        self.safepoint_func() + u32::from(self.safepoint.is_some())
+    }
+
     fn add_imports(&mut self, imports: &mut wasm_encoder::ImportSection) {
         let mut ty = self.first_type;
         if self.atomics {
@@ -264,6 +308,10 @@ impl Rewriter {
         }
         if self.safepoint.is_some() {
             imports.import(INTERNAL, SAFEPOINT, EntityType::Function(ty));
+            ty += 1;
+        }
+        if self.grow {
+            imports.import(INTERNAL, MEMORY_GROW, EntityType::Function(ty));
         }
         self.imports_added = true;
     }
@@ -309,6 +357,9 @@ impl Reencode for Rewriter {
         }
         if self.safepoint.is_some() {
             types.ty().function([], []);
+        }
+        if self.grow {
+            types.ty().function([I32], [I32]);
         }
         Ok(())
     }
@@ -405,6 +456,10 @@ impl Reencode for Rewriter {
                 Operator::MemoryAtomicNotify { memarg } if self.atomics && memarg.memory == 0 => {
                     Some((2, memarg.offset))
                 }
+                Operator::MemoryGrow { mem: 0 } if self.grow => {
+                    f.instruction(&Instruction::Call(self.grow_func()));
+                    continue;
+                }
                 _ => None,
             };
             let is_loop = matches!(op, Operator::Loop { .. });
@@ -454,6 +509,41 @@ mod tests {
             }
         }
         out
+    }
+
+    #[test]
+    fn growth_of_an_imported_shared_memory_becomes_a_host_call() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (import "env" "memory" (memory 1 10 shared))
+                (func $grow (export "_start") (drop (memory.grow (i32.const 2))) (call $other))
+                (func $other))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        assert_eq!(imports_of(&out)[1], (INTERNAL.into(), MEMORY_GROW.into()));
+        let printed = wasmprinter_like(&out);
+        assert!(!printed.contains("MemoryGrow"), "{printed}");
+        assert!(
+            printed.contains("I32Const { value: 2 }\nCall { function_index: 0 }"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("Call { function_index: 2 }"),
+            "$other moved: {printed}"
+        );
+        // Rewritten once: a second pass finds nothing to do.
+        assert!(matches!(instrument(&out).unwrap(), Cow::Borrowed(_)));
+
+        // An own memory grows through the store's limiter: left as it is.
+        let own = wat::parse_str(
+            r#"(module (memory 1) (func (export "_start") (drop (memory.grow (i32.const 1)))))"#,
+        )
+        .unwrap();
+        assert!(matches!(instrument(&own).unwrap(), Cow::Borrowed(_)));
     }
 
     #[test]

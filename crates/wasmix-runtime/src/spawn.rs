@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmix_fs::{Errno, FileSystem};
 use wasmix_process::{Disposition, Pid, Signal, Tid};
 
-use crate::host::{Host, Image, ProcessCtx};
+use crate::host::{image_errno, Host, Image, ProcessCtx};
 use crate::launch::{discard, Launch, Start};
 use crate::program::Program;
 use crate::running::start_thread;
@@ -48,7 +48,7 @@ pub(crate) struct ChildSpec {
 /// Starts a child process of `parent` running `spec` on its own OS thread; returns its pid.
 pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result<Pid, Errno> {
     let runtime = parent.runtime.clone();
-    let image = Image::new(&runtime, &spec.program, Vec::new()).map_err(|_| Errno::Noexec)?;
+    let image = Image::new(&runtime, &spec.program, Vec::new()).map_err(image_errno)?;
     let process = runtime
         .control()
         .spawn(Some(&parent.process), [0; 32])

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use wasmix_fs::Errno;
 use wasmtime::{Caller, Store};
 
-use crate::host::{split, GuestMemory, Host, HostContext};
+use crate::host::{split, Host, HostContext};
 use crate::stack::asyncify::Asyncify;
 use crate::stack::{Capture, Restore, Resumption, ThreadSnapshot, AREA, HEADER};
 
@@ -60,11 +60,7 @@ fn area<C: HostContext>(cx: &mut C) -> Result<u32, Errno> {
     if let Some(a) = cx.host_mut().stack.area() {
         return Ok(a);
     }
-    let pages = match cx.host_mut().memory.clone() {
-        GuestMemory::Own(m) => m.grow(cx.as_context_mut(), 1).map_err(|_| Errno::Nomem)?,
-        GuestMemory::Shared(m) => m.grow(1).map_err(|_| Errno::Nomem)?,
-        GuestMemory::None => return Err(Errno::Nomem),
-    };
+    let pages = crate::host::grow_memory(cx.as_context_mut(), 1).ok_or(Errno::Nomem)?;
     let at = u32::try_from(pages * u64::from(AREA)).map_err(|_| Errno::Nomem)?;
     cx.host_mut().stack.set_area(at);
     Ok(at)

@@ -6,7 +6,7 @@ use wasmix_fs::{Errno, FileSystem};
 use wasmix_process::{Disposition, ExitStatus, Process, Signal, Tid, WaitQueue};
 use wasmtime::Store;
 
-use super::{memory_region, GuestMemory, Host, Image, Journaling};
+use super::{image_errno, memory_region, GuestMemory, Host, Image, Journaling};
 use crate::forkmem::ForkMemory;
 use crate::futex::Futexes;
 use crate::program::Program;
@@ -138,7 +138,7 @@ impl ProcessCtx {
         args: Vec<Vec<u8>>,
         env: Vec<Vec<u8>>,
     ) -> Result<ProcessCtx, Errno> {
-        let image = Image::new(&self.runtime, program, Vec::new()).map_err(|_| Errno::Noexec)?;
+        let image = Image::new(&self.runtime, program, Vec::new()).map_err(image_errno)?;
         let mut next = ProcessCtx::new(
             self.runtime.clone(),
             Arc::clone(&self.process),

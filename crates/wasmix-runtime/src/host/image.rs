@@ -5,7 +5,7 @@
 //! WASIX binaries use several generations of a call under one name, so a host call may be
 //! registered under `name` and, for an older signature, `name@N` (N = parameter count).
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use wasmtime::{
     ExternType, Func, Instance, InstancePre, MemoryType, MemoryTypeBuilder, SharedMemory, Store,
@@ -14,6 +14,7 @@ use wasmtime::{
 
 use super::Host;
 use crate::abi::{self, Abi};
+use crate::budget::{Charge, OverBudget};
 use crate::error::RunError;
 use crate::program::Program;
 use crate::Runtime;
@@ -24,6 +25,9 @@ pub(crate) struct Image {
     program: Program,
     preloads: Vec<(String, Program)>,
     shared: Option<SharedMemory>,
+    /// What the shared memory holds of the runtime's total memory budget (shared with a
+    /// vfork child, which uses the same memory).
+    charge: Arc<Charge>,
     /// For a threaded program, imports resolved once (with the first thread's store) so later
     /// threads only instantiate.
     pre: OnceLock<InstancePre<Host>>,
@@ -38,6 +42,7 @@ impl Image {
         preloads: Vec<(String, Program)>,
     ) -> Result<Image, RunError> {
         let mut shared = None;
+        let charge = Arc::new(Charge::new(runtime.memory_budget().cloned()));
         for import in program.module().imports() {
             match import.ty() {
                 ExternType::Memory(ty) => {
@@ -58,6 +63,9 @@ impl Image {
                     }
                     let ty = limited(&ty, runtime.max_memory())
                         .map_err(|e| RunError::Setup(format!("`{}` {e}", program.name())))?;
+                    charge
+                        .take(ty.minimum().saturating_mul(PAGE))
+                        .map_err(|e| over_budget(program, e))?;
                     let mem = SharedMemory::new(runtime.engine(), ty).map_err(|e| {
                         RunError::Setup(format!("cannot create the shared memory: {e}"))
                     })?;
@@ -99,12 +107,19 @@ impl Image {
             if let ExternType::Memory(ty) = export.ty() {
                 limited(&ty, runtime.max_memory())
                     .map_err(|e| RunError::Setup(format!("`{}` {e}", program.name())))?;
+                // The store's limiter takes the charge at instantiation; a start that cannot
+                // fit is refused here, where it can be named.
+                let probe = Charge::new(runtime.memory_budget().cloned());
+                probe
+                    .take(ty.minimum().saturating_mul(PAGE))
+                    .map_err(|e| over_budget(program, e))?;
             }
         }
         Ok(Image {
             program: program.clone(),
             preloads,
             shared,
+            charge,
             pre: OnceLock::new(),
         })
     }
@@ -112,18 +127,39 @@ impl Image {
     /// The same program for a forked child: a fresh shared memory of the same type (limited
     /// as the parent's is), if the program has one (the fork fills it in).
     pub fn for_fork(&self, runtime: &Runtime) -> Result<Image, wasmix_fs::Errno> {
+        let charge = Arc::new(Charge::new(runtime.memory_budget().cloned()));
         let shared = match &self.shared {
-            Some(m) => Some(
-                SharedMemory::new(runtime.engine(), m.ty()).map_err(|_| wasmix_fs::Errno::Nomem)?,
-            ),
+            Some(m) => {
+                let ty = m.ty();
+                charge
+                    .take(ty.minimum().saturating_mul(PAGE))
+                    .map_err(|_| wasmix_fs::Errno::Nomem)?;
+                Some(SharedMemory::new(runtime.engine(), ty).map_err(|_| wasmix_fs::Errno::Nomem)?)
+            }
             None => None,
         };
         Ok(Image {
             program: self.program.clone(),
             preloads: self.preloads.clone(),
             shared,
+            charge,
             pre: OnceLock::new(),
         })
+    }
+
+    /// Grows the shared memory by `pages`, charged to the total budget first: the size it
+    /// had in pages, or `None` past the budget or the memory's maximum (nothing changed).
+    pub fn grow_shared(&self, pages: u64) -> Option<u64> {
+        let shared = self.shared.as_ref()?;
+        let bytes = pages.checked_mul(PAGE)?;
+        self.charge.take(bytes).ok()?;
+        match shared.grow(pages) {
+            Ok(old) => Some(old),
+            Err(_) => {
+                self.charge.give_back(bytes);
+                None
+            }
+        }
     }
 
     /// The program.
@@ -322,4 +358,24 @@ fn limited(ty: &MemoryType, limit: Option<u64>) -> Result<MemoryType, String> {
         .max(Some(max))
         .build()
         .map_err(|e| format!("cannot limit its memory: {e}"))
+}
+
+/// Bytes in a page of 32-bit linear memory.
+const PAGE: u64 = 65536;
+
+fn over_budget(program: &Program, e: OverBudget) -> RunError {
+    RunError::OutOfMemory(format!(
+        "`{}` needs {} bytes of memory to start: {e}",
+        program.name(),
+        e.asked
+    ))
+}
+
+/// The errno a guest's spawn or exec sees when its program cannot be made an image: ENOMEM
+/// when its memory does not fit the total limit, else ENOEXEC.
+pub(crate) fn image_errno(e: RunError) -> wasmix_fs::Errno {
+    match e {
+        RunError::OutOfMemory(_) => wasmix_fs::Errno::Nomem,
+        _ => wasmix_fs::Errno::Noexec,
+    }
 }

@@ -19,7 +19,7 @@ use wasmtime::{
 };
 
 pub(crate) use ctx::ProcessCtx;
-pub(crate) use image::Image;
+pub(crate) use image::{image_errno, Image};
 pub(crate) use journal::{Durable, Job, Journaling, MemoryImage};
 
 use crate::forkmem::Region;
@@ -59,8 +59,8 @@ pub(crate) struct Host {
     pub stack: StackState,
     /// Parents this thread stands in for while it runs their vfork children, innermost last.
     pub vforks: Vec<Vfork>,
-    /// The store's resource limits (the per-process memory limit for an own memory).
-    limits: wasmtime::StoreLimits,
+    /// The store's limits for an own memory (per process and in total).
+    limits: crate::budget::MemoryLimiter,
     /// When this thread's last poll that found nothing returned (CPU backoff).
     pub idle_poll_at: Option<std::time::Instant>,
 }
@@ -91,20 +91,21 @@ impl Host {
             pending: Pending::default(),
             stack: StackState::new(Entry::Main),
             vforks: Vec::new(),
-            limits: wasmtime::StoreLimitsBuilder::new().build(),
+            limits: crate::budget::MemoryLimiter::new(None, None),
             idle_poll_at: None,
         }
     }
 
-    /// The thread's store: growth of an own memory past the runtime's per-process limit
-    /// answers -1 (a shared memory's type carries the limit instead, see `Image`).
+    /// The thread's store: growth of an own memory past the runtime's per-process limit or
+    /// its total budget answers -1 (a shared memory's type carries the per-process limit and
+    /// its image the charge instead, see `Image`).
     pub fn into_store(mut self) -> Store<Host> {
-        let engine = self.ctx.runtime.engine().clone();
-        if let Some(limit) = self.ctx.runtime.max_memory() {
-            self.limits = wasmtime::StoreLimitsBuilder::new()
-                .memory_size(usize::try_from(limit).unwrap_or(usize::MAX))
-                .build();
-        }
+        let runtime = &self.ctx.runtime;
+        let engine = runtime.engine().clone();
+        self.limits = crate::budget::MemoryLimiter::new(
+            runtime.max_memory(),
+            runtime.memory_budget().cloned(),
+        );
         let mut store = Store::new(&engine, self);
         store.limiter(|h| &mut h.limits);
         store
@@ -276,6 +277,19 @@ pub(crate) fn split<C: HostContext>(caller: &mut C) -> (GuestMem<'_>, &mut Host)
             (mem, caller.host_mut())
         }
         GuestMemory::None => (GuestMem::own(&mut []), caller.host_mut()),
+    }
+}
+
+/// Grows the thread's linear memory by `pages` as the guest's `memory.grow` would, within
+/// the per-process limit and the total budget: the size it had in pages, or `None`.
+pub(crate) fn grow_memory(
+    mut store: impl wasmtime::AsContextMut<Data = Host>,
+    pages: u64,
+) -> Option<u64> {
+    match store.as_context().data().memory.clone() {
+        GuestMemory::Own(m) => m.grow(&mut store, pages).ok(),
+        GuestMemory::Shared(_) => store.as_context().data().ctx.image.grow_shared(pages),
+        GuestMemory::None => None,
     }
 }
 

@@ -343,7 +343,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String
     join::add(&mut calls)?;
     stacks::add(&mut calls)?;
     snapshot::add(&mut calls)?;
+    calls.define_raw(INTERNAL, crate::rewrite::MEMORY_GROW, memory_grow)?;
     Ok(calls.names)
+}
+
+/// `memory.grow` of an imported shared memory, as the load-time rewrite calls it: the size
+/// in pages it had, or -1 past its maximum or the runtime's total memory budget.
+fn memory_grow(mut caller: wasmtime::Caller<'_, Host>, pages: i32) -> i32 {
+    crate::host::grow_memory(&mut caller, u64::from(pages as u32)).map_or(-1, |old| old as i32)
 }
 
 /// Narrows a guest-supplied integer that the ABI declares as a smaller type.
