@@ -1,45 +1,80 @@
 #!/usr/bin/env bash
-# The kill table: time from SIGTERM to the runtime (which hands it to the guest: default
-# action, terminate) to the wasmix process gone, for a guest thread in each blocking state.
-# Each scenario starts the guest, waits until it says it is in that state (or, for a plain
-# sleep, 300 ms), sends SIGTERM and times until the process has exited. REPS runs each
-# (default 5); medians. Beside it, the same for a native process (`sleep 1000`) killed the
-# same way, as the floor of what "gone" costs here.
+# The kill table: for a guest thread in each blocking state, the time from a signal to the
+# process gone. Host-sent: SIGTERM (the runtime hands it to the guest: default action,
+# terminate) or SIGKILL to the wasmix process, until it has exited. Guest-sent: a guest
+# (`killer`) spawns the program in that state, sends SIGTERM or SIGKILL with proc_signal and
+# times until its join returns. Each scenario waits until the guest says it is in that state
+# (or, for a plain sleep or read, 300 ms). REPS runs each (default 5); medians. Beside it, a
+# native process (`sleep 1000`) killed the same way, as the floor of what "gone" costs here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --quiet
 guests/build.sh
 W="$PWD/target/release/wasmix" G="$PWD/guests/out" REPS="${REPS:-5}" python3 - <<'PY'
-import os, signal, socket, statistics, subprocess, tempfile, time
+import os, re, signal, statistics, subprocess, tempfile, time
 W, G, reps = os.environ["W"], os.environ["G"], int(os.environ["REPS"])
 tmp = tempfile.mkdtemp()
 os.mkfifo(os.path.join(tmp, "fifo"))
+# (state, guest args after the module, ready line or None, host-only)
+L, B, T = f"{G}/limits.wasm", f"{G}/bench.wasm", f"{G}/threads.wasm"
 scenarios = [
-    ("compute loop", [W, "run", f"{G}/limits.wasm", "spin"], "spinning"),
-    ("raw atomic wait (4 threads in std's Condvar)", [W, "run", f"{G}/threads.wasm", "parked"], "parked"),
-    ("read of an empty stdin pipe", [W, "run", f"{G}/cat.wasm"], None),
-    ("open of a FIFO nobody reads", [W, "run", "--dir", tmp, f"{G}/fifo_writer.wat"], "opening"),
-    ("accept on a listening socket", [W, "run", "--tcplisten", "127.0.0.1:0", f"{G}/sock_echo.wasm", "announce"], "accepting"),
-    ("sleep (thread_sleep / poll_oneoff on a clock)", [W, "run", f"{G}/child.wasm", "sleep", "1000000"], None),
-    ("root in proc_join, 1000 forked children computing", [W, "run", f"{G}/forker.wasm", "tree", "1000"], "tree ready"),
-    ("native process, for reference (sleep 1000)", ["sleep", "1000"], None),
+    ("compute loop", ["limits", "spin"], "spinning"),
+    ("WASIX futex_wait", ["bench", "futex-parked"], "parked"),
+    ("raw atomic wait (4 threads in std's Condvar)", ["threads", "parked"], "parked"),
+    ("read of an empty stdin pipe", ["cat"], None),
+    ("open of a FIFO nobody reads", ["fifo_writer.wat"], "opening"),
+    ("accept on a listening socket", ["sock_echo", "announce"], "accepting"),
+    ("sleep (thread_sleep / poll_oneoff on a clock)", ["child", "sleep", "1000000"], None),
+    ("proc_join of a sleeping child", ["limits", "join-sleeper"], "joining"),
+    ("inside a signal handler (computing)", ["limits", "handler-spin"], "in handler"),
+    ("1000-process tree (root in proc_join, children computing)", ["forker", "tree", "1000"], "tree ready"),
 ]
-print("| guest thread's state | SIGTERM → process gone (median) |")
-print("|---|---|")
-for name, cmd, ready in scenarios:
-    times = []
-    for _ in range(reps):
-        p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        if ready:
-            line = p.stdout.readline().decode()
-            assert line.strip() == ready, (name, line)
-        else:
-            time.sleep(0.3)  # a settling time before the signal, not a synchronisation
-        t0 = time.monotonic()
-        p.send_signal(signal.SIGTERM)
-        p.wait()
-        times.append(time.monotonic() - t0)
-        p.stdin.close(); p.stdout.close()
-    print(f"| {name} | {statistics.median(times)*1e3:.2f} ms |")
+mounts = ["--dir", f"{tmp}::/", "--dir", f"{G}::/bin"]
+
+def module(name):
+    return f"{G}/{name}" if "." in name else f"{G}/{name}.wasm"
+
+def host_kill(cmd, ready, sig):
+    p = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    if ready:
+        line = p.stdout.readline().decode()
+        assert line.strip() == ready, (cmd, line)
+    else:
+        time.sleep(0.3)  # a settling time before the signal, not a synchronisation
+    t0 = time.monotonic()
+    p.send_signal(sig)
+    p.wait()
+    dt = time.monotonic() - t0
+    p.stdin.close(); p.stdout.close()
+    return dt * 1e3
+
+def guest_kill(args, ready, sig):
+    # killer (a guest) spawns the state's program, sends the signal with proc_signal and
+    # times until its join returns.
+    cmd = [W, "run", *mounts, f"{G}/killer.wasm", str(sig), ready or "-", *args]
+    out = subprocess.run(cmd, capture_output=True, timeout=60).stdout.decode()
+    m = re.search(r"gone in ([0-9.]+) ms", out)
+    assert m, (cmd, out)
+    return float(m.group(1))
+
+def med(f):
+    return f"{statistics.median(f() for _ in range(reps)):.2f} ms"
+
+print("| guest thread's state | host SIGTERM | host SIGKILL | guest-sent SIGTERM | guest-sent SIGKILL |")
+print("|---|---|---|---|---|")
+for name, args, ready in scenarios:
+    extra = ["--tcplisten", "127.0.0.1:0"] if args[0] == "sock_echo" else []
+    cmd = [W, "run", *extra, *mounts, module(args[0]), *args[1:]]
+    cols = [med(lambda: host_kill(cmd, ready, s)) for s in (signal.SIGTERM, signal.SIGKILL)]
+    if args[0] in ("sock_echo", "forker"):
+        # A child cannot be handed a listener; a guest's kill of a tree's root leaves its
+        # children (as on Linux), so neither has a guest-sent row.
+        cols += ["n/a", "n/a"]
+    else:
+        cols += [med(lambda: guest_kill(args, ready, s)) for s in (15, 9)]
+    print(f"| {name} | " + " | ".join(cols) + " |")
+native = ["sleep", "1000"]
+cols = [med(lambda: host_kill(native, None, s)) for s in (signal.SIGTERM, signal.SIGKILL)]
+print("| native process, for reference (sleep 1000) | " + " | ".join(cols) + " | | |")
 PY

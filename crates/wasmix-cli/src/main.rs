@@ -531,6 +531,11 @@ fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &Runnin
                 _ => Signal::HUP,
             };
             target.signal(sig);
+            // Once the signal has ended the run, end wasmix from here: waking the waiting
+            // thread too would cost another wait for a CPU under computing guests.
+            if let Some(Ok(status)) = target.ended_by_signal() {
+                std::process::exit(i32::from(status.code() as u8));
+            }
         }
     });
 }

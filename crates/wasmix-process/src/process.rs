@@ -484,6 +484,11 @@ impl Process {
         }
     }
 
+    /// Its exit status once decided (its threads may still be unwinding).
+    pub fn decided_status(&self) -> Option<ExitStatus> {
+        lock(&self.exit).status
+    }
+
     /// Blocks the calling host thread until the process's exit status is decided (its
     /// threads may still be unwinding).
     pub fn wait_status(&self) -> ExitStatus {

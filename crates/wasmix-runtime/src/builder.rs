@@ -405,6 +405,32 @@ impl ProcessHandle {
     pub fn snapshots_on(&self, trigger: Trigger) -> bool {
         self.journal.as_ref().is_some_and(|j| j.on(trigger))
     }
+
+    /// How it ended, if a signal (SIGTERM, SIGKILL, Ctrl-C; not a trap's SIGABRT, whose
+    /// message comes with the full end) has decided that, once its journal has written what
+    /// was asked of it; `None` while it runs or ends otherwise. The outcome cannot change
+    /// any more, though its threads may take long to unwind (a killed root with a thousand
+    /// computing children): the thread that sent the signal can act on it at once.
+    pub fn ended_by_signal(&self) -> Option<Result<ExitStatus, RunError>> {
+        let status = self.process.as_ref()?.decided_status()?;
+        self.signal_end(status)
+    }
+
+    /// `status`, if a signal decided it, reported as [`ProcessHandle::ended_by_signal`] says.
+    fn signal_end(&self, status: ExitStatus) -> Option<Result<ExitStatus, RunError>> {
+        if !matches!(status, ExitStatus::Signaled(s) if s != wasmix_process::Signal::ABRT) {
+            return None;
+        }
+        if let Some(j) = &self.journal {
+            j.close();
+        }
+        if let Some((limit, flag)) = &self.timed_out {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return Some(Err(RunError::TimedOut(*limit)));
+            }
+        }
+        Some(Ok(status))
+    }
 }
 
 /// A process started with [`ProcessBuilder::spawn`].
@@ -441,17 +467,8 @@ impl RunningProcess {
     /// thousand computing children), and the outcome cannot change any more.
     pub fn wait(self) -> Result<ExitStatus, RunError> {
         if let Some(p) = &self.handle.process {
-            let status = p.wait_status();
-            if matches!(status, ExitStatus::Signaled(s) if s != wasmix_process::Signal::ABRT) {
-                if let Some(j) = &self.handle.journal {
-                    j.close();
-                }
-                if let Some((limit, flag)) = &self.handle.timed_out {
-                    if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                        return Err(RunError::TimedOut(*limit));
-                    }
-                }
-                return Ok(status);
+            if let Some(end) = self.handle.signal_end(p.wait_status()) {
+                return end;
             }
         }
         self.thread

@@ -152,7 +152,10 @@ impl Journaling {
     /// Waits until every queued snapshot is written, then stops the writer.
     pub fn close(&self) {
         drop(self.jobs.lock().unwrap_or_else(|e| e.into_inner()).take());
-        if let Some(t) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        // The lock is held through the join: a second caller returns only once the writes
+        // are done, not as soon as it finds the writer taken.
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = writer.take() {
             let _ = t.join();
         }
     }

@@ -50,6 +50,14 @@ fn main() {
             }
             println!("thread_spawn_join {} ns", (proc::now_ns() - t0) / n);
         }
+        "futex-parked" => {
+            // For the kill table: the main thread waits on a WASIX futex nobody wakes.
+            let word = AtomicU32::new(0);
+            println!("parked");
+            loop {
+                futex_wait(&word, 0);
+            }
+        }
         "futex" => {
             // Ping-pong: the word goes 0 → 1 (main) → 2 (peer) → 3 ...; each side waits for
             // its turn on the WASIX futex.
