@@ -553,3 +553,13 @@ fn sigterm_ends_a_root_with_computing_children() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     assert_eq!(child.wait().unwrap().code(), Some(128 + 15));
 }
+
+/// WASIX `fd_pipe` carries bytes both ways, as the 2022 toolchain's programs expect (the
+/// guest cites Wasmer's source of that time): a write at either end is read at the other,
+/// and closing one end is the other's end of file.
+#[test]
+fn fd_pipe_reads_and_writes_at_both_ends() {
+    let r = run(&["run", path_str(&guest("pipe_2022.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "ping\npong\neof\n");
+}

@@ -562,6 +562,38 @@ impl FileSystem {
         }
     }
 
+    /// WASIX `fd_pipe`: a pipe whose two ends both read and write, each reading what the
+    /// other wrote (as Wasmer's was; a program using it one way sees an ordinary pipe). A
+    /// host socket pair underneath; EOF at one end once the other is closed everywhere.
+    pub fn duplex_pipe(&self) -> FsResult<(u32, u32)> {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let (a, b) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        // The first end's inode names the pipe while it is open.
+        let id = rustix::fs::fstat(&a)?.st_ino;
+        let both = rights::FD_READ | rights::FD_WRITE | stream_common();
+        let mut table = self.table();
+        let end = |fd, first| {
+            FdEntry::new(
+                OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0).with_duplex(id, first),
+                both,
+                0,
+            )
+        };
+        let first = table.insert(end(a, true))?;
+        match table.insert(end(b, false)) {
+            Ok(second) => Ok((first, second)),
+            Err(e) => {
+                let _ = table.remove(first);
+                Err(e)
+            }
+        }
+    }
+
     /// `eventfd`: a host event counter readable and writable as 8-byte values.
     pub fn event(&self, initial: u64, semaphore: bool) -> FsResult<u32> {
         let mut flags = rustix::event::EventfdFlags::CLOEXEC;

@@ -186,6 +186,9 @@ pub struct OpenFile {
     /// The preopen it was opened beneath and its path there (files and directories), so a
     /// snapshot can name it and a restore open it again.
     path: Option<(String, String)>,
+    /// For an end of a two-way pipe: the pipe's id and whether this is its first end, so a
+    /// snapshot can pair the ends again.
+    duplex: Option<(u64, bool)>,
     /// Status flags (`fdflags`) as the guest last set them.
     flags: AtomicU16,
     /// Whether I/O may wait indefinitely, found out on first use.
@@ -198,6 +201,7 @@ impl OpenFile {
         OpenFile {
             node,
             path: None,
+            duplex: None,
             flags: AtomicU16::new(flags),
             may_block: std::sync::OnceLock::new(),
         }
@@ -225,6 +229,17 @@ impl OpenFile {
     pub fn with_path(mut self, mount: impl Into<String>, path: impl Into<String>) -> OpenFile {
         self.path = Some((mount.into(), path.into()));
         self
+    }
+
+    /// The same description, as end `first` (or the second) of the two-way pipe `id`.
+    pub fn with_duplex(mut self, id: u64, first: bool) -> OpenFile {
+        self.duplex = Some((id, first));
+        self
+    }
+
+    /// The two-way pipe it is an end of (its id, and whether it is the first end).
+    pub fn duplex(&self) -> Option<(u64, bool)> {
+        self.duplex
     }
 
     /// The preopen it was opened beneath and its path there, if it was opened by a path.
@@ -261,6 +276,10 @@ impl OpenFile {
 
     /// The WASI file type.
     pub fn filetype(&self) -> FsResult<Filetype> {
+        if self.duplex.is_some() {
+            // A two-way pipe is a socket pair underneath; it reads as any pipe does.
+            return Ok(Filetype::Unknown);
+        }
         Ok(match &self.node {
             Node::File(_) | Node::Stream(_) => {
                 let st = rustix::fs::fstat(self.host_fd().ok_or(Errno::Badf)?)?;
@@ -301,7 +320,9 @@ impl OpenFile {
             _ => {
                 let fd = self.host_fd().ok_or(Errno::Badf)?;
                 let mut st = stat_to_filestat(&rustix::fs::fstat(fd)?);
-                if st.filetype == Filetype::SocketStream as u8 {
+                if self.duplex.is_some() {
+                    st.filetype = Filetype::Unknown as u8;
+                } else if st.filetype == Filetype::SocketStream as u8 {
                     st.filetype = socket_type(fd) as u8;
                 }
                 Ok(st)

@@ -3,7 +3,7 @@
 //! Files and directories are recorded by the preopen they were opened beneath and their path
 //! there (a restore opens them again, at the same offset); pipes inside the process by an id
 //! shared by their ends, with the bytes buffered in them (copied out with `tee`, so the live
-//! pipe keeps them); stdio by number (a restore hands over the new run's stdio); synthetic
+//! pipe keeps them; a two-way pipe's, a socket pair's, peeked at each end); stdio by number (a restore hands over the new run's stdio); synthetic
 //! devices by name. What cannot be carried over (sockets, host streams) is recorded as lost
 //! and comes back closed.
 
@@ -63,7 +63,7 @@ impl FileSystem {
         let table = self.table();
         let mut fds = Vec::new();
         let mut seen: HashMap<*const OpenFile, u32> = HashMap::new();
-        let mut pipes_read: std::collections::HashSet<u64> = Default::default();
+        let mut read_out = ReadOut::default();
         for fd in table.fds() {
             let Ok(entry) = table.get(fd) else { continue };
             let file = entry.file();
@@ -74,7 +74,7 @@ impl FileSystem {
                 // The description is recorded once, at its lowest descriptor.
                 record::Node::Lost("shared".into())
             } else {
-                describe_node(file, entry.rights_base(), &mut pipes_read)
+                describe_node(file, entry.rights_base(), &mut read_out)
             };
             fds.push(record::Fd {
                 fd,
@@ -101,8 +101,24 @@ impl FileSystem {
         let base_table = base.table();
         let mut by_fd: HashMap<u32, Arc<OpenFile>> = HashMap::new();
         let mut pipes: HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)> = HashMap::new();
+        let mut duplexes: HashMap<u64, Duplex> = HashMap::new();
         // First the pipes, so both ends exist whichever comes first in the table.
         for f in &files.fds {
+            if let record::Node::DuplexPipe {
+                id,
+                first,
+                buffered,
+            } = &f.node
+            {
+                let host = |errno| RestoreError::Host { fd: f.fd, errno };
+                if !duplexes.contains_key(id) {
+                    duplexes.insert(*id, Duplex::new().map_err(host)?);
+                }
+                // What waits to be read at this end was written at the other.
+                if let Some(other) = &duplexes[id].ends[usize::from(*first)] {
+                    write_all(other, buffered).map_err(host)?;
+                }
+            }
             if let record::Node::Pipe { id, end, buffered } = &f.node {
                 let host = |errno| RestoreError::Host { fd: f.fd, errno };
                 if !pipes.contains_key(id) {
@@ -125,7 +141,7 @@ impl FileSystem {
                     None => continue,
                 }
             } else {
-                let Some(file) = restore_node(&base_table, &mut pipes, f)? else {
+                let Some(file) = restore_node(&base_table, &mut pipes, &mut duplexes, f)? else {
                     continue;
                 };
                 // APPEND and NONBLOCK as the guest last set them.
@@ -148,12 +164,53 @@ impl FileSystem {
     }
 }
 
-fn describe_node(
-    file: &OpenFile,
-    rights_base: u64,
-    pipes_read: &mut std::collections::HashSet<u64>,
-) -> record::Node {
+/// Pipe ends whose waiting bytes are recorded already (they travel with the first descriptor
+/// recorded for that end).
+#[derive(Default)]
+struct ReadOut {
+    /// One-way pipes, by id (their read end).
+    pipes: std::collections::HashSet<u64>,
+    /// Two-way pipes, by id and end.
+    duplex: std::collections::HashSet<(u64, bool)>,
+}
+
+/// A two-way pipe being rebuilt: its ends (the first at index 0) until taken, and its id.
+struct Duplex {
+    ends: [Option<OwnedFd>; 2],
+    id: u64,
+}
+
+impl Duplex {
+    fn new() -> Result<Duplex, Errno> {
+        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+        let (a, b) = socketpair(
+            AddressFamily::UNIX,
+            SocketType::STREAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        let id = rustix::fs::fstat(&a)?.st_ino;
+        Ok(Duplex {
+            ends: [Some(a), Some(b)],
+            id,
+        })
+    }
+}
+
+fn describe_node(file: &OpenFile, rights_base: u64, read_out: &mut ReadOut) -> record::Node {
     let lost = |what: &str| record::Node::Lost(what.into());
+    if let (Some((id, first)), Node::Stream(HostFd::Owned(fd))) = (file.duplex(), file.node()) {
+        let buffered = if read_out.duplex.insert((id, first)) {
+            peek_socket(fd).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        return record::Node::DuplexPipe {
+            id,
+            first,
+            buffered,
+        };
+    }
     match file.node() {
         Node::Stream(HostFd::Inherited(fd)) => {
             use std::os::fd::AsRawFd;
@@ -176,7 +233,7 @@ fn describe_node(
                 PipeEnd::Write
             };
             // The bytes travel with the first read end recorded.
-            let buffered = if end == PipeEnd::Read && pipes_read.insert(id) {
+            let buffered = if end == PipeEnd::Read && read_out.pipes.insert(id) {
                 peek_pipe(fd).unwrap_or_default()
             } else {
                 Vec::new()
@@ -236,6 +293,16 @@ fn peek_pipe(fd: &OwnedFd) -> Result<Vec<u8>, Errno> {
     Ok(out)
 }
 
+/// The bytes waiting to be read at the socket `fd`, left in place (peeked).
+fn peek_socket(fd: &OwnedFd) -> Result<Vec<u8>, Errno> {
+    let waiting = rustix::io::ioctl_fionread(fd.as_fd())? as usize;
+    let mut out = vec![0u8; waiting];
+    let flags = rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT;
+    let (got, _) = rustix::net::recv(fd, &mut out, flags)?;
+    out.truncate(got);
+    Ok(out)
+}
+
 fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
     // A pipe holds 64 KiB by default; grow it for larger contents so this cannot block.
     if bytes.len() > 65536 {
@@ -251,9 +318,20 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 fn restore_node(
     base: &crate::table::FdTable,
     pipes: &mut HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)>,
+    duplexes: &mut HashMap<u64, Duplex>,
     f: &record::Fd,
 ) -> Result<Option<Arc<OpenFile>>, RestoreError> {
     let node = match &f.node {
+        record::Node::DuplexPipe { id, first, .. } => {
+            let Some(pipe) = duplexes.get_mut(id) else {
+                return Ok(None);
+            };
+            let Some(fd) = pipe.ends[usize::from(!*first)].take() else {
+                return Ok(None); // a second descriptor of one end shares it instead
+            };
+            let file = OpenFile::new(Node::Stream(HostFd::Owned(fd)), f.flags);
+            return Ok(Some(Arc::new(file.with_duplex(pipe.id, *first))));
+        }
         record::Node::Stdio(n) => {
             // This run's stream `n`, as its fd table has it.
             let Ok(entry) = base.get(u32::from(*n)) else {

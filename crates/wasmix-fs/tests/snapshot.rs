@@ -1,6 +1,7 @@
 //! A descriptor table recorded and rebuilt: files at their offsets by path, shared
 //! descriptions, pipes with their buffered bytes (left in the live pipe too), directories,
-//! devices, the working directory — and the named errors when a file or mount is gone.
+//! devices, the working directory, two-way pipes with bytes waiting at each end — and the
+//! named errors when a file or mount is gone.
 
 use std::io::IoSlice;
 
@@ -99,6 +100,66 @@ fn a_table_is_rebuilt_as_it_was() {
     assert_eq!(restored.prestat(data).unwrap(), "/data");
     assert!(restored.readdir(sub, 0).is_ok());
     assert_eq!(restored.fdstat(f).unwrap().rights_base, FILE_RIGHTS);
+}
+
+/// WASIX `fd_pipe`'s two-way pipe: bytes written at either end and not yet read at the other
+/// are recorded with the end that will read them (left in the live pipe too), and the rebuilt
+/// pipe has them there, carries bytes both ways, and records again as one pipe.
+#[test]
+fn a_two_way_pipe_is_rebuilt_with_what_waits_at_each_end() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = mounted(tmp.path());
+    let (a, b) = fs.duplex_pipe().unwrap();
+    fs.write(a, &[IoSlice::new(b"to b, ")]).unwrap();
+    fs.write(a, &[IoSlice::new(b"twice")]).unwrap();
+    fs.write(b, &[IoSlice::new(b"to a")]).unwrap();
+
+    let record = fs.describe();
+    let node = |fd: u32| record.fds.iter().find(|e| e.fd == fd).unwrap().node.clone();
+    let Node::DuplexPipe {
+        id,
+        first: true,
+        buffered,
+    } = node(a)
+    else {
+        panic!("{:?}", node(a))
+    };
+    assert_eq!(buffered, b"to a");
+    assert_eq!(
+        node(b),
+        Node::DuplexPipe {
+            id,
+            first: false,
+            buffered: b"to b, twice".to_vec()
+        }
+    );
+    let mut buf = [0u8; 32];
+    assert_eq!(
+        fs.read(b, &mut buf),
+        Ok(11),
+        "the live pipe keeps its bytes"
+    );
+
+    let restored = FileSystem::restore(&mounted(tmp.path()), &record).unwrap();
+    assert_eq!(restored.read(a, &mut buf), Ok(4));
+    assert_eq!(&buf[..4], b"to a");
+    assert_eq!(restored.read(b, &mut buf), Ok(11));
+    assert_eq!(&buf[..11], b"to b, twice");
+    restored.write(b, &[IoSlice::new(b"back")]).unwrap();
+    assert_eq!(restored.read(a, &mut buf), Ok(4));
+    restored.write(a, &[IoSlice::new(b"forth")]).unwrap();
+    let again = restored.describe();
+    let ids: Vec<u64> = again
+        .fds
+        .iter()
+        .filter_map(|e| match e.node {
+            Node::DuplexPipe { id, .. } => Some(id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(ids[0], ids[1], "both ends still name one pipe");
+    assert_eq!(restored.read(b, &mut buf), Ok(5));
 }
 
 #[test]

@@ -211,6 +211,15 @@ pub enum Node {
     DevDir,
     /// A descriptor that cannot be carried over (a socket, a host stream): restored closed.
     Lost(String),
+    /// An end of a pipe that carries bytes both ways (WASIX `fd_pipe`); both ends share `id`.
+    DuplexPipe {
+        /// Which pipe.
+        id: u64,
+        /// Which end: the first `fd_pipe` returned, or the second.
+        first: bool,
+        /// Bytes written at the other end, waiting to be read at this one.
+        buffered: Vec<u8>,
+    },
 }
 
 /// One descriptor.
@@ -358,6 +367,13 @@ mod tests {
             ".*".prop_map(Node::Device),
             Just(Node::DevDir),
             ".*".prop_map(Node::Lost),
+            (any::<u64>(), any::<bool>(), bytes()).prop_map(|(id, first, buffered)| {
+                Node::DuplexPipe {
+                    id,
+                    first,
+                    buffered,
+                }
+            }),
         ]
     }
 

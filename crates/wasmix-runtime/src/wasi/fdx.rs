@@ -34,10 +34,13 @@ pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
     Ok(())
 }
 
-fn fd_pipe(cx: &mut Call<'_>, ret_r: Out<u32>, ret_w: Out<u32>) -> Result<(), Errno> {
-    let (r, w) = cx.host.fs().pipe()?;
-    ret_r.set(&mut cx.mem, r);
-    ret_w.set(&mut cx.mem, w);
+/// Both ends read and write (Wasmer's `fd_pipe` made a pair of two-way channels:
+/// `lib/wasi/src/state/pipe.rs`, `WasiPipe::new`, at 06474c1); programs that use it one way
+/// write the second and read the first.
+fn fd_pipe(cx: &mut Call<'_>, ret_first: Out<u32>, ret_second: Out<u32>) -> Result<(), Errno> {
+    let (first, second) = cx.host.fs().duplex_pipe()?;
+    ret_first.set(&mut cx.mem, first);
+    ret_second.set(&mut cx.mem, second);
     Ok(())
 }
 
