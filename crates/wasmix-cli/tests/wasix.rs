@@ -563,3 +563,14 @@ fn fd_pipe_reads_and_writes_at_both_ends() {
     r.success();
     assert_eq!(r.stdout, "ping\npong\neof\n");
 }
+
+/// SIGCHLD reaches a WASIX libc's signal dispatch (the guest is shaped as wasix-libc's, cited
+/// there): left at SIG_DFL or set to SIG_IGN it does nothing — the libc's own `SIG_IGN(sig)`
+/// call is made harmless at load instead of calling the table's first function — and a real
+/// handler runs.
+#[test]
+fn sigchld_reaches_a_libc_dispatch_and_sig_ign_is_never_called() {
+    let r = run(&["run", path_str(&guest("sigchld_2022.wat"))]);
+    assert_eq!(r.stdout, "got SIGCHLD\ndone\n", "{}", r.stderr);
+    assert_eq!(r.code, 0);
+}

@@ -118,6 +118,9 @@ pub struct Program {
     captures_stacks: bool,
     /// Whether every blocking call and loop is a capture point (snapshots).
     captures_everywhere: bool,
+    /// Whether its signal entry point dispatches to per-signal handlers with `SIG_DFL` and
+    /// `SIG_IGN` made harmless (see `rewrite`): it can take every signal.
+    guards_signals: bool,
     /// BLAKE3 of the module as loaded (before any instrumentation): what a journal is of.
     hash: [u8; 32],
 }
@@ -144,8 +147,16 @@ impl Program {
             name: name.to_owned(),
             captures_stacks: self.captures_stacks,
             captures_everywhere: self.captures_everywhere,
+            guards_signals: self.guards_signals,
             hash: self.hash,
         }
+    }
+
+    /// Whether its `__wasm_signal` is a libc's dispatcher to per-signal handlers, guarded
+    /// so that a signal it leaves at `SIG_DFL` or `SIG_IGN` does nothing: signals whose
+    /// default is to be ignored (SIGCHLD, SIGURG, SIGWINCH) can be delivered to it.
+    pub(crate) fn guards_signals(&self) -> bool {
+        self.guards_signals
     }
 
     /// Whether a snapshot can capture its threads anywhere they block or loop (it was
@@ -241,6 +252,9 @@ impl Program {
             .exports()
             .any(|e| e.name() == crate::rewrite::ASYNCIFY_MARK);
         let captures_everywhere = captures_stacks && how == Instrumentation::Snapshots;
+        let guards_signals = module
+            .exports()
+            .any(|e| e.name() == crate::rewrite::SIGNAL_MARK);
         if captures_stacks {
             crate::stack::prepare::check_exports(&module).map_err(|reason| LoadError::Invalid {
                 path: path.to_owned(),
@@ -252,6 +266,7 @@ impl Program {
             name,
             captures_stacks,
             captures_everywhere,
+            guards_signals,
             hash: *blake3::hash(&wasm).as_bytes(),
         })
     }

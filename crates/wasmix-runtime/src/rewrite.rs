@@ -14,6 +14,12 @@
 //! `wasmix.memory_grow`: a shared memory grows without a store, so this is where the
 //! runtime's total memory budget sees it (see `budget`).
 //!
+//! A module whose exported `__wasm_signal` dispatches signals through function pointers (a
+//! WASIX libc's) gets those calls guarded: a pointer of 0 or 1 — `SIG_DFL` or `SIG_IGN`,
+//! which wasix-libc calls as functions for signals whose default is to be ignored (see
+//! `guard_call`) — is not called. The module then exports its entry a second time as
+//! [`SIGNAL_MARK`], and the runtime delivers SIGCHLD, SIGURG and SIGWINCH to it too.
+//!
 //! Each atomic instruction becomes `i64.const offset; call $host`: the host call receives the
 //! instruction's operands plus its static offset and checks bounds and alignment as the
 //! instruction would. The new imports go at the end of the import section, so only defined
@@ -29,7 +35,7 @@ use wasmparser::{Operator, Parser, Payload};
 use crate::abi::INTERNAL;
 
 /// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 const WAIT32: &str = "atomic_wait32";
 const WAIT64: &str = "atomic_wait64";
@@ -37,6 +43,16 @@ const NOTIFY: &str = "atomic_notify";
 
 /// Import (module `wasmix`) `memory.grow` of an imported shared memory becomes.
 pub(crate) const MEMORY_GROW: &str = "memory_grow";
+
+/// The signal entry point WASIX libcs export and register.
+const SIGNAL_ENTRY: &str = "__wasm_signal";
+
+/// Export (the signal entry point again) of a module whose signal dispatch is guarded.
+pub(crate) const SIGNAL_MARK: &str = "wasmix:guarded-signals";
+
+/// How far from the signal entry point calls are guarded: the entry, what it calls (a
+/// `__wasm_signal` that forwards to `__wasm_signal_impl`) and what that calls.
+const GUARD_DEPTH: usize = 3;
 
 /// The export asyncify-instrumented modules have; its presence means stacks can be captured.
 pub(crate) const ASYNCIFY_MARK: &str = "asyncify_start_unwind";
@@ -62,9 +78,54 @@ struct Survey {
     exported_globals: std::collections::HashSet<u32>,
     export_names: std::collections::HashSet<String>,
     global_names: std::collections::HashMap<u32, String>,
+    /// Parameter count of each type that is a function type (`None` otherwise).
+    type_params: Vec<Option<u32>>,
+    /// Types of functions taking one i32 and returning nothing: a C signal handler's.
+    handler_types: std::collections::HashSet<u32>,
+    /// The type of each defined function.
+    defined_types: Vec<u32>,
+    /// Per defined function: what it calls directly, and whether it calls a pointer to a
+    /// handler-typed function.
+    calls: Vec<(Vec<u32>, bool)>,
+    /// The function exported as [`SIGNAL_ENTRY`].
+    signal_entry: Option<u32>,
 }
 
 impl Survey {
+    /// The defined functions within [`GUARD_DEPTH`] direct calls of the signal entry point,
+    /// if one of them calls a handler-typed pointer (a dispatcher to per-signal handlers) and
+    /// the module is not guarded already.
+    fn signal_dispatch(&self) -> Option<std::collections::HashSet<u32>> {
+        let entry = self.signal_entry?;
+        if self.export_names.contains(SIGNAL_MARK) {
+            return None;
+        }
+        let mut reached = std::collections::HashSet::from([entry]);
+        let mut frontier = vec![entry];
+        for _ in 1..GUARD_DEPTH {
+            let mut next = Vec::new();
+            for f in frontier {
+                let Some((callees, _)) = self.defined(f) else {
+                    continue;
+                };
+                for &c in callees {
+                    if self.defined(c).is_some() && reached.insert(c) {
+                        next.push(c);
+                    }
+                }
+            }
+            frontier = next;
+        }
+        reached
+            .iter()
+            .any(|&f| self.defined(f).is_some_and(|(_, indirect)| *indirect))
+            .then_some(reached)
+    }
+
+    fn defined(&self, func: u32) -> Option<&(Vec<u32>, bool)> {
+        self.calls
+            .get(func.checked_sub(self.imported_funcs)? as usize)
+    }
     /// Export names for the mutable globals that have none.
     fn global_exports(&self) -> Vec<(u32, String)> {
         if !self.asyncify {
@@ -115,6 +176,9 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
                     if e.name == ASYNCIFY_MARK {
                         s.asyncify = true;
                     }
+                    if e.name == SIGNAL_ENTRY && e.kind == wasmparser::ExternalKind::Func {
+                        s.signal_entry = Some(e.index);
+                    }
                     if e.kind == wasmparser::ExternalKind::Global {
                         s.exported_globals.insert(e.index);
                     }
@@ -135,7 +199,26 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
             }
             Payload::TypeSection(r) => {
                 for group in r {
-                    s.types += group?.types().len() as u32;
+                    for ty in group?.types() {
+                        let params = match &ty.composite_type.inner {
+                            wasmparser::CompositeInnerType::Func(f) => {
+                                if f.params() == [wasmparser::ValType::I32]
+                                    && f.results().is_empty()
+                                {
+                                    s.handler_types.insert(s.types);
+                                }
+                                Some(f.params().len() as u32)
+                            }
+                            _ => None,
+                        };
+                        s.type_params.push(params);
+                        s.types += 1;
+                    }
+                }
+            }
+            Payload::FunctionSection(r) => {
+                for ty in r {
+                    s.defined_types.push(ty?);
                 }
             }
             Payload::ImportSection(r) => {
@@ -152,19 +235,22 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
                 }
             }
             Payload::CodeSectionEntry(body) => {
-                if s.atomics && (s.grows || !s.shared_memory) {
-                    continue;
-                }
                 let mut ops = body.get_operators_reader()?;
+                let (mut callees, mut indirect) = (Vec::new(), false);
                 while !ops.eof() {
                     match ops.read()? {
                         Operator::MemoryAtomicWait32 { .. }
                         | Operator::MemoryAtomicWait64 { .. }
                         | Operator::MemoryAtomicNotify { .. } => s.atomics = true,
                         Operator::MemoryGrow { mem: 0 } => s.grows = true,
+                        Operator::Call { function_index } => callees.push(function_index),
+                        Operator::CallIndirect { type_index, .. } => {
+                            indirect |= s.handler_types.contains(&type_index);
+                        }
                         _ => {}
                     }
                 }
+                s.calls.push((callees, indirect));
             }
             _ => {}
         }
@@ -180,13 +266,15 @@ pub(crate) fn instrument(wasm: &[u8]) -> Result<Cow<'_, [u8]>, String> {
     let s = survey(wasm).map_err(|e| e.to_string())?;
     let global_exports = s.global_exports();
     let grows = s.grows && s.shared_memory;
-    if !s.atomics && !grows && global_exports.is_empty() {
+    let signals = s.signal_dispatch();
+    if !s.atomics && !grows && global_exports.is_empty() && signals.is_none() {
         return Ok(Cow::Borrowed(wasm));
     }
     let how = Rewrites {
         atomics: s.atomics,
         grow: grows,
         safepoint: None,
+        signals,
     };
     rewrite(wasm, &s, how, global_exports).map(Cow::Owned)
 }
@@ -199,6 +287,8 @@ struct Rewrites {
     grow: bool,
     /// Every loop header gets a safe point reading this global (one import).
     safepoint: Option<u32>,
+    /// Handler-typed pointer calls in these functions (the signal dispatch) are guarded.
+    signals: Option<std::collections::HashSet<u32>>,
 }
 
 /// Import (module `wasmix`) a safe point calls.
@@ -224,6 +314,7 @@ pub(crate) fn safepoints(wasm: &[u8]) -> Result<Vec<u8>, String> {
         atomics: false,
         grow: false,
         safepoint: Some(flag),
+        signals: None,
     };
     rewrite(wasm, &s, how, Vec::new())
 }
@@ -239,6 +330,7 @@ fn rewrite(
         atomics,
         grow,
         safepoint,
+        signals,
     } = how;
     let added_funcs =
         if atomics { 3 } else { 0 } + u32::from(safepoint.is_some()) + u32::from(grow);
@@ -250,6 +342,14 @@ fn rewrite(
         atomics,
         grow,
         safepoint,
+        signals: signals.map(|dispatch| SignalGuard {
+            dispatch,
+            handler_types: s.handler_types.clone(),
+            entry: s.signal_entry.unwrap_or(0),
+        }),
+        type_params: s.type_params.clone(),
+        defined_types: s.defined_types.clone(),
+        next_body: s.imported_funcs,
         added_funcs,
         imports_added: added_funcs == 0,
         flag_added: safepoint.is_none(),
@@ -280,6 +380,24 @@ struct Rewriter {
     flag_added: bool,
     /// Globals to add to the export section (which a module with asyncify always has).
     global_exports: Vec<(u32, String)>,
+    /// The signal dispatch to guard, if any.
+    signals: Option<SignalGuard>,
+    /// Parameter count of each function type.
+    type_params: Vec<Option<u32>>,
+    /// The type of each defined function.
+    defined_types: Vec<u32>,
+    /// The (original) index of the function whose body comes next.
+    next_body: u32,
+}
+
+/// What guarding a module's signal dispatch needs.
+struct SignalGuard {
+    /// The functions whose handler-typed pointer calls are guarded.
+    dispatch: std::collections::HashSet<u32>,
+    /// Types of handler functions.
+    handler_types: std::collections::HashSet<u32>,
+    /// The signal entry point (exported again as [`SIGNAL_MARK`]).
+    entry: u32,
 }
 
 impl Rewriter {
@@ -400,6 +518,10 @@ impl Reencode for Rewriter {
         if let Some(flag) = self.safepoint {
             exports.export(SAFEPOINT_FLAG, wasm_encoder::ExportKind::Global, flag);
         }
+        if let Some(entry) = self.signals.as_ref().map(|g| g.entry) {
+            let entry = self.function_index(entry)?;
+            exports.export(SIGNAL_MARK, wasm_encoder::ExportKind::Func, entry);
+        }
         Ok(())
     }
 
@@ -442,10 +564,60 @@ impl Reencode for Rewriter {
         code: &mut wasm_encoder::CodeSection,
         func: wasmparser::FunctionBody<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
-        let mut f = self.new_function_with_parsed_locals(&func)?;
+        let this = self.next_body;
+        self.next_body += 1;
+        let dispatches = self
+            .signals
+            .as_ref()
+            .is_some_and(|g| g.dispatch.contains(&this));
+        // A dispatching function gets one more local: the pointer its guard tests.
+        let params = self
+            .defined_types
+            .get((this - self.imported_funcs) as usize)
+            .and_then(|&t| self.type_params.get(t as usize).copied().flatten())
+            .unwrap_or(0);
+        let mut locals = Vec::new();
+        let mut pointer = params;
+        for pair in func.get_locals_reader()? {
+            let (n, ty) = pair?;
+            locals.push((n, self.val_type(ty)?));
+            pointer += n;
+        }
+        if dispatches {
+            locals.push((1, ValType::I32));
+        }
+        let mut f = wasm_encoder::Function::new(locals);
         let mut ops = func.get_operators_reader()?;
+        // An `i32.const 0` or `1` not yet written: it may be SIG_DFL/SIG_IGN about to be called.
+        let mut held: Option<i32> = None;
         while !ops.eof() {
             let op = ops.read()?;
+            if let Some(g) = &self.signals {
+                if let Operator::CallIndirect {
+                    type_index,
+                    table_index,
+                } = op
+                {
+                    if g.handler_types.contains(&type_index) {
+                        if held.take().is_some() {
+                            // `SIG_IGN(sig)`: nothing to call; the signal number goes.
+                            f.instruction(&Instruction::Drop);
+                            continue;
+                        }
+                        if dispatches {
+                            guard_call(&mut f, pointer, type_index, table_index);
+                            continue;
+                        }
+                    }
+                }
+                if let Some(v) = held.take() {
+                    f.instruction(&Instruction::I32Const(v));
+                }
+                if let Operator::I32Const { value: v @ (0 | 1) } = op {
+                    held = Some(v);
+                    continue;
+                }
+            }
             let host = match &op {
                 Operator::MemoryAtomicWait32 { memarg } if self.atomics && memarg.memory == 0 => {
                     Some((0, memarg.offset))
@@ -484,6 +656,30 @@ impl Reencode for Rewriter {
     }
 }
 
+/// A handler-typed pointer call whose pointer may be `SIG_DFL` (0) or `SIG_IGN` (1): every
+/// wasix-libc calls the handler it finds for a signal (`ksa.handler(sig)`), and its default
+/// for a signal to be ignored is `SIG_IGN(sig)` (`libc-top-half/musl/src/signal/sigaction.c`,
+/// `__wasm_signal_impl` and `__default_handler`, wasix-org/wasix-libc @ 478df188): pointer 1
+/// is the table's first real function, so that would call whatever sits there. Guarded, only
+/// a real pointer is called (`local` holds it meanwhile):
+/// `local.set p; local.get p; i32.const 1; i32.gt_u; if (type t) local.get p; call_indirect
+/// t; else drop; end`.
+fn guard_call(f: &mut wasm_encoder::Function, local: u32, ty: u32, table: u32) {
+    f.instruction(&Instruction::LocalSet(local));
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&Instruction::I32Const(1));
+    f.instruction(&Instruction::I32GtU);
+    f.instruction(&Instruction::If(wasm_encoder::BlockType::FunctionType(ty)));
+    f.instruction(&Instruction::LocalGet(local));
+    f.instruction(&Instruction::CallIndirect {
+        type_index: ty,
+        table_index: table,
+    });
+    f.instruction(&Instruction::Else);
+    f.instruction(&Instruction::Drop);
+    f.instruction(&Instruction::End);
+}
+
 /// A plain round trip, for tests: re-encoding must not change a module without atomics.
 #[cfg(test)]
 fn roundtrip(wasm: &[u8]) -> Vec<u8> {
@@ -509,6 +705,77 @@ mod tests {
             }
         }
         out
+    }
+
+    /// wasix-libc's dispatch (see `guard_call`): the handler pointer call two calls from the
+    /// entry is guarded, `SIG_IGN(sig)` in the default handler (reached only by pointer)
+    /// becomes a drop, the entry is exported again as the mark; a second pass changes nothing.
+    #[test]
+    fn a_libc_signal_dispatch_is_guarded_and_marked() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (type $h (func (param i32)))
+                (memory 1)
+                (table 3 funcref)
+                (elem (i32.const 1) $first $default)
+                (func $first (type $h))
+                (func $default (type $h) (call_indirect (type $h) (local.get 0) (i32.const 1)))
+                (func $impl (param i32) (local i64)
+                    (call_indirect (type $h) (local.get 0) (i32.load (local.get 0))))
+                (func (export "__wasm_signal") (param i32) (call $impl (local.get 0)))
+                (func (export "_start")))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap().into_owned();
+        wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+            .validate_all(&out)
+            .expect("rewritten module validates");
+        let printed = wasmprinter_like(&out);
+        assert!(
+            !printed.contains("I32Const { value: 1 }\nCallIndirect"),
+            "{printed}"
+        );
+        // $impl: param 0, the i64 local 1, the pointer in new local 2.
+        assert!(
+            printed.contains(
+                "LocalSet { local_index: 2 }\nLocalGet { local_index: 2 }\nI32Const { value: 1 }\nI32GtU\nIf { blockty: FuncType(0) }\nLocalGet { local_index: 2 }\nCallIndirect { type_index: 0, table_index: 0 }\nElse\nDrop\nEnd"
+            ),
+            "{printed}"
+        );
+        let exports: Vec<(String, u32)> = Parser::new(0)
+            .parse_all(&out)
+            .filter_map(|p| match p.unwrap() {
+                Payload::ExportSection(r) => Some(
+                    r.into_iter()
+                        .map(|e| e.unwrap())
+                        .map(|e| (e.name.to_owned(), e.index))
+                        .collect::<Vec<_>>(),
+                ),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert!(
+            exports.contains(&(SIGNAL_MARK.to_owned(), 3)),
+            "{exports:?}"
+        );
+        assert!(matches!(instrument(&out).unwrap(), Cow::Borrowed(_)));
+    }
+
+    /// A signal callback that calls no handler pointers (a program's own) is not a dispatcher.
+    #[test]
+    fn a_plain_signal_callback_is_left_alone() {
+        let wasm = wat::parse_str(
+            r#"(module
+                (type $h (func (param i32)))
+                (table 2 funcref)
+                (elem (i32.const 1) $f)
+                (func $f (type $h))
+                (func (export "__wasm_signal") (param i32) (call $f (local.get 0)))
+                (func (export "_start") (call_indirect (type $h) (i32.const 0) (i32.const 1))))"#,
+        )
+        .unwrap();
+        assert!(matches!(instrument(&wasm).unwrap(), Cow::Borrowed(_)));
     }
 
     #[test]

@@ -185,13 +185,19 @@ impl ProcessCtx {
     }
 
     /// Registers the guest's signal entry point: from now on every catchable signal whose
-    /// default is not to ignore it goes to the guest, whose libc keeps the dispositions.
+    /// default is not to ignore it goes to the guest, whose libc keeps the dispositions —
+    /// and, to a libc dispatcher guarded at load, those whose default is to ignore them.
     pub fn set_signal_callback(&self, name: String) {
+        // Signals whose default is to be ignored reach only a libc's guarded dispatcher:
+        // other callbacks were never sent them, and old libcs' own dispatch would call
+        // SIG_IGN as a function (see `rewrite::guard_call`).
+        let takes_ignored = name == "__wasm_signal" && self.image.program().guards_signals();
         *self.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
         for n in 1..=wasmix_process::MAX_SIGNAL {
             let Some(sig) = Signal::new(n) else { continue };
+            let ignored_by_default = sig.default_action() == wasmix_process::DefaultAction::Ignore;
             if sig.is_uncatchable()
-                || sig.default_action() == wasmix_process::DefaultAction::Ignore
+                || (ignored_by_default && !takes_ignored)
                 || self.process.disposition(sig) == Disposition::Ignore
             {
                 continue;
