@@ -111,6 +111,21 @@ fn fork_at_the_process_limit_fails_with_eagain() {
     assert_eq!(lines(&r), ["fork failed with errno 6 after 4 children"]);
 }
 
+/// Under `--max-total-memory`, each fork's copy of the memory is charged to the run: forks
+/// fail with ENOMEM (48) once the children's memories would pass it, not at the process limit.
+#[test]
+fn fork_past_the_total_memory_limit_fails_with_enomem() {
+    let r = guest_run("forker.wasm", &["limit"], &["--max-total-memory", "16"]);
+    r.success();
+    let line = lines(&r).join("\n");
+    let children: usize = line
+        .strip_prefix("fork failed with errno 48 after ")
+        .and_then(|s| s.strip_suffix(" children"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!((1..16).contains(&children), "{line}");
+}
+
 #[test]
 fn longjmp_across_frames_and_repeatedly() {
     let r = guest_run("stacks.wasm", &["jump"], &[]);

@@ -144,12 +144,14 @@ fn main() {
         }
         "limit" => {
             let mut pids = Vec::new();
+            // Children block reading a pipe nobody writes, so all stay alive (holding their
+            // memory) until the parent kills them.
+            let (hold, _writer) = proc::pipe();
             let errno = loop {
                 match proc::fork(true) {
                     Ok(0) => {
-                        // Wait for the parent's word (a closed pipe) so all stay alive.
                         let mut b = [0u8; 1];
-                        let _ = proc::read_fd(3, &mut b);
+                        let _ = proc::read_fd(hold, &mut b);
                         std::process::exit(0);
                     }
                     Ok(pid) => pids.push(pid),
