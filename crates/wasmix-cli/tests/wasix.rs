@@ -574,3 +574,34 @@ fn sigchld_reaches_a_libc_dispatch_and_sig_ign_is_never_called() {
     assert_eq!(r.stdout, "got SIGCHLD\ndone\n", "{}", r.stderr);
     assert_eq!(r.code, 0);
 }
+
+/// Programs using the standard exception-handling encoding (`try_table`, `throw_ref`) and
+/// the GC proposal's struct and array types load and run (the engine refused both before).
+#[test]
+fn exception_handling_and_gc_programs_run() {
+    let r = run(&["run", path_str(&guest("exceptions.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "caught 42\nrethrown 7\n");
+    let r = run(&["run", path_str(&guest("gc_arrays.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "sum 5050\n");
+}
+
+/// A module in the legacy exception-handling encoding is refused by name, with the two ways
+/// to a module wasmix runs.
+#[test]
+fn a_legacy_exception_handling_module_is_refused_with_what_to_do() {
+    let r = run(&["run", path_str(&guest("legacy_eh.wat"))]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("legacy exception-handling"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--translate-to-exnref"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("-wasm-use-legacy-eh=false"),
+        "{}",
+        r.stderr
+    );
+}

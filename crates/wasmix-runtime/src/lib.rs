@@ -222,6 +222,11 @@ impl Runtime {
         wt.shared_memory(true);
         // Signals reach guests in compute loops through the epoch deadline callback.
         wt.epoch_interruption(true);
+        // The standard exception-handling (`try_table`, `exnref`) and GC (struct and array
+        // types) proposals, as `wasmtime run` has them: real programs use both.
+        wt.wasm_exceptions(true);
+        wt.wasm_gc(true);
+        wt.wasm_function_references(true);
         // Every 32-bit memory gets its whole 4 GiB range reserved and grows in place: fork's
         // copy-on-write mapping (forkmem.rs) replaces exactly that range.
         wt.memory_reservation(1 << 32);

@@ -48,6 +48,16 @@ pub enum LoadError {
         /// What the WAT parser said.
         reason: String,
     },
+    /// The module uses the legacy exception-handling encoding (`try`, `catch`, `delegate`,
+    /// `rethrow`: what clang emits for `-fwasm-exceptions` and `-mllvm -wasm-enable-sjlj`
+    /// unless told otherwise), which the engine does not run; it runs the standard one.
+    #[error(
+        "`{0}` uses the legacy exception-handling instructions (try/catch/delegate), which \
+         wasmix does not run: translate the module with binaryen's `wasm-opt \
+         --translate-to-exnref` (a 2024 or later binaryen), or rebuild it with `-mllvm \
+         -wasm-use-legacy-eh=false` (LLVM 20 or later)"
+    )]
+    LegacyExceptions(PathBuf),
     /// The module forks or setjmps but is not asyncify-instrumented, and instrumenting it
     /// failed (no `wasm-opt`, most likely).
     #[error("`{path}`: {reason}")]
@@ -245,6 +255,9 @@ impl Program {
                     path: path.to_owned(),
                     reason: needs.to_string(),
                 },
+                Err(e) if format!("{e:#}").contains("legacy_exceptions feature required") => {
+                    LoadError::LegacyExceptions(path.to_owned())
+                }
                 Err(e) => invalid(e),
             },
         )?;
