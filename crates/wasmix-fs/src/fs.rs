@@ -566,15 +566,7 @@ impl FileSystem {
     /// other wrote (as Wasmer's was; a program using it one way sees an ordinary pipe). A
     /// host socket pair underneath; EOF at one end once the other is closed everywhere.
     pub fn duplex_pipe(&self) -> FsResult<(u32, u32)> {
-        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-        let (a, b) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
-        // The first end's inode names the pipe while it is open.
-        let id = rustix::fs::fstat(&a)?.st_ino;
+        let (a, b, id) = duplex_ends()?;
         let both = rights::FD_READ | rights::FD_WRITE | stream_common();
         let mut table = self.table();
         let end = |fd, first| {
@@ -1217,4 +1209,18 @@ pub(crate) fn open_host(
             Ok((Node::Stream(HostFd::Owned(fd)), rights::STREAM_BASE))
         }
     }
+}
+
+/// The two ends of a new two-way pipe (a host socket pair) and the id that names it: the
+/// first end's inode, unique while it is open.
+pub(crate) fn duplex_ends() -> FsResult<(OwnedFd, OwnedFd, u64)> {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let id = rustix::fs::fstat(&a)?.st_ino;
+    Ok((a, b, id))
 }

@@ -182,14 +182,7 @@ struct Duplex {
 
 impl Duplex {
     fn new() -> Result<Duplex, Errno> {
-        use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-        let (a, b) = socketpair(
-            AddressFamily::UNIX,
-            SocketType::STREAM,
-            SocketFlags::CLOEXEC,
-            None,
-        )?;
-        let id = rustix::fs::fstat(&a)?.st_ino;
+        let (a, b, id) = crate::fs::duplex_ends()?;
         Ok(Duplex {
             ends: [Some(a), Some(b)],
             id,
