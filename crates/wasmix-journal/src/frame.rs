@@ -73,7 +73,12 @@ impl Kind {
 
     /// The newest payload layout of this kind this build reads (and the one it writes).
     pub fn version(self) -> u16 {
-        1
+        match self {
+            // 2: a descriptor can be one end of a two-way pipe (`record::Node::DuplexPipe`);
+            // version 1 records read the same, and a reader of 1 refuses 2 by name.
+            Kind::Files => 2,
+            _ => 1,
+        }
     }
 
     /// Its name, for messages and tools.
