@@ -49,6 +49,33 @@ fn second_run_uses_the_cache_and_corruption_is_rebuilt() {
     run(&["run", "--cache-dir", dir, path_str(&hello)]).success();
 }
 
+/// A module in the legacy exception encoding is translated once: the cache keeps the
+/// compilation of the translation, and a warm run takes it.
+#[test]
+fn a_translated_module_is_cached() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_str().unwrap();
+    let g = guest("cxx_exceptions.wasm");
+    run(&["run", "--cache-dir", dir, path_str(&g)]).success();
+    let artifacts = entries(cache.path(), "cwasm");
+    assert_eq!(artifacts.len(), 1);
+    let before = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
+    let r = run(&["run", "--cache-dir", dir, path_str(&g)]);
+    r.success();
+    assert!(r.stdout.contains("rethrown 107"), "{}", r.stdout);
+    let after = std::fs::metadata(&artifacts[0])
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        before, after,
+        "a warm run does not translate or compile again"
+    );
+}
+
 #[test]
 fn env_var_sets_the_location_and_no_cache_disables_it() {
     let cache = tempfile::tempdir().unwrap();

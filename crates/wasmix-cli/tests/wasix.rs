@@ -587,17 +587,27 @@ fn exception_handling_and_gc_programs_run() {
     assert_eq!(r.stdout, "sum 5050\n");
 }
 
-/// A module in the legacy exception-handling encoding is refused by name, with the two ways
+/// A module in the legacy exception-handling encoding is translated at load and runs:
+/// handlers, `rethrow` and a `delegate` to the caller behave as before translation.
+#[test]
+fn a_legacy_exception_handling_module_is_translated_and_runs() {
+    let r = run(&["run", path_str(&guest("legacy_eh.wat"))]);
+    r.success();
+    assert_eq!(r.stdout, "caught 3\ncaught 4\n");
+}
+
+/// A legacy module the translation cannot take is refused by name, with why and the two ways
 /// to a module wasmix runs.
 #[test]
-fn a_legacy_exception_handling_module_is_refused_with_what_to_do() {
-    let r = run(&["run", path_str(&guest("legacy_eh.wat"))]);
+fn an_untranslatable_legacy_module_is_refused_with_what_to_do() {
+    let r = run(&["run", path_str(&guest("legacy_eh_params.wat"))]);
     assert_eq!(r.code, 1, "{}", r.stderr);
     assert!(
         r.stderr.contains("legacy exception-handling"),
         "{}",
         r.stderr
     );
+    assert!(r.stderr.contains("block parameters"), "{}", r.stderr);
     assert!(r.stderr.contains("--translate-to-exnref"), "{}", r.stderr);
     assert!(
         r.stderr.contains("-wasm-use-legacy-eh=false"),
@@ -605,3 +615,16 @@ fn a_legacy_exception_handling_module_is_refused_with_what_to_do() {
         r.stderr
     );
 }
+
+/// C++ exceptions as clang-16 builds them (`-fwasm-exceptions`, the legacy encoding): a throw
+/// caught frames up with destructors run on the way, handlers chosen by type, a rethrow.
+#[test]
+fn cxx_exceptions_are_thrown_and_caught() {
+    let r = run(&["run", path_str(&guest("cxx_exceptions.wasm"))]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "unwound inner\nunwound outer\ncaught Oops 7\nby type: 42 9 -1\nrethrown 107\n"
+    );
+}
+

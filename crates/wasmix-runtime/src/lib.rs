@@ -28,6 +28,7 @@ mod budget;
 mod cache;
 mod cpu;
 mod error;
+mod exnref;
 mod forkmem;
 mod futex;
 mod interrupt;

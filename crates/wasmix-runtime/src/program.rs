@@ -49,15 +49,21 @@ pub enum LoadError {
         reason: String,
     },
     /// The module uses the legacy exception-handling encoding (`try`, `catch`, `delegate`,
-    /// `rethrow`: what clang emits for `-fwasm-exceptions` and `-mllvm -wasm-enable-sjlj`
-    /// unless told otherwise), which the engine does not run; it runs the standard one.
+    /// `rethrow`: what clang up to LLVM 19 emits for `-fwasm-exceptions` and `-mllvm
+    /// -wasm-enable-sjlj`), which wasmix translates to the standard one at load (see
+    /// `exnref`), and the translation failed.
     #[error(
-        "`{0}` uses the legacy exception-handling instructions (try/catch/delegate), which \
-         wasmix does not run: translate the module with binaryen's `wasm-opt \
-         --translate-to-exnref` (a 2024 or later binaryen), or rebuild it with `-mllvm \
-         -wasm-use-legacy-eh=false` (LLVM 20 or later)"
+        "`{path}` uses the legacy exception-handling instructions (try/catch/delegate), and \
+         wasmix could not translate them to the standard ones: {reason}. Translate the module \
+         with binaryen's `wasm-opt --translate-to-exnref` (a 2024 or later binaryen), or \
+         rebuild it with `-mllvm -wasm-use-legacy-eh=false` (LLVM 20 or later)"
     )]
-    LegacyExceptions(PathBuf),
+    LegacyExceptions {
+        /// The module path.
+        path: PathBuf,
+        /// Why the translation failed.
+        reason: String,
+    },
     /// The module forks or setjmps but is not asyncify-instrumented, and instrumenting it
     /// failed (no `wasm-opt`, most likely).
     #[error("`{path}`: {reason}")]
@@ -239,7 +245,8 @@ impl Program {
                 }
                 Instrumentation::Snapshots => for_snapshots(&wasm)?,
             };
-            Module::from_binary(engine, &instrumented)
+            let standard = crate::exnref::translate(&instrumented)?;
+            Module::from_binary(engine, &standard)
         };
         let variant = match how {
             Instrumentation::Captures => "",
@@ -255,10 +262,13 @@ impl Program {
                     path: path.to_owned(),
                     reason: needs.to_string(),
                 },
-                Err(e) if format!("{e:#}").contains("legacy_exceptions feature required") => {
-                    LoadError::LegacyExceptions(path.to_owned())
-                }
-                Err(e) => invalid(e),
+                Err(e) => match e.downcast::<crate::exnref::Untranslatable>() {
+                    Ok(u) => LoadError::LegacyExceptions {
+                        path: path.to_owned(),
+                        reason: u.0,
+                    },
+                    Err(e) => invalid(e),
+                },
             },
         )?;
         let captures_stacks = module

@@ -30,7 +30,7 @@ use std::borrow::Cow;
 
 use wasm_encoder::reencode::Reencode;
 use wasm_encoder::{EntityType, Instruction, ValType};
-use wasmparser::{Operator, Parser, Payload};
+use wasmparser::{Operator, Payload};
 
 use crate::abi::INTERNAL;
 
@@ -154,7 +154,7 @@ impl Survey {
 
 fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
     let mut s = Survey::default();
-    for payload in Parser::new(0).parse_all(wasm) {
+    for payload in crate::exnref::parser().parse_all(wasm) {
         match payload? {
             Payload::GlobalSection(r) => {
                 s.has_globals = true;
@@ -356,7 +356,7 @@ fn rewrite(
         global_exports,
     };
     let mut module = wasm_encoder::Module::new();
-    r.parse_core_module(&mut module, Parser::new(0), wasm)
+    r.parse_core_module(&mut module, crate::exnref::parser(), wasm)
         .map_err(|e| format!("{e:?}"))?;
     Ok(module.finish())
 }
@@ -685,7 +685,7 @@ fn guard_call(f: &mut wasm_encoder::Function, local: u32, ty: u32, table: u32) {
 fn roundtrip(wasm: &[u8]) -> Vec<u8> {
     let mut module = wasm_encoder::Module::new();
     wasm_encoder::reencode::RoundtripReencoder
-        .parse_core_module(&mut module, Parser::new(0), wasm)
+        .parse_core_module(&mut module, wasmparser::Parser::new(0), wasm)
         .unwrap();
     module.finish()
 }
@@ -696,7 +696,7 @@ mod tests {
 
     fn imports_of(wasm: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
-        for p in Parser::new(0).parse_all(wasm) {
+        for p in wasmparser::Parser::new(0).parse_all(wasm) {
             if let Payload::ImportSection(r) = p.unwrap() {
                 for i in r.into_imports() {
                     let i = i.unwrap();
@@ -742,7 +742,7 @@ mod tests {
             ),
             "{printed}"
         );
-        let exports: Vec<(String, u32)> = Parser::new(0)
+        let exports: Vec<(String, u32)> = wasmparser::Parser::new(0)
             .parse_all(&out)
             .filter_map(|p| match p.unwrap() {
                 Payload::ExportSection(r) => Some(
@@ -846,7 +846,7 @@ mod tests {
             "{printed}"
         );
         assert!(printed.contains("Call { function_index: 3 }"), "{printed}");
-        let exports: Vec<String> = Parser::new(0)
+        let exports: Vec<String> = wasmparser::Parser::new(0)
             .parse_all(&out)
             .filter_map(|p| match p.unwrap() {
                 Payload::ExportSection(r) => Some(
@@ -908,7 +908,7 @@ mod tests {
     /// The operators of every body, debug-printed.
     fn wasmprinter_like(wasm: &[u8]) -> String {
         let mut s = String::new();
-        for p in Parser::new(0).parse_all(wasm) {
+        for p in wasmparser::Parser::new(0).parse_all(wasm) {
             if let Payload::CodeSectionEntry(body) = p.unwrap() {
                 let mut ops = body.get_operators_reader().unwrap();
                 while !ops.eof() {
@@ -936,7 +936,7 @@ mod tests {
 
     fn exports_of(wasm: &[u8]) -> Vec<(String, u32)> {
         let mut out = Vec::new();
-        for p in Parser::new(0).parse_all(wasm) {
+        for p in wasmparser::Parser::new(0).parse_all(wasm) {
             if let Payload::ExportSection(r) = p.unwrap() {
                 for e in r {
                     let e = e.unwrap();

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use wasmparser::{Parser, Payload, TypeRef};
+use wasmparser::{Payload, TypeRef};
 
 use crate::abi::Abi;
 use crate::rewrite::ASYNCIFY_MARK;
@@ -99,7 +99,7 @@ fn asyncify_args(how: Instrumentation) -> Vec<String> {
 
 /// Whether `wasm` exports asyncify's entry points.
 pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
-    for payload in Parser::new(0).parse_all(wasm) {
+    for payload in crate::exnref::parser().parse_all(wasm) {
         if let Payload::ExportSection(r) = payload.map_err(|e| e.to_string())? {
             for e in r {
                 if e.map_err(|e| e.to_string())?.name == ASYNCIFY_MARK {
@@ -115,7 +115,7 @@ pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
 /// nothing done.
 pub(crate) fn missing_asyncify(wasm: &[u8]) -> Result<Vec<String>, String> {
     let mut calls = Vec::new();
-    for payload in Parser::new(0).parse_all(wasm) {
+    for payload in crate::exnref::parser().parse_all(wasm) {
         match payload.map_err(|e| e.to_string())? {
             Payload::ImportSection(r) => {
                 for import in r.into_imports() {
