@@ -37,11 +37,15 @@ done
 
 # Exception-handling guests: clang-16 emits the legacy encoding, which wasmix translates at
 # load. Debian's wasm32 libc++abi has no exception support and its 2022 wasi-libc no setjmp,
-# so the guest brings the small runtime it needs (c-eh/cxxrt.c).
+# so each guest brings the small runtime it needs (c-eh/*rt.c).
 eh="$here/c-eh"
 if [ ! "$out/cxx_exceptions.wasm" -nt "$eh/cxx_exceptions.cpp" ] || [ ! "$out/cxx_exceptions.wasm" -nt "$eh/cxxrt.c" ]; then
     clang++-16 --target=wasm32-wasi -O2 -Wall -Werror -fwasm-exceptions -nostdinc++ -nostdlib++ \
         "$eh/cxx_exceptions.cpp" -x c "$eh/cxxrt.c" -lc++abi -o "$out/cxx_exceptions.wasm"
+fi
+if [ ! "$out/sjlj_vfork.wasm" -nt "$eh/sjlj_vfork.c" ] || [ ! "$out/sjlj_vfork.wasm" -nt "$eh/sjljrt.c" ]; then
+    clang-16 --target=wasm32-wasi -O2 -Wall -Werror -mexception-handling -mllvm -wasm-enable-sjlj \
+        "$eh/sjlj_vfork.c" "$eh/sjljrt.c" -o "$out/sjlj_vfork.wasm"
 fi
 
 # WAT guests run as text.

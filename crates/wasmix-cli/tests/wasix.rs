@@ -628,3 +628,43 @@ fn cxx_exceptions_are_thrown_and_caught() {
     );
 }
 
+/// setjmp/longjmp done with exceptions (`-mllvm -wasm-enable-sjlj`): back across frames, a
+/// 0 value read as 1, past an inner setjmp to an outer one, and in a loop.
+#[test]
+fn setjmp_and_longjmp_by_exceptions() {
+    let r = run(&["run", path_str(&guest("sjlj_vfork.wasm")), "jumps"]);
+    r.success();
+    assert_eq!(r.stdout, "back 42\nzero became 1\nouter 7\nloop sum 33\n");
+}
+
+/// `proc_fork_env`, the vfork of wasix-libc's exception-handling build (`vfork.c` in
+/// wasix-org/wasix-libc @ d4297b59: setjmp, `proc_fork_env`, and a longjmp back once the
+/// child's `proc_exit2` or `proc_exec3` has returned): the child borrows the parent's memory
+/// and exits with its own code; an exec'd child runs the new program; a failed exec returns.
+#[test]
+fn proc_fork_env_vforks_for_exit_and_exec() {
+    let r = run(&["run", path_str(&guest("sjlj_vfork.wasm")), "vfork-exit"]);
+    r.success();
+    assert_eq!(r.stdout, "child made, shared=1, same pid=1, exit 3\n");
+    let r = common::run_guest_with_bin("sjlj_vfork.wasm", &["vfork-exec", "/bin/child.wasm"], &[]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "exec'd child exit 5\nexec failed errno=44\nfailed exec's child exit 127\n"
+    );
+}
+
+/// A `proc_fork_env` child killed before it can _exit or exec took the parent's stack with
+/// it: the parent ends with an error saying so instead of running on a stack that is gone.
+#[test]
+fn a_killed_proc_fork_env_child_ends_its_parent_with_a_clear_error() {
+    let r = run(&["run", path_str(&guest("sjlj_vfork.wasm")), "vfork-killed"]);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stdout.contains("parent resumed"), "{}", r.stdout);
+    assert!(
+        r.stderr
+            .contains("the vfork child 2 ended without _exit or exec"),
+        "{}",
+        r.stderr
+    );
+}

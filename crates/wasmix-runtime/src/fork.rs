@@ -10,6 +10,10 @@
 //! identity (process, files, signals) and resumes the capture returning 0. When the child
 //! execs or exits, the thread takes the parent's identity back and resumes the same capture
 //! returning the child's pid — the parent never ran in between, and sees what the child wrote.
+//!
+//! `proc_fork_env` (the vfork of wasix-libc's exception-handling build) lends the thread the
+//! same way but captures nothing: the child's exit or exec takes the parent's identity back
+//! inside that host call, which returns in the parent; its libc longjmps to the vfork.
 
 use std::sync::Arc;
 
@@ -132,12 +136,25 @@ fn copy_memory(
 /// `proc_fork` without a copy of memory: the calling thread becomes the child until it execs
 /// or exits.
 pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> Result<(), Errno> {
-    let process = child_process(store.data())?;
+    lend_thread(store.data_mut(), Some(Arc::clone(snapshot))).map(|_| ())
+}
+
+/// `proc_fork_env`, the vfork of wasix-libc's exception-handling build: the calling thread
+/// becomes the child, as with vfork, but nothing is captured — the call returns (in the
+/// child) and the child's `proc_exit2` or `proc_exec*` returns too, in the parent, whose libc
+/// then longjmps back to its vfork. Returns the child's pid.
+pub(crate) fn fork_env(host: &mut Host) -> Result<u32, Errno> {
+    lend_thread(host, None)
+}
+
+/// Lends the calling thread to a new child process sharing the parent's memory; returns its
+/// pid.
+fn lend_thread(host: &mut Host, snapshot: Option<Arc<ThreadSnapshot>>) -> Result<u32, Errno> {
+    let process = child_process(host)?;
     let Some(thread) = process.main_thread() else {
         discard(&process);
         return Err(Errno::Again);
     };
-    let host = store.data_mut();
     let ctx = Arc::new(host.ctx.fork_child(
         Arc::clone(&process),
         host.ctx.image.clone(),
@@ -148,8 +165,50 @@ pub(crate) fn vfork(store: &mut Store<Host>, snapshot: &Arc<ThreadSnapshot>) -> 
     }
     let interrupt = Interrupt::install(ctx.runtime.engine(), &thread);
     let parent = host.swap_identity(Identity::new(ctx, thread, interrupt));
-    host.vforks.push(Vfork::new(parent, Arc::clone(snapshot)));
-    Ok(())
+    host.vforks.push(Vfork::new(parent, snapshot));
+    Ok(process.pid())
+}
+
+/// How a `proc_fork_env` child leaves its parent's thread.
+pub(crate) enum EnvEnd {
+    /// `proc_exit2`: the child ends so.
+    Exit(ExitStatus),
+    /// `proc_exec*`: the child goes on with this image, on a thread of its own.
+    Exec(Arc<ProcessCtx>),
+}
+
+/// When the thread runs a `proc_fork_env` child: the child ends or starts its new image (with
+/// `start`), and the thread takes its parent's identity back, so the calling host call returns
+/// in the parent; true then. False when the thread runs no such child.
+pub(crate) fn end_env_child(host: &mut Host, end: EnvEnd, start: Starter) -> bool {
+    if !host.vforks.last().is_some_and(Vfork::is_env) {
+        return false;
+    }
+    let Some(frame) = host.vforks.pop() else {
+        return false;
+    };
+    let child = Arc::clone(&host.ctx);
+    let thread = Arc::clone(&host.thread);
+    match end {
+        EnvEnd::Exec(next) => {
+            let launch = Launch {
+                ctx: next,
+                thread,
+                start: Start::Entry(Entry::Main),
+            };
+            if start(launch).is_err() {
+                discard(&child.process);
+            }
+        }
+        EnvEnd::Exit(status) => {
+            child.process.exit(status);
+            child.process.thread_exited(thread.tid());
+            child.thread_exits.wake_all();
+        }
+    }
+    let (parent, _) = frame.into_parts();
+    host.swap_identity(parent);
+    true
 }
 
 /// The vfork child running on this thread has ended (`result`) or exec'd (its new image is
@@ -196,6 +255,14 @@ pub(crate) fn end_vfork_child(
     }
     let (parent, snapshot) = frame.into_parts();
     store.data_mut().swap_identity(parent);
+    let Some(snapshot) = snapshot else {
+        // A `proc_fork_env` child that ended other than by `proc_exit2` or `proc_exec*` (a
+        // trap, a kill, its entry returning) took the parent's stack with it.
+        return Err(Err(wasmtime::Error::msg(format!(
+            "the vfork child {pid} ended without _exit or exec, and the stack it borrowed \
+             from this process went with it"
+        ))));
+    };
     // The child ran on this instance: the parent's globals come back with its stack.
     Ok((
         snapshot,

@@ -223,18 +223,25 @@ impl Identity {
 }
 
 /// A parent waiting in vfork while its child runs on its thread: who it is, and the stack its
-/// `proc_fork` call resumes once the child has exec'd or ended.
+/// `proc_fork` call resumes once the child has exec'd or ended — none for `proc_fork_env`,
+/// whose caller's libc returns to the parent's frame itself (with longjmp) once the child's
+/// `proc_exit2` or `proc_exec*` has returned.
 pub(crate) struct Vfork {
     parent: Identity,
-    snapshot: Arc<ThreadSnapshot>,
+    snapshot: Option<Arc<ThreadSnapshot>>,
 }
 
 impl Vfork {
-    pub fn new(parent: Identity, snapshot: Arc<ThreadSnapshot>) -> Vfork {
+    pub fn new(parent: Identity, snapshot: Option<Arc<ThreadSnapshot>>) -> Vfork {
         Vfork { parent, snapshot }
     }
 
-    pub fn into_parts(self) -> (Identity, Arc<ThreadSnapshot>) {
+    /// Whether the child came from `proc_fork_env` (no stack to resume).
+    pub fn is_env(&self) -> bool {
+        self.snapshot.is_none()
+    }
+
+    pub fn into_parts(self) -> (Identity, Option<Arc<ThreadSnapshot>>) {
         (self.parent, self.snapshot)
     }
 }

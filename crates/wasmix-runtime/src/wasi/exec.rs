@@ -10,6 +10,7 @@ use wasmtime::{Caller, Result};
 
 use super::command::{argv_or_name, load, search_path, text, CStrings, Encoding, LineFeed};
 use super::{Abi, HostCalls};
+use crate::fork::{self, EnvEnd};
 use crate::host::{split, Host};
 use crate::signals;
 use crate::unwind::Unwind;
@@ -91,18 +92,23 @@ fn proc_exec_encoded<E: Encoding>(
         search: search & 1 != 0,
         path: Some((path, path_len)),
     };
-    Ok(i32::from(exec::<E>(&mut caller, req)?.raw()))
+    Ok(exec::<E>(&mut caller, req)?.map_or(0, |e| i32::from(e.raw())))
 }
 
-/// The forms that cannot return: a failure ends the process with the errno as exit code.
+/// The forms that cannot return: a failure ends the process with the errno as exit code (a
+/// `proc_fork_env` child's successful exec returns, in the parent).
 fn exec_or_exit(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<()> {
-    let e = exec::<LineFeed>(caller, req)?;
-    Err(Unwind::Exit(ExitStatus::Exited(i32::from(e.raw()))).into())
+    match exec::<LineFeed>(caller, req)? {
+        None => Ok(()),
+        Some(e) => Err(Unwind::Exit(ExitStatus::Exited(i32::from(e.raw()))).into()),
+    }
 }
 
 /// Replaces the calling process's program. Returns the errno when the program cannot be
-/// loaded; on success unwinds the guest ([`Unwind::Exec`]) for the run loop to start it.
-fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<Errno> {
+/// loaded; on success unwinds the guest ([`Unwind::Exec`]) for the run loop to start it —
+/// or, in a child made by `proc_fork_env`, starts it on a thread of its own and returns
+/// `None`, in the parent.
+fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<Option<Errno>> {
     let outcome = {
         let (mem, host) = split(caller);
         (|| {
@@ -121,15 +127,21 @@ fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<
             host.fs().close_on_exec();
             let process = &host.ctx.process;
             process.set_dispositions(&process.dispositions_for_exec());
-            host.pending.set_exec(Arc::new(next));
-            Ok(())
+            let next = Arc::new(next);
+            let start = crate::running::start_thread;
+            if fork::end_env_child(host, EnvEnd::Exec(Arc::clone(&next)), start) {
+                return Ok(true);
+            }
+            host.pending.set_exec(next);
+            Ok(false)
         })()
     };
     match outcome {
-        Ok(()) => Err(Unwind::Exec.into()),
+        Ok(true) => Ok(None),
+        Ok(false) => Err(Unwind::Exec.into()),
         Err(e) => {
             signals::deliver(&mut *caller)?;
-            Ok(e)
+            Ok(Some(e))
         }
     }
 }

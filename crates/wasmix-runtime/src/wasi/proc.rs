@@ -1,11 +1,12 @@
-//! A process's identity and its end: `proc_exit` (every ABI), and WASIX `proc_exit2`,
-//! `proc_id`, `proc_parent`.
+//! A process's identity, its start as a vfork child and its end: `proc_exit` (every ABI),
+//! and WASIX `proc_fork_env`, `proc_exit2`, `proc_id`, `proc_parent`.
 
 use wasmix_fs::Errno;
 use wasmix_process::ExitStatus;
 use wasmtime::{Caller, Result};
 
 use super::{host_calls, Abi, Call, HostCalls};
+use crate::fork::{self, EnvEnd};
 use crate::host::Host;
 use crate::mem::Out;
 use crate::unwind::Unwind;
@@ -17,14 +18,32 @@ pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
 
 /// The WASIX process-identity calls.
 pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
-    // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit.
+    // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit, and
+    // a `proc_fork_env` child's exit returns in the parent (see `proc_exit`).
     calls.define_raw(Abi::Wasix.module(), "proc_exit2", proc_exit)?;
-    host_calls!(calls, Abi::Wasix, [proc_id, proc_parent]);
+    host_calls!(calls, Abi::Wasix, [proc_fork_env, proc_id, proc_parent]);
     Ok(())
 }
 
-fn proc_exit(_: Caller<'_, Host>, code: i32) -> Result<()> {
-    Err(Unwind::Exit(ExitStatus::Exited(code)).into())
+/// Ends the process — or, in a child made by `proc_fork_env`, ends the child and returns in
+/// its parent (wasix-libc's exception-handling build then longjmps back to its vfork:
+/// `__vfork_restore` in `libc-top-half/musl/src/process/vfork.c`, wasix-org/wasix-libc).
+fn proc_exit(mut caller: Caller<'_, Host>, code: i32) -> Result<()> {
+    let status = ExitStatus::Exited(code);
+    let start = crate::running::start_thread;
+    if fork::end_env_child(caller.data_mut(), EnvEnd::Exit(status), start) {
+        return Ok(());
+    }
+    Err(Unwind::Exit(status).into())
+}
+
+/// The vfork of wasix-libc's exception-handling build: the calling thread goes on as a new
+/// child process, sharing memory, until its `proc_exit2` or `proc_exec*` returns in the
+/// parent; the child's pid goes to `ret` (which both see).
+fn proc_fork_env(cx: &mut Call<'_>, ret: Out<u32>) -> Result<(), Errno> {
+    let pid = fork::fork_env(cx.host)?;
+    ret.set(&mut cx.mem, pid);
+    Ok(())
 }
 
 fn proc_id(cx: &mut Call<'_>, ret: Out<u32>) -> Result<(), Errno> {
