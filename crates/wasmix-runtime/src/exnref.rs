@@ -64,6 +64,11 @@ pub(crate) fn parser() -> Parser {
 #[error("{0}")]
 pub(crate) struct Untranslatable(pub(crate) String);
 
+/// Whether `wasm` uses legacy exception instructions (false for a module that does not parse).
+pub(crate) fn uses_legacy(wasm: &[u8]) -> bool {
+    survey(wasm).is_ok_and(|s| s.legacy)
+}
+
 /// `wasm` with its legacy exception instructions translated; unchanged (borrowed) when it has
 /// none.
 pub(crate) fn translate(wasm: &[u8]) -> Result<Cow<'_, [u8]>, Untranslatable> {
@@ -1068,5 +1073,445 @@ mod tests {
         .unwrap();
         let e = translate(&wasm).unwrap_err();
         assert!(e.0.contains("block parameters"), "{e}");
+    }
+}
+
+/// The translation against a model of the legacy semantics: random functions of nested
+/// blocks, ifs, loops, `try`s with handlers, `delegate`s, branches, throws, rethrows, calls
+/// and returns, each leaving a trace of marks; the translated module, run by the engine,
+/// must leave the same trace and let the same exception escape.
+#[cfg(test)]
+mod model {
+    use super::*;
+    use proptest::prelude::*;
+    use wasm_encoder::{
+        CodeSection, EntityType, ExportKind, ExportSection, FunctionSection, ImportSection,
+        Module as Encoded, TagKind, TagSection, TagType, TypeSection,
+    };
+    use wasmtime::{Config, Engine, Func, Instance, Module, Store};
+
+    #[derive(Clone, Debug)]
+    enum Stmt {
+        Mark(i32),
+        Block(Vec<Stmt>),
+        /// Entered once: no branch targets it.
+        Loop(Vec<Stmt>),
+        If(bool, Vec<Stmt>, Vec<Stmt>),
+        /// Body, then handlers: `Some(tag)` or `None` for catch_all.
+        Try(Vec<Stmt>, Vec<(Option<u32>, Vec<Stmt>)>),
+        Delegate(Vec<Stmt>, u32),
+        Br(u32),
+        BrIf(bool, u32),
+        Throw(u32),
+        Rethrow(u32),
+        Call(u32),
+        Return,
+    }
+
+    /// What a label of the generator's context is.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Label {
+        Plain,
+        Loop,
+        TryBody,
+        Handler,
+    }
+
+    struct Gen {
+        state: u64,
+        marks: i32,
+    }
+
+    impl Gen {
+        fn next(&mut self, n: u32) -> u32 {
+            self.state ^= self.state << 13;
+            self.state ^= self.state >> 7;
+            self.state ^= self.state << 17;
+            (self.state % u64::from(n)) as u32
+        }
+
+        fn mark(&mut self) -> Stmt {
+            self.marks += 1;
+            Stmt::Mark(self.marks)
+        }
+
+        /// A statement list inside `labels` (innermost last), in function `func`.
+        fn stmts(&mut self, labels: &mut Vec<Label>, depth: u32, func: u32) -> Vec<Stmt> {
+            let n = self.next(4);
+            let mut out = vec![self.mark()];
+            for _ in 0..n {
+                out.push(self.stmt(labels, depth, func));
+            }
+            out
+        }
+
+        fn stmt(&mut self, labels: &mut Vec<Label>, depth: u32, func: u32) -> Stmt {
+            let nested = depth < 4;
+            loop {
+                match self.next(14) {
+                    0 => return self.mark(),
+                    1 | 2 if nested => {
+                        let kind = if self.next(4) == 0 {
+                            Label::Loop
+                        } else {
+                            Label::Plain
+                        };
+                        labels.push(kind);
+                        let body = self.stmts(labels, depth + 1, func);
+                        labels.pop();
+                        return match kind {
+                            Label::Loop => Stmt::Loop(body),
+                            _ => Stmt::Block(body),
+                        };
+                    }
+                    3 if nested => {
+                        labels.push(Label::Plain);
+                        let a = self.stmts(labels, depth + 1, func);
+                        let b = self.stmts(labels, depth + 1, func);
+                        labels.pop();
+                        return Stmt::If(self.next(2) == 0, a, b);
+                    }
+                    4..=6 if nested => {
+                        labels.push(Label::TryBody);
+                        let body = self.stmts(labels, depth + 1, func);
+                        labels.pop();
+                        if self.next(4) == 0 {
+                            // The delegate's label is counted outside the try.
+                            let d = self.next(labels.len() as u32 + 1);
+                            return Stmt::Delegate(body, d);
+                        }
+                        let mut handlers = Vec::new();
+                        for _ in 0..self.next(3) {
+                            handlers.push(Some(self.next(2)));
+                        }
+                        if self.next(2) == 0 {
+                            handlers.push(None);
+                        }
+                        let mut hs = Vec::new();
+                        for (tag, _) in handlers.iter().map(|h| (*h, ())) {
+                            labels.push(Label::Handler);
+                            hs.push((tag, self.stmts(labels, depth + 1, func)));
+                            labels.pop();
+                        }
+                        return Stmt::Try(body, hs);
+                    }
+                    7 | 8 => {
+                        // Any label but a loop's (the function's own counts: a return).
+                        let d = self.next(labels.len() as u32 + 1);
+                        let i = labels.len() as i64 - 1 - i64::from(d);
+                        if i >= 0 && labels[i as usize] == Label::Loop {
+                            continue;
+                        }
+                        return if self.next(2) == 0 {
+                            Stmt::Br(d)
+                        } else {
+                            Stmt::BrIf(self.next(2) == 0, d)
+                        };
+                    }
+                    9 | 10 => return Stmt::Throw(self.next(2)),
+                    11 => {
+                        let handlers: Vec<u32> = (0..labels.len() as u32)
+                            .filter(|&d| labels[labels.len() - 1 - d as usize] == Label::Handler)
+                            .collect();
+                        if handlers.is_empty() {
+                            continue;
+                        }
+                        return Stmt::Rethrow(handlers[self.next(handlers.len() as u32) as usize]);
+                    }
+                    12 if func > 0 => return Stmt::Call(self.next(func)),
+                    13 => return Stmt::Return,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    // Function indices: 0 is the imported `mark`; generated function k is k + 1.
+    fn encode(funcs: &[Vec<Stmt>]) -> Vec<u8> {
+        let mut types = TypeSection::new();
+        types.ty().function([ValType::I32], []); // 0: mark, tag 1
+        types.ty().function([], []); // 1: functions, tag 0
+        let mut imports = ImportSection::new();
+        imports.import("m", "mark", EntityType::Function(0));
+        let mut fs = FunctionSection::new();
+        let mut tags = TagSection::new();
+        tags.tag(TagType {
+            kind: TagKind::Exception,
+            func_type_idx: 1,
+        });
+        tags.tag(TagType {
+            kind: TagKind::Exception,
+            func_type_idx: 0,
+        });
+        let mut code = CodeSection::new();
+        for body in funcs {
+            fs.function(1);
+            let mut f = wasm_encoder::Function::new([]);
+            emit(&mut f, body);
+            f.instruction(&Instruction::End);
+            code.function(&f);
+        }
+        let mut exports = ExportSection::new();
+        exports.export("run", ExportKind::Func, funcs.len() as u32);
+        let mut m = Encoded::new();
+        m.section(&types)
+            .section(&imports)
+            .section(&fs)
+            .section(&tags)
+            .section(&exports)
+            .section(&code);
+        m.finish()
+    }
+
+    fn emit(f: &mut wasm_encoder::Function, stmts: &[Stmt]) {
+        for s in stmts {
+            match s {
+                Stmt::Mark(n) => {
+                    f.instruction(&Instruction::I32Const(*n));
+                    f.instruction(&Instruction::Call(0));
+                }
+                Stmt::Block(b) | Stmt::Loop(b) => {
+                    f.instruction(&if matches!(s, Stmt::Loop(_)) {
+                        Instruction::Loop(BlockType::Empty)
+                    } else {
+                        Instruction::Block(BlockType::Empty)
+                    });
+                    emit(f, b);
+                    f.instruction(&Instruction::End);
+                }
+                Stmt::If(c, a, b) => {
+                    f.instruction(&Instruction::I32Const(i32::from(*c)));
+                    f.instruction(&Instruction::If(BlockType::Empty));
+                    emit(f, a);
+                    f.instruction(&Instruction::Else);
+                    emit(f, b);
+                    f.instruction(&Instruction::End);
+                }
+                Stmt::Try(body, handlers) => {
+                    f.instruction(&Instruction::Try(BlockType::Empty));
+                    emit(f, body);
+                    for (tag, h) in handlers {
+                        match tag {
+                            Some(t) => {
+                                f.instruction(&Instruction::Catch(*t));
+                                if *t == 1 {
+                                    f.instruction(&Instruction::Drop);
+                                }
+                            }
+                            None => {
+                                f.instruction(&Instruction::CatchAll);
+                            }
+                        }
+                        emit(f, h);
+                    }
+                    f.instruction(&Instruction::End);
+                }
+                Stmt::Delegate(body, d) => {
+                    f.instruction(&Instruction::Try(BlockType::Empty));
+                    emit(f, body);
+                    f.instruction(&Instruction::Delegate(*d));
+                }
+                Stmt::Br(d) => {
+                    f.instruction(&Instruction::Br(*d));
+                }
+                Stmt::BrIf(c, d) => {
+                    f.instruction(&Instruction::I32Const(i32::from(*c)));
+                    f.instruction(&Instruction::BrIf(*d));
+                }
+                Stmt::Throw(t) => {
+                    if *t == 1 {
+                        f.instruction(&Instruction::I32Const(5));
+                    }
+                    f.instruction(&Instruction::Throw(*t));
+                }
+                Stmt::Rethrow(d) => {
+                    f.instruction(&Instruction::Rethrow(*d));
+                }
+                Stmt::Call(k) => {
+                    f.instruction(&Instruction::Call(k + 1));
+                }
+                Stmt::Return => {
+                    f.instruction(&Instruction::Return);
+                }
+            }
+        }
+    }
+
+    /// An exception in the model: its tag and which throw made it.
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    struct Exn {
+        tag: u32,
+        id: u32,
+    }
+
+    enum Out {
+        Normal,
+        Branch(u32),
+        Return,
+        Throw(Exn),
+        /// Delegated to the label this many levels further out.
+        Delegated(Exn, u32),
+    }
+
+    struct Machine<'a> {
+        funcs: &'a [Vec<Stmt>],
+        trace: Vec<i32>,
+        throws: u32,
+    }
+
+    impl Machine<'_> {
+        /// Runs function `k`: `Err` when an exception leaves it.
+        fn call(&mut self, k: u32) -> Result<(), Exn> {
+            let funcs = self.funcs;
+            match self.block(&funcs[k as usize], &mut Vec::new()) {
+                Out::Throw(e) | Out::Delegated(e, _) => Err(e),
+                _ => Ok(()),
+            }
+        }
+
+        /// A label's contents: what leaves it, as seen outside the label.
+        fn labelled(&mut self, out: Out) -> Out {
+            match out {
+                Out::Branch(0) => Out::Normal,
+                Out::Branch(d) => Out::Branch(d - 1),
+                // Arrived: thrown again here, outward (a try body handles it before this).
+                Out::Delegated(e, 0) => Out::Throw(e),
+                Out::Delegated(e, d) => Out::Delegated(e, d - 1),
+                other => other,
+            }
+        }
+
+        fn block(&mut self, stmts: &[Stmt], caught: &mut Vec<Option<Exn>>) -> Out {
+            for s in stmts {
+                let out = self.stmt(s, caught);
+                if !matches!(out, Out::Normal) {
+                    return out;
+                }
+            }
+            Out::Normal
+        }
+
+        fn stmt(&mut self, s: &Stmt, caught: &mut Vec<Option<Exn>>) -> Out {
+            match s {
+                Stmt::Mark(n) => {
+                    self.trace.push(*n);
+                    Out::Normal
+                }
+                Stmt::Block(b) | Stmt::Loop(b) => {
+                    caught.push(None);
+                    let out = self.block(b, caught);
+                    caught.pop();
+                    self.labelled(out)
+                }
+                Stmt::If(c, a, b) => {
+                    caught.push(None);
+                    let out = self.block(if *c { a } else { b }, caught);
+                    caught.pop();
+                    self.labelled(out)
+                }
+                Stmt::Try(body, handlers) => {
+                    caught.push(None);
+                    let out = self.block(body, caught);
+                    caught.pop();
+                    let exn = match out {
+                        Out::Throw(e) | Out::Delegated(e, 0) => e,
+                        other => return self.labelled(other),
+                    };
+                    let Some((_, h)) = handlers
+                        .iter()
+                        .find(|(t, _)| t.is_none_or(|t| t == exn.tag))
+                    else {
+                        return Out::Throw(exn);
+                    };
+                    caught.push(Some(exn));
+                    let out = self.block(h, caught);
+                    caught.pop();
+                    self.labelled(out)
+                }
+                Stmt::Delegate(body, d) => {
+                    caught.push(None);
+                    let out = self.block(body, caught);
+                    caught.pop();
+                    match out {
+                        Out::Throw(e) | Out::Delegated(e, 0) => Out::Delegated(e, *d),
+                        other => self.labelled(other),
+                    }
+                }
+                Stmt::Br(d) => Out::Branch(*d),
+                Stmt::BrIf(c, d) => {
+                    if *c {
+                        Out::Branch(*d)
+                    } else {
+                        Out::Normal
+                    }
+                }
+                Stmt::Throw(tag) => {
+                    self.throws += 1;
+                    Out::Throw(Exn {
+                        tag: *tag,
+                        id: self.throws,
+                    })
+                }
+                Stmt::Rethrow(d) => {
+                    let e = caught[caught.len() - 1 - *d as usize].expect("a handler");
+                    Out::Throw(e)
+                }
+                Stmt::Call(k) => match self.call(*k) {
+                    Ok(()) => Out::Normal,
+                    Err(e) => Out::Throw(e),
+                },
+                Stmt::Return => Out::Return,
+            }
+        }
+    }
+
+    fn check(seed: u64) {
+        let mut g = Gen {
+            state: seed | 1,
+            marks: 0,
+        };
+        let count = 1 + g.next(3);
+        let funcs: Vec<Vec<Stmt>> = (0..count).map(|k| g.stmts(&mut Vec::new(), 0, k)).collect();
+        let wasm = encode(&funcs);
+        wasmparser::Validator::new_with_features(WasmFeatures::all())
+            .validate_all(&wasm)
+            .unwrap_or_else(|e| panic!("generated module invalid: {e}\n{funcs:#?}"));
+
+        let mut m = Machine {
+            funcs: &funcs,
+            trace: Vec::new(),
+            throws: 0,
+        };
+        let expected = m.call(count - 1);
+
+        let out = translate(&wasm).unwrap();
+        let mut c = Config::new();
+        c.wasm_exceptions(true);
+        let engine = Engine::new(&c).unwrap();
+        let module = Module::new(&engine, &*out).unwrap_or_else(|e| panic!("{e:#}\n{funcs:#?}"));
+        let mut store = Store::new(&engine, Vec::<i32>::new());
+        let mark = Func::wrap(
+            &mut store,
+            |mut c: wasmtime::Caller<'_, Vec<i32>>, n: i32| c.data_mut().push(n),
+        );
+        let instance = Instance::new(&mut store, &module, &[mark.into()]).unwrap();
+        let run = instance
+            .get_typed_func::<(), ()>(&mut store, "run")
+            .unwrap();
+        let got = run.call(&mut store, ());
+        assert_eq!(store.data(), &m.trace, "trace differs for\n{funcs:#?}");
+        assert_eq!(
+            got.is_err(),
+            expected.is_err(),
+            "escape differs ({got:?} vs {expected:?}) for\n{funcs:#?}"
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn translated_code_behaves_as_the_legacy_semantics_say(seed in any::<u64>()) {
+            check(seed);
+        }
     }
 }
