@@ -218,17 +218,27 @@ fn asyncify_with(
     let dir = tempfile::tempdir().map_err(|e| fail(format!("no temporary directory: {e}")))?;
     let (input, output) = (dir.path().join("in.wasm"), dir.path().join("out.wasm"));
     std::fs::write(&input, wasm).map_err(|e| fail(format!("cannot write {input:?}: {e}")))?;
+    // Exception instructions (the legacy encoding: the standard one is translated to after
+    // asyncify) must be enabled to be read at all.
+    let exceptions = crate::exnref::uses_legacy(wasm);
     let run = Command::new(tool)
         .arg(&input)
         .args(asyncify_args(how))
+        .args(exceptions.then_some("--enable-exception-handling"))
         .arg("-o")
         .arg(&output)
         .output()
         .map_err(|e| fail(format!("cannot run `{}`: {e}", tool.display())))?;
     if !run.status.success() {
         let said = String::from_utf8_lossy(&run.stderr);
+        let hint = if exceptions {
+            " (older binaryens, such as Debian 12's version 108, cannot instrument code that \
+             uses exceptions; version 132 can, e.g. from npm's `binaryen` package)"
+        } else {
+            ""
+        };
         return Err(fail(format!(
-            "`{}` failed ({}): {}",
+            "`{}` failed ({}){hint}: {}",
             tool.display(),
             run.status,
             said.trim()
@@ -274,5 +284,44 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("cannot run `/nonexistent/wasm-opt`"), "{msg}");
         assert!(msg.contains("--asyncify"), "{msg}");
+    }
+
+    #[test]
+    fn exception_code_is_read_with_exceptions_enabled_and_a_failure_says_which_binaryen() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let args = dir.path().join("args");
+        let tool = dir.path().join("wasm-opt");
+        std::fs::write(
+            &tool,
+            format!("#!/bin/sh\necho \"$@\" > {}\nexit 1\n", args.display()),
+        )
+        .unwrap();
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let legacy = wat::parse_str(
+            r#"(module (tag $e) (func (export "_start") try throw $e catch_all end))"#,
+        )
+        .unwrap();
+        let e = asyncify_with(
+            &tool,
+            &legacy,
+            &["proc_fork".into()],
+            Instrumentation::Captures,
+        )
+        .unwrap_err();
+        let said = std::fs::read_to_string(&args).unwrap();
+        assert!(said.contains("--enable-exception-handling"), "{said}");
+        assert!(e.to_string().contains("version 132 can"), "{e}");
+        let plain = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        let e = asyncify_with(
+            &tool,
+            &plain,
+            &["proc_fork".into()],
+            Instrumentation::Captures,
+        )
+        .unwrap_err();
+        let said = std::fs::read_to_string(&args).unwrap();
+        assert!(!said.contains("--enable-exception-handling"), "{said}");
+        assert!(!e.to_string().contains("version 132"), "{e}");
     }
 }
