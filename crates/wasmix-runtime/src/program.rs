@@ -245,7 +245,15 @@ impl Program {
                 }
                 Instrumentation::Snapshots => for_snapshots(&wasm)?,
             };
+            let started = std::time::Instant::now();
             let standard = crate::exnref::translate(&instrumented)?;
+            if let std::borrow::Cow::Owned(_) = standard {
+                tracing::debug!(
+                    "{}: legacy exception instructions translated in {:?}",
+                    path.display(),
+                    started.elapsed()
+                );
+            }
             Module::from_binary(engine, &standard)
         };
         let variant = match how {
