@@ -69,7 +69,7 @@ impl Harness {
             .map(|(m, n, f)| (m, n, f.ty(&store).params().collect()))
             .collect();
         calls.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        finish(&store);
+        finish(&mut store);
         Harness {
             runtime,
             program,
@@ -93,7 +93,7 @@ impl Harness {
     pub fn call_once(&self, index: usize, raw: &[u64], memory: &[u8]) -> Result<(), String> {
         let mut store = self.process(memory);
         let r = self.call_in(&mut store, index, raw).map(drop);
-        finish(&store);
+        finish(&mut store);
         r
     }
 
@@ -126,11 +126,11 @@ impl Harness {
                 }
             }
         }
-        finish(&store);
+        finish(&mut store);
         r
     }
 
-    fn process(&self, memory: &[u8]) -> Store<Host> {
+    pub(crate) fn process(&self, memory: &[u8]) -> Store<Host> {
         let mut store = Store::new(
             self.runtime.engine(),
             host(&self.runtime, &self.program, &self.scratch),
@@ -145,7 +145,12 @@ impl Harness {
     /// One call; `Ok(false)`: it ended the thread or process (as it may), or it blocked
     /// (a read of an empty pipe this process made, say) and was killed, as a kill must be
     /// able to end any blocked call.
-    fn call_in(&self, store: &mut Store<Host>, index: usize, raw: &[u64]) -> Result<bool, String> {
+    pub(crate) fn call_in(
+        &self,
+        store: &mut Store<Host>,
+        index: usize,
+        raw: &[u64],
+    ) -> Result<bool, String> {
         let process = std::sync::Arc::clone(&store.data().ctx.process);
         let (done, wait) = std::sync::mpsc::channel::<()>();
         let watchdog = std::thread::spawn(move || {
@@ -203,6 +208,14 @@ impl Harness {
             {
                 Ok(false)
             }
+            // Any call ends the thread once its process is ending: a thread an earlier call
+            // spawned may have trapped (its start pointer was wild), which ends the process.
+            Err(e)
+                if matches!(Unwind::of(&e), Some(Unwind::ThreadExit))
+                    && store.data().ctx.process.is_exiting() =>
+            {
+                Ok(false)
+            }
             // longjmp cannot return an errno: a jmp_buf it refuses ends the process.
             Err(e)
                 if name == "stack_restore"
@@ -233,9 +246,18 @@ pub(crate) fn host(runtime: &Runtime, program: &crate::Program, scratch: &Path) 
     ProcessCtx::for_test(runtime, program, fs)
 }
 
-/// Ends the call's process so the control plane does not fill up.
-pub(crate) fn finish(store: &Store<Host>) {
-    let h = store.data();
-    h.ctx.process.exit(wasmix_process::ExitStatus::Exited(0));
-    h.ctx.process.thread_exited(h.thread.tid());
+/// Ends the call's process so the control plane does not fill up — and, when calls left
+/// the thread standing in for `proc_fork_env` children, each child and then the parents
+/// they borrowed it from.
+pub(crate) fn finish(store: &mut Store<Host>) {
+    let h = store.data_mut();
+    loop {
+        h.ctx.process.exit(wasmix_process::ExitStatus::Exited(0));
+        h.ctx.process.thread_exited(h.thread.tid());
+        let Some(frame) = h.vforks.pop() else {
+            break;
+        };
+        let (parent, _) = frame.into_parts();
+        h.swap_identity(parent);
+    }
 }

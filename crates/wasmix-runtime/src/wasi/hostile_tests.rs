@@ -155,6 +155,44 @@ fn a_bad_result_pointer_is_refused_before_anything_happens() {
             "no descriptor was made"
         );
         assert!(!h.scratch.join("f").exists(), "nothing was created either");
-        finish(&store);
+        finish(&mut store);
+    });
+}
+
+/// `proc_fork_env` swaps the calling thread to a new child; the harness's end of a sequence
+/// must end that child and the parent it stands in for, or every sequence leaves processes
+/// behind until the control plane is full (the fuzz target hit its process limit so).
+#[test]
+fn a_sequence_of_proc_fork_env_leaves_no_process_behind() {
+    HARNESS.with(|h| {
+        let index = h
+            .calls
+            .iter()
+            .position(|c| c.0 == "wasix_32v1" && c.1 == "proc_fork_env")
+            .expect("proc_fork_env is covered");
+        let before = h.runtime.control().process_count();
+        let calls = (0..5).map(|_| (index, vec![64]));
+        h.sequence(&[0; 128], calls, |_| {}).unwrap();
+        assert_eq!(h.runtime.control().process_count(), before);
+    });
+}
+
+/// Once a process is ending (a thread an earlier call spawned trapped on its wild start
+/// pointer, say), any host call of its other threads ends the thread: the harness takes that
+/// as the end of the sequence, not a failure (the fuzz target reported `args_sizes_get ...
+/// failed: thread ended` so).
+#[test]
+fn a_call_in_an_ending_process_ends_the_sequence() {
+    HARNESS.with(|h| {
+        let index = h
+            .calls
+            .iter()
+            .position(|c| c.0 == "wasi_unstable" && c.1 == "args_sizes_get")
+            .expect("args_sizes_get is covered");
+        let mut store = h.process(&[0; 64]);
+        let process = std::sync::Arc::clone(&store.data().ctx.process);
+        process.exit(wasmix_process::ExitStatus::Exited(1));
+        assert_eq!(h.call_in(&mut store, index, &[0, 8]), Ok(false));
+        finish(&mut store);
     });
 }
