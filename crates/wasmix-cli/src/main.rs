@@ -423,6 +423,17 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.capture_timeout = std::time::Duration::try_from_secs_f64(args.snapshot_timeout)
             .map_err(|e| other(format!("--snapshot-timeout: {e}")))?;
         process = process.journal(config);
+    } else {
+        // While the guest leaves them at their default action, these end wasmix in the
+        // kernel, as they end a native program: no thread of ours must first get a CPU among
+        // computing guest threads (see `ProcessBuilder::pass_through_default_signals`).
+        use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGTERM};
+        process = process.pass_through_default_signals(vec![
+            (SIGINT, Signal::INT),
+            (SIGTERM, Signal::TERM),
+            (SIGHUP, Signal::HUP),
+            (SIGALRM, Signal::ALRM),
+        ]);
     }
     for addr in &args.listen {
         let listener = std::net::TcpListener::bind(addr)

@@ -11,12 +11,13 @@ use wasmix_fs::{FileSystemBuilder, HostFd, Node, OpenFile, Stdio};
 use wasmix_process::ExitStatus;
 
 use wasmix_journal::{Journal, JournalError, JournalWriter, SyncPolicy, Verify};
-use wasmix_process::Trigger;
+use wasmix_process::{Signal, Trigger};
 
 use crate::capture::StackError;
 use crate::error::RunError;
 use crate::host::{Image, Journaling, ProcessCtx};
 use crate::launch::{Launch, Start};
+use crate::passthrough::Passthrough;
 use crate::program::Program;
 use crate::restore;
 use crate::running;
@@ -39,6 +40,7 @@ pub struct ProcessBuilder {
     listeners: Vec<TcpListener>,
     journal: Option<JournalConfig>,
     timeout: Option<std::time::Duration>,
+    passthrough: Vec<(i32, Signal)>,
 }
 
 /// Where a process's snapshots go and when they are taken.
@@ -105,7 +107,20 @@ impl ProcessBuilder {
             listeners: Vec::new(),
             journal: None,
             timeout: None,
+            passthrough: Vec::new(),
         }
+    }
+
+    /// Host signals (the host's number, and the guest signal the embedder hands it on as)
+    /// that the kernel acts on directly — ending the whole host process, as it would a native
+    /// program — while the guest leaves that signal at its default action; once the guest
+    /// handles or ignores it, the embedder's own host handler is back in place. Without it,
+    /// a host signal must wait for a host thread to get a CPU, which under many computing
+    /// guest threads and without `CAP_SYS_NICE` can take seconds. Not used with a journal
+    /// (the process's end must be recorded).
+    pub fn pass_through_default_signals(mut self, signals: Vec<(i32, Signal)>) -> Self {
+        self.passthrough = signals;
+        self
     }
 
     /// Journals the process: snapshots go to (and, when it holds one, the process is
@@ -282,8 +297,12 @@ impl ProcessBuilder {
                 let journaling = fresh.map(|(j, _)| j);
                 if let Some(j) = &journaling {
                     ctx = ctx.with_journal(Arc::clone(j));
+                } else if !self.passthrough.is_empty() {
+                    let signals = self.passthrough.clone();
+                    ctx = ctx.with_passthrough(Arc::new(Passthrough::new(signals)));
                 }
                 let ctx = Arc::new(ctx);
+                ctx.sync_host_signals();
                 if let Some(j) = &journaling {
                     j.set_current(&ctx);
                 }

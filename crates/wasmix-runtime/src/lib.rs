@@ -33,6 +33,7 @@ mod forkmem;
 mod futex;
 mod interrupt;
 mod mem;
+mod passthrough;
 mod pool;
 mod program;
 mod rewrite;

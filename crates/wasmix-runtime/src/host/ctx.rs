@@ -9,6 +9,7 @@ use wasmtime::Store;
 use super::{image_errno, memory_region, GuestMemory, Host, Image, Journaling};
 use crate::forkmem::ForkMemory;
 use crate::futex::Futexes;
+use crate::passthrough::Passthrough;
 use crate::program::Program;
 use crate::unwind::Unwind;
 use crate::Runtime;
@@ -40,6 +41,9 @@ pub(crate) struct ProcessCtx {
     memory_reservation: OnceLock<(usize, usize)>,
     /// The process's journal, when it has one (kept across exec).
     journal: Option<Arc<Journaling>>,
+    /// Host signals whose host disposition follows this (root) process's (kept across exec;
+    /// see `passthrough`).
+    passthrough: Option<Arc<Passthrough>>,
 }
 
 impl ProcessCtx {
@@ -69,6 +73,7 @@ impl ProcessCtx {
             fork_memory: OnceLock::new(),
             memory_reservation: OnceLock::new(),
             journal: None,
+            passthrough: None,
         }
     }
 
@@ -150,7 +155,22 @@ impl ProcessCtx {
         );
         next.trap = Arc::clone(&self.trap);
         next.journal = self.journal.clone();
+        next.passthrough = self.passthrough.clone();
         Ok(next)
+    }
+
+    /// The same context with host signals that follow its dispositions (the root's).
+    pub fn with_passthrough(mut self, passthrough: Arc<Passthrough>) -> ProcessCtx {
+        self.passthrough = Some(passthrough);
+        self
+    }
+
+    /// Makes the host dispositions of the passed-through signals follow the process's, after
+    /// they changed (a callback registered, an exec).
+    pub fn sync_host_signals(&self) {
+        if let Some(p) = &self.passthrough {
+            p.sync(&self.process);
+        }
     }
 
     /// The same context with `journal` (the caller makes it the journal's current context
@@ -204,6 +224,7 @@ impl ProcessCtx {
             }
             let _ = self.process.set_disposition(sig, Disposition::Handler(0));
         }
+        self.sync_host_signals();
     }
 
     /// The first trap, if one ended the process.

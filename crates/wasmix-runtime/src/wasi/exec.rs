@@ -127,6 +127,7 @@ fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<
             host.fs().close_on_exec();
             let process = &host.ctx.process;
             process.set_dispositions(&process.dispositions_for_exec());
+            host.ctx.sync_host_signals();
             let next = Arc::new(next);
             let start = crate::running::start_thread;
             if fork::end_env_child(host, EnvEnd::Exec(Arc::clone(&next)), start) {
