@@ -8,28 +8,9 @@
 #   sudo python3 bench/kill_trace.py 1023 term
 # and, for an unprivileged wasmix (and harness):
 #   setpriv --inh-caps=-sys_nice --bounding-set=-sys_nice -- python3 bench/kill_trace.py
-import ctypes, os, sys, time, signal, subprocess, threading, collections
-def prioritize():
-    # Under a thousand computing guest threads this script's own wait for a CPU — before it
-    # can call kill(2), and before it can reap — would be counted as kill time (measured with
-    # ftrace: up to 2.3 s between taking t0 and the kill). So it runs real-time where it may,
-    # else with the fair scheduler's shortest slice; children get the normal policy back.
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO | os.SCHED_RESET_ON_FORK, os.sched_param(2))
-        return "SCHED_FIFO"
-    except PermissionError:
-        pass
-    class Attr(ctypes.Structure):
-        _fields_ = [("size", ctypes.c_uint32), ("policy", ctypes.c_uint32),
-                    ("flags", ctypes.c_uint64), ("nice", ctypes.c_int32),
-                    ("priority", ctypes.c_uint32), ("runtime", ctypes.c_uint64),
-                    ("deadline", ctypes.c_uint64), ("period", ctypes.c_uint64)]
-    attr = Attr(ctypes.sizeof(Attr), 0, 1, 0, 0, 100_000, 0, 0)  # SCHED_OTHER, reset on fork
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.syscall(314, 0, ctypes.byref(attr), 0) == 0:  # sched_setattr (x86-64)
-        return "a 0.1 ms slice"
-    return "the default policy (it may wait for a CPU behind computing guests)"
-
+import os, sys, time, signal, subprocess, threading, collections
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness_priority import prioritize
 print("harness:", prioritize())
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 W = f"{ROOT}/target/release/wasmix"; G = f"{ROOT}/guests/out"
