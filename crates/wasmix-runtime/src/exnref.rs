@@ -199,6 +199,13 @@ enum Scan {
     },
 }
 
+/// The plan of the `try` at operator `at` (every `try` gets one when the scan meets it).
+fn planned(tries: &mut HashMap<usize, TryPlan>, at: usize) -> Result<&mut TryPlan, String> {
+    tries
+        .get_mut(&at)
+        .ok_or_else(|| format!("no `try` at operator {at}"))
+}
+
 fn plan(ops: &[Operator<'_>]) -> Result<FuncPlan, String> {
     let mut p = FuncPlan::default();
     // The function's own frame is the bottom `Other`.
@@ -228,7 +235,7 @@ fn plan(ops: &[Operator<'_>]) -> Result<FuncPlan, String> {
                     Operator::Catch { tag_index } => Some(*tag_index),
                     _ => None,
                 };
-                p.tries.get_mut(at).expect("planned").handlers.push(tag);
+                planned(&mut p.tries, *at)?.handlers.push(tag);
             }
             Operator::Delegate { relative_depth } => {
                 let Some(Scan::Try { at, .. }) = frames.pop() else {
@@ -250,7 +257,7 @@ fn plan(ops: &[Operator<'_>]) -> Result<FuncPlan, String> {
                         _ => None,
                     })
                     .unwrap_or(Target::Caller);
-                p.tries.get_mut(&at).expect("planned").delegate = Some(target);
+                planned(&mut p.tries, at)?.delegate = Some(target);
             }
             Operator::End => {
                 if let Some(Scan::Try { .. }) = frames.pop() {
@@ -276,9 +283,9 @@ fn plan(ops: &[Operator<'_>]) -> Result<FuncPlan, String> {
                 Target::Caller => break,
             }
         }
-        p.tries.get_mut(&at).expect("planned").delegate = Some(target);
+        planned(&mut p.tries, at)?.delegate = Some(target);
         match target {
-            Target::Try(t) => p.tries.get_mut(&t).expect("planned").delegated_to = true,
+            Target::Try(t) => planned(&mut p.tries, t)?.delegated_to = true,
             Target::Caller => p.to_caller = true,
         }
     }
@@ -452,7 +459,7 @@ impl Translator {
                 Operator::Try { blockty } => {
                     self.paramless(blockty)?;
                     let bt = self.block_type(blockty).map_err(|e| e.to_string())?;
-                    let p = &plan.tries[&i];
+                    let p = plan.tries.get(&i).ok_or("a `try` the scan did not see")?;
                     let frame = if let Some(target) = p.delegate {
                         let label = match target {
                             Target::Try(t) => e.delegated_block(t)?,
