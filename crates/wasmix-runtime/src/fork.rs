@@ -169,28 +169,24 @@ fn lend_thread(host: &mut Host, snapshot: Option<Arc<ThreadSnapshot>>) -> Result
     Ok(process.pid())
 }
 
-/// How a `proc_fork_env` child leaves its parent's thread.
-pub(crate) enum EnvEnd {
-    /// `proc_exit2`: the child ends so.
+/// How a vfork child leaves its parent's thread.
+pub(crate) enum ChildEnd {
+    /// It ends so (`proc_exit2`, or the end its entry came to).
     Exit(ExitStatus),
+    /// Its entry failed: a trap, recorded as the process's cause of death, or an unwind.
+    Failed(wasmtime::Error),
     /// `proc_exec*`: the child goes on with this image, on a thread of its own.
     Exec(Arc<ProcessCtx>),
 }
 
-/// When the thread runs a `proc_fork_env` child: the child ends or starts its new image (with
-/// `start`), and the thread takes its parent's identity back, so the calling host call returns
-/// in the parent; true then. False when the thread runs no such child.
-pub(crate) fn end_env_child(host: &mut Host, end: EnvEnd, start: Starter) -> bool {
-    if !host.vforks.last().is_some_and(Vfork::is_env) {
-        return false;
-    }
-    let Some(frame) = host.vforks.pop() else {
-        return false;
-    };
-    let child = Arc::clone(&host.ctx);
+/// The vfork child on this thread leaves it as `end` says: it becomes a process of its own
+/// (its new image started with `start`) or a zombie. The caller gives the thread back to
+/// the parent.
+fn release_child(host: &Host, end: ChildEnd, start: Starter) {
+    let child = &host.ctx;
     let thread = Arc::clone(&host.thread);
     match end {
-        EnvEnd::Exec(next) => {
+        ChildEnd::Exec(next) => {
             let launch = Launch {
                 ctx: next,
                 thread,
@@ -199,13 +195,26 @@ pub(crate) fn end_env_child(host: &mut Host, end: EnvEnd, start: Starter) -> boo
             if start(launch).is_err() {
                 discard(&child.process);
             }
+            return;
         }
-        EnvEnd::Exit(status) => {
-            child.process.exit(status);
-            child.process.thread_exited(thread.tid());
-            child.thread_exits.wake_all();
-        }
+        ChildEnd::Exit(status) => child.process.exit(status),
+        ChildEnd::Failed(e) => child.end_with(e),
     }
+    child.process.thread_exited(thread.tid());
+    child.thread_exits.wake_all();
+}
+
+/// When the thread runs a `proc_fork_env` child: the child ends or starts its new image (with
+/// `start`), and the thread takes its parent's identity back, so the calling host call returns
+/// in the parent; true then. False when the thread runs no such child.
+pub(crate) fn end_env_child(host: &mut Host, end: ChildEnd, start: Starter) -> bool {
+    if !host.vforks.last().is_some_and(Vfork::is_env) {
+        return false;
+    }
+    let Some(frame) = host.vforks.pop() else {
+        return false;
+    };
+    release_child(host, end, start);
     let (parent, _) = frame.into_parts();
     host.swap_identity(parent);
     true
@@ -224,35 +233,19 @@ pub(crate) fn end_vfork_child(
     let Some(frame) = host.vforks.pop() else {
         return Err(result);
     };
-    let child = Arc::clone(&host.ctx);
-    let thread = Arc::clone(&host.thread);
     let exec = host.pending.take_exec();
-    let pid = child.process.pid();
+    let pid = host.ctx.process.pid();
     let exec =
         exec.filter(|_| matches!(result.as_ref().map_err(Unwind::of), Err(Some(Unwind::Exec))));
-    match exec {
-        Some(next) => {
-            let launch = Launch {
-                ctx: next,
-                thread: Arc::clone(&thread),
-                start: Start::Entry(Entry::Main),
-            };
-            if start(launch).is_err() {
-                discard(&child.process);
-            }
+    let end = match (exec, result) {
+        (Some(next), _) => ChildEnd::Exec(next),
+        (None, Ok(())) => ChildEnd::Exit(ExitStatus::Exited(0)),
+        (None, Err(e)) if Unwind::is_thread_exit(&e) => {
+            ChildEnd::Exit(ExitStatus::Signaled(Signal::KILL))
         }
-        None => {
-            match result {
-                Ok(()) => child.process.exit(ExitStatus::Exited(0)),
-                Err(e) if Unwind::is_thread_exit(&e) => {
-                    child.process.exit(ExitStatus::Signaled(Signal::KILL))
-                }
-                Err(e) => child.end_with(e),
-            }
-            child.process.thread_exited(thread.tid());
-            child.thread_exits.wake_all();
-        }
-    }
+        (None, Err(e)) => ChildEnd::Failed(e),
+    };
+    release_child(host, end, start);
     let (parent, snapshot) = frame.into_parts();
     store.data_mut().swap_identity(parent);
     let Some(snapshot) = snapshot else {

@@ -10,7 +10,7 @@ use wasmtime::{Caller, Result};
 
 use super::command::{argv_or_name, load, search_path, text, CStrings, Encoding, LineFeed};
 use super::{Abi, HostCalls};
-use crate::fork::{self, EnvEnd};
+use crate::fork::{self, ChildEnd};
 use crate::host::{split, Host};
 use crate::signals;
 use crate::unwind::Unwind;
@@ -130,7 +130,7 @@ fn exec<E: Encoding>(caller: &mut Caller<'_, Host>, req: ExecRequest) -> Result<
             host.ctx.sync_host_signals();
             let next = Arc::new(next);
             let start = crate::running::start_thread;
-            if fork::end_env_child(host, EnvEnd::Exec(Arc::clone(&next)), start) {
+            if fork::end_env_child(host, ChildEnd::Exec(Arc::clone(&next)), start) {
                 return Ok(true);
             }
             host.pending.set_exec(next);

@@ -6,7 +6,7 @@ use wasmix_process::ExitStatus;
 use wasmtime::{Caller, Result};
 
 use super::{host_calls, Abi, Call, HostCalls};
-use crate::fork::{self, EnvEnd};
+use crate::fork::{self, ChildEnd};
 use crate::host::Host;
 use crate::mem::Out;
 use crate::unwind::Unwind;
@@ -31,7 +31,7 @@ pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
 fn proc_exit(mut caller: Caller<'_, Host>, code: i32) -> Result<()> {
     let status = ExitStatus::Exited(code);
     let start = crate::running::start_thread;
-    if fork::end_env_child(caller.data_mut(), EnvEnd::Exit(status), start) {
+    if fork::end_env_child(caller.data_mut(), ChildEnd::Exit(status), start) {
         return Ok(());
     }
     Err(Unwind::Exit(status).into())
