@@ -13,6 +13,10 @@ fn entries(dir: &std::path::Path, ext: &str) -> Vec<std::path::PathBuf> {
         .unwrap_or_default()
 }
 
+fn modified(path: &std::path::Path) -> std::time::SystemTime {
+    std::fs::metadata(path).unwrap().modified().unwrap()
+}
+
 #[test]
 fn second_run_uses_the_cache_and_corruption_is_rebuilt() {
     let cache = tempfile::tempdir().unwrap();
@@ -21,15 +25,9 @@ fn second_run_uses_the_cache_and_corruption_is_rebuilt() {
     run(&["run", "--cache-dir", dir, path_str(&hello)]).success();
     let artifacts = entries(cache.path(), "cwasm");
     assert_eq!(artifacts.len(), 1);
-    let before = std::fs::metadata(&artifacts[0])
-        .unwrap()
-        .modified()
-        .unwrap();
+    let before = modified(&artifacts[0]);
     run(&["run", "--cache-dir", dir, path_str(&hello)]).success();
-    let after = std::fs::metadata(&artifacts[0])
-        .unwrap()
-        .modified()
-        .unwrap();
+    let after = modified(&artifacts[0]);
     assert_eq!(before, after, "a warm run does not rewrite the entry");
 
     let mut bytes = std::fs::read(&artifacts[0]).unwrap();

@@ -1195,7 +1195,7 @@ mod model {
                             handlers.push(None);
                         }
                         let mut hs = Vec::new();
-                        for (tag, _) in handlers.iter().map(|h| (*h, ())) {
+                        for &tag in &handlers {
                             labels.push(Label::Handler);
                             hs.push((tag, self.stmts(labels, depth + 1, func)));
                             labels.pop();
