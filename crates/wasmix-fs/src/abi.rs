@@ -65,6 +65,24 @@ pub mod rights {
     pub const SOCK_SHUTDOWN: u64 = 1 << 28;
     /// Grants the right to call `sock_accept`.
     pub const SOCK_ACCEPT: u64 = 1 << 29;
+    /// WASIX: `sock_connect`.
+    pub const SOCK_CONNECT: u64 = 1 << 30;
+    /// WASIX: `sock_listen`.
+    pub const SOCK_LISTEN: u64 = 1 << 31;
+    /// WASIX: `sock_bind`.
+    pub const SOCK_BIND: u64 = 1 << 32;
+    /// WASIX: `sock_recv`.
+    pub const SOCK_RECV: u64 = 1 << 33;
+    /// WASIX: `sock_send`.
+    pub const SOCK_SEND: u64 = 1 << 34;
+    /// WASIX: `sock_addr_local`.
+    pub const SOCK_ADDR_LOCAL: u64 = 1 << 35;
+    /// WASIX: `sock_addr_peer`.
+    pub const SOCK_ADDR_REMOTE: u64 = 1 << 36;
+    /// WASIX: `sock_recv_from`.
+    pub const SOCK_RECV_FROM: u64 = 1 << 37;
+    /// WASIX: `sock_send_to`.
+    pub const SOCK_SEND_TO: u64 = 1 << 38;
 
     /// Every right a regular file can hold.
     pub const FILE_BASE: u64 = FD_DATASYNC
@@ -111,6 +129,20 @@ pub mod rights {
     /// Rights of a stream (stdio, pipe, character device): no seek, no tell.
     pub const STREAM_BASE: u64 =
         FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
+
+    /// Rights of a socket a guest opened or accepted: a stream's, and every socket call.
+    pub const SOCKET_BASE: u64 = STREAM_BASE
+        | SOCK_SHUTDOWN
+        | SOCK_ACCEPT
+        | SOCK_CONNECT
+        | SOCK_LISTEN
+        | SOCK_BIND
+        | SOCK_RECV
+        | SOCK_SEND
+        | SOCK_ADDR_LOCAL
+        | SOCK_ADDR_REMOTE
+        | SOCK_RECV_FROM
+        | SOCK_SEND_TO;
 }
 
 /// Descriptor flags (`fdflags`).

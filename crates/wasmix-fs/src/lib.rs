@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod abi;
+pub mod epoll;
 mod errno;
 mod fs;
 mod node;

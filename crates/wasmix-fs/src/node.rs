@@ -178,6 +178,8 @@ pub enum Node {
     Device(Device),
     /// The synthetic `/dev` directory holding the [`Device`]s.
     DevDir,
+    /// An epoll instance.
+    Epoll(crate::epoll::Epoll),
 }
 
 /// An open file description.
@@ -193,6 +195,9 @@ pub struct OpenFile {
     flags: AtomicU16,
     /// Whether I/O may wait indefinitely, found out on first use.
     may_block: std::sync::OnceLock<bool>,
+    /// The host descriptor stays non-blocking whatever the guest's flags say (a socket
+    /// wasmix opened: a blocking guest's call waits beside its interrupt, then retries).
+    host_nonblocking: bool,
 }
 
 impl OpenFile {
@@ -204,7 +209,35 @@ impl OpenFile {
             duplex: None,
             flags: AtomicU16::new(flags),
             may_block: std::sync::OnceLock::new(),
+            host_nonblocking: false,
         }
+    }
+
+    /// A socket wasmix opened (host descriptor already non-blocking), with guest `fdflags`
+    /// `flags`.
+    pub fn socket(fd: OwnedFd, flags: u16) -> OpenFile {
+        let mut file = OpenFile::new(Node::Stream(HostFd::Owned(fd)), flags);
+        file.host_nonblocking = true;
+        file
+    }
+
+    /// An epoll instance.
+    pub fn epoll(epoll: crate::epoll::Epoll) -> OpenFile {
+        OpenFile::new(Node::Epoll(epoll), 0)
+    }
+
+    /// The epoll instance it is, if it is one.
+    pub fn as_epoll(&self) -> Option<&crate::epoll::Epoll> {
+        match &self.node {
+            Node::Epoll(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether the guest's calls on it wait (it is a blocking stream): then an EAGAIN from
+    /// the host, which another reader took the data from first, means wait again.
+    pub fn waits(&self) -> bool {
+        self.flags() & fdflags::NONBLOCK == 0 && self.may_block()
     }
 
     /// Whether a read or write here can wait indefinitely: pipes, sockets and terminals can;
@@ -262,6 +295,7 @@ impl OpenFile {
             Node::File(f) => Some(f.as_fd()),
             Node::Dir(d) => Some(d.dir.as_fd()),
             Node::Stream(s) => Some(s.as_fd()),
+            Node::Epoll(e) => Some(e.as_fd()),
             Node::Device(_) | Node::DevDir => None,
         }
     }
@@ -270,6 +304,7 @@ impl OpenFile {
     pub fn pollable_fd(&self) -> Option<BorrowedFd<'_>> {
         match &self.node {
             Node::Stream(s) => Some(s.as_fd()),
+            Node::Epoll(e) => Some(e.as_fd()),
             _ => None,
         }
     }
@@ -292,6 +327,7 @@ impl OpenFile {
             }
             Node::Dir(_) | Node::DevDir => Filetype::Directory,
             Node::Device(_) => Filetype::CharacterDevice,
+            Node::Epoll(_) => Filetype::Unknown,
         })
     }
 
@@ -396,7 +432,7 @@ impl OpenFile {
                 Ok(rustix::fs::seek(f, pos)?)
             }
             Node::Device(_) => Ok(0),
-            Node::Stream(_) => Err(Errno::Spipe),
+            Node::Stream(_) | Node::Epoll(_) => Err(Errno::Spipe),
             Node::Dir(_) | Node::DevDir => Err(Errno::Isdir),
         }
     }
@@ -411,7 +447,10 @@ impl OpenFile {
         if let Some(fd) = self.host_fd() {
             let mut host = rustix::fs::fcntl_getfl(fd)?;
             host.set(OFlags::APPEND, flags & fdflags::APPEND != 0);
-            host.set(OFlags::NONBLOCK, flags & fdflags::NONBLOCK != 0);
+            host.set(
+                OFlags::NONBLOCK,
+                self.host_nonblocking || flags & fdflags::NONBLOCK != 0,
+            );
             rustix::fs::fcntl_setfl(fd, host)?;
         }
         self.flags.store(flags, Ordering::Relaxed);

@@ -258,6 +258,7 @@ fn describe_node(file: &OpenFile, rights_base: u64, read_out: &mut ReadOut) -> r
                 .to_owned(),
         ),
         Node::DevDir => record::Node::DevDir,
+        Node::Epoll(_) => lost("an epoll instance"),
     }
 }
 
