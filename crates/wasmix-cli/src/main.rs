@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wasmix_runtime::net::policy::NetPolicy;
 use wasmix_runtime::{
     CacheSetting, JournalConfig, RunError, RunningProcess, Runtime, RuntimeConfig, Signal,
     SyncPolicy, Trigger, STOPPED_AFTER_SNAPSHOT,
@@ -102,6 +103,17 @@ struct RunArgs {
     /// Give the guest a listening TCP socket as a preopened descriptor.
     #[arg(long = "tcplisten", value_name = "ADDR:PORT")]
     listen: Vec<String>,
+
+    /// Let the guest use the network as a native program would (default: no network).
+    #[arg(long, conflicts_with = "net_allow")]
+    net: bool,
+
+    /// Let the guest reach only what these rules cover: connect=HOST:PORTS, bind=HOST:PORTS,
+    /// resolve=NAME (comma-separated, repeatable; HOST is *, localhost, an address, a
+    /// network ADDR/BITS or a name; PORTS is *, N or N-M). Refused operations answer
+    /// ECONNREFUSED (connect) or EACCES (bind, send, resolve).
+    #[arg(long = "net-allow", value_name = "RULES")]
+    net_allow: Vec<String>,
 
     /// Where to cache compiled modules (default: $WASMIX_CACHE_DIR or ~/.cache/wasmix).
     #[arg(long, value_name = "DIR", conflicts_with = "no_cache")]
@@ -377,7 +389,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
             "--max-processes and --max-threads must be at least 1 (the program itself)",
         ));
     }
+    let network = if args.net {
+        NetPolicy::everything()
+    } else {
+        NetPolicy::rules(&args.net_allow).map_err(other)?
+    };
     let runtime = Runtime::new(RuntimeConfig {
+        network,
         cache,
         max_processes: args.max_processes,
         max_threads: args.max_threads,

@@ -33,6 +33,7 @@ mod forkmem;
 mod futex;
 mod interrupt;
 mod mem;
+pub mod net;
 mod passthrough;
 mod pool;
 mod program;
@@ -129,6 +130,8 @@ pub struct RuntimeConfig {
     /// (by default it ends; a handler may save its work), a second of CPU later it is killed
     /// — as `RLIMIT_CPU` works. Checked every 50 ms.
     pub max_cpu_time: Option<std::time::Duration>,
+    /// What network guests may reach (none by default; see [`net::policy`]).
+    pub network: net::policy::NetPolicy,
 }
 
 /// Puts the calling thread ahead of guest threads where the system allows it (it needs
@@ -157,6 +160,7 @@ impl Default for RuntimeConfig {
             max_total_memory: None,
             cpu_backoff: true,
             max_cpu_time: None,
+            network: net::policy::NetPolicy::none(),
         }
     }
 }
@@ -214,6 +218,8 @@ struct RuntimeInner {
     cpu_backoff: bool,
     /// The CPU time limit's accounting, if there is a limit.
     cpu: Option<Arc<cpu::CpuWatch>>,
+    /// What network guests may reach.
+    network: net::policy::NetPolicy,
 }
 
 impl Runtime {
@@ -272,6 +278,7 @@ impl Runtime {
                 budget: config.max_total_memory.map(budget::MemoryBudget::new),
                 cpu_backoff: config.cpu_backoff,
                 cpu,
+                network: config.network,
             }),
         })
     }
@@ -295,6 +302,11 @@ impl Runtime {
     /// Whether idle pollers are slowed down.
     pub(crate) fn cpu_backoff(&self) -> bool {
         self.inner.cpu_backoff
+    }
+
+    /// What network guests may reach.
+    pub(crate) fn network(&self) -> &net::policy::NetPolicy {
+        &self.inner.network
     }
 
     /// Most linear memory per process, in bytes.

@@ -39,12 +39,16 @@ pub(crate) const BLOCKING_CALLS: [&str; 8] = [
 ];
 
 /// WASIX-only calls that block or take a snapshot.
-pub(crate) const WASIX_BLOCKING_CALLS: [&str; 5] = [
+pub(crate) const WASIX_BLOCKING_CALLS: [&str; 9] = [
     "thread_sleep",
     "thread_join",
     "futex_wait",
     "proc_join",
     "proc_snapshot",
+    "sock_accept_v2",
+    "sock_recv_from",
+    "sock_send_to",
+    "epoll_wait",
 ];
 
 /// Calls that do not block but before which a snapshot trigger fires (`first-environ`,

@@ -100,28 +100,36 @@ fn transfer(
         // wants the thread): the read runs after the snapshot, or after a restore of it.
         return Err(Errno::Intr);
     }
-    if offset.is_none() {
-        crate::blocking::ready(cx.host, &file, dir == Direction::Write)?;
-    }
-    let n = match dir {
-        Direction::Read => {
-            let mut r = read_into(&file, &mut cx.mem, iovs, count, offset);
-            if r == Err(Errno::Again) {
-                // A non-blocking read that finds nothing: a busy poller's, past the backoff's
-                // cool-off, waits for the descriptor a while, then tries once more.
-                if let (Some(wait), Some(fd)) =
-                    (crate::blocking::idle_poll(cx.host), file.pollable_fd())
-                {
-                    crate::blocking::wait_fds(cx.host, &[(fd, false)], Some(wait))?;
-                    r = read_into(&file, &mut cx.mem, iovs, count, offset);
-                }
-                crate::blocking::polled(cx.host, r.is_ok());
-            } else if r.is_ok() && cx.host.idle_poll_at.is_some() {
-                crate::blocking::polled(cx.host, true);
-            }
-            r?
+    let n = loop {
+        if offset.is_none() {
+            crate::blocking::ready(cx.host, &file, dir == Direction::Write)?;
         }
-        Direction::Write => write_from(cx.host, &file, &cx.mem, iovs, count, offset)?,
+        let n = match dir {
+            Direction::Read => {
+                let mut r = read_into(&file, &mut cx.mem, iovs, count, offset);
+                if r == Err(Errno::Again) {
+                    // A non-blocking read that finds nothing: a busy poller's, past the backoff's
+                    // cool-off, waits for the descriptor a while, then tries once more.
+                    if let (Some(wait), Some(fd)) =
+                        (crate::blocking::idle_poll(cx.host), file.pollable_fd())
+                    {
+                        crate::blocking::wait_fds(cx.host, &[(fd, false)], Some(wait))?;
+                        r = read_into(&file, &mut cx.mem, iovs, count, offset);
+                    }
+                    crate::blocking::polled(cx.host, r.is_ok());
+                } else if r.is_ok() && cx.host.idle_poll_at.is_some() {
+                    crate::blocking::polled(cx.host, true);
+                }
+                r
+            }
+            Direction::Write => write_from(cx.host, &file, &cx.mem, iovs, count, offset),
+        };
+        // A socket wasmix opened stays non-blocking on the host: for a blocking guest, EAGAIN
+        // means another reader (or writer) was first, so wait again.
+        match n {
+            Err(Errno::Again) if offset.is_none() && file.waits() => continue,
+            n => break n?,
+        }
     };
     done.set(&mut cx.mem, n as u32);
     Ok(())

@@ -27,6 +27,7 @@ use crate::stack::Resumption;
 mod args;
 mod clock;
 mod command;
+mod epoll;
 mod exec;
 mod fd;
 mod fdx;
@@ -335,6 +336,8 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String
         sock::add(&mut calls, abi)?;
     }
     fdx::add(&mut calls)?;
+    sock::add_wasix(&mut calls)?;
+    epoll::add(&mut calls)?;
     threads::add(&mut calls)?;
     proc::add_wasix(&mut calls)?;
     signal::add_wasix(&mut calls)?;
