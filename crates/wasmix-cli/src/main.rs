@@ -493,10 +493,6 @@ fn parse_trigger(s: &str) -> Result<Trigger, String> {
         .find(|(name, _)| *name == s)
         .map(|(_, t)| *t)
         .ok_or_else(|| {
-            if s == "first-listen" {
-                return "`first-listen` needs WASIX sockets, which this wasmix does not have yet"
-                    .to_owned();
-            }
             let names: Vec<&str> = TRIGGERS.iter().map(|(n, _)| *n).collect();
             format!(
                 "`{s}` is not a snapshot trigger this wasmix takes ({})",
@@ -506,9 +502,10 @@ fn parse_trigger(s: &str) -> Result<Trigger, String> {
 }
 
 /// The triggers `--snapshot-on` takes, by name.
-const TRIGGERS: [(&str, Trigger); 12] = [
+const TRIGGERS: [(&str, Trigger); 13] = [
     ("explicit", Trigger::Explicit),
     ("first-stdin", Trigger::FirstStdin),
+    ("first-listen", Trigger::FirstListen),
     ("bootstrap", Trigger::Bootstrap),
     ("first-environ", Trigger::FirstEnviron),
     ("non-deterministic", Trigger::NonDeterministicCall),

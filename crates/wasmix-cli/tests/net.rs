@@ -242,3 +242,63 @@ fn a_pre_forked_pool_shares_one_listener() {
     assert_eq!(workers.len(), 4, "{workers:?}");
     assert_eq!(server.finish(), "pool done\n");
 }
+
+/// `first-listen`: the snapshot is taken just before the first listen; a restore binds the
+/// socket to the same address again, listens and serves at once.
+#[test]
+fn a_first_listen_snapshot_restores_to_a_listening_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let g = guest("net.wasm");
+    let r = run(&[
+        "run",
+        "--net",
+        "--journal",
+        j,
+        "--snapshot-on",
+        "first-listen",
+        "--stop-after-snapshot",
+        path_str(&g),
+        "tcp-server",
+    ]);
+    assert_eq!(r.code, 75, "stopped after the snapshot: {}", r.stderr);
+    assert_eq!(r.stdout, "", "nothing printed before the listen");
+    let mut server = Server::start(&["--net", "--journal", j], &["tcp-server"]);
+    let mut c = connect(server.port);
+    c.write_all(b"after restore\n").unwrap();
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut back = String::new();
+    c.read_to_string(&mut back).unwrap();
+    assert_eq!(back, "after restore\n");
+    assert_eq!(server.line(), "peer [127, 0, 0, 1]\n");
+    assert_eq!(server.finish(), "server done\n");
+}
+
+/// A connection open at a snapshot cannot follow the process: after a restore it reads as
+/// reset by its peer (ECONNRESET, 15).
+#[test]
+fn a_connection_open_at_a_snapshot_reads_as_reset_after_a_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let j = path_str(&journal);
+    let flags = ["--net", "--journal", j, "--stop-after-snapshot"];
+    let server = Server::start(&flags, &["snapshot-conn"]);
+    let mut c = connect(server.port);
+    c.write_all(b"one\n").unwrap();
+    let mut back = [0u8; 4];
+    c.read_exact(&mut back).unwrap();
+    let Server { mut child, .. } = server;
+    assert_eq!(child.wait().unwrap().code(), Some(75));
+    drop(c);
+    let r = run(&[
+        "run",
+        "--net",
+        "--journal",
+        j,
+        path_str(&guest("net.wasm")),
+        "snapshot-conn",
+    ]);
+    r.success();
+    assert_eq!(r.stdout, "after the snapshot: read errno 15\n");
+}

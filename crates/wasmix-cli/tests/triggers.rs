@@ -262,8 +262,7 @@ fn idle_snapshots_once_per_quiet_spell() {
     );
 }
 
-/// Trigger names are checked: an unknown one is named with the list; `first-listen` says
-/// what it is waiting for.
+/// Trigger names are checked: an unknown one is named with the list.
 #[test]
 fn an_unknown_trigger_is_named() {
     let g = guest("triggers.wasm");
@@ -282,14 +281,5 @@ fn an_unknown_trigger_is_named() {
         r.stderr
     );
     assert!(r.stderr.contains("non-deterministic"), "{}", r.stderr);
-    let r = run(&[
-        "run",
-        "--journal",
-        "/nonexistent/j",
-        "--snapshot-on",
-        "first-listen",
-        path_str(&g),
-    ]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("sockets"), "{}", r.stderr);
+    assert!(r.stderr.contains("first-listen"), "{}", r.stderr);
 }

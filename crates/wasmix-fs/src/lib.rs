@@ -18,6 +18,7 @@ mod errno;
 mod fs;
 mod node;
 mod snapshot;
+mod socket;
 mod table;
 
 pub use errno::{Errno, FsResult};

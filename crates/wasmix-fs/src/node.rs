@@ -221,6 +221,11 @@ impl OpenFile {
         file
     }
 
+    /// Whether it is a socket wasmix opened or accepted for the guest.
+    pub fn opened_socket(&self) -> bool {
+        self.host_nonblocking
+    }
+
     /// An epoll instance.
     pub fn epoll(epoll: crate::epoll::Epoll) -> OpenFile {
         OpenFile::new(Node::Epoll(epoll), 0)

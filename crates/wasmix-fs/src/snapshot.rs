@@ -96,7 +96,13 @@ impl FileSystem {
     /// The table `files` records, rebuilt over `base` — a file system made for this run with
     /// the same mounts (its stdio and preopens are what the record's stdio and preopens
     /// become).
-    pub fn restore(base: &FileSystem, files: &record::Files) -> Result<FileSystem, RestoreError> {
+    /// Sockets come back bound where they were (listening again if they listened) where
+    /// `may_bind` allows the address, else closed; connected ones come back reset.
+    pub fn restore(
+        base: &FileSystem,
+        files: &record::Files,
+        may_bind: &dyn Fn(std::net::SocketAddr) -> bool,
+    ) -> Result<FileSystem, RestoreError> {
         let restored = FileSystem::empty(base);
         let base_table = base.table();
         let mut by_fd: HashMap<u32, Arc<OpenFile>> = HashMap::new();
@@ -141,7 +147,8 @@ impl FileSystem {
                     None => continue,
                 }
             } else {
-                let Some(file) = restore_node(&base_table, &mut pipes, &mut duplexes, f)? else {
+                let Some(file) = restore_node(&base_table, &mut pipes, &mut duplexes, may_bind, f)?
+                else {
                     continue;
                 };
                 // APPEND and NONBLOCK as the guest last set them.
@@ -211,6 +218,9 @@ fn describe_node(file: &OpenFile, rights_base: u64, read_out: &mut ReadOut) -> r
                 Ok(n) if n <= 2 => record::Node::Stdio(n),
                 _ => lost("an inherited host descriptor"),
             }
+        }
+        Node::Stream(HostFd::Owned(fd)) if file.opened_socket() => {
+            crate::socket::describe(fd).unwrap_or_else(|| lost("a socket"))
         }
         Node::Stream(HostFd::Owned(fd)) => {
             let Ok(st) = rustix::fs::fstat(fd) else {
@@ -313,9 +323,15 @@ fn restore_node(
     base: &crate::table::FdTable,
     pipes: &mut HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)>,
     duplexes: &mut HashMap<u64, Duplex>,
+    may_bind: &dyn Fn(std::net::SocketAddr) -> bool,
     f: &record::Fd,
 ) -> Result<Option<Arc<OpenFile>>, RestoreError> {
     let node = match &f.node {
+        record::Node::Socket { .. } => {
+            let made = crate::socket::restore(&f.node, may_bind)
+                .map_err(|errno| RestoreError::Host { fd: f.fd, errno })?;
+            return Ok(made.map(|fd| Arc::new(OpenFile::socket(fd, f.flags))));
+        }
         record::Node::DuplexPipe { id, first, .. } => {
             let Some(pipe) = duplexes.get_mut(id) else {
                 return Ok(None);

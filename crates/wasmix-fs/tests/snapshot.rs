@@ -85,7 +85,7 @@ fn a_table_is_rebuilt_as_it_was() {
         "the live pipe keeps its bytes"
     );
 
-    let restored = FileSystem::restore(&mounted(tmp.path()), &record).unwrap();
+    let restored = FileSystem::restore(&mounted(tmp.path()), &record, &|_| true).unwrap();
     assert_eq!(restored.cwd(), "/data/sub");
     let mut buf = [0u8; 5];
     assert_eq!(restored.read(dup, &mut buf), Ok(5), "dup shares the offset");
@@ -140,7 +140,7 @@ fn a_two_way_pipe_is_rebuilt_with_what_waits_at_each_end() {
         "the live pipe keeps its bytes"
     );
 
-    let restored = FileSystem::restore(&mounted(tmp.path()), &record).unwrap();
+    let restored = FileSystem::restore(&mounted(tmp.path()), &record, &|_| true).unwrap();
     assert_eq!(restored.read(a, &mut buf), Ok(4));
     assert_eq!(&buf[..4], b"to a");
     assert_eq!(restored.read(b, &mut buf), Ok(11));
@@ -171,7 +171,7 @@ fn a_missing_file_or_mount_is_named() {
         .unwrap();
     let record = fs.describe();
     std::fs::remove_file(tmp.path().join("gone.txt")).unwrap();
-    let Err(e) = FileSystem::restore(&mounted(tmp.path()), &record) else {
+    let Err(e) = FileSystem::restore(&mounted(tmp.path()), &record, &|_| true) else {
         panic!("restored without the file")
     };
     assert!(
@@ -185,7 +185,7 @@ fn a_missing_file_or_mount_is_named() {
         .mount(elsewhere.path(), "/other")
         .unwrap()
         .build();
-    let Err(e) = FileSystem::restore(&other, &record) else {
+    let Err(e) = FileSystem::restore(&other, &record, &|_| true) else {
         panic!("restored without the mount")
     };
     assert!(

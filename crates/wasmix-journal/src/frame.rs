@@ -75,8 +75,9 @@ impl Kind {
     pub fn version(self) -> u16 {
         match self {
             // 2: a descriptor can be one end of a two-way pipe (`record::Node::DuplexPipe`);
-            // version 1 records read the same, and a reader of 1 refuses 2 by name.
-            Kind::Files => 2,
+            // 3: a socket (`record::Node::Socket`). Older records read the same, and a
+            // reader of an older version refuses a newer one by name.
+            Kind::Files => 3,
             _ => 1,
         }
     }

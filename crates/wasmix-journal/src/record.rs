@@ -220,6 +220,57 @@ pub enum Node {
         /// Bytes written at the other end, waiting to be read at this one.
         buffered: Vec<u8>,
     },
+    /// A socket the guest opened or accepted. Restored bound to `local` again (and
+    /// listening again if it was) when it was not connected; a connected one comes back
+    /// reset (its peer is gone), so it reads ECONNRESET.
+    Socket {
+        /// A stream (TCP) socket rather than a datagram one.
+        stream: bool,
+        /// IPv6 rather than IPv4.
+        v6: bool,
+        /// The address it was bound to, if any.
+        local: Option<SocketAddress>,
+        /// Whether it was listening.
+        listening: bool,
+        /// Whether it was connected to a peer.
+        connected: bool,
+    },
+}
+
+/// A socket's address (an IPv6 one's scope too, which a plain `SocketAddr` loses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SocketAddress {
+    /// The address.
+    pub ip: std::net::IpAddr,
+    /// The port.
+    pub port: u16,
+    /// The IPv6 scope id (0 for IPv4).
+    pub scope_id: u32,
+}
+
+impl From<std::net::SocketAddr> for SocketAddress {
+    fn from(a: std::net::SocketAddr) -> SocketAddress {
+        let scope_id = match a {
+            std::net::SocketAddr::V6(v6) => v6.scope_id(),
+            std::net::SocketAddr::V4(_) => 0,
+        };
+        SocketAddress {
+            ip: a.ip(),
+            port: a.port(),
+            scope_id,
+        }
+    }
+}
+
+impl From<SocketAddress> for std::net::SocketAddr {
+    fn from(a: SocketAddress) -> std::net::SocketAddr {
+        match a.ip {
+            std::net::IpAddr::V6(ip) => {
+                std::net::SocketAddrV6::new(ip, a.port, 0, a.scope_id).into()
+            }
+            v4 => std::net::SocketAddr::new(v4, a.port),
+        }
+    }
 }
 
 /// One descriptor.
@@ -374,6 +425,17 @@ mod tests {
                     buffered,
                 }
             }),
+            (
+                any::<[bool; 4]>(),
+                proptest::option::of(any::<std::net::SocketAddr>())
+            )
+                .prop_map(|([stream, v6, listening, connected], local)| Node::Socket {
+                    stream,
+                    v6,
+                    local: local.map(SocketAddress::from),
+                    listening,
+                    connected,
+                }),
         ]
     }
 

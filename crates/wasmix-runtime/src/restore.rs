@@ -14,6 +14,7 @@ use crate::error::RunError;
 use crate::host::{memory_region, GuestMemory, Host, Image, Journaling, ProcessCtx};
 use crate::interrupt::Interrupt;
 use crate::launch::{Launch, Resume, Start};
+use crate::net::policy::NetOp;
 use crate::program::Program;
 use crate::signals;
 use crate::snapshot::signals_of;
@@ -76,7 +77,20 @@ pub(crate) fn restore(
         .control()
         .spawn_as(proc_rec.pid, None, program.hash())
         .map_err(|e| setup(format!("pid {}: {e}", proc_rec.pid)))?;
-    let fs = FileSystem::restore(this_run.fs, files).map_err(setup)?;
+    // A socket bound before comes back bound where this run's network policy allows it.
+    let policy = runtime.network();
+    let may_bind = |at| {
+        let allowed = policy.check(NetOp::Bind, at).is_some();
+        if !allowed {
+            tracing::warn!(
+                target: "wasmix::net",
+                "a socket bound to {at} comes back closed: this run's network policy does not \
+                 allow the bind (--net, or --net-allow bind=HOST:PORT)"
+            );
+        }
+        allowed
+    };
+    let fs = FileSystem::restore(this_run.fs, files, &may_bind).map_err(setup)?;
     let env = if snap.begin.trigger == crate::snapshot::trigger_name(Trigger::FirstEnviron) {
         this_run.env
     } else {

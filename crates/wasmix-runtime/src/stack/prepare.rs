@@ -39,7 +39,7 @@ pub(crate) const BLOCKING_CALLS: [&str; 8] = [
 ];
 
 /// WASIX-only calls that block or take a snapshot.
-pub(crate) const WASIX_BLOCKING_CALLS: [&str; 9] = [
+pub(crate) const WASIX_BLOCKING_CALLS: [&str; 10] = [
     "thread_sleep",
     "thread_join",
     "futex_wait",
@@ -49,6 +49,7 @@ pub(crate) const WASIX_BLOCKING_CALLS: [&str; 9] = [
     "sock_recv_from",
     "sock_send_to",
     "epoll_wait",
+    "sock_listen",
 ];
 
 /// Calls that do not block but before which a snapshot trigger fires (`first-environ`,

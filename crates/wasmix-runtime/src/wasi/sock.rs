@@ -331,6 +331,11 @@ fn sock_bind(cx: &mut Call<'_>, fd: u32, at: u32) -> Result<(), Errno> {
 
 fn sock_listen(cx: &mut Call<'_>, fd: u32, backlog: u32) -> Result<(), Errno> {
     let sock = socket(cx.host.fs(), fd, rights::SOCK_LISTEN)?;
+    // `first-listen`: captured just before, so a restore listens at once (the bound socket
+    // is bound again) and serves.
+    if super::snapshot_at(cx, &[wasmix_process::Trigger::FirstListen]) {
+        return Err(Errno::Intr);
+    }
     // Listening on an unbound socket binds it to an ephemeral port: the policy rules on that.
     if let SockAddr::Ip(local) = from_host(rustix::net::getsockname(sock.host()?).ok()) {
         if local.port() == 0 {

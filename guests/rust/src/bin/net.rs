@@ -355,6 +355,20 @@ fn main() {
             }
             println!("pool done");
         }
+        "snapshot-conn" => {
+            // Echoes one read, takes a snapshot, then reads again: a restored process finds
+            // its connection reset.
+            let l = listener();
+            let (conn, _) = accept(l, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
+            let mut buf = [0u8; 64];
+            let n = proc::read_fd(conn, &mut buf).unwrap_or_else(|e| fail(&format!("read: {e:?}")));
+            write_all(conn, &buf[..n]);
+            let _ = unsafe { wasmix_guests::wasix::proc_snapshot() };
+            match proc::read_fd(conn, &mut buf) {
+                Ok(n) => println!("after the snapshot: read {n} bytes"),
+                Err(e) => println!("after the snapshot: read errno {}", e.raw()),
+            }
+        }
         _ => fail("unknown scenario"),
     }
 }
