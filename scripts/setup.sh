@@ -3,7 +3,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 libc++abi-16-dev-wasm32 binaryen hyperfine curl; do
+for pkg in clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 libc++abi-16-dev-wasm32 binaryen hyperfine curl wrk; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

@@ -210,7 +210,7 @@ fn an_http_guest_serves_a_file_to_curl() {
     let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     std::fs::write(dir.path().join("blob"), &body).unwrap();
     let mount = format!("{}::/srv", path_str(dir.path()));
-    let server = Server::start(&["--net", "--dir", &mount], &["http", "blob", "2"]);
+    let server = Server::start(&["--net", "--dir", &mount], &["http", "/srv/blob", "2"]);
     let url = format!("http://127.0.0.1:{}/blob", server.port);
     for _ in 0..2 {
         let out = std::process::Command::new("curl")
