@@ -302,3 +302,25 @@ fn a_connection_open_at_a_snapshot_reads_as_reset_after_a_restore() {
     r.success();
     assert_eq!(r.stdout, "after the snapshot: read errno 15\n");
 }
+
+/// Socket options set and read back (keep-alive, no-delay, buffer size, linger, the type);
+/// a receive timeout ends a blocked read with EAGAIN (6); poll_oneoff sees a socket
+/// become readable.
+#[test]
+fn socket_options_timeouts_and_poll_oneoff() {
+    // The receive-timeout socket binds an ephemeral port on loopback: that rule allows it.
+    let r = run(&[
+        "run",
+        "--net-allow",
+        "bind=localhost:0",
+        path_str(&guest("net.wasm")),
+        "options",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "keepalive 1 nodelay 1 rcvbuf>=65536 true linger 3s type 1/2 listening 0\n\
+         recv with a 50 ms timeout: errno 6 after >= 50 ms: true\n\
+         poll_oneoff on a socket: readable before false, after a write true\n"
+    );
+}

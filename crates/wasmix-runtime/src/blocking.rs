@@ -15,6 +15,7 @@ use crate::host::Host;
 
 /// For a blocking stream, waits until `file` is readable (or writable); returns EINTR when a
 /// signal or kill needs the thread. Files, devices and non-blocking descriptors return at once.
+/// A socket's receive (or send) timeout bounds the wait: past it, EAGAIN, as on Linux.
 pub(crate) fn ready(host: &Host, file: &OpenFile, write: bool) -> Result<(), Errno> {
     let Node::Stream(stream) = file.node() else {
         return Ok(());
@@ -22,7 +23,23 @@ pub(crate) fn ready(host: &Host, file: &OpenFile, write: bool) -> Result<(), Err
     if file.flags() & fdflags::NONBLOCK != 0 || !file.may_block() {
         return Ok(());
     }
-    wait_fds(host, &[(stream.as_fd(), write)], None).map(drop)
+    let timeout = if file.opened_socket() {
+        let id = if write {
+            rustix::net::sockopt::Timeout::Send
+        } else {
+            rustix::net::sockopt::Timeout::Recv
+        };
+        rustix::net::sockopt::socket_timeout(stream.as_fd(), id)
+            .ok()
+            .flatten()
+    } else {
+        None
+    };
+    let revents = wait_fds(host, &[(stream.as_fd(), write)], timeout)?;
+    if revents.iter().all(|r| r.is_empty()) {
+        return Err(Errno::Again);
+    }
+    Ok(())
 }
 
 /// Polls `fds` (each for reading, or writing when its flag is set) plus the thread's

@@ -33,7 +33,11 @@ mod x {
         pub fn sock_send_to(fd: i32, iovs: i32, n: i32, flags: i32, addr: i32, ret: i32) -> i32;
         pub fn sock_send_file(out: i32, input: i32, offset: i64, count: i64, ret: i32) -> i32;
         pub fn sock_set_opt_flag(fd: i32, opt: i32, flag: i32) -> i32;
+        pub fn sock_get_opt_flag(fd: i32, opt: i32, ret: i32) -> i32;
+        pub fn sock_set_opt_size(fd: i32, opt: i32, size: i64) -> i32;
         pub fn sock_get_opt_size(fd: i32, opt: i32, ret: i32) -> i32;
+        pub fn sock_set_opt_time(fd: i32, opt: i32, time: i32) -> i32;
+        pub fn sock_get_opt_time(fd: i32, opt: i32, ret: i32) -> i32;
         pub fn resolve(host: i32, len: i32, port: i32, addrs: i32, n: i32, ret: i32) -> i32;
         pub fn epoll_create(ret: i32) -> i32;
         pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, event: i32) -> i32;
@@ -242,19 +246,23 @@ fn main() {
                         check(data2 == u64::from(fd) << 32 | 0xabcd, "event data comes back");
                         if fd == l {
                             while let Ok((c, _)) = accept(l, NONBLOCK) {
-                                add(c, 1 | 4);
+                                // Edge-triggered: each wake-up reads until EAGAIN.
+                                add(c, 1 | 4 | 64);
                             }
                             continue;
                         }
-                        match proc::read_fd(fd, &mut buf) {
-                            Ok(0) => {
-                                let _ = x::epoll_ctl(ep as i32, 2, fd as i32, 0);
-                                proc::close(fd);
-                                served += 1;
+                        loop {
+                            match proc::read_fd(fd, &mut buf) {
+                                Ok(0) => {
+                                    let _ = x::epoll_ctl(ep as i32, 2, fd as i32, 0);
+                                    proc::close(fd);
+                                    served += 1;
+                                    break;
+                                }
+                                Ok(k) => write_all(fd, &buf[..k]),
+                                Err(e) if e.raw() as i32 == EAGAIN => break,
+                                Err(e) => fail(&format!("read: {e:?}")),
                             }
-                            Ok(k) => write_all(fd, &buf[..k]),
-                            Err(e) if e.raw() as i32 == EAGAIN => {}
-                            Err(e) => fail(&format!("read: {e:?}")),
                         }
                     }
                 }
@@ -362,6 +370,86 @@ fn main() {
                 check(e == 0, "join");
             }
             println!("pool done");
+        }
+        "options" => {
+            // Options set and read back; a receive timeout; poll_oneoff on a socket.
+            let t = socket(STREAM);
+            let u = socket(DGRAM);
+            let flag = |fd: u32, opt: i32| {
+                let mut v = 9u8;
+                errno("get flag", unsafe { x::sock_get_opt_flag(fd as i32, opt, &mut v as *mut u8 as i32) });
+                v
+            };
+            let size = |fd: u32, opt: i32| {
+                let mut v = 0u64;
+                errno("get size", unsafe { x::sock_get_opt_size(fd as i32, opt, &mut v as *mut u64 as i32) });
+                v
+            };
+            unsafe {
+                errno("keepalive", x::sock_set_opt_flag(t as i32, 12, 1));
+                errno("nodelay", x::sock_set_opt_flag(t as i32, 3, 1));
+                errno("rcvbuf", x::sock_set_opt_size(t as i32, 15, 65536));
+            }
+            // A linger of 3 s, and a 50 ms receive timeout (option_timestamp: tag, then ns at 8).
+            let mut ts = [0u8; 16];
+            ts[0] = 1;
+            ts[8..16].copy_from_slice(&3_000_000_000u64.to_le_bytes());
+            errno("linger", unsafe { x::sock_set_opt_time(t as i32, 13, ts.as_ptr() as i32) });
+            let mut back = [0u8; 16];
+            errno("get linger", unsafe { x::sock_get_opt_time(t as i32, 13, back.as_mut_ptr() as i32) });
+            ts[8..16].copy_from_slice(&50_000_000u64.to_le_bytes());
+            errno("rcvtimeo", unsafe { x::sock_set_opt_time(u as i32, 19, ts.as_ptr() as i32) });
+            println!(
+                "keepalive {} nodelay {} rcvbuf>=65536 {} linger {}s type {}/{} listening {}",
+                flag(t, 12),
+                flag(t, 3),
+                size(t, 15) >= 65536,
+                u64::from_le_bytes(back[8..16].try_into().unwrap()) / 1_000_000_000,
+                size(t, 25),
+                size(u, 25),
+                flag(t, 10)
+            );
+            errno("bind", unsafe { x::sock_bind(u as i32, Addr::v4([127, 0, 0, 1], 0).ptr()) });
+            let t0 = proc::now_ns();
+            let mut buf = [0u8; 8];
+            let r = proc::read_fd(u, &mut buf);
+            let waited_ms = (proc::now_ns() - t0) / 1_000_000;
+            println!(
+                "recv with a 50 ms timeout: errno {} after >= 50 ms: {}",
+                r.err().map_or(0, |e| e.raw()),
+                waited_ms >= 45
+            );
+            // poll_oneoff: a socket pair end is not readable, then is.
+            let (mut a, mut b) = (0u32, 0u32);
+            errno("sock_pair", unsafe {
+                x::sock_pair(3, STREAM, 0, &mut a as *mut u32 as i32, &mut b as *mut u32 as i32)
+            });
+            let readable = |fd: u32| {
+                let subs = [
+                    wasi::Subscription {
+                        userdata: 1,
+                        u: wasi::SubscriptionU {
+                            tag: wasi::EVENTTYPE_FD_READ.raw(),
+                            u: wasi::SubscriptionUU { fd_read: wasi::SubscriptionFdReadwrite { file_descriptor: fd } },
+                        },
+                    },
+                    wasi::Subscription {
+                        userdata: 2,
+                        u: wasi::SubscriptionU {
+                            tag: wasi::EVENTTYPE_CLOCK.raw(),
+                            u: wasi::SubscriptionUU {
+                                clock: wasi::SubscriptionClock { id: wasi::CLOCKID_MONOTONIC, timeout: 20_000_000, precision: 0, flags: 0 },
+                            },
+                        },
+                    },
+                ];
+                let mut events: [wasi::Event; 2] = unsafe { std::mem::zeroed() };
+                let n = unsafe { wasi::poll_oneoff(subs.as_ptr(), events.as_mut_ptr(), 2) }.unwrap_or(0);
+                events[..n].iter().any(|e| e.userdata == 1)
+            };
+            let before = readable(b);
+            write_all(a, b"x");
+            println!("poll_oneoff on a socket: readable before {before}, after a write {}", readable(b));
         }
         "snapshot-conn" => {
             // Echoes one read, takes a snapshot, then reads again: a restored process finds
