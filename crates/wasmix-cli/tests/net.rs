@@ -324,3 +324,32 @@ fn socket_options_timeouts_and_poll_oneoff() {
          poll_oneoff on a socket: readable before false, after a write true\n"
     );
 }
+
+/// A unix socket bound to a path inside a mount: the socket file appears there, a client
+/// connects to it by the same guest path; a path outside every mount is ENOENT (44); a
+/// symlink in the mount to a host socket outside it is refused (ECONNREFUSED, 14).
+#[test]
+fn unix_sockets_live_inside_the_mounts() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let host_socket = outside.path().join("host.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&host_socket).unwrap();
+    std::os::unix::fs::symlink(&host_socket, dir.path().join("link.sock")).unwrap();
+    let mount = format!("{}::/run", path_str(dir.path()));
+    let r = run(&[
+        "run",
+        "--dir",
+        &mount,
+        path_str(&guest("net.wasm")),
+        "unix",
+        "/run/app.sock",
+        "/run/link.sock",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "over a unix socket\nbind outside the mounts: errno 44\nconnect through a symlink: errno 14\n"
+    );
+    let made = std::fs::symlink_metadata(dir.path().join("app.sock")).unwrap();
+    assert!(std::os::unix::fs::FileTypeExt::is_socket(&made.file_type()));
+}

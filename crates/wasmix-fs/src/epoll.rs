@@ -7,6 +7,7 @@
 //! everywhere; here a registration holds the description weakly and is dropped (its
 //! duplicate closed) once the description is gone, before every wait and change.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -14,7 +15,9 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use rustix::event::epoll;
 
 use crate::errno::{Errno, FsResult};
-use crate::node::OpenFile;
+
+/// What a registration holds its file description by: weakly, to see it closed.
+type Description = Weak<dyn Any + Send + Sync>;
 
 /// WASIX `epoll_type` bits.
 pub mod events {
@@ -71,7 +74,7 @@ pub const DATA_LEN: usize = 24;
 struct Interest {
     /// The guest descriptor it was added under.
     fd: u32,
-    file: Weak<OpenFile>,
+    file: Description,
     /// The duplicate the host epoll watches.
     watched: OwnedFd,
     data: [u8; DATA_LEN],
@@ -127,35 +130,32 @@ impl Epoll {
         self.interest.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Applies `op` for guest descriptor `fd` (open as `file`) with WASIX `events` and the
-    /// guest's event `data`. An epoll cannot watch itself (EINVAL); a regular file or
-    /// directory cannot be watched (EPERM, as on Linux).
-    pub fn ctl(
+    /// Applies `op` for guest descriptor `fd`, open as the file description `file`, whose
+    /// host descriptor to watch is `target` (`None`: it cannot be watched, as a regular
+    /// file or directory cannot on Linux: EPERM), with WASIX `events` and the guest's event
+    /// `data`. The caller refuses an epoll watching itself (EINVAL).
+    pub fn ctl<T: Send + Sync + 'static>(
         &self,
         op: Ctl,
         fd: u32,
-        file: &Arc<OpenFile>,
+        file: &Arc<T>,
+        target: Option<BorrowedFd<'_>>,
         events: u32,
         data: [u8; DATA_LEN],
     ) -> FsResult<()> {
-        if std::ptr::eq(
-            file.as_epoll().map_or(std::ptr::null(), |e| e as *const _),
-            self,
-        ) {
-            return Err(Errno::Inval);
-        }
         let mut list = self.lock();
         list.prune();
+        let same = Arc::as_ptr(file) as *const ();
         let key = list
             .by_key
             .iter()
-            .find(|(_, i)| i.fd == fd && std::ptr::eq(i.file.as_ptr(), Arc::as_ptr(file)))
+            .find(|(_, i)| i.fd == fd && std::ptr::eq(i.file.as_ptr() as *const (), same))
             .map(|(k, _)| *k);
         match (op, key) {
             (Ctl::Add, Some(_)) => Err(Errno::Exist),
             (Ctl::Modify | Ctl::Delete, None) => Err(Errno::Noent),
             (Ctl::Add, None) => {
-                let target = file.pollable_fd().ok_or(Errno::Perm)?;
+                let target = target.ok_or(Errno::Perm)?;
                 let watched = rustix::io::fcntl_dupfd_cloexec(target, 0)?;
                 let key = list.next;
                 list.next += 1;
@@ -169,7 +169,7 @@ impl Epoll {
                     key,
                     Interest {
                         fd,
-                        file: Arc::downgrade(file),
+                        file: Arc::downgrade(file) as Description,
                         watched,
                         data,
                     },
@@ -249,12 +249,22 @@ impl Interests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::node::{HostFd, Node};
 
-    fn pipe() -> (Arc<OpenFile>, Arc<OpenFile>) {
+    /// A pipe's read and write ends, each a description of its own.
+    fn pipe() -> (Arc<OwnedFd>, Arc<OwnedFd>) {
         let (r, w) = rustix::pipe::pipe().unwrap();
-        let f = |fd| Arc::new(OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0));
-        (f(r), f(w))
+        (Arc::new(r), Arc::new(w))
+    }
+
+    fn add(
+        ep: &Epoll,
+        op: Ctl,
+        fd: u32,
+        f: &Arc<OwnedFd>,
+        ev: u32,
+        data: [u8; DATA_LEN],
+    ) -> FsResult<()> {
+        ep.ctl(op, fd, f, Some(f.as_fd()), ev, data)
     }
 
     #[test]
@@ -262,9 +272,9 @@ mod tests {
         let ep = Epoll::new().unwrap();
         let (r, w) = pipe();
         let data = [7u8; DATA_LEN];
-        ep.ctl(Ctl::Add, 3, &r, events::IN, data).unwrap();
+        add(&ep, Ctl::Add, 3, &r, events::IN, data).unwrap();
         assert!(ep.ready(8).unwrap().is_empty());
-        rustix::io::write(w.host().unwrap(), b"x").unwrap();
+        rustix::io::write(&*w, b"x").unwrap();
         for _ in 0..2 {
             assert_eq!(
                 ep.ready(8).unwrap(),
@@ -274,19 +284,26 @@ mod tests {
                 }]
             );
         }
-        assert_eq!(ep.ctl(Ctl::Add, 3, &r, events::IN, data), Err(Errno::Exist));
+        assert_eq!(
+            add(&ep, Ctl::Add, 3, &r, events::IN, data),
+            Err(Errno::Exist)
+        );
+        assert_eq!(
+            ep.ctl(Ctl::Add, 5, &r, None, events::IN, data),
+            Err(Errno::Perm)
+        );
     }
 
     #[test]
     fn edge_triggered_and_one_shot_report_once() {
         let ep = Epoll::new().unwrap();
         let (r, w) = pipe();
-        ep.ctl(Ctl::Add, 3, &r, events::IN | events::ET, [1; DATA_LEN])
-            .unwrap();
-        rustix::io::write(w.host().unwrap(), b"x").unwrap();
+        add(&ep, Ctl::Add, 3, &r, events::IN | events::ET, [1; DATA_LEN]).unwrap();
+        rustix::io::write(&*w, b"x").unwrap();
         assert_eq!(ep.ready(8).unwrap().len(), 1);
         assert!(ep.ready(8).unwrap().is_empty());
-        ep.ctl(
+        add(
+            &ep,
             Ctl::Modify,
             3,
             &r,
@@ -302,20 +319,20 @@ mod tests {
     fn closed_descriptions_and_deletions_leave_the_list() {
         let ep = Epoll::new().unwrap();
         let (r, w) = pipe();
-        ep.ctl(Ctl::Add, 4, &w, events::OUT, [0; DATA_LEN]).unwrap();
+        add(&ep, Ctl::Add, 4, &w, events::OUT, [0; DATA_LEN]).unwrap();
         assert_eq!(ep.ready(8).unwrap().len(), 1);
-        ep.ctl(Ctl::Delete, 4, &w, 0, [0; DATA_LEN]).unwrap();
+        add(&ep, Ctl::Delete, 4, &w, 0, [0; DATA_LEN]).unwrap();
         assert!(ep.ready(8).unwrap().is_empty());
         assert_eq!(
-            ep.ctl(Ctl::Delete, 4, &w, 0, [0; DATA_LEN]),
+            add(&ep, Ctl::Delete, 4, &w, 0, [0; DATA_LEN]),
             Err(Errno::Noent)
         );
-        ep.ctl(Ctl::Add, 3, &r, events::IN, [0; DATA_LEN]).unwrap();
+        add(&ep, Ctl::Add, 3, &r, events::IN, [0; DATA_LEN]).unwrap();
         drop(r);
-        assert!(ep.is_empty() || ep.ready(8).unwrap().is_empty());
+        assert!(ep.ready(8).unwrap().is_empty());
         assert!(ep.is_empty());
         assert_eq!(
-            ep.ctl(Ctl::Add, 4, &w, 1 << 12, [0; DATA_LEN]),
+            add(&ep, Ctl::Add, 4, &w, 1 << 12, [0; DATA_LEN]),
             Err(Errno::Inval)
         );
     }

@@ -654,6 +654,30 @@ impl FileSystem {
         ))
     }
 
+    /// Where a unix socket named by guest path `path` (absolute, or relative to the working
+    /// directory) lives: its directory, opened on the host within its mount (so no `..` or
+    /// symlink leads out of it), and its name there. A socket is bound or connected through
+    /// the directory's descriptor (`/proc/self/fd/N/NAME`).
+    pub fn socket_dir(&self, path: &str) -> FsResult<(OwnedFd, String)> {
+        let abs = normalize(&self.cwd(), path);
+        let (mount, rel) = self.resolve(&abs)?;
+        let (parent, name) = match rel.rsplit_once('/') {
+            Some((parent, name)) => (parent, name),
+            None => (".", rel.as_str()),
+        };
+        if name.is_empty() || name == "." || name == ".." {
+            return Err(Errno::Inval);
+        }
+        let dir = self.host_dir_at(mount, rights::PATH_OPEN, rel.as_bytes())?;
+        let dir = as_dir(&dir)?;
+        let parent = if parent == "." {
+            dir.try_clone()?
+        } else {
+            dir.open_dir(parent)?
+        };
+        Ok((parent.into_std_file().into(), name.to_owned()))
+    }
+
     /// `fd_fdstat_get`.
     pub fn fdstat(&self, fd: u32) -> FsResult<Fdstat> {
         let entry = self.table().get(fd)?.clone();

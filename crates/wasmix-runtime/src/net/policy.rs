@@ -12,9 +12,9 @@
 //!
 //! `localhost` is 127.0.0.0/8 and ::1; a host name in a rule is looked up when the policy
 //! is built, and may then be resolved by the guest too. `localhost` and address literals
-//! always resolve. Unix-domain sockets never reach the network: `sock_pair` always works;
-//! binding or connecting one to a path is refused (EACCES) — paths would bypass the file
-//! system's mounts. A refusal answers what a firewalled Linux program sees: connect
+//! always resolve. Unix-domain sockets never reach the network and need no rule: their
+//! paths are inside the guest's mounts as its files are (`sock_pair`'s are unnamed). A
+//! refusal answers what a firewalled Linux program sees: connect
 //! ECONNREFUSED, bind and send EACCES. Incoming connections to a socket the policy let
 //! bind are accepted.
 

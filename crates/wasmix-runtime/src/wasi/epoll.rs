@@ -53,7 +53,13 @@ fn epoll_ctl(cx: &mut Call<'_>, epfd: u32, op: u32, fd: u32, event: u32) -> Resu
         data.copy_from_slice(&raw[8..32]);
         (events, data)
     };
-    ep.ctl(op, fd, &target, events, data)
+    if target
+        .as_epoll()
+        .is_some_and(|other| std::ptr::eq(other, ep))
+    {
+        return Err(Errno::Inval);
+    }
+    ep.ctl(op, fd, &target, target.pollable_fd(), events, data)
 }
 
 /// The wait a `timeout` in ns means: `None` for ever (u64::MAX, as wasix-libc passes for

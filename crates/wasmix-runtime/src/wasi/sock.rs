@@ -157,10 +157,9 @@ fn from_host(a: Option<SocketAddrAny>) -> SockAddr {
         AddressFamily::INET | AddressFamily::INET6 => {
             SocketAddr::try_from(a).map_or(SockAddr::Unspec, SockAddr::Ip)
         }
-        AddressFamily::UNIX => rustix::net::SocketAddrUnix::try_from(a)
-            .map_or(SockAddr::Unspec, |u| {
-                SockAddr::Unix(u.path_bytes().map(<[u8]>::to_vec).unwrap_or_default())
-            }),
+        // The host path is the directory's `/proc/self/fd/N/NAME`, not the guest's: a unix
+        // socket reads as unnamed.
+        AddressFamily::UNIX => SockAddr::Unix(Vec::new()),
         _ => SockAddr::Unspec,
     }
 }
@@ -185,20 +184,53 @@ fn permit(cx: &Call<'_>, op: NetOp, to: SocketAddr, refused: Errno) -> Result<()
     }
 }
 
-/// The IP address `a` names, or EACCES for a unix path (they are not reachable: see the
-/// policy) and EINVAL for none.
+/// The IP address `a` names: EINVAL for none, EAFNOSUPPORT for a unix path where only an
+/// IP address will do (sending a datagram to a path).
 fn ip_of(a: SockAddr) -> Result<SocketAddr, Errno> {
     match a {
         SockAddr::Ip(ip) => Ok(ip),
-        SockAddr::Unix(_) => {
-            tracing::warn!(
-                target: "wasmix::net",
-                "a unix socket path was refused: only sock_pair's unnamed sockets are supported"
-            );
-            Err(Errno::Acces)
-        }
+        SockAddr::Unix(_) => Err(Errno::Afnosupport),
         SockAddr::Unspec => Err(Errno::Inval),
     }
+}
+
+/// The host address a guest's unix socket path stands for, with the descriptor it goes
+/// through (which must stay open while the call uses the address). Not network: a path
+/// inside the guest's mounts, as a file is. To bind, `/proc/self/fd/N/NAME` through the
+/// directory opened within its mount (bind never follows a symlink there). To connect,
+/// `/proc/self/fd/M` of the socket file itself, opened without following a symlink and
+/// checked to be a socket, so nothing in a mount can point a connection outside it.
+/// Unnamed and abstract addresses (an empty path) are EINVAL.
+fn unix_addr(
+    cx: &Call<'_>,
+    path: &[u8],
+    connect: bool,
+) -> Result<(OwnedFd, rustix::net::SocketAddrUnix), Errno> {
+    use std::os::fd::AsRawFd;
+    if path.is_empty() {
+        return Err(Errno::Inval);
+    }
+    let path = std::str::from_utf8(path).map_err(|_| Errno::Ilseq)?;
+    let (dir, name) = cx.host.fs().socket_dir(path)?;
+    let (via, host) = if connect {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let file = rustix::fs::openat(&dir, name.as_str(), flags, Mode::empty())?;
+        let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&file)?.st_mode);
+        if kind != rustix::fs::FileType::Socket {
+            return Err(Errno::Connrefused);
+        }
+        let host = format!("/proc/self/fd/{}", file.as_raw_fd());
+        (file, host)
+    } else {
+        let host = format!("/proc/self/fd/{}/{name}", dir.as_raw_fd());
+        (dir, host)
+    };
+    if host.len() > addr::UNIX_PATH_MAX {
+        return Err(Errno::Nametoolong);
+    }
+    let at = rustix::net::SocketAddrUnix::new(host.as_str())?;
+    Ok((via, at))
 }
 
 /// Installs a host socket (non-blocking already) as a guest descriptor.
@@ -324,6 +356,10 @@ fn sock_pair(
 
 fn sock_bind(cx: &mut Call<'_>, fd: u32, at: u32) -> Result<(), Errno> {
     let sock = socket(cx.host.fs(), fd, rights::SOCK_BIND)?;
+    if let SockAddr::Unix(path) = read_addr(&cx.mem, at)? {
+        let (_dir, at) = unix_addr(cx, &path, false)?;
+        return Ok(rustix::net::bind(sock.host()?, &at)?);
+    }
     let to = ip_of(read_addr(&cx.mem, at)?)?;
     permit(cx, NetOp::Bind, to, Errno::Acces)?;
     Ok(rustix::net::bind(sock.host()?, &to)?)
@@ -348,6 +384,13 @@ fn sock_listen(cx: &mut Call<'_>, fd: u32, backlog: u32) -> Result<(), Errno> {
 
 fn sock_connect(cx: &mut Call<'_>, fd: u32, at: u32) -> Result<(), Errno> {
     let sock = socket(cx.host.fs(), fd, rights::SOCK_CONNECT)?;
+    if let SockAddr::Unix(path) = read_addr(&cx.mem, at)? {
+        let (_file, at) = unix_addr(cx, &path, true)?;
+        // A full backlog answers EAGAIN at once; a blocking guest tries again.
+        return retry(cx.host, &sock, true, false, || {
+            Ok(rustix::net::connect(sock.host()?, &at)?)
+        });
+    }
     let to = ip_of(read_addr(&cx.mem, at)?)?;
     permit(cx, NetOp::Connect, to, Errno::Connrefused)?;
     match rustix::net::connect(sock.host()?, &to) {

@@ -64,6 +64,12 @@ impl Addr {
         a.0[4..8].copy_from_slice(&ip);
         a
     }
+    fn unix(path: &str) -> Addr {
+        let mut a = Addr([0; 112]);
+        a.0[0] = 3;
+        a.0[2..2 + path.len()].copy_from_slice(path.as_bytes());
+        a
+    }
     fn empty() -> Addr {
         Addr([0; 112])
     }
@@ -450,6 +456,31 @@ fn main() {
             let before = readable(b);
             write_all(a, b"x");
             println!("poll_oneoff on a socket: readable before {before}, after a write {}", readable(b));
+        }
+        "unix" => {
+            // A unix stream socket bound to a path in a mount, connected to, accepted.
+            let path = std::env::args().nth(2).unwrap_or_else(|| fail("need a path"));
+            let unix_socket = || {
+                let mut fd = 0u32;
+                errno("sock_open", unsafe { x::sock_open(3, STREAM, 0, &mut fd as *mut u32 as i32) });
+                fd
+            };
+            let (server, client) = (unix_socket(), unix_socket());
+            errno("bind", unsafe { x::sock_bind(server as i32, Addr::unix(&path).ptr()) });
+            errno("listen", unsafe { x::sock_listen(server as i32, 8) });
+            errno("connect", unsafe { x::sock_connect(client as i32, Addr::unix(&path).ptr()) });
+            let (conn, _) = accept(server, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
+            write_all(client, b"over a unix socket\n");
+            let mut buf = [0u8; 64];
+            let n = proc::read_fd(conn, &mut buf).unwrap_or_else(|e| fail(&format!("read {e:?}")));
+            print!("{}", String::from_utf8_lossy(&buf[..n]));
+            let escape = unsafe { x::sock_bind(unix_socket() as i32, Addr::unix("/nowhere/s").ptr()) };
+            println!("bind outside the mounts: errno {escape}");
+            // A symlink in the mount pointing at a socket elsewhere is not followed.
+            if let Some(link) = std::env::args().nth(3) {
+                let e = unsafe { x::sock_connect(unix_socket() as i32, Addr::unix(&link).ptr()) };
+                println!("connect through a symlink: errno {e}");
+            }
         }
         "snapshot-conn" => {
             // Echoes one read, takes a snapshot, then reads again: a restored process finds
