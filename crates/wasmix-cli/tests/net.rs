@@ -353,3 +353,27 @@ fn unix_sockets_live_inside_the_mounts() {
     let made = std::fs::symlink_metadata(dir.path().join("app.sock")).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_socket(&made.file_type()));
 }
+
+/// epoll over a pipe, an eventfd and stdin: a timeout with nothing ready, then each as it
+/// becomes readable.
+#[test]
+fn epoll_watches_pipes_eventfds_and_stdin() {
+    let g = guest("net.wasm");
+    let mut child = wasmix()
+        .args(["run", path_str(&g), "epoll-kinds"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    assert_eq!(
+        read_line(&mut out),
+        "nothing ready within 30 ms: [] (waited >= 30 ms: true)\n"
+    );
+    assert_eq!(read_line(&mut out), "pipe and eventfd ready: [1, 2]\n");
+    stdin.write_all(b"x").unwrap();
+    assert_eq!(read_line(&mut out), "stdin ready: [3]\n");
+    assert!(child.wait().unwrap().success());
+}

@@ -40,6 +40,7 @@ mod x {
         pub fn sock_get_opt_time(fd: i32, opt: i32, ret: i32) -> i32;
         pub fn resolve(host: i32, len: i32, port: i32, addrs: i32, n: i32, ret: i32) -> i32;
         pub fn epoll_create(ret: i32) -> i32;
+        pub fn fd_event(initial: i64, flags: i32, ret: i32) -> i32;
         pub fn epoll_ctl(epfd: i32, op: i32, fd: i32, event: i32) -> i32;
         pub fn epoll_wait(epfd: i32, events: i32, max: i32, timeout: i64, ret: i32) -> i32;
     }
@@ -482,6 +483,41 @@ fn main() {
                 println!("connect through a symlink: errno {e}");
             }
         }
+        "epoll-kinds" => unsafe {
+            // epoll over a pipe, an eventfd and stdin, with a timeout first.
+            let mut ep = 0u32;
+            errno("epoll_create", x::epoll_create(&mut ep as *mut u32 as i32));
+            let (r, w) = proc::pipe();
+            let mut efd = 0u32;
+            errno("fd_event", x::fd_event(0, 0, &mut efd as *mut u32 as i32));
+            for (fd, tag) in [(r, 1u64), (efd, 2), (0, 3)] {
+                let mut ev = [0u8; 32];
+                ev[0] = 1;
+                ev[24..32].copy_from_slice(&tag.to_le_bytes());
+                errno("epoll_ctl", x::epoll_ctl(ep as i32, 0, fd as i32, ev.as_ptr() as i32));
+            }
+            let wait = |timeout_ns: i64| {
+                let mut out = [[0u8; 32]; 8];
+                let mut n = 0u32;
+                errno("epoll_wait", x::epoll_wait(ep as i32, out.as_mut_ptr() as i32, 8, timeout_ns, &mut n as *mut u32 as i32));
+                let mut tags: Vec<u64> = out[..n as usize]
+                    .iter()
+                    .map(|e| u64::from_le_bytes(e[24..32].try_into().unwrap()))
+                    .collect();
+                tags.sort_unstable();
+                tags
+            };
+            let t0 = proc::now_ns();
+            let none = wait(30_000_000);
+            println!("nothing ready within 30 ms: {:?} (waited >= 30 ms: {})", none, proc::now_ns() - t0 >= 29_000_000);
+            write_all(w, b"p");
+            write_all(efd, &1u64.to_le_bytes());
+            println!("pipe and eventfd ready: {:?}", wait(-1));
+            let mut b = [0u8; 8];
+            let _ = proc::read_fd(r, &mut b);
+            let _ = proc::read_fd(efd, &mut b);
+            println!("stdin ready: {:?}", wait(-1));
+        },
         "snapshot-conn" => {
             // Echoes one read, takes a snapshot, then reads again: a restored process finds
             // its connection reset.
