@@ -394,7 +394,17 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     } else {
         NetPolicy::rules(&args.net_allow).map_err(other)?
     };
+    let interrupt_compute = needs_compute_interruption(&args);
+    tracing::debug!(
+        "compute interruption {}",
+        if interrupt_compute {
+            "on"
+        } else {
+            "off (a plain WASI program, no journal, timeout or CPU limit)"
+        }
+    );
     let runtime = Runtime::new(RuntimeConfig {
+        interrupt_compute,
         network,
         cache,
         max_processes: args.max_processes,
@@ -485,6 +495,31 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::from(status.code() as u8))
+}
+
+/// Whether the guest's compute loops must check for signals and kills. Not for a plain
+/// WASI program (`is_plain_wasi`: no handlers, threads or children) run without a journal,
+/// a timeout, a CPU limit or preloads: what could interrupt it then is a signal with its
+/// default action, which the kernel carries out on wasmix itself (the CLI passes INT, TERM,
+/// HUP and ALRM through at their defaults), so it runs at the engine's full speed.
+fn needs_compute_interruption(args: &RunArgs) -> bool {
+    if args.journal.is_some()
+        || args.restore_from.is_some()
+        || args.timeout.is_some()
+        || args.max_cpu_time.is_some()
+        || !args.preloads.is_empty()
+    {
+        return true;
+    }
+    // Only a regular file within the size limit is read here; anything else is left to the
+    // loader to refuse by name.
+    let limit = args.max_module_size.saturating_mul(1 << 20);
+    let plain = std::fs::metadata(args.module())
+        .ok()
+        .filter(|m| m.is_file() && m.len() <= limit)
+        .and_then(|_| std::fs::read(args.module()).ok())
+        .is_some_and(|bytes| wasmix_runtime::is_plain_wasi(&bytes));
+    !plain
 }
 
 fn parse_trigger(s: &str) -> Result<Trigger, String> {

@@ -593,3 +593,38 @@ fn a_blocked_accept_is_ended_by_sigterm() {
         "SIGTERM ended the blocked accept: {status:?}"
     );
 }
+
+/// A plain WASI program run without a journal, timeout or CPU limit gets no compute
+/// interruption checks (it runs at the engine's full speed); a signal still ends it in a
+/// loop that makes no host call, by the kernel's default action. With a timeout the checks
+/// are back, and the timeout ends the loop (exit 124).
+#[test]
+fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
+    use std::io::BufRead;
+    let g = guest("spin.wat");
+    let mut child = common::wasmix()
+        .env("WASMIX_LOG", "wasmix=debug")
+        .args(["run", path_str(&g)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "spinning\n");
+    let pid = rustix::process::Pid::from_child(&child);
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&out.status),
+        Some(libc::SIGTERM)
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("compute interruption off"), "{log}");
+
+    let r = run(&["run", "--timeout", "300ms", path_str(&g)]);
+    assert_eq!(r.code, 124, "{}", r.stderr);
+    assert_eq!(r.stdout, "spinning\n");
+}

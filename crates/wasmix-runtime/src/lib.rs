@@ -78,7 +78,7 @@ use wasmtime::{Config, Engine, Linker};
 
 pub use builder::{JournalConfig, ProcessBuilder, ProcessHandle, RunningProcess};
 pub use error::RunError;
-pub use program::{LoadError, Program};
+pub use program::{is_plain_wasi, LoadError, Program};
 pub use snapshot::{SnapshotError, SnapshotTicket, STOPPED_AFTER_SNAPSHOT};
 pub use wasmix_fs::Stdio;
 pub use wasmix_journal::SyncPolicy;
@@ -132,6 +132,14 @@ pub struct RuntimeConfig {
     pub max_cpu_time: Option<std::time::Duration>,
     /// What network guests may reach (none by default; see [`net::policy`]).
     pub network: net::policy::NetPolicy,
+    /// Whether compute loops check for signals, kills and snapshot requests (epoch checks
+    /// at loop back-edges and function entries, a few to 20 % of compute speed). On by
+    /// default. Off, a process is reached only at its host calls: a kill or signal waits
+    /// for the next one, and snapshots cannot be taken. Fit for a program that has no
+    /// signal handlers, threads or children and whose end by a signal the host's default
+    /// action gives (what `wasmix run` does for a plain WASI program: see
+    /// [`is_plain_wasi`]).
+    pub interrupt_compute: bool,
 }
 
 /// Puts the calling thread ahead of guest threads where the system allows it (it needs
@@ -161,6 +169,7 @@ impl Default for RuntimeConfig {
             cpu_backoff: true,
             max_cpu_time: None,
             network: net::policy::NetPolicy::none(),
+            interrupt_compute: true,
         }
     }
 }
@@ -229,7 +238,12 @@ impl Runtime {
         wt.wasm_threads(true);
         wt.shared_memory(true);
         // Signals reach guests in compute loops through the epoch deadline callback.
-        wt.epoch_interruption(true);
+        if config.snapshots && !config.interrupt_compute {
+            return Err(RunError::Setup(
+                "snapshots need compute interruption (RuntimeConfig::interrupt_compute)".into(),
+            ));
+        }
+        wt.epoch_interruption(config.interrupt_compute);
         // The standard exception-handling (`try_table`, `exnref`) and GC (struct and array
         // types) proposals, as `wasmtime run` has them: real programs use both.
         wt.wasm_exceptions(true);

@@ -85,6 +85,51 @@ pub enum LoadError {
 
 /// Reads a module file: a regular file of at most `limit` bytes, opened without blocking (a
 /// FIFO at the path must not hang the runtime).
+/// Whether `bytes` (a module, binary or text) is a plain WASI program: it imports only
+/// from `wasi_snapshot_preview1` or `wasi_unstable` and has no shared memory. Such a
+/// program cannot register a signal handler, start a thread or a child, or be told apart
+/// from a native one by how a signal ends it: its compute loops need no interruption
+/// checks when nothing else asks for them (a journal, a timeout, a CPU limit). Anything
+/// else, or bytes that do not parse, is not plain.
+pub fn is_plain_wasi(bytes: &[u8]) -> bool {
+    let wasm = if bytes.starts_with(b"\0asm") {
+        std::borrow::Cow::Borrowed(bytes)
+    } else {
+        match wat::parse_bytes(bytes) {
+            Ok(w) => std::borrow::Cow::Owned(w.into_owned()),
+            Err(_) => return false,
+        }
+    };
+    let wasi = |m: &str| matches!(m, "wasi_snapshot_preview1" | "wasi_unstable");
+    for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+        match payload {
+            Ok(wasmparser::Payload::ImportSection(imports)) => {
+                for import in imports.into_imports() {
+                    let Ok(import) = import else { return false };
+                    if !wasi(import.module) {
+                        return false;
+                    }
+                    if let wasmparser::TypeRef::Memory(m) = import.ty {
+                        if m.shared {
+                            return false;
+                        }
+                    }
+                }
+            }
+            Ok(wasmparser::Payload::MemorySection(memories)) => {
+                for m in memories {
+                    if m.map_or(true, |m| m.shared) {
+                        return false;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    true
+}
+
 fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
