@@ -377,3 +377,20 @@ fn epoll_watches_pipes_eventfds_and_stdin() {
     assert_eq!(read_line(&mut out), "stdin ready: [3]\n");
     assert!(child.wait().unwrap().success());
 }
+
+/// IPv6: a listener on [::1], a client, the accepted peer's address handed back.
+#[test]
+fn tcp_over_ipv6_loopback() {
+    let r = run(&[
+        "run",
+        "--net-allow",
+        "bind=[::1]:0,connect=localhost:*",
+        path_str(&guest("net.wasm")),
+        "tcp6",
+    ]);
+    r.success();
+    assert_eq!(
+        r.stdout,
+        "over ipv6\nfamilies 2 2, peer is the client: true, loopback: true\n"
+    );
+}

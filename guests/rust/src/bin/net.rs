@@ -65,6 +65,13 @@ impl Addr {
         a.0[4..8].copy_from_slice(&ip);
         a
     }
+    fn v6(ip: [u8; 16], port: u16) -> Addr {
+        let mut a = Addr([0; 112]);
+        a.0[0] = 2;
+        a.0[2..4].copy_from_slice(&port.to_le_bytes());
+        a.0[4..20].copy_from_slice(&ip);
+        a
+    }
     fn unix(path: &str) -> Addr {
         let mut a = Addr([0; 112]);
         a.0[0] = 3;
@@ -457,6 +464,33 @@ fn main() {
             let before = readable(b);
             write_all(a, b"x");
             println!("poll_oneoff on a socket: readable before {before}, after a write {}", readable(b));
+        }
+        "tcp6" => {
+            // Over IPv6 loopback: listener, client, accepted peer, addresses both ways.
+            let loopback = std::net::Ipv6Addr::LOCALHOST.octets();
+            let open6 = || {
+                let mut fd = 0u32;
+                errno("sock_open", unsafe { x::sock_open(2, STREAM, 0, &mut fd as *mut u32 as i32) });
+                fd
+            };
+            let l = open6();
+            errno("bind", unsafe { x::sock_bind(l as i32, Addr::v6(loopback, 0).ptr()) });
+            errno("listen", unsafe { x::sock_listen(l as i32, 8) });
+            let at = local(l);
+            let c = open6();
+            errno("connect", unsafe { x::sock_connect(c as i32, Addr::v6(loopback, at.port()).ptr()) });
+            let (conn, peer) = accept(l, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
+            write_all(c, b"over ipv6\n");
+            let mut buf = [0u8; 32];
+            let n = proc::read_fd(conn, &mut buf).unwrap_or_else(|e| fail(&format!("read {e:?}")));
+            print!("{}", String::from_utf8_lossy(&buf[..n]));
+            println!(
+                "families {} {}, peer is the client: {}, loopback: {}",
+                at.0[0],
+                peer.0[0],
+                peer.port() == local(c).port(),
+                peer.0[4..20] == loopback
+            );
         }
         "unix" => {
             // A unix stream socket bound to a path in a mount, connected to, accepted.
