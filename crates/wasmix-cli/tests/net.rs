@@ -394,3 +394,19 @@ fn tcp_over_ipv6_loopback() {
         "over ipv6\nfamilies 2 2, peer is the client: true, loopback: true\n"
     );
 }
+
+/// A listener handed to a spawned child (posix_spawn's dup2 file action) is the same socket
+/// there: the child accepts the connection made to the parent's port.
+#[test]
+fn a_spawned_child_accepts_on_its_parents_listener() {
+    let bin = format!(
+        "{}::/bin",
+        path_str(&common::guest("net.wasm").parent().unwrap().to_path_buf())
+    );
+    let mut server = Server::start(&["--net", "--dir", &bin], &["spawn-worker"]);
+    assert_eq!(server.line(), "spawned\n");
+    let mut reply = String::new();
+    connect(server.port).read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "a spawned child accepted\n");
+    assert_eq!(server.finish(), "worker done\n");
+}

@@ -465,6 +465,23 @@ fn main() {
             write_all(a, b"x");
             println!("poll_oneoff on a socket: readable before {before}, after a write {}", readable(b));
         }
+        "spawn-worker" => {
+            // The listener handed to a spawned child (as its fd 10), which accepts on it.
+            let l = listener();
+            let ops = [proc::FdOp::dup2(l, 10)];
+            let pid = proc::spawn("net", &["net", "accept-on", "10"], &[], &ops, &[])
+                .unwrap_or_else(|e| fail(&format!("spawn {e}")));
+            println!("spawned");
+            let (e, _, status) = proc::join(Some(pid), false);
+            check(e == 0 && status == proc::Status::Exited(0), "the worker ended well");
+            println!("worker done");
+        }
+        "accept-on" => {
+            let fd: u32 = port_arg().into();
+            let (conn, _) = accept(fd, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
+            write_all(conn, b"a spawned child accepted\n");
+            proc::close(conn);
+        }
         "tcp6" => {
             // Over IPv6 loopback: listener, client, accepted peer, addresses both ways.
             let loopback = std::net::Ipv6Addr::LOCALHOST.octets();
