@@ -401,7 +401,7 @@ fn tcp_over_ipv6_loopback() {
 fn a_spawned_child_accepts_on_its_parents_listener() {
     let bin = format!(
         "{}::/bin",
-        path_str(&common::guest("net.wasm").parent().unwrap().to_path_buf())
+        path_str(common::guest("net.wasm").parent().unwrap())
     );
     let mut server = Server::start(&["--net", "--dir", &bin], &["spawn-worker"]);
     assert_eq!(server.line(), "spawned\n");
