@@ -428,7 +428,20 @@ fn recv_flags(ri_flags: i32) -> Result<(RecvFlags, bool), Errno> {
     Ok((flags, ri_flags & 8 != 0))
 }
 
-/// Receives into the first non-empty iovec: `(bytes, sender)`.
+/// `roflags`: the datagram was longer than the buffers and its tail was dropped.
+const RO_DATA_TRUNCATED: u16 = 1;
+
+/// What one receive got.
+struct Received {
+    bytes: usize,
+    /// `roflags`.
+    flags: u16,
+    from: SockAddr,
+}
+
+/// Receives into the iovecs. A stream fills the first non-empty one (a short read, as
+/// `fd_read` does); a datagram is spread over all of them, so none of it is lost that they
+/// have room for, and its truncation is reported.
 fn receive(
     cx: &mut Call<'_>,
     fd: u32,
@@ -436,34 +449,72 @@ fn receive(
     count: u32,
     ri_flags: i32,
     need: u64,
-) -> Result<(usize, SockAddr), Errno> {
+) -> Result<Received, Errno> {
     if super::snapshot_at(cx, &[wasmix_process::Trigger::Bootstrap]) {
         return Err(Errno::Intr);
     }
     let sock = socket(cx.host.fs(), fd, need)?;
-    let (flags, dont_wait) = recv_flags(ri_flags)?;
-    let list = cx.mem.iovecs(iovs, count)?;
-    let Some(&(p, l)) = list.iter().find(|(_, l)| *l > 0) else {
-        return Ok((0, SockAddr::Unspec));
+    let (mut flags, dont_wait) = recv_flags(ri_flags)?;
+    if dont_wait {
+        flags |= RecvFlags::DONTWAIT;
+    }
+    let list: Vec<(u32, u32)> = cx
+        .mem
+        .iovecs(iovs, count)?
+        .into_iter()
+        .filter(|(_, l)| *l > 0)
+        .collect();
+    let Some(&(p, l)) = list.first() else {
+        return Ok(Received {
+            bytes: 0,
+            flags: 0,
+            from: SockAddr::Unspec,
+        });
     };
+    let datagram = sockopt::socket_type(sock.host()?)? != SocketType::STREAM;
+    if datagram {
+        // The kernel says how long the datagram was (MSG_TRUNC), not just what fit.
+        flags |= RecvFlags::TRUNC;
+    }
     // A host-blocking socket (one handed over) is waited for first.
     if !dont_wait {
         crate::blocking::ready(cx.host, &sock, false)?;
     }
     let mut from = None;
-    let n = retry(cx.host, &sock, false, dont_wait, || {
-        cx.mem.fill(p, l, |buf| {
-            let flags = if dont_wait {
-                flags | RecvFlags::DONTWAIT
-            } else {
-                flags
-            };
-            let (n, _, sender) = rustix::net::recvfrom(sock.host()?, buf, flags)?;
-            from = sender;
-            Ok::<usize, Errno>(n)
-        })
-    });
-    Ok((n?, from_host(from)))
+    let mut whole = 0usize;
+    let bytes = if datagram && list.len() > 1 {
+        let room: usize = list.iter().map(|(_, l)| *l as usize).sum();
+        let mut buf = vec![0u8; room.min(crate::mem::MAX_GATHER)];
+        let n = retry(cx.host, &sock, false, dont_wait, || {
+            let (n, len, sender) = rustix::net::recvfrom(sock.host()?, &mut buf[..], flags)?;
+            (whole, from) = (len, sender);
+            Ok(n)
+        })?;
+        let mut at = 0;
+        for (p, l) in &list {
+            let take = (*l as usize).min(n - at);
+            cx.mem.write(*p, &buf[at..at + take])?;
+            at += take;
+            if at == n {
+                break;
+            }
+        }
+        n
+    } else {
+        retry(cx.host, &sock, false, dont_wait, || {
+            cx.mem.fill(p, l, |buf| {
+                let (n, len, sender) = rustix::net::recvfrom(sock.host()?, buf, flags)?;
+                (whole, from) = (len, sender);
+                Ok::<usize, Errno>(n)
+            })
+        })?
+    };
+    let truncated = datagram && whole > bytes;
+    Ok(Received {
+        bytes,
+        flags: if truncated { RO_DATA_TRUNCATED } else { 0 },
+        from: from_host(from),
+    })
 }
 
 fn sock_recv(
@@ -475,9 +526,9 @@ fn sock_recv(
     ret_len: Out<u32>,
     ret_flags: Out<u16>,
 ) -> Result<(), Errno> {
-    let (n, _) = receive(cx, fd, iovs, count, ri_flags, rights::FD_READ)?;
-    ret_len.set(&mut cx.mem, n as u32);
-    ret_flags.set(&mut cx.mem, 0);
+    let got = receive(cx, fd, iovs, count, ri_flags, rights::FD_READ)?;
+    ret_len.set(&mut cx.mem, got.bytes as u32);
+    ret_flags.set(&mut cx.mem, got.flags);
     Ok(())
 }
 
@@ -495,10 +546,10 @@ fn sock_recv_from(
     if ret_addr != 0 {
         cx.mem.check(ret_addr, addr::ADDR_PORT_IP as u32)?;
     }
-    let (n, from) = receive(cx, fd, iovs, count, ri_flags, rights::FD_READ)?;
-    ret_len.set(&mut cx.mem, n as u32);
-    ret_flags.set(&mut cx.mem, 0);
-    write_addr(&mut cx.mem, ret_addr, &from)
+    let got = receive(cx, fd, iovs, count, ri_flags, rights::FD_READ)?;
+    ret_len.set(&mut cx.mem, got.bytes as u32);
+    ret_flags.set(&mut cx.mem, got.flags);
+    write_addr(&mut cx.mem, ret_addr, &got.from)
 }
 
 /// Sends every byte of `data` (a blocking socket waits for room; a non-blocking one sends

@@ -228,6 +228,30 @@ fn main() {
                 String::from_utf8_lossy(&buf[..n as usize]),
                 from.port() == local(tx).port()
             );
+            // A datagram spread over two buffers with room for 9 of its 12 bytes.
+            let msg = b"datagram two";
+            let iov = [msg.as_ptr() as u32, msg.len() as u32];
+            errno("sock_send_to", unsafe {
+                x::sock_send_to(tx as i32, iov.as_ptr() as i32, 1, 0, to.ptr(), &mut sent as *mut u32 as i32)
+            });
+            let (mut a, mut b) = ([0u8; 5], [0u8; 4]);
+            let iovs = [a.as_mut_ptr() as u32, 5, b.as_mut_ptr() as u32, 4];
+            errno("sock_recv_from", unsafe {
+                x::sock_recv_from(
+                    rx as i32,
+                    iovs.as_ptr() as i32,
+                    2,
+                    0,
+                    &mut n as *mut u32 as i32,
+                    &mut flags as *mut u16 as i32,
+                    0,
+                )
+            });
+            println!(
+                "two buffers got {n} bytes {:?} + {:?}, truncated flag {flags}",
+                String::from_utf8_lossy(&a),
+                String::from_utf8_lossy(&b)
+            );
         }
         "epoll-server" => {
             let clients: u32 = port_arg().into();
