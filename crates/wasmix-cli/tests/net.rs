@@ -411,3 +411,10 @@ fn a_spawned_child_accepts_on_its_parents_listener() {
     assert_eq!(reply, "a spawned child accepted\n");
     assert_eq!(server.finish(), "worker done\n");
 }
+
+/// A 2022-era binary's `sock_open` with socket type 0 gets a datagram socket (that ABI's
+/// numbering; the source is cited in the guest).
+#[test]
+fn the_2022_socket_type_numbering_opens_a_datagram_socket() {
+    run(&["run", path_str(&guest("sock_2022.wat"))]).success();
+}

@@ -296,9 +296,12 @@ fn host_kind(
         family::UNIX => AddressFamily::UNIX,
         _ => return Err(Errno::Afnosupport),
     };
+    // 1 stream, 2 datagram, 4 seqpacket (unix only), 3 raw (refused). 0 is a datagram too:
+    // the 2022 ABI numbered datagram 0 (Wasmer `lib/wasi-types/src/net.rs` @ 75a98ab1,
+    // `__WASI_SOCK_TYPE_DGRAM = 0`), and today's leaves 0 unused.
     let ty = match ty {
         1 => SocketType::STREAM,
-        2 => SocketType::DGRAM,
+        0 | 2 => SocketType::DGRAM,
         4 if af == AddressFamily::UNIX => SocketType::SEQPACKET,
         3 | 4 => return Err(Errno::Notsup),
         _ => return Err(Errno::Inval),
