@@ -418,3 +418,27 @@ fn a_spawned_child_accepts_on_its_parents_listener() {
 fn the_2022_socket_type_numbering_opens_a_datagram_socket() {
     run(&["run", path_str(&guest("sock_2022.wat"))]).success();
 }
+
+/// A `sock_send_file` that never has to wait (an endless file, a client reading as fast as
+/// it can) still stops for a signal: the alarm's handler runs and the call returns what it
+/// sent so far.
+#[test]
+fn an_endless_send_file_stops_for_a_signal() {
+    let mut server = Server::start(&["--net", "--dir", "/dev::/zero"], &["send-forever"]);
+    let mut c = connect(server.port);
+    let mut sink = vec![0u8; 1 << 20];
+    let mut total = 0usize;
+    loop {
+        match c.read(&mut sink) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) => panic!("read: {e}"),
+        }
+    }
+    assert!(total > 0);
+    assert_eq!(
+        server.line(),
+        "send_file ended: errno 0, some sent: true, alarms 1\n"
+    );
+    server.finish();
+}

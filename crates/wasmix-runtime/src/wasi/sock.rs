@@ -651,6 +651,14 @@ fn sock_send_file(
     let mut buf = vec![0u8; 64 << 10];
     let mut total = 0u64;
     while total < count {
+        // A long transfer to a fast reader never waits: look for signals and kills between
+        // chunks, so it stays interruptible (a partial count, or EINTR before any byte).
+        if cx.host.interrupt.is_raised() || cx.host.thread.is_killed() {
+            if total == 0 {
+                return Err(Errno::Intr);
+            }
+            break;
+        }
         let want = buf
             .len()
             .min((count - total).min(usize::MAX as u64) as usize);

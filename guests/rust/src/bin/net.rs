@@ -171,7 +171,9 @@ static ALARMS: AtomicU32 = AtomicU32::new(0);
 #[no_mangle]
 pub extern "C" fn __wasm_signal(_sig: i32) {
     ALARMS.fetch_add(1, Ordering::SeqCst);
-    let _ = proc::write_fd(1, b"alarm during accept\n");
+    if std::env::args().nth(1).as_deref() == Some("accept-signal") {
+        let _ = proc::write_fd(1, b"alarm during accept\n");
+    }
 }
 
 fn main() {
@@ -504,6 +506,22 @@ fn main() {
             let fd: u32 = port_arg().into();
             let (conn, _) = accept(fd, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
             write_all(conn, b"a spawned child accepted\n");
+            proc::close(conn);
+        }
+        "send-forever" => {
+            // sock_send_file of an endless file (/zero/zero, a host /dev mounted) to a client
+            // that reads as fast as it can: only the alarm's handler can stop it.
+            let l = listener();
+            let (conn, _) = accept(l, 0).unwrap_or_else(|e| fail(&format!("accept {e}")));
+            let zero = std::fs::File::open("/zero/zero").unwrap_or_else(|e| fail(&format!("open: {e}")));
+            use std::os::wasi::io::AsRawFd;
+            proc::register_signal_callback();
+            check(proc::raise_interval(proc::SIGALRM, 200, false) == 0, "alarm");
+            let mut sent = 0u64;
+            let e = unsafe {
+                x::sock_send_file(conn as i32, zero.as_raw_fd(), 0, i64::MAX, &mut sent as *mut u64 as i32)
+            };
+            println!("send_file ended: errno {e}, some sent: {}, alarms {}", sent > 0, ALARMS.load(Ordering::SeqCst));
             proc::close(conn);
         }
         "tcp6" => {
