@@ -35,6 +35,12 @@ impl Interrupt {
                 i.raise();
             }
         });
+        // A kill or signal that came before the thread ran had no notifier to raise: a
+        // child killed right after its spawn would otherwise never look, and a wait of
+        // its would answer EINTR forever.
+        if thread.is_killed() || !thread.pending().is_empty() {
+            interrupt.raise();
+        }
         interrupt
     }
 

@@ -1,5 +1,21 @@
 //! A helper the process tests spawn and exec: its first argument says what to do.
+use std::sync::atomic::{AtomicU32, Ordering};
+
 use wasmix_guests::proc;
+
+static SIGNALS: AtomicU32 = AtomicU32::new(0);
+
+#[no_mangle]
+pub extern "C" fn __wasm_signal(_sig: i32) {
+    SIGNALS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Waits (in short sleeps, each a place a snapshot can capture) until `ready()`.
+fn wait_until(ready: impl Fn() -> bool) {
+    while !ready() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -75,6 +91,50 @@ fn main() {
             unsafe { wasix::wasix_32v1::proc_signals_get(buf.as_mut_ptr() as i32) };
             let ignored: Vec<String> = buf.chunks(2).map(|c| c[0].to_string()).collect();
             println!("ignored [{}]", ignored.join(","));
+        }
+        "produce" => {
+            // Lines 1..=N on stdout, in writes of a few KiB.
+            let n: u64 = arg(2).parse().unwrap_or(1000);
+            let mut out = String::new();
+            for i in 1..=n {
+                out.push_str(&i.to_string());
+                out.push('\n');
+                if out.len() > 4000 {
+                    proc::write_fd(1, out.as_bytes()).expect("write stdout");
+                    out.clear();
+                }
+            }
+            proc::write_fd(1, out.as_bytes()).expect("write stdout");
+        }
+        "sum" => {
+            // Sums the numbers on stdin, one per line, once a signal came (`signal`) or a
+            // file exists (any other argument: its path), or at once (none).
+            match arg(2) {
+                "" => {}
+                "signal" => {
+                    proc::register_signal_callback();
+                    wait_until(|| SIGNALS.load(Ordering::SeqCst) > 0);
+                }
+                path => wait_until(|| std::path::Path::new(path).exists()),
+            }
+            let mut buf = vec![0u8; 65536];
+            let (mut lines, mut sum, mut current) = (0u64, 0u64, 0u64);
+            loop {
+                let n = proc::read_fd(0, &mut buf).expect("read stdin");
+                if n == 0 {
+                    break;
+                }
+                for b in &buf[..n] {
+                    if *b == b'\n' {
+                        lines += 1;
+                        sum = sum.wrapping_add(current);
+                        current = 0;
+                    } else {
+                        current = current * 10 + u64::from(b - b'0');
+                    }
+                }
+            }
+            println!("lines {lines} sum {sum}");
         }
         "" => {}
         other => {
