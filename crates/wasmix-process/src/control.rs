@@ -281,6 +281,20 @@ impl ControlPlane {
         self.spawn_with(parent, module_hash, Some(pid))
     }
 
+    /// A zombie child of `parent` with pid `pid` that ended with `status` (a restored one):
+    /// there for its parent to reap, and nobody is signalled.
+    pub fn spawn_zombie(
+        &self,
+        pid: Pid,
+        parent: &Arc<Process>,
+        module_hash: [u8; 32],
+        status: ExitStatus,
+    ) -> Result<Arc<Process>, LimitError> {
+        let process = self.spawn_with(Some(parent), module_hash, Some(pid))?;
+        process.rest_as_zombie(status);
+        Ok(process)
+    }
+
     fn spawn_with(
         &self,
         parent: Option<&Arc<Process>>,

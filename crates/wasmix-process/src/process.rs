@@ -221,6 +221,17 @@ impl Process {
         lock(&self.family).children.iter().map(|c| c.pid).collect()
     }
 
+    /// Its children, zombies included, oldest first.
+    pub fn child_processes(&self) -> Vec<Arc<Process>> {
+        lock(&self.family).children.clone()
+    }
+
+    /// Whether it has ended and waits to be reaped: its status is final and its threads are
+    /// gone.
+    pub fn is_zombie(&self) -> bool {
+        self.try_status().is_some()
+    }
+
     /// Hash of the module it runs.
     pub fn module_hash(&self) -> [u8; 32] {
         self.module_hash
@@ -414,6 +425,22 @@ impl Process {
         } else if let Some(c) = &control {
             // Nobody will reap a parentless process: release it now.
             c.remove(self.pid);
+        }
+    }
+
+    /// Makes a process just created (with its main thread, never run) a zombie that ended
+    /// with `status`, quietly: its parent is neither signalled nor woken, as a restored
+    /// zombie's parent heard of it before the snapshot.
+    pub(crate) fn rest_as_zombie(&self, status: ExitStatus) {
+        {
+            let mut ex = lock(&self.exit);
+            ex.status = Some(status);
+            ex.finished = true;
+        }
+        self.finalized.store(true, Ordering::Release);
+        for t in std::mem::take(&mut *lock(&self.threads)) {
+            t.mark_exited();
+            self.checkpoint.unregister_thread();
         }
     }
 

@@ -510,3 +510,31 @@ fn interval_timers_can_be_listed_and_restored() {
     assert!(back[0].1 <= Duration::from_secs(5));
     assert_eq!(back[0].2, Some(Duration::from_secs(60)));
 }
+
+/// A restored zombie: there to be reaped with its status, with its pid, counted as a child —
+/// and its parent is neither signalled nor woken by its making.
+#[test]
+fn a_restored_zombie_is_reaped_without_a_new_sigchld() {
+    let cp = plane();
+    let parent = cp.spawn_as(5, None, [0; 32]).unwrap();
+    parent
+        .set_disposition(Signal::CHLD, Disposition::Handler(1))
+        .unwrap();
+    let zombie = cp
+        .spawn_zombie(9, &parent, [2; 32], ExitStatus::Exited(7))
+        .unwrap();
+    assert_eq!(zombie.pid(), 9);
+    assert!(zombie.is_zombie());
+    assert_eq!(parent.children(), vec![9]);
+    assert_eq!(parent.child_processes().len(), 1);
+    assert!(parent.pending_signals().is_empty());
+    let main = parent.main_thread().unwrap();
+    assert!(
+        main.pending().is_empty(),
+        "no SIGCHLD for a restored zombie"
+    );
+    let joined = parent.join_child(Child::Pid(9), true, Some(&main)).unwrap();
+    assert_eq!(joined, Some((9, ExitStatus::Exited(7))));
+    assert_eq!(cp.process_count(), 1, "reaped, it leaves the table");
+    assert_eq!(cp.thread_count(), 1);
+}
