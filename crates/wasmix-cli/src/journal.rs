@@ -66,21 +66,39 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
     let mut snapshots = Vec::new();
     for index in j.snapshots() {
         let s = j.snapshot(index)?;
-        let memory: u64 = s.memories.iter().map(|m| m.size).sum();
-        let stored: u64 = s.regions.iter().map(|r| r.stored_len).sum();
+        let root = &s.root;
+        let memory: u64 = root.memories.iter().map(|m| m.size).sum();
+        let stored: u64 = root.regions.iter().map(|r| r.stored_len).sum();
+        let members: Vec<serde_json::Value> = s
+            .members
+            .iter()
+            .map(|(m, image)| {
+                serde_json::json!({
+                    "pid": m.pid,
+                    "parent": m.parent,
+                    "module": hex(&m.module),
+                    "path": m.path,
+                    "ended": m.ended,
+                    "threads": image.threads.len(),
+                    "memory_bytes": image.memories.iter().map(|m| m.size).sum::<u64>(),
+                    "descriptors": image.files.as_ref().map_or(0, |f| f.fds.len()),
+                })
+            })
+            .collect();
         snapshots.push(serde_json::json!({
             "seq": index.seq,
             "trigger": index.begin.trigger,
             "wall_ns": index.begin.wall_ns,
             "offset": index.start,
             "bytes": index.end - index.start,
-            "threads": s.threads.len(),
-            "pid": s.process.as_ref().map(|p| p.pid),
+            "threads": root.threads.len(),
+            "pid": root.process.as_ref().map(|p| p.pid),
             "memory_bytes": memory,
-            "regions": s.regions.len(),
+            "regions": root.regions.len(),
             "region_bytes_stored": stored,
-            "descriptors": s.files.as_ref().map_or(0, |f| f.fds.len()),
+            "descriptors": root.files.as_ref().map_or(0, |f| f.fds.len()),
             "base": s.base,
+            "members": members,
         }));
     }
     let kinds: serde_json::Map<String, serde_json::Value> = Kind::ALL
@@ -140,6 +158,25 @@ pub fn inspect(path: &Path, json: bool) -> Result<(), JournalError> {
             s["regions"],
             s["descriptors"]
         );
+        for m in s["members"].as_array().into_iter().flatten() {
+            let what = match m["ended"].as_object() {
+                Some(ended) => format!(
+                    "not yet reaped ({})",
+                    serde_json::Value::from(ended.clone())
+                ),
+                None => format!(
+                    "{} thread(s), {} bytes of memory, {} descriptor(s)",
+                    m["threads"], m["memory_bytes"], m["descriptors"]
+                ),
+            };
+            let path = m["path"].as_str().filter(|p| !p.is_empty());
+            println!(
+                "      process {} (child of {}{}): {what}",
+                m["pid"],
+                m["parent"],
+                path.map(|p| format!(", {p}")).unwrap_or_default()
+            );
+        }
     }
     if let Tail::Dropped {
         offset,
@@ -214,36 +251,50 @@ pub fn export(path: &Path, out: &mut impl std::io::Write) -> Result<(), String> 
         let s = j.snapshot(index).map_err(|e| e.to_string())?;
         let seq = index.seq;
         line(seq, "begin", serde_json::json!(s.begin))?;
-        if let Some(p) = &s.process {
-            line(seq, "process", serde_json::json!(p))?;
-        }
-        for t in &s.threads {
-            line(seq, "thread", serde_json::json!(t))?;
-        }
-        if let Some(f) = &s.files {
-            line(seq, "files", serde_json::json!(f))?;
-        }
         if let Some(base) = s.base {
             line(seq, "base", serde_json::json!({ "seq": base }))?;
         }
-        for m in &s.memories {
-            line(seq, "memory", serde_json::json!(m))?;
-        }
-        for r in &s.regions {
-            line(
-                seq,
-                "region",
-                serde_json::json!({
-                    "index": r.index,
-                    "offset": r.offset,
-                    "len": r.len,
-                    "encoding": serde_json::json!(r.encoding),
-                    "stored_len": r.stored_len,
-                    "file_offset": r.data_offset,
-                }),
-            )?;
+        export_image(&mut line, seq, &s.root)?;
+        for (member, image) in &s.members {
+            line(seq, "member", serde_json::json!(member))?;
+            export_image(&mut line, seq, image)?;
         }
         line(seq, "commit", serde_json::json!({ "end": index.end }))?;
+    }
+    Ok(())
+}
+
+/// One process's records as export lines.
+fn export_image(
+    line: &mut impl FnMut(u64, &str, serde_json::Value) -> Result<(), String>,
+    seq: u64,
+    image: &wasmix_journal::ProcessImage,
+) -> Result<(), String> {
+    if let Some(p) = &image.process {
+        line(seq, "process", serde_json::json!(p))?;
+    }
+    for t in &image.threads {
+        line(seq, "thread", serde_json::json!(t))?;
+    }
+    if let Some(f) = &image.files {
+        line(seq, "files", serde_json::json!(f))?;
+    }
+    for m in &image.memories {
+        line(seq, "memory", serde_json::json!(m))?;
+    }
+    for r in &image.regions {
+        line(
+            seq,
+            "region",
+            serde_json::json!({
+                "index": r.index,
+                "offset": r.offset,
+                "len": r.len,
+                "encoding": serde_json::json!(r.encoding),
+                "stored_len": r.stored_len,
+                "file_offset": r.data_offset,
+            }),
+        )?;
     }
     Ok(())
 }
@@ -258,6 +309,7 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
     let layers = j.layers(&index).map_err(|e| e.to_string())?;
     let s = layers.last().ok_or("no snapshot")?;
     let memory = s
+        .root
         .memories
         .iter()
         .find(|m| m.index == 0)
@@ -270,7 +322,7 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
     let mut written = 0u64;
     let regions: Vec<_> = layers
         .iter()
-        .flat_map(|l| &l.regions)
+        .flat_map(|l| &l.root.regions)
         .filter(|r| r.index == 0)
         .collect();
     let bar = progress_bar("extracting");

@@ -363,10 +363,10 @@ fn ctrl_c_takes_a_snapshot_then_the_signal_acts() {
     assert_eq!(resumed.stdout, "second\n");
 }
 
-/// A process with children is not snapshotted (process trees come later): proc_snapshot
-/// answers EBUSY and the process goes on.
+/// A process with a child is snapshotted with its child (the tree; see `trees.rs`):
+/// proc_snapshot succeeds, and both go on.
 #[test]
-fn a_process_with_children_is_refused_a_snapshot() {
+fn a_process_with_a_child_is_snapshotted_with_it() {
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
     let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
@@ -382,10 +382,14 @@ fn a_process_with_children_is_refused_a_snapshot() {
     ]);
     r.success();
     assert!(
-        r.stdout.contains("snapshot with a child: BUSY"),
+        r.stdout.contains("snapshot with a child: ok")
+            && r.stdout.contains("join errno=0 status=Exited(3)"),
         "{}",
         r.stdout
     );
+    let info = run(&["journal", "inspect", "--json", path_str(&journal)]);
+    info.success();
+    assert!(info.stdout.contains("\"members\":[{"), "{}", info.stdout);
 }
 
 /// A real interpreter (Rhai: parser, tree-walking evaluator, dynamic values) snapshotted by

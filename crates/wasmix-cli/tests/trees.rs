@@ -1,12 +1,18 @@
-//! Process trees through the CLI, run by a shell guest (`sh.wasm`).
+//! Snapshots of process trees through the CLI: a shell guest (`sh.wasm`) with a pipeline
+//! in flight, an unreaped child and itself blocked reaping; forked and vforked-then-exec'd
+//! children; a tree killed outright and restored from its last periodic snapshot. Each
+//! restored run must finish with the output an uninterrupted run gives.
+//!
+//! Where the order of events matters, the guests wait on something the test controls (a
+//! file appearing in a mounted directory), never on time.
 
 mod common;
 
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{guest, path_str, wasmix};
+use common::{guest, path_str, run, wasmix, Run};
 
 /// The guest directory mounted at /bin, and a gate directory at /gate.
 fn mounts(gate: &Path) -> Vec<String> {
@@ -26,6 +32,242 @@ fn sh(script: &str, gate: &Path, extra: &[&str]) -> Vec<String> {
     args.push(path_str(&guest("sh.wasm")).to_owned());
     args.push(script.to_owned());
     args
+}
+
+fn run_owned(args: &[String]) -> Run {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    run(&refs)
+}
+
+fn inspect(journal: &Path) -> serde_json::Value {
+    let r = run(&["journal", "inspect", "--json", path_str(journal)]);
+    r.success();
+    serde_json::from_str(&r.stdout).unwrap()
+}
+
+/// A pipeline snapshotted while its producer is blocked on a full pipe and its consumer has
+/// not started reading, beside a child that has ended unreaped; the tree stops after the
+/// snapshot, and the restored run — the same pids, the pipe's bytes, the zombie's status —
+/// finishes with the uninterrupted run's output.
+#[test]
+fn a_shell_pipeline_snapshotted_mid_flight_finishes_after_a_restore() {
+    let gate = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let script = "echo start; child exit 7 &; settle %1; \
+                  child produce 200000 | child sum /gate/go &; snapshot; wait; echo done";
+    let go = gate.path().join("go");
+    std::fs::write(&go, "").unwrap();
+    let expected = run_owned(&sh(script, gate.path(), &[]));
+    expected.success();
+    assert_eq!(
+        expected.stdout,
+        "start\njob 1: exit 7\nlines 200000 sum 20000100000\njob 2: exit 0\ndone\n"
+    );
+    std::fs::remove_file(&go).unwrap();
+
+    let j = path_str(&journal);
+    let first = run_owned(&sh(
+        script,
+        gate.path(),
+        &["--journal", j, "--stop-after-snapshot"],
+    ));
+    assert_eq!(first.code, 75, "{}", first.stderr);
+
+    let info = inspect(&journal);
+    let snap = &info["snapshots"][0];
+    let members = snap["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{snap}");
+    assert_eq!(members[0]["ended"], serde_json::json!({ "Exited": 7 }));
+    for m in &members[1..] {
+        assert!(m["ended"].is_null(), "the pipeline was mid-flight: {m}");
+        assert_eq!(m["path"], "/bin/child.wasm");
+        assert_eq!(m["parent"], snap["pid"]);
+    }
+    assert_eq!(info["records"]["member"], 3);
+
+    std::fs::write(&go, "").unwrap();
+    let second = run_owned(&sh(script, gate.path(), &["--journal", j]));
+    second.success();
+    assert!(
+        second.stderr.contains("sh: snapshot: ok"),
+        "{}",
+        second.stderr
+    );
+    assert_eq!(
+        format!("{}{}", first.stdout, second.stdout),
+        expected.stdout
+    );
+}
+
+/// Starts `wasmix ARGS` with its output captured.
+fn start(args: &[String]) -> Child {
+    wasmix()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the journal holds a complete snapshot whose tree has `members` processes
+/// besides the root (or fails after a generous while, naming what it saw).
+fn wait_for_tree_snapshot(journal: &Path, members: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if journal.exists() {
+            let r = run(&["journal", "inspect", "--json", path_str(journal)]);
+            if r.code == 0 {
+                let info: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+                let found = info["snapshots"].as_array().is_some_and(|all| {
+                    all.iter()
+                        .any(|s| s["members"].as_array().map_or(0, Vec::len) == members)
+                });
+                if found {
+                    return;
+                }
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no snapshot of the whole tree in {}",
+            journal.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A tree taking periodic snapshots, killed outright (SIGKILL to wasmix) while its pipeline
+/// waits at the gate and the shell is blocked reaping it: restored from the last snapshot,
+/// it finishes with the output of a run never killed (nothing it printed is printed twice:
+/// everything it prints comes after the gate).
+#[test]
+fn a_tree_killed_mid_run_is_restored_from_its_last_periodic_snapshot() {
+    let gate = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let script = "child produce 100000 | child sum /gate/go &; child exit 3 &; wait; echo done";
+    let go = gate.path().join("go");
+    std::fs::write(&go, "").unwrap();
+    let expected = run_owned(&sh(script, gate.path(), &[]));
+    expected.success();
+    std::fs::remove_file(&go).unwrap();
+
+    let j = path_str(&journal);
+    let periodic = [
+        "--journal",
+        j,
+        "--snapshot-on",
+        "periodic",
+        "--snapshot-period",
+        "30ms",
+    ];
+    let mut child = start(&sh(script, gate.path(), &periodic));
+    wait_for_tree_snapshot(&journal, 3);
+    child.kill().unwrap();
+    let killed = child.wait_with_output().unwrap();
+    assert!(killed.stdout.is_empty(), "nothing printed before the gate");
+
+    std::fs::write(&go, "").unwrap();
+    let restored = run_owned(&sh(script, gate.path(), &["--journal", j]));
+    restored.success();
+    assert_eq!(restored.stdout, expected.stdout);
+    assert_eq!(
+        restored.stdout,
+        "lines 100000 sum 5000050000\njob 1: exit 0\njob 2: exit 3\ndone\n"
+    );
+}
+
+fn forker(scenario: &str, extra: &[&str]) -> Run {
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let g = guest("forker_plain.wasm");
+    let mut all = vec!["run", "--dir", &bin];
+    all.extend_from_slice(extra);
+    all.push(path_str(&g));
+    all.push(scenario);
+    run(&all)
+}
+
+/// A forked child, which changed its copy of the parent's memory before the snapshot, comes
+/// back with that copy (and the parent with its own): each sums what it had.
+#[test]
+fn a_forked_child_comes_back_with_its_own_memory() {
+    let expected = forker("snapshot", &[]);
+    expected.success();
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("j");
+    let first = forker(
+        "snapshot",
+        &["--journal", path_str(&j), "--stop-after-snapshot"],
+    );
+    assert_eq!(first.code, 75, "{}", first.stderr);
+    let info = inspect(&j);
+    let member = &info["snapshots"][0]["members"][0];
+    assert_eq!(member["path"], "", "a fork runs the journal's own module");
+    assert_eq!(member["threads"], 1);
+    let second = forker("snapshot", &["--journal", path_str(&j)]);
+    second.success();
+    assert_eq!(second.stdout, expected.stdout);
+    assert!(
+        expected.stdout.contains("sums 1081344 after go")
+            && expected.stdout.contains("parent sums 1056768"),
+        "{}",
+        expected.stdout
+    );
+}
+
+/// A vfork child that has exec'd another program is a process of its own in the tree: it is
+/// restored running that program, found again where it was loaded from.
+#[test]
+fn a_vforked_then_execd_child_is_restored_running_its_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("j");
+    let first = forker(
+        "snapshot-vfork-exec",
+        &["--journal", path_str(&j), "--stop-after-snapshot"],
+    );
+    assert_eq!(first.code, 75, "{}", first.stderr);
+    let info = inspect(&j);
+    assert_eq!(
+        info["snapshots"][0]["members"][0]["path"],
+        "/bin/child.wasm"
+    );
+    let second = forker("snapshot-vfork-exec", &["--journal", path_str(&j)]);
+    second.success();
+    assert_eq!(second.stdout, "exec'd child Exited(0)\n");
+}
+
+/// A child's program that changed (or went) since the snapshot is a named error, not a
+/// child running the wrong code.
+#[test]
+fn a_childs_program_changed_since_the_snapshot_is_a_named_error() {
+    let bin = tempfile::tempdir().unwrap();
+    std::fs::copy(guest("child.wasm"), bin.path().join("child.wasm")).unwrap();
+    let gate = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("j");
+    let args = |extra: &[&str]| {
+        let mut a = vec!["run".to_owned()];
+        a.extend(extra.iter().map(|s| s.to_string()));
+        a.extend([
+            "--dir".to_owned(),
+            format!("{}::/bin", path_str(bin.path())),
+            "--dir".to_owned(),
+            format!("{}::/gate", path_str(gate.path())),
+            path_str(&guest("sh.wasm")).to_owned(),
+            "child sum /gate/go &; snapshot; wait".to_owned(),
+        ]);
+        a
+    };
+    let first = run_owned(&args(&["--journal", path_str(&j), "--stop-after-snapshot"]));
+    assert_eq!(first.code, 75, "{}", first.stderr);
+    std::fs::copy(guest("hello.wasm"), bin.path().join("child.wasm")).unwrap();
+    run_owned(&args(&["--journal", path_str(&j)]))
+        .clean_error("ran `/bin/child.wasm`, and the file there is another module now");
+    std::fs::remove_file(bin.path().join("child.wasm")).unwrap();
+    run_owned(&args(&["--journal", path_str(&j)]))
+        .clean_error("ran `/bin/child.wasm`, which cannot be read");
 }
 
 /// A child killed right after its spawn, before its thread ran, still ends (it once spun

@@ -24,5 +24,5 @@ mod table;
 pub use errno::{Errno, FsResult};
 pub use fs::{normalize, FileSystem, FileSystemBuilder, SetupError, Stdio};
 pub use node::{Device, DirEntry, HostFd, Node, OpenFile};
-pub use snapshot::RestoreError;
+pub use snapshot::{Rebuilt, Recorded, RestoreError};
 pub use table::{FdEntry, FdTable};

@@ -60,21 +60,30 @@ impl FileSystem {
     /// The descriptor table and working directory as a journal records them. Call it while
     /// no thread of the process runs: it reads offsets and pipe contents.
     pub fn describe(&self) -> record::Files {
+        self.describe_in(0, &mut Recorded::default())
+    }
+
+    /// [`FileSystem::describe`] for process `pid` of a tree whose processes are described
+    /// one after the other with the same `recorded`: a description an earlier process
+    /// holds is recorded as that one's ([`record::Node::Inherited`]). Call it while no
+    /// thread of any of them runs.
+    pub fn describe_in(&self, pid: u32, recorded: &mut Recorded) -> record::Files {
         let table = self.table();
         let mut fds = Vec::new();
-        let mut seen: HashMap<*const OpenFile, u32> = HashMap::new();
-        let mut read_out = ReadOut::default();
         for fd in table.fds() {
             let Ok(entry) = table.get(fd) else { continue };
             let file = entry.file();
-            let key = Arc::as_ptr(file);
-            let shares = seen.get(&key).copied();
-            seen.entry(key).or_insert(fd);
-            let node = if shares.is_some() {
+            let key = Arc::as_ptr(file) as usize;
+            let first = recorded.seen.get(&key).copied();
+            recorded.seen.entry(key).or_insert((pid, fd));
+            let (node, shares) = match first {
                 // The description is recorded once, at its lowest descriptor.
-                record::Node::Lost("shared".into())
-            } else {
-                describe_node(file, entry.rights_base(), &mut read_out)
+                Some((p, lower)) if p == pid => (record::Node::Lost("shared".into()), Some(lower)),
+                Some((p, lower)) => (record::Node::Inherited { pid: p, fd: lower }, None),
+                None => (
+                    describe_node(file, entry.rights_base(), &mut recorded.read_out),
+                    None,
+                ),
             };
             fds.push(record::Fd {
                 fd,
@@ -103,11 +112,28 @@ impl FileSystem {
         files: &record::Files,
         may_bind: &dyn Fn(std::net::SocketAddr) -> bool,
     ) -> Result<FileSystem, RestoreError> {
+        FileSystem::restore_in(base, files, may_bind, 0, &mut Rebuilt::default())
+    }
+
+    /// [`FileSystem::restore`] for process `pid` of a tree whose processes are rebuilt one
+    /// after the other, in the order they were described, with the same `rebuilt`: a
+    /// description recorded at an earlier process is shared with it, and the pipes are the
+    /// same pipes. Ends no process took are closed when `rebuilt` is dropped, so drop it
+    /// once the whole tree is rebuilt.
+    pub fn restore_in(
+        base: &FileSystem,
+        files: &record::Files,
+        may_bind: &dyn Fn(std::net::SocketAddr) -> bool,
+        pid: u32,
+        rebuilt: &mut Rebuilt,
+    ) -> Result<FileSystem, RestoreError> {
         let restored = FileSystem::empty(base);
         let base_table = base.table();
-        let mut by_fd: HashMap<u32, Arc<OpenFile>> = HashMap::new();
-        let mut pipes: HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)> = HashMap::new();
-        let mut duplexes: HashMap<u64, Duplex> = HashMap::new();
+        let Rebuilt {
+            descriptions,
+            pipes,
+            duplexes,
+        } = rebuilt;
         // First the pipes, so both ends exist whichever comes first in the table.
         for f in &files.fds {
             if let record::Node::DuplexPipe {
@@ -120,42 +146,40 @@ impl FileSystem {
                 if !duplexes.contains_key(id) {
                     duplexes.insert(*id, Duplex::new().map_err(host)?);
                 }
-                // What waits to be read at this end was written at the other.
-                if let Some(other) = &duplexes[id].ends[usize::from(*first)] {
-                    write_all(other, buffered).map_err(host)?;
-                }
+                // What waits to be read at this end was written at the other (which another
+                // process may hold already: its feed is kept for this).
+                write_all(&duplexes[id].feeds[usize::from(*first)], buffered).map_err(host)?;
             }
             if let record::Node::Pipe { id, end, buffered } = &f.node {
                 let host = |errno| RestoreError::Host { fd: f.fd, errno };
                 if !pipes.contains_key(id) {
-                    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-                        .map_err(|e| host(Errno::from(e)))?;
-                    pipes.insert(*id, (Some(r), Some(w)));
+                    pipes.insert(*id, Pipe::new().map_err(host)?);
                 }
                 if *end == PipeEnd::Read && !buffered.is_empty() {
-                    let (_, w) = &pipes[id];
-                    if let Some(w) = w {
-                        write_all(w, buffered).map_err(host)?;
-                    }
+                    write_all(&pipes[id].feed, buffered).map_err(host)?;
                 }
             }
         }
         for f in &files.fds {
-            let file = if let Some(lower) = f.shares {
-                match by_fd.get(&lower) {
+            let shared = match (&f.node, f.shares) {
+                (record::Node::Inherited { pid, fd }, _) => Some((*pid, *fd)),
+                (_, Some(lower)) => Some((pid, lower)),
+                _ => None,
+            };
+            let file = if let Some(key) = shared {
+                match descriptions.get(&key) {
                     Some(file) => Arc::clone(file),
                     None => continue,
                 }
             } else {
-                let Some(file) = restore_node(&base_table, &mut pipes, &mut duplexes, may_bind, f)?
-                else {
+                let Some(file) = restore_node(&base_table, pipes, duplexes, may_bind, f)? else {
                     continue;
                 };
                 // APPEND and NONBLOCK as the guest last set them.
                 let _ = file.set_flags(f.flags);
                 file
             };
-            by_fd.insert(f.fd, Arc::clone(&file));
+            descriptions.insert((pid, f.fd), Arc::clone(&file));
             let mut entry = FdEntry::shared(file, f.rights_base, f.rights_inheriting, f.cloexec);
             if let Some(p) = &f.preopen {
                 entry = entry.preopened(p.clone());
@@ -171,6 +195,26 @@ impl FileSystem {
     }
 }
 
+/// What one snapshot's descriptor tables have recorded so far (see
+/// [`FileSystem::describe_in`]).
+#[derive(Default)]
+pub struct Recorded {
+    /// Open file descriptions (by address) → the process and descriptor recording them.
+    seen: HashMap<usize, (u32, u32)>,
+    read_out: ReadOut,
+}
+
+/// What one snapshot's descriptor tables have rebuilt so far (see
+/// [`FileSystem::restore_in`]).
+#[derive(Default)]
+pub struct Rebuilt {
+    /// Descriptions by the process and descriptor that recorded them.
+    descriptions: HashMap<(u32, u32), Arc<OpenFile>>,
+    /// One-way pipes by id.
+    pipes: HashMap<u64, Pipe>,
+    duplexes: HashMap<u64, Duplex>,
+}
+
 /// Pipe ends whose waiting bytes are recorded already (they travel with the first descriptor
 /// recorded for that end).
 #[derive(Default)]
@@ -181,17 +225,45 @@ struct ReadOut {
     duplex: std::collections::HashSet<(u64, bool)>,
 }
 
-/// A two-way pipe being rebuilt: its ends (the first at index 0) until taken, and its id.
+/// A one-way pipe being rebuilt: its ends until a descriptor takes them, and a duplicate
+/// of its write end that the bytes recorded as waiting in it are written through (whichever
+/// process took the write end by then). Dropped with the [`Rebuilt`] it is in.
+struct Pipe {
+    read: Option<OwnedFd>,
+    write: Option<OwnedFd>,
+    feed: OwnedFd,
+}
+
+impl Pipe {
+    fn new() -> Result<Pipe, Errno> {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+        let feed = rustix::io::fcntl_dupfd_cloexec(&w, 0)?;
+        Ok(Pipe {
+            read: Some(r),
+            write: Some(w),
+            feed,
+        })
+    }
+}
+
+/// A two-way pipe being rebuilt: its ends (the first at index 0) until taken, duplicates
+/// of them to write the bytes waiting at the other end through, and its id.
 struct Duplex {
     ends: [Option<OwnedFd>; 2],
+    feeds: [OwnedFd; 2],
     id: u64,
 }
 
 impl Duplex {
     fn new() -> Result<Duplex, Errno> {
         let (a, b, id) = crate::fs::duplex_ends()?;
+        let feeds = [
+            rustix::io::fcntl_dupfd_cloexec(&a, 0)?,
+            rustix::io::fcntl_dupfd_cloexec(&b, 0)?,
+        ];
         Ok(Duplex {
             ends: [Some(a), Some(b)],
+            feeds,
             id,
         })
     }
@@ -321,7 +393,7 @@ fn write_all(fd: &OwnedFd, mut bytes: &[u8]) -> Result<(), Errno> {
 
 fn restore_node(
     base: &crate::table::FdTable,
-    pipes: &mut HashMap<u64, (Option<OwnedFd>, Option<OwnedFd>)>,
+    pipes: &mut HashMap<u64, Pipe>,
     duplexes: &mut HashMap<u64, Duplex>,
     may_bind: &dyn Fn(std::net::SocketAddr) -> bool,
     f: &record::Fd,
@@ -354,8 +426,8 @@ fn restore_node(
                 return Ok(None);
             };
             let fd = match end {
-                PipeEnd::Read => ends.0.take(),
-                PipeEnd::Write => ends.1.take(),
+                PipeEnd::Read => ends.read.take(),
+                PipeEnd::Write => ends.write.take(),
             };
             match fd {
                 Some(fd) => Node::Stream(HostFd::Owned(fd)),
@@ -364,7 +436,8 @@ fn restore_node(
         }
         record::Node::Device(name) => Node::Device(Device::by_name(name).unwrap_or(Device::Null)),
         record::Node::DevDir => Node::DevDir,
-        record::Node::Lost(_) => return Ok(None),
+        // Inherited descriptions are looked up, never rebuilt, by the caller.
+        record::Node::Lost(_) | record::Node::Inherited { .. } => return Ok(None),
         record::Node::File {
             mount,
             path,

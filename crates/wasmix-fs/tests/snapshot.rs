@@ -6,7 +6,7 @@
 use std::io::IoSlice;
 
 use wasmix_fs::abi::{oflags, rights, Whence};
-use wasmix_fs::{Errno, FileSystem, RestoreError, Stdio};
+use wasmix_fs::{Errno, FileSystem, Rebuilt, Recorded, RestoreError, Stdio};
 use wasmix_journal::record::Node;
 
 fn mounted(dir: &std::path::Path) -> FileSystem {
@@ -100,6 +100,72 @@ fn a_table_is_rebuilt_as_it_was() {
     assert_eq!(restored.prestat(data).unwrap(), "/data");
     assert!(restored.readdir(sub, 0).is_ok());
     assert_eq!(restored.fdstat(f).unwrap().rights_base, FILE_RIGHTS);
+}
+
+/// Two processes of a tree (a parent and the child it forked) recorded one after the other:
+/// the descriptions they share are recorded once, at the parent, and rebuilt shared — a
+/// file's offset moves for both, and the pipe between them carries what was in flight and
+/// what is written after; the end both closed in the parent reads end-of-file once the child
+/// closes its own.
+#[test]
+fn a_tree_of_tables_keeps_its_shared_descriptions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let parent = mounted(tmp.path());
+    let f = parent
+        .open(3, false, b"log.txt", oflags::CREAT, FILE_RIGHTS, 0, 0)
+        .unwrap();
+    parent.write(f, &[IoSlice::new(b"0123456789")]).unwrap();
+    parent.seek(f, 2, Whence::Set).unwrap();
+    let (r, w) = parent.pipe().unwrap();
+    // A two-way pipe whose end with bytes waiting is the child's, the process recorded
+    // second: its bytes must still be fed in through the end the parent took first.
+    let (a, b) = parent.duplex_pipe().unwrap();
+    let child = parent.fork();
+    parent.close(w).unwrap();
+    child.close(r).unwrap();
+    child.write(w, &[IoSlice::new(b"in flight")]).unwrap();
+    parent.close(b).unwrap();
+    child.close(a).unwrap();
+    parent.write(a, &[IoSlice::new(b"to the child")]).unwrap();
+
+    let mut recorded = Recorded::default();
+    let parent_rec = parent.describe_in(1, &mut recorded);
+    let child_rec = child.describe_in(2, &mut recorded);
+    let node = |rec: &wasmix_journal::record::Files, fd: u32| {
+        rec.fds.iter().find(|e| e.fd == fd).unwrap().node.clone()
+    };
+    assert!(matches!(node(&parent_rec, f), Node::File { offset: 2, .. }));
+    assert_eq!(node(&child_rec, f), Node::Inherited { pid: 1, fd: f });
+    assert!(
+        matches!(node(&parent_rec, r), Node::Pipe { ref buffered, .. } if buffered == b"in flight")
+    );
+    assert!(
+        matches!(node(&child_rec, w), Node::Pipe { .. }),
+        "the write end is the child's alone"
+    );
+
+    let base = mounted(tmp.path());
+    let mut rebuilt = Rebuilt::default();
+    let parent2 = FileSystem::restore_in(&base, &parent_rec, &|_| true, 1, &mut rebuilt).unwrap();
+    let child2 = FileSystem::restore_in(&base, &child_rec, &|_| true, 2, &mut rebuilt).unwrap();
+    drop(rebuilt);
+    let mut two = [0u8; 2];
+    assert_eq!(child2.read(f, &mut two), Ok(2));
+    assert_eq!(&two, b"23");
+    assert_eq!(parent2.tell(f), Ok(4), "one offset for both processes");
+    let mut buf = [0u8; 32];
+    assert_eq!(parent2.read(r, &mut buf), Ok(9));
+    assert_eq!(&buf[..9], b"in flight");
+    child2.write(w, &[IoSlice::new(b"after")]).unwrap();
+    assert_eq!(parent2.read(r, &mut buf), Ok(5));
+    child2.close(w).unwrap();
+    assert_eq!(
+        parent2.read(r, &mut buf),
+        Ok(0),
+        "end of file once the writer closed"
+    );
+    assert_eq!(child2.read(b, &mut buf), Ok(12));
+    assert_eq!(&buf[..12], b"to the child");
 }
 
 /// WASIX `fd_pipe`'s two-way pipe: bytes written at either end and not yet read at the other

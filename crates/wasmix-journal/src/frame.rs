@@ -45,11 +45,13 @@ pub enum Kind {
     /// The snapshot's memory is an earlier snapshot's with its own regions laid over it
     /// (an incremental snapshot).
     Base,
+    /// The records that follow, up to the next Member, are another process of the tree.
+    Member,
 }
 
 impl Kind {
     /// Every kind, by number.
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Padding,
         Kind::Begin,
         Kind::Process,
@@ -59,6 +61,7 @@ impl Kind {
         Kind::Region,
         Kind::Commit,
         Kind::Base,
+        Kind::Member,
     ];
 
     /// Its number in a frame.
@@ -75,9 +78,10 @@ impl Kind {
     pub fn version(self) -> u16 {
         match self {
             // 2: a descriptor can be one end of a two-way pipe (`record::Node::DuplexPipe`);
-            // 3: a socket (`record::Node::Socket`). Older records read the same, and a
-            // reader of an older version refuses a newer one by name.
-            Kind::Files => 3,
+            // 3: a socket (`record::Node::Socket`); 4: a description another process of
+            // the tree recorded (`record::Node::Inherited`). Older records read the same,
+            // and a reader of an older version refuses a newer one by name.
+            Kind::Files => 4,
             _ => 1,
         }
     }
@@ -94,6 +98,7 @@ impl Kind {
             Kind::Region => "region",
             Kind::Commit => "commit",
             Kind::Base => "base",
+            Kind::Member => "member",
         }
     }
 }
@@ -248,6 +253,7 @@ mod tests {
         // On-disk numbers never change: later kinds only append.
         assert_eq!(Kind::Commit.number(), 7);
         assert_eq!(Kind::Base.number(), 8);
-        assert_eq!(Kind::from_number(9), None);
+        assert_eq!(Kind::Member.number(), 9);
+        assert_eq!(Kind::from_number(10), None);
     }
 }

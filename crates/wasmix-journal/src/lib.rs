@@ -27,10 +27,18 @@
 //! │ 24 │ payload      length bytes, then zeros up to a multiple of 8  │
 //! └────┴──────────────────────────────────────────────────────────────┘
 //!
-//! snapshot := Begin (Process | Thread | Files | Base | Memory | Region | Padding)* Commit
+//! snapshot := Begin (records | Base)* (Member records*)* Commit
+//! records  := Process | Thread | Files | Memory | Region | Padding
 //! ```
 //!
-//! Payloads of the structured kinds (Begin, Process, Thread, Files, Base, Memory, Commit)
+//! The records before the first Member are the root's: the process the journal is of. A
+//! snapshot of a process tree then has a Member per other live or unreaped process, each
+//! after its parent, followed by that process's own records (none for a zombie). Open file
+//! descriptions that processes share are recorded once, at the first process holding them;
+//! the others name it (`record::Node::Inherited`).
+//!
+//! Payloads of the structured kinds (Begin, Process, Thread, Files, Base, Memory, Member,
+//! Commit)
 //! are postcard encodings of the types in [`record`]. A Region payload is a 32-byte header
 //! (memory index u32, encoding u8, 3 reserved, guest offset u64, length u64, 8 reserved) and
 //! the bytes: raw, lz4-compressed, or none for a zero region (encoding 0, 1, 2). A raw
@@ -80,6 +88,6 @@ mod writer;
 
 pub use error::JournalError;
 pub use frame::{Kind, FORMAT_VERSION, HEADER_LEN, MAPPABLE, PAGE};
-pub use reader::{Journal, RegionRef, Snapshot, SnapshotIndex, Tail, Verify};
+pub use reader::{Journal, ProcessImage, RegionRef, Snapshot, SnapshotIndex, Tail, Verify};
 pub use record::Encoding;
 pub use writer::{compact, CommitInfo, Compacted, JournalWriter, SnapshotWriter, SyncPolicy};

@@ -96,11 +96,10 @@ pub struct RegionRef {
     frame: FrameRef,
 }
 
-/// A snapshot, decoded (memory bytes stay in the file: see [`Journal::read_region`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Snapshot {
-    /// Why and when.
-    pub begin: Begin,
+/// One process of a snapshot, decoded (memory bytes stay in the file: see
+/// [`Journal::read_region`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessImage {
     /// The process.
     pub process: Option<record::Process>,
     /// Every thread.
@@ -109,11 +108,23 @@ pub struct Snapshot {
     pub files: Option<record::Files>,
     /// Linear memories.
     pub memories: Vec<record::Memory>,
-    /// The snapshot whose memory this one's regions are laid over (an incremental
-    /// snapshot; see [`Journal::layers`]); `None`: the regions are the whole memory.
-    pub base: Option<u64>,
     /// Their bytes.
     pub regions: Vec<RegionRef>,
+}
+
+/// A snapshot, decoded: the process the journal is of, and the other processes of its tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Snapshot {
+    /// Why and when.
+    pub begin: Begin,
+    /// The snapshot whose memory this one's regions are laid over (an incremental
+    /// snapshot; see [`Journal::layers`]); `None`: the regions are the whole memory. Only
+    /// the root's memory is incremental: a member's regions are always its whole memory.
+    pub base: Option<u64>,
+    /// The root process: the one the journal is of.
+    pub root: ProcessImage,
+    /// Its descendants, each after its parent; a zombie's image is empty.
+    pub members: Vec<(record::Member, ProcessImage)>,
 }
 
 /// A journal opened for reading, its structure checked.
@@ -273,22 +284,35 @@ impl Journal {
     pub fn snapshot(&self, index: &SnapshotIndex) -> Result<Snapshot, JournalError> {
         let mut s = Snapshot {
             begin: index.begin.clone(),
-            process: None,
-            threads: Vec::new(),
-            files: None,
-            memories: Vec::new(),
             base: None,
-            regions: Vec::new(),
+            root: ProcessImage::default(),
+            members: Vec::new(),
         };
         for f in &index.frames {
+            if f.kind == Kind::Member {
+                s.members.push((self.decode(f)?, ProcessImage::default()));
+                continue;
+            }
+            let in_member = !s.members.is_empty();
+            let image = match s.members.last_mut() {
+                Some((_, image)) => image,
+                None => &mut s.root,
+            };
             match f.kind {
-                Kind::Padding | Kind::Begin | Kind::Commit => {}
+                Kind::Padding | Kind::Begin | Kind::Commit | Kind::Member => {}
+                Kind::Base if in_member => {
+                    return Err(JournalError::corrupt(
+                        &self.path,
+                        f.offset,
+                        "a base record among another process's records",
+                    ))
+                }
                 Kind::Base => s.base = Some(self.decode::<record::Base>(f)?.seq),
-                Kind::Process => s.process = Some(self.decode(f)?),
-                Kind::Thread => s.threads.push(self.decode(f)?),
-                Kind::Files => s.files = Some(self.decode(f)?),
-                Kind::Memory => s.memories.push(self.decode(f)?),
-                Kind::Region => s.regions.push(self.region_ref(f)?),
+                Kind::Process => image.process = Some(self.decode(f)?),
+                Kind::Thread => image.threads.push(self.decode(f)?),
+                Kind::Files => image.files = Some(self.decode(f)?),
+                Kind::Memory => image.memories.push(self.decode(f)?),
+                Kind::Region => image.regions.push(self.region_ref(f)?),
             }
         }
         Ok(s)

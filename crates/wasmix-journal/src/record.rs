@@ -161,6 +161,33 @@ pub struct Thread {
     pub resume: Resume,
 }
 
+/// How a process of the tree that has ended but is not yet reaped (a zombie) ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Ended {
+    /// It exited with this code.
+    Exited(i32),
+    /// A signal ended it.
+    Signaled(u8),
+}
+
+/// A process of the snapshot's tree other than its root (a child, a grandchild, …). The
+/// Process, Thread, Files, Memory and Region records after it, up to the next Member, are
+/// this process's; an ended one (a zombie) has none.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Member {
+    /// Its pid (restored as the same pid).
+    pub pid: u32,
+    /// Its parent's pid: the root or a member recorded before it.
+    pub parent: u32,
+    /// BLAKE3 of the module it runs (the journal's own module for a fork of the root).
+    pub module: [u8; 32],
+    /// The guest path that module was loaded from (empty for the journal's module): where a
+    /// restore finds it again.
+    pub path: String,
+    /// Set for a zombie: how it ended.
+    pub ended: Option<Ended>,
+}
+
 /// One end of a pipe inside the process.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PipeEnd {
@@ -234,6 +261,15 @@ pub enum Node {
         listening: bool,
         /// Whether it was connected to a peer.
         connected: bool,
+    },
+    /// The open file description of descriptor `fd` of process `pid`, recorded earlier in
+    /// the same snapshot: one description shared by processes of a tree (inherited across
+    /// fork or spawn), so offset, flags and pipe ends stay shared after a restore.
+    Inherited {
+        /// The process that records it first.
+        pid: u32,
+        /// Its descriptor there.
+        fd: u32,
     },
 }
 
@@ -436,6 +472,7 @@ mod tests {
                     listening,
                     connected,
                 }),
+            (any::<u32>(), any::<u32>()).prop_map(|(pid, fd)| Node::Inherited { pid, fd }),
         ]
     }
 
@@ -467,6 +504,17 @@ mod tests {
                 signal_callback: callback,
                 thread_locals: locals.into_iter().map(|(key, user_data, values)| ThreadLocalKey { key, user_data, values }).collect(),
             });
+        }
+
+        #[test]
+        fn member_round_trips(
+            pid: u32, parent: u32, module: [u8; 32], path in ".*",
+            ended in proptest::option::of(prop_oneof![
+                any::<i32>().prop_map(Ended::Exited),
+                any::<u8>().prop_map(Ended::Signaled)
+            ]),
+        ) {
+            round_trip(&Member { pid, parent, module, path, ended });
         }
 
         #[test]

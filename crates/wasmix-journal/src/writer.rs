@@ -284,6 +284,13 @@ impl SnapshotWriter<'_> {
         self.structured(Kind::Memory, m)
     }
 
+    /// Starts the records of another process of the tree (a descendant of the root, after
+    /// its parent): what follows, up to the next member, is its. Written after the root's
+    /// records.
+    pub fn member(&mut self, m: &record::Member) -> Result<(), JournalError> {
+        self.structured(Kind::Member, m)
+    }
+
     /// Makes this an incremental snapshot: its memory is snapshot `seq`'s (which must be a
     /// complete snapshot of this journal) with this one's regions laid over it. Written
     /// before any region.

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use wasmix_journal::record::{
-    Disposition, Entry, Fd, Files, Global, Memory, Node, PipeEnd, Process, Resume, Thread, Timer,
+    Disposition, Ended, Entry, Fd, Files, Global, Member, Memory, Node, PipeEnd, Process, Resume,
+    Thread, Timer,
 };
 use wasmix_journal::{
     Encoding, Journal, JournalError, JournalWriter, Kind, SyncPolicy, Tail, Verify, HEADER_LEN,
@@ -131,11 +132,12 @@ fn check_latest(j: &Journal, seq: u64) {
     let s = j.latest().unwrap();
     assert_eq!(s.begin.seq, seq);
     assert_eq!(s.begin.trigger, "explicit");
-    assert_eq!(s.process, Some(process(1)));
-    assert_eq!(s.threads, vec![thread(1), thread(2)]);
-    assert_eq!(s.files, Some(files()));
-    assert_eq!(s.regions.len(), 2);
-    let raw = s.regions[0];
+    assert_eq!(s.root.process, Some(process(1)));
+    assert_eq!(s.root.threads, vec![thread(1), thread(2)]);
+    assert_eq!(s.root.files, Some(files()));
+    assert!(s.members.is_empty());
+    assert_eq!(s.root.regions.len(), 2);
+    let raw = s.root.regions[0];
     assert_eq!(raw.encoding, Encoding::Raw);
     assert_eq!(
         raw.data_offset % PAGE,
@@ -145,7 +147,7 @@ fn check_latest(j: &Journal, seq: u64) {
     let mut out = vec![0u8; raw.len as usize];
     j.read_region(&raw, &mut out).unwrap();
     assert_eq!(out, noise(MAPPABLE as usize, seq));
-    let lz = s.regions[1];
+    let lz = s.root.regions[1];
     assert_eq!(
         (lz.encoding, lz.offset, lz.len),
         (Encoding::Lz4, 1 << 16, 70_000)
@@ -205,6 +207,87 @@ fn a_reopened_journal_appends_after_its_last_snapshot() {
     let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
     assert_eq!(j.snapshots().len(), 2);
     assert_eq!(j.latest().unwrap().begin.trigger, "sigint");
+}
+
+/// A snapshot of a process tree: the root's records, then each member's after its Member
+/// record; a zombie has none; a base record among a member's records is refused.
+#[test]
+fn a_tree_snapshot_reads_back_process_by_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let member = |pid, parent, ended| Member {
+        pid,
+        parent,
+        module: MODULE,
+        path: String::new(),
+        ended,
+    };
+    let mut w = JournalWriter::create(&path, MODULE, SyncPolicy::Never).unwrap();
+    let mut s = w.snapshot("explicit", 1, 2).unwrap();
+    s.process(&process(1)).unwrap();
+    s.thread(&thread(1)).unwrap();
+    s.files(&files()).unwrap();
+    s.member(&member(2, 1, None)).unwrap();
+    s.process(&process(2)).unwrap();
+    s.thread(&thread(2)).unwrap();
+    let shared = Files {
+        cwd: "/".into(),
+        fds: vec![Fd {
+            fd: 0,
+            node: Node::Inherited { pid: 1, fd: 3 },
+            flags: 0,
+            rights_base: 0,
+            rights_inheriting: 0,
+            cloexec: false,
+            preopen: None,
+            shares: None,
+        }],
+    };
+    s.files(&shared).unwrap();
+    s.memory(&Memory {
+        index: 0,
+        size: 65536,
+        shared: false,
+    })
+    .unwrap();
+    s.region(0, 4096, &[7u8; 100], None).unwrap();
+    s.member(&member(3, 2, Some(Ended::Exited(7)))).unwrap();
+    s.commit().unwrap();
+    drop(w);
+
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    let snap = j.latest().unwrap();
+    assert_eq!(snap.root.process, Some(process(1)));
+    assert_eq!(snap.root.threads, vec![thread(1)]);
+    assert!(snap.root.regions.is_empty());
+    assert_eq!(snap.members.len(), 2);
+    let (m, image) = &snap.members[0];
+    assert_eq!(m, &member(2, 1, None));
+    assert_eq!(image.process, Some(process(2)));
+    assert_eq!(image.threads, vec![thread(2)]);
+    assert_eq!(image.files, Some(shared));
+    assert_eq!(image.regions.len(), 1);
+    let mut out = vec![0u8; 100];
+    j.read_region(&image.regions[0], &mut out).unwrap();
+    assert_eq!(out, vec![7u8; 100]);
+    let (zombie, nothing) = &snap.members[1];
+    assert_eq!(zombie.ended, Some(Ended::Exited(7)));
+    assert_eq!(nothing, &wasmix_journal::ProcessImage::default());
+
+    let mut w = JournalWriter::open(&path, MODULE, SyncPolicy::Never, Verify::Full)
+        .unwrap()
+        .0;
+    let mut s = w.snapshot("explicit", 3, 4).unwrap();
+    s.process(&process(1)).unwrap();
+    s.member(&member(2, 1, None)).unwrap();
+    s.base(1).unwrap();
+    s.commit().unwrap();
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    let e = j.snapshot(&j.snapshots()[1]).unwrap_err();
+    assert!(
+        matches!(&e, JournalError::Corrupt { reason, .. } if reason.contains("base record")),
+        "{e}"
+    );
 }
 
 #[test]
@@ -550,7 +633,7 @@ fn compose(j: &Journal, seq: u64) -> Vec<u8> {
     let mut memory = vec![0xAAu8; PAGES * PAGE as usize];
     memory.fill(0);
     for layer in j.layers(index).unwrap() {
-        for r in &layer.regions {
+        for r in &layer.root.regions {
             let at = r.offset as usize;
             j.read_region(r, &mut memory[at..at + r.len as usize])
                 .unwrap();

@@ -333,10 +333,11 @@ impl ProcessBuilder {
             timed_out: timed_out.clone(),
         });
         let main = launches.remove(0);
+        // The root's other threads, and a restored tree's other processes.
         for other in launches {
-            let tid = other.thread.tid();
+            let (tid, owner) = (other.thread.tid(), Arc::clone(&other.ctx.process));
             if running::start_thread(other).is_err() {
-                process.thread_exited(tid);
+                owner.thread_exited(tid);
             }
         }
         running::run_thread(main.ctx, main.thread, main.start);

@@ -64,7 +64,9 @@ pub(crate) fn fork(
         let interrupt = Interrupt::install(runtime.engine(), &thread);
         let mut child = Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt).into_store();
         signals::arm(&mut child);
-        ctx.instantiate(&mut child, false).map_err(|e| {
+        // The child's main thread: its memory's place is known (a snapshot of the tree
+        // reads it), and its contents come from the parent below, not from adoption.
+        ctx.instantiate_unadopted(&mut child).map_err(|e| {
             tracing::warn!("fork: cannot instantiate the child: {e:#}");
             Errno::Nomem
         })?;

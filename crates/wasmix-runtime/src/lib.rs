@@ -229,6 +229,9 @@ struct RuntimeInner {
     cpu: Option<Arc<cpu::CpuWatch>>,
     /// What network guests may reach.
     network: net::policy::NetPolicy,
+    /// The context each process runs in now, by pid (a snapshot of a process tree finds its
+    /// members' here); entries of ended processes are dead and swept as new ones come.
+    contexts: Mutex<HashMap<wasmix_process::Pid, std::sync::Weak<host::ProcessCtx>>>,
 }
 
 impl Runtime {
@@ -280,6 +283,7 @@ impl Runtime {
                 linker,
                 cache,
                 loaded: Mutex::new(HashMap::new()),
+                contexts: Mutex::new(HashMap::new()),
                 control,
                 provided,
                 instrumentation: if config.snapshots {
@@ -360,6 +364,35 @@ impl Runtime {
         let program = self.load_bytes(bytes, name)?;
         lock().insert(key, program.clone());
         Ok(program)
+    }
+
+    /// Records that `ctx`'s process runs in it now (its first thread starts, or it exec'd).
+    pub(crate) fn register_context(&self, ctx: &Arc<host::ProcessCtx>) {
+        let mut all = self
+            .inner
+            .contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if all.len() >= 64 && all.len().is_power_of_two() {
+            all.retain(|_, c| c.strong_count() > 0);
+        }
+        all.insert(ctx.process.pid(), Arc::downgrade(ctx));
+    }
+
+    /// The context `process` runs in, once one of its threads runs it (a vfork child that
+    /// has not exec'd runs on its parent's thread and has none).
+    pub(crate) fn context_of(
+        &self,
+        process: &Arc<wasmix_process::Process>,
+    ) -> Option<Arc<host::ProcessCtx>> {
+        let all = self
+            .inner
+            .contexts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        all.get(&process.pid())
+            .and_then(std::sync::Weak::upgrade)
+            .filter(|c| Arc::ptr_eq(&c.process, process))
     }
 
     /// Starts configuring a process that runs `program`.

@@ -1,13 +1,16 @@
-//! Rebuilding a process from a journal's snapshot: the same pid and tids, the descriptor
-//! table reopened, memory as it was, every thread rewound into the call it was captured in
-//! (which then runs again from its start, or returns what the snapshot says).
+//! Rebuilding a process — and the processes of its tree — from a journal's snapshot: the
+//! same pids and tids, the descriptor tables reopened (descriptions the processes shared
+//! shared again, the pipes between them with their bytes), memory as it was, every thread
+//! rewound into the call it was captured in (which then runs again from its start, or
+//! returns what the snapshot says), zombies waiting to be reaped.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use rustix::mm::{mmap, mmap_anonymous, MapFlags, ProtFlags};
-use wasmix_fs::FileSystem;
-use wasmix_journal::{record, Encoding, Journal, Snapshot};
-use wasmix_process::{Disposition, Trigger, MAX_SIGNAL};
+use wasmix_fs::{FileSystem, Rebuilt};
+use wasmix_journal::{record, Encoding, Journal, ProcessImage, RegionRef, Snapshot};
+use wasmix_process::{Disposition, ExitStatus, Pid, Process, Signal, Trigger, MAX_SIGNAL};
 use wasmtime::Store;
 
 use crate::error::RunError;
@@ -21,8 +24,8 @@ use crate::snapshot::signals_of;
 use crate::stack::{Resumption, ThreadSnapshot};
 use crate::Runtime;
 
-/// What a restore hands the caller: the process context and every thread ready to resume,
-/// the main thread first.
+/// What a restore hands the caller: the root's context and every thread of the tree ready to
+/// resume, the root's main thread first.
 pub(crate) struct Restored {
     pub ctx: Arc<ProcessCtx>,
     pub threads: Vec<Launch>,
@@ -42,8 +45,8 @@ pub(crate) struct ThisRun<'a> {
     pub env: Vec<Vec<u8>>,
 }
 
-/// Rebuilds the process `snap` (read from `journal`) records, running `program` with
-/// `preloads`, over this run's mounts and stdio.
+/// Rebuilds the process tree `snap` (read from `journal`) records, its root running
+/// `program` with `preloads`, over this run's mounts and stdio.
 pub(crate) fn restore(
     runtime: &Runtime,
     program: &Program,
@@ -53,136 +56,293 @@ pub(crate) fn restore(
     snap: &Snapshot,
     journaling: Arc<Journaling>,
 ) -> Result<Restored, RunError> {
-    let proc_rec = snap
-        .process
-        .as_ref()
-        .ok_or_else(|| setup("it records no process"))?;
-    let files = snap
-        .files
-        .as_ref()
-        .ok_or_else(|| setup("it records no descriptor table"))?;
-    let main_rec = snap
-        .threads
-        .iter()
-        .find(|t| t.main)
-        .ok_or_else(|| setup("it records no main thread"))?;
     if !program.captures_everywhere() {
         return Err(setup(format!(
             "`{}` was not instrumented for snapshots",
             program.name()
         )));
     }
-
-    let process = runtime
-        .control()
-        .spawn_as(proc_rec.pid, None, program.hash())
-        .map_err(|e| setup(format!("pid {}: {e}", proc_rec.pid)))?;
-    // A socket bound before comes back bound where this run's network policy allows it.
-    let policy = runtime.network();
-    let may_bind = |at| {
-        let allowed = policy.check(NetOp::Bind, at).is_some();
-        if !allowed {
-            tracing::warn!(
-                target: "wasmix::net",
-                "a socket bound to {at} comes back closed: this run's network policy does not \
-                 allow the bind (--net, or --net-allow bind=HOST:PORT)"
-            );
-        }
-        allowed
+    let index = journal
+        .snapshots()
+        .iter()
+        .find(|s| s.seq == snap.begin.seq)
+        .ok_or_else(|| setup(format!("snapshot {} is not in the journal", snap.begin.seq)))?;
+    // The root's memory may be an increment on earlier snapshots; a member's is whole.
+    let layers = journal.layers(index).map_err(setup)?;
+    let root_memory = Memory {
+        shape: layers.last().and_then(|s| s.root.memories.first()),
+        regions: layers.iter().flat_map(|l| &l.root.regions).collect(),
     };
-    let fs = FileSystem::restore(this_run.fs, files, &may_bind).map_err(setup)?;
+    let proc_rec = snap
+        .root
+        .process
+        .as_ref()
+        .ok_or_else(|| setup("it records no process"))?;
     let env = if snap.begin.trigger == crate::snapshot::trigger_name(Trigger::FirstEnviron) {
         this_run.env
     } else {
         proc_rec.env.clone()
     };
-    let image = Image::new(runtime, program, preloads)?;
-    let ctx = Arc::new(
-        ProcessCtx::new(
+    let mut rebuilt = Rebuilt::default();
+    let mut tree = Tree {
+        runtime,
+        journal,
+        base: this_run.fs,
+        rebuilt: &mut rebuilt,
+        processes: HashMap::new(),
+        launches: Vec::new(),
+        clock_offset: 0,
+    };
+    let ctx = tree.process(
+        &snap.root,
+        None,
+        program,
+        preloads.clone(),
+        env,
+        Some(journaling),
+        root_memory,
+    )?;
+    tree.clock_offset = ctx.clock_offset();
+    for (member, image) in &snap.members {
+        let parent = tree.processes.get(&member.parent).cloned().ok_or_else(|| {
+            setup(format!(
+                "process {}'s parent, {}, is not in the snapshot",
+                member.pid, member.parent
+            ))
+        })?;
+        if let Some(ended) = member.ended {
+            let zombie = runtime
+                .control()
+                .spawn_zombie(member.pid, &parent, member.module, status_of(ended))
+                .map_err(|e| setup(format!("pid {}: {e}", member.pid)))?;
+            tree.processes.insert(member.pid, zombie);
+            continue;
+        }
+        let (member_program, member_preloads) = if member.module == program.hash() {
+            (program.clone(), preloads.clone())
+        } else {
+            (load_member(runtime, this_run.fs, member)?, Vec::new())
+        };
+        let env = image
+            .process
+            .as_ref()
+            .map(|p| p.env.clone())
+            .unwrap_or_default();
+        let memory = Memory {
+            shape: image.memories.first(),
+            regions: image.regions.iter().collect(),
+        };
+        let member_ctx = tree.process(
+            image,
+            Some(&parent),
+            &member_program,
+            member_preloads,
+            env,
+            None,
+            memory,
+        )?;
+        member_ctx.sync_host_signals();
+    }
+    let threads = std::mem::take(&mut tree.launches);
+    // Pipe ends no process took close now: a reader whose writers are all gone reads EOF.
+    drop(rebuilt);
+    Ok(Restored { ctx, threads })
+}
+
+/// A memory to restore: its recorded shape and its regions, to be laid in this order.
+struct Memory<'a> {
+    shape: Option<&'a record::Memory>,
+    regions: Vec<&'a RegionRef>,
+}
+
+/// A tree being rebuilt.
+struct Tree<'a> {
+    runtime: &'a Runtime,
+    journal: &'a Journal,
+    /// This run's file system: the mounts and stdio every table is rebuilt over.
+    base: &'a FileSystem,
+    rebuilt: &'a mut Rebuilt,
+    processes: HashMap<Pid, Arc<Process>>,
+    launches: Vec<Launch>,
+    /// The root's monotonic clock offset, which the others share.
+    clock_offset: u64,
+}
+
+impl Tree<'_> {
+    /// Rebuilds one process as `image` records it, a child of `parent` (none: the root),
+    /// running `program`; its threads join the launches.
+    #[allow(clippy::too_many_arguments)]
+    fn process(
+        &mut self,
+        image: &ProcessImage,
+        parent: Option<&Arc<Process>>,
+        program: &Program,
+        preloads: Vec<(String, Program)>,
+        env: Vec<Vec<u8>>,
+        journaling: Option<Arc<Journaling>>,
+        memory: Memory<'_>,
+    ) -> Result<Arc<ProcessCtx>, RunError> {
+        let runtime = self.runtime;
+        let proc_rec = image
+            .process
+            .as_ref()
+            .ok_or_else(|| setup("it records no process"))?;
+        let files = image
+            .files
+            .as_ref()
+            .ok_or_else(|| setup(format!("process {} has no descriptor table", proc_rec.pid)))?;
+        let main_rec = image
+            .threads
+            .iter()
+            .find(|t| t.main)
+            .ok_or_else(|| setup(format!("process {} has no main thread", proc_rec.pid)))?;
+        if !program.captures_everywhere() {
+            return Err(setup(format!(
+                "`{}` was not instrumented for snapshots",
+                program.name()
+            )));
+        }
+        let process = runtime
+            .control()
+            .spawn_as(proc_rec.pid, parent, program.hash())
+            .map_err(|e| setup(format!("pid {}: {e}", proc_rec.pid)))?;
+        self.processes.insert(proc_rec.pid, Arc::clone(&process));
+        // A socket bound before comes back bound where this run's network policy allows it.
+        let policy = runtime.network();
+        let may_bind = |at| {
+            let allowed = policy.check(NetOp::Bind, at).is_some();
+            if !allowed {
+                tracing::warn!(
+                    target: "wasmix::net",
+                    "a socket bound to {at} comes back closed: this run's network policy does \
+                     not allow the bind (--net, or --net-allow bind=HOST:PORT)"
+                );
+            }
+            allowed
+        };
+        let fs = FileSystem::restore_in(self.base, files, &may_bind, proc_rec.pid, self.rebuilt)
+            .map_err(setup)?;
+        let ctx = ProcessCtx::new(
             runtime.clone(),
             Arc::clone(&process),
             Arc::new(fs),
             proc_rec.args.clone(),
             env,
-            image,
-            false,
-        )
-        .with_journal(Arc::clone(&journaling)),
-    );
-    journaling.set_current(&ctx);
-    *ctx.thread_locals.lock().unwrap_or_else(|e| e.into_inner()) =
-        crate::tls::ThreadLocals::restore(&proc_rec.thread_locals);
-    if let Some(name) = &proc_rec.signal_callback {
-        ctx.set_signal_callback(name.clone());
-    }
-    process.set_dispositions(&dispositions(&proc_rec.dispositions));
-
-    // Threads with their ids and masks; the main thread exists with the process.
-    let main = process
-        .main_thread()
-        .ok_or_else(|| setup("the process has no main thread"))?;
-    main.set_mask(signals_of(main_rec.mask));
-    let mut threads = vec![(Arc::clone(&main), main_rec)];
-    for t in snap.threads.iter().filter(|t| !t.main) {
-        let thread = process
-            .spawn_thread_as(t.tid, signals_of(t.mask))
-            .map_err(|e| setup(format!("thread {}: {e}", t.tid)))?;
-        threads.push((thread, t));
-    }
-
-    let mut launches = Vec::new();
-    for (i, (thread, rec)) in threads.into_iter().enumerate() {
-        let interrupt = Interrupt::install(runtime.engine(), &thread);
-        let mut store = Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt).into_store();
-        signals::arm(&mut store);
-        let main_thread = i == 0;
-        let instantiated = if main_thread {
-            ctx.instantiate_for_restore(&mut store)
-        } else {
-            ctx.instantiate(&mut store, false)
-        };
-        instantiated.map_err(|e| setup(format!("{e:#}")))?;
-        if main_thread {
-            let index = journal
-                .snapshots()
-                .iter()
-                .find(|s| s.seq == snap.begin.seq)
-                .ok_or_else(|| {
-                    setup(format!("snapshot {} is not in the journal", snap.begin.seq))
-                })?;
-            let layers = journal.layers(index).map_err(setup)?;
-            restore_memory(&mut store, journal, &layers)?;
-        }
-        for sig in signals_of(rec.pending).iter() {
-            thread.deliver(sig);
-        }
-        let snapshot = Arc::new(thread_snapshot(rec));
-        launches.push(Launch {
-            ctx: Arc::clone(&ctx),
-            thread,
-            start: Start::Resume(Box::new(Resume {
-                store,
-                snapshot,
-                resume: resumption(rec.resume),
-            })),
+            Image::new(runtime, program, preloads)?,
+            parent.is_some(),
+        );
+        let ctx = Arc::new(match journaling {
+            Some(j) => ctx.with_journal(j),
+            None => ctx.with_clock_offset(self.clock_offset),
         });
-    }
-    for sig in signals_of(proc_rec.pending).iter() {
-        let _ = process.signal(sig);
-    }
-    for t in &proc_rec.timers {
-        if let Some(sig) = wasmix_process::Signal::new(t.signal) {
-            process.restore_interval_timer(
-                sig,
-                std::time::Duration::from_nanos(t.remaining_ns.max(1)),
-                t.repeat_ns.map(std::time::Duration::from_nanos),
-            );
+        if let Some(j) = ctx.journal() {
+            j.set_current(&ctx);
         }
+        *ctx.thread_locals.lock().unwrap_or_else(|e| e.into_inner()) =
+            crate::tls::ThreadLocals::restore(&proc_rec.thread_locals);
+        if let Some(name) = &proc_rec.signal_callback {
+            ctx.set_signal_callback(name.clone());
+        }
+        process.set_dispositions(&dispositions(&proc_rec.dispositions));
+
+        // Threads with their ids and masks; the main thread exists with the process.
+        let main = process
+            .main_thread()
+            .ok_or_else(|| setup("the process has no main thread"))?;
+        main.set_mask(signals_of(main_rec.mask));
+        let mut threads = vec![(Arc::clone(&main), main_rec)];
+        for t in image.threads.iter().filter(|t| !t.main) {
+            let thread = process
+                .spawn_thread_as(t.tid, signals_of(t.mask))
+                .map_err(|e| setup(format!("thread {}: {e}", t.tid)))?;
+            threads.push((thread, t));
+        }
+
+        for (i, (thread, rec)) in threads.into_iter().enumerate() {
+            let interrupt = Interrupt::install(runtime.engine(), &thread);
+            let mut store =
+                Host::new(Arc::clone(&ctx), Arc::clone(&thread), interrupt).into_store();
+            signals::arm(&mut store);
+            let main_thread = i == 0;
+            let instantiated = if main_thread {
+                ctx.instantiate_unadopted(&mut store)
+            } else {
+                ctx.instantiate(&mut store, false)
+            };
+            instantiated.map_err(|e| setup(format!("{e:#}")))?;
+            if main_thread {
+                restore_memory(&mut store, self.journal, &memory)?;
+            }
+            for sig in signals_of(rec.pending).iter() {
+                thread.deliver(sig);
+            }
+            let snapshot = Arc::new(thread_snapshot(rec));
+            self.launches.push(Launch {
+                ctx: Arc::clone(&ctx),
+                thread,
+                start: Start::Resume(Box::new(Resume {
+                    store,
+                    snapshot,
+                    resume: resumption(rec.resume),
+                })),
+            });
+        }
+        for sig in signals_of(proc_rec.pending).iter() {
+            let _ = process.signal(sig);
+        }
+        for t in &proc_rec.timers {
+            if let Some(sig) = Signal::new(t.signal) {
+                process.restore_interval_timer(
+                    sig,
+                    std::time::Duration::from_nanos(t.remaining_ns.max(1)),
+                    t.repeat_ns.map(std::time::Duration::from_nanos),
+                );
+            }
+        }
+        Ok(ctx)
     }
-    Ok(Restored {
-        ctx,
-        threads: launches,
-    })
+}
+
+/// The program a member of the tree ran when it is not the journal's own: read again from
+/// where it was loaded, in this run's mounts, and checked to be the same module.
+fn load_member(
+    runtime: &Runtime,
+    fs: &FileSystem,
+    member: &record::Member,
+) -> Result<Program, RunError> {
+    if member.path.is_empty() {
+        return Err(setup(format!(
+            "process {} ran a module other than the journal's, and the snapshot does not say \
+             where it came from",
+            member.pid
+        )));
+    }
+    let bytes = fs
+        .read_file(&member.path, runtime.max_module_size())
+        .map_err(|e| {
+            setup(format!(
+                "process {} ran `{}`, which cannot be read ({e}); mount it where it was",
+                member.pid, member.path
+            ))
+        })?;
+    if *blake3::hash(&bytes).as_bytes() != member.module {
+        return Err(setup(format!(
+            "process {} ran `{}`, and the file there is another module now",
+            member.pid, member.path
+        )));
+    }
+    runtime
+        .load_for_guest(&bytes, &member.path)
+        .map_err(|e| setup(format!("`{}`: {e}", member.path)))
+}
+
+fn status_of(ended: record::Ended) -> ExitStatus {
+    match ended {
+        record::Ended::Exited(code) => ExitStatus::Exited(code),
+        record::Ended::Signaled(n) => Signal::new(n)
+            .map(ExitStatus::Signaled)
+            .unwrap_or(ExitStatus::Exited(128 + i32::from(n))),
+    }
 }
 
 /// Grows the memory to its recorded size and fills it: fresh zero pages everywhere
@@ -195,9 +355,9 @@ pub(crate) fn restore(
 fn restore_memory(
     store: &mut Store<Host>,
     journal: &Journal,
-    layers: &[Snapshot],
+    memory: &Memory<'_>,
 ) -> Result<(), RunError> {
-    let Some(mem) = layers.last().and_then(|s| s.memories.first()) else {
+    let Some(mem) = memory.shape else {
         return Ok(());
     };
     let have = match store.data().memory.clone() {
@@ -230,7 +390,7 @@ fn restore_memory(
         .map_err(|e| setup(format!("cannot map the memory: {e}")))?;
     }
     let page = rustix::param::page_size() as u64;
-    for r in layers.iter().flat_map(|l| &l.regions) {
+    for r in memory.regions.iter().copied() {
         let end = r.offset.saturating_add(r.len);
         if end > region.len as u64 {
             return Err(setup(format!(

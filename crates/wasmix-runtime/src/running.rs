@@ -25,6 +25,7 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
     if let Some(w) = &cpu {
         w.enter(pid);
     }
+    ctx.runtime.register_context(&ctx);
     let mut start = Some(start);
     let mut interrupt = None;
     let mut ctx = ctx;
@@ -66,6 +67,7 @@ pub(crate) fn run_thread(ctx: Arc<ProcessCtx>, thread: Arc<Thread>, start: Start
                     if let Some(next) = next {
                         retire_other_threads(&ctx, &thread);
                         ctx = next;
+                        ctx.runtime.register_context(&ctx);
                         if let Some(j) = ctx.journal() {
                             j.set_current(&ctx);
                         }

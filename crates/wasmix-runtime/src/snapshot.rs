@@ -8,19 +8,31 @@
 //! snapshot commits. Then every thread is rewound into its call — which runs again from its
 //! start, or (the thread that asked, through `proc_snapshot`) returns — or, with
 //! stop-after-snapshot, the process ends with [`STOPPED_AFTER_SNAPSHOT`].
+//!
+//! A process with children is snapshotted with its whole tree: every descendant that runs
+//! gets a capture round of its own, and each process's action hands its share (threads,
+//! memory) to one [`Gather`]; the last share in writes the snapshot — every process of the
+//! tree parked at once, so the pipes between them hold what they held, and descriptions
+//! they share are recorded once — and every process goes on (or stops) together. Zombies
+//! are recorded by their status. A vfork child that has not exec'd yet (it runs on its
+//! parent's thread) or a child not started yet makes the request busy: asked again, it
+//! succeeds once the child runs.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex};
 
 use wasmix_fs::Errno;
 use wasmix_journal::record;
 use wasmix_process::{
-    After, CheckpointError, Disposition, ExitStatus, Resume, SigSet, Snapshot, Thread, Ticket,
-    Trigger,
+    After, CheckpointError, Disposition, ExitStatus, Pid, Process, Resume, SigSet, Snapshot,
+    Thread, Ticket, Trigger,
 };
 use wasmtime::{Caller, Store};
 
 use crate::capture;
-use crate::host::{Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx};
+use crate::host::{
+    Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx, ProcessJob,
+};
 use crate::stack::{Capture, Resumption, ThreadSnapshot};
 use crate::wpcopy::WpCopy;
 
@@ -40,11 +52,11 @@ pub enum SnapshotError {
          snapshots on, as `wasmix run --journal` does)"
     )]
     NotInstrumented(String),
-    /// Process trees are not snapshotted yet.
-    #[error(
-        "the process has live children ({0:?}); snapshots of process trees are not supported yet"
-    )]
-    HasChildren(Vec<u32>),
+    /// A process of the tree cannot be captured now: it has not started yet, or it is a
+    /// vfork child that has not exec'd (it runs on its parent's thread). Asked again once it
+    /// runs, the snapshot is taken.
+    #[error("process {0} of the tree is starting (or a vfork child before its exec); try again")]
+    ChildStarting(u32),
     /// The process has ended.
     #[error("the process has ended")]
     Ended,
@@ -72,9 +84,10 @@ struct ThreadCapture {
     memory_len: u64,
 }
 
-/// Asks for a snapshot of `ctx`'s process for `trigger`. Every thread parks at its next
-/// capture point; the returned ticket completes once the snapshot is committed (or failed).
-/// `memory_len` is the memory's size now, if the caller knows it (a guest's own call).
+/// Asks for a snapshot of `ctx`'s process — and of its descendants, if it has any — for
+/// `trigger`. Every thread parks at its next capture point; the returned ticket completes
+/// once the snapshot is committed (or failed). `memory_len` is the memory's size now, if
+/// the caller knows it (a guest's own call).
 pub(crate) fn request(
     ctx: &Arc<ProcessCtx>,
     trigger: Trigger,
@@ -88,33 +101,348 @@ pub(crate) fn request(
     if ctx.process.is_exiting() {
         return Err(SnapshotError::Ended);
     }
-    let children = ctx.process.children();
-    if !children.is_empty() {
-        return Err(SnapshotError::HasChildren(children));
-    }
     let after = if journal.stop_after() {
         After::Stop
     } else {
         After::Resume
     };
     let _one_at_a_time = journal.requesting();
-    if ctx.process.checkpoint().is_requested() {
+    let tree = settled_tree(ctx, journal.capture_timeout())?;
+    let live: Vec<Arc<ProcessCtx>> = tree.iter().filter_map(Place::live).cloned().collect();
+    if live.iter().any(|c| c.process.checkpoint().is_requested()) {
         return Err(SnapshotError::Busy);
     }
-    let target = Arc::clone(ctx);
     let done = Arc::new(Durable::default());
     let durable = Arc::clone(&done);
-    let j = Arc::clone(&journal);
+    let gather = Arc::new(Gather::new(Arc::clone(&journal), trigger, done, tree));
     let armed = if journal.stop_after() {
         None
     } else {
         arm(ctx, memory_len)
     };
-    let action = Box::new(move |s: &Snapshot<'_>| write(&target, &j, trigger, done, armed, s));
-    let round = ctx.process.request_capture(trigger, after, action)?;
+    let mut armed = Some(armed);
+    let mut opened: Vec<&Arc<ProcessCtx>> = Vec::new();
+    let mut round = None;
+    for member in &live {
+        let is_root = Arc::ptr_eq(member, ctx);
+        let g = Arc::clone(&gather);
+        let target = Arc::clone(member);
+        let copy = if is_root {
+            armed.take().flatten()
+        } else {
+            None
+        };
+        let incremental = is_root && journal.incremental();
+        let action = Box::new(move |s: &Snapshot<'_>| {
+            let part = capture(&target, copy, incremental, g.reads_live(), s);
+            g.deposit(target.process.pid(), part)
+        });
+        match member.process.request_capture(trigger, after, action) {
+            Ok(ticket) => {
+                if is_root {
+                    round = Some(ticket);
+                }
+                opened.push(member);
+            }
+            Err(e) => {
+                let why = format!("process {}: {e}", member.process.pid());
+                if gather.fail(&why) {
+                    for o in &opened {
+                        o.process.checkpoint().cancel(&why);
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    let round = round.ok_or(SnapshotError::Ended)?;
     journal.set_last(round.clone(), Arc::clone(&durable));
-    watch(ctx, round.clone(), journal.capture_timeout());
+    watch(gather, journal.capture_timeout());
     Ok(SnapshotTicket { round, durable })
+}
+
+/// A process of the tree being snapshotted, in the order the journal records them: the
+/// root first, each other after its parent.
+struct Place {
+    pid: Pid,
+    parent: Pid,
+    what: Member,
+}
+
+enum Member {
+    /// It runs (in this context).
+    Live(Arc<ProcessCtx>),
+    /// It has ended and waits to be reaped.
+    Zombie(Arc<Process>, ExitStatus),
+}
+
+impl Place {
+    fn live(&self) -> Option<&Arc<ProcessCtx>> {
+        match &self.what {
+            Member::Live(c) => Some(c),
+            Member::Zombie(..) => None,
+        }
+    }
+}
+
+/// `ctx`'s process and its descendants, once none of them is starting: a child spawned a
+/// moment ago runs within milliseconds, so it is waited for, up to `limit` (a vfork child
+/// stays in its parent's thread until it execs: the request is busy then).
+fn settled_tree(
+    ctx: &Arc<ProcessCtx>,
+    limit: std::time::Duration,
+) -> Result<Vec<Place>, SnapshotError> {
+    let since = std::time::Instant::now();
+    loop {
+        match tree_of(ctx) {
+            Err(SnapshotError::ChildStarting(_)) if since.elapsed() < limit => {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            settled => return settled,
+        }
+    }
+}
+
+/// `ctx`'s process and its descendants.
+fn tree_of(ctx: &Arc<ProcessCtx>) -> Result<Vec<Place>, SnapshotError> {
+    let mut tree = vec![Place {
+        pid: ctx.process.pid(),
+        parent: 0,
+        what: Member::Live(Arc::clone(ctx)),
+    }];
+    let mut processes = vec![Arc::clone(&ctx.process)];
+    let mut next = 0;
+    while next < processes.len() {
+        let parent = Arc::clone(&processes[next]);
+        next += 1;
+        for child in parent.child_processes() {
+            let what = match child.try_status() {
+                Some(status) => Member::Zombie(Arc::clone(&child), status),
+                None => {
+                    let c = ctx
+                        .runtime
+                        .context_of(&child)
+                        .ok_or(SnapshotError::ChildStarting(child.pid()))?;
+                    let program = c.image.program();
+                    if !program.captures_everywhere() {
+                        return Err(SnapshotError::NotInstrumented(program.name().to_owned()));
+                    }
+                    Member::Live(c)
+                }
+            };
+            tree.push(Place {
+                pid: child.pid(),
+                parent: parent.pid(),
+                what,
+            });
+            processes.push(child);
+        }
+    }
+    Ok(tree)
+}
+
+/// One process's share of a snapshot, taken by its action while its threads are parked.
+struct Part {
+    threads: Vec<record::Thread>,
+    memory: Option<(MemoryImage, bool)>,
+}
+
+/// The shares of the processes of one snapshot's tree, and how it ended.
+struct Gather {
+    journal: Arc<Journaling>,
+    trigger: Trigger,
+    done: Arc<Durable>,
+    tree: Vec<Place>,
+    state: Mutex<Gathering>,
+    cv: Condvar,
+}
+
+#[derive(Default)]
+struct Gathering {
+    parts: HashMap<Pid, Result<Part, String>>,
+    /// The last share is in: the snapshot is being written and can no longer fail from
+    /// outside.
+    writing: bool,
+    outcome: Option<Result<(), String>>,
+}
+
+impl Gather {
+    fn new(
+        journal: Arc<Journaling>,
+        trigger: Trigger,
+        done: Arc<Durable>,
+        tree: Vec<Place>,
+    ) -> Gather {
+        Gather {
+            journal,
+            trigger,
+            done,
+            tree,
+            state: Mutex::new(Gathering::default()),
+            cv: Condvar::new(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gathering> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether the process must wait for its memory to be written (a process stopping after
+    /// the snapshot: its memory goes away when it ends).
+    fn reads_live(&self) -> bool {
+        self.journal.stop_after()
+    }
+
+    /// Hands in the share of process `pid` (whose threads stay parked meanwhile); the last
+    /// one in writes the snapshot. Returns how the snapshot ended.
+    fn deposit(&self, pid: Pid, part: Result<Part, String>) -> Result<(), String> {
+        let mut st = self.lock();
+        if let Some(outcome) = &st.outcome {
+            return outcome.clone();
+        }
+        st.parts.insert(pid, part);
+        let live = self.tree.iter().filter(|p| p.live().is_some()).count();
+        if st.parts.len() == live {
+            st.writing = true;
+            let parts = std::mem::take(&mut st.parts);
+            drop(st);
+            let outcome = self.write(parts);
+            let mut st = self.lock();
+            st.outcome = Some(outcome.clone());
+            self.cv.notify_all();
+            return outcome;
+        }
+        loop {
+            if let Some(outcome) = &st.outcome {
+                return outcome.clone();
+            }
+            st = self.cv.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Fails the snapshot unless it is being written; true if it failed here.
+    fn fail(&self, why: &str) -> bool {
+        let mut st = self.lock();
+        if st.writing || st.outcome.is_some() {
+            return false;
+        }
+        st.outcome = Some(Err(why.to_owned()));
+        self.cv.notify_all();
+        true
+    }
+
+    /// Waits up to `limit` for the outcome.
+    fn wait_timeout(&self, limit: std::time::Duration) -> bool {
+        let st = self.lock();
+        let (st, _) = self
+            .cv
+            .wait_timeout_while(st, limit, |st| st.outcome.is_none() && !st.writing)
+            .unwrap_or_else(|e| e.into_inner());
+        st.outcome.is_some() || st.writing
+    }
+
+    /// Writes the snapshot: every process of the tree is parked (or ended) now.
+    fn write(&self, mut parts: HashMap<Pid, Result<Part, String>>) -> Result<(), String> {
+        let Some(root) = self.tree.first().and_then(Place::live) else {
+            return Err("the snapshot has no process".into());
+        };
+        let now: Vec<Pid> = tree_of(root)
+            .map_err(|e| e.to_string())?
+            .iter()
+            .map(|p| p.pid)
+            .collect();
+        if now != self.tree.iter().map(|p| p.pid).collect::<Vec<_>>() {
+            return Err(
+                "the process tree changed while the snapshot was taken (a process started or                  was reaped); take it again"
+                    .into(),
+            );
+        }
+        let mut recorded = wasmix_fs::Recorded::default();
+        let mut root_job = None;
+        let mut members = Vec::new();
+        for place in &self.tree {
+            let member = |ended, module: [u8; 32], path: String| record::Member {
+                pid: place.pid,
+                parent: place.parent,
+                module,
+                path,
+                ended,
+            };
+            let ctx = match &place.what {
+                Member::Zombie(p, status) => {
+                    members.push((
+                        member(Some(ended(*status)), p.module_hash(), String::new()),
+                        None,
+                    ));
+                    continue;
+                }
+                Member::Live(ctx) => ctx,
+            };
+            let part = parts
+                .remove(&place.pid)
+                .ok_or_else(|| format!("process {} handed in nothing", place.pid))??;
+            let program = ctx.image.program();
+            let own_module = program.hash() != root.image.program().hash();
+            let path = if own_module {
+                program.name().to_owned()
+            } else {
+                String::new()
+            };
+            if part.threads.is_empty() {
+                // Its last thread left instead of parking: it ended meanwhile.
+                let status = ctx.process.decided_status().ok_or_else(|| {
+                    format!(
+                        "process {} lost its threads without an exit status",
+                        place.pid
+                    )
+                })?;
+                if Arc::ptr_eq(ctx, root) {
+                    return Err(SnapshotError::Ended.to_string());
+                }
+                members.push((member(Some(ended(status)), program.hash(), path), None));
+                continue;
+            }
+            let job = ProcessJob {
+                process: process_record(ctx),
+                threads: part.threads,
+                files: ctx.fs.describe_in(place.pid, &mut recorded),
+                memory: part.memory,
+            };
+            if root_job.is_none() {
+                root_job = Some(job);
+            } else {
+                members.push((member(None, program.hash(), path), Some(job)));
+            }
+        }
+        let root_job = root_job.ok_or("the snapshot has no process")?;
+        let wait = self.journal.stop_after()
+            || root_job.reads_live_memory()
+            || members
+                .iter()
+                .any(|(_, j)| j.as_ref().is_some_and(ProcessJob::reads_live_memory));
+        let wall_ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.journal.submit(Job {
+            trigger: trigger_name(self.trigger),
+            wall_ns,
+            monotonic_ns: monotonic_now(&self.journal),
+            root: root_job,
+            members,
+            done: Arc::clone(&self.done),
+        });
+        if wait {
+            self.done.wait()?;
+        }
+        Ok(())
+    }
+}
+
+fn ended(status: ExitStatus) -> record::Ended {
+    match status {
+        ExitStatus::Exited(code) => record::Ended::Exited(code),
+        ExitStatus::Signaled(sig) => record::Ended::Signaled(sig.number()),
+    }
 }
 
 /// Write-protects the memory while the threads still run, so the pause only re-protects
@@ -144,29 +472,36 @@ fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<Arc<WpCopy>> {
     }
 }
 
-/// Fails the round if some thread has not parked within `limit` (blocked in a call that
-/// cannot be captured): the parked threads go on, and the failure names the others.
-fn watch(ctx: &Arc<ProcessCtx>, round: Ticket, limit: std::time::Duration) {
-    let process = Arc::clone(&ctx.process);
+/// Fails the snapshot if some thread of the tree has not parked within `limit` (blocked in a
+/// call that cannot be captured): the parked threads go on, and the failure names the
+/// others.
+fn watch(gather: Arc<Gather>, limit: std::time::Duration) {
     let spawned = std::thread::Builder::new()
         .name("wasmix-snapshot-watch".into())
         .spawn(move || {
             crate::sched::background();
-            if round.wait_timeout(limit).is_some() {
+            if gather.wait_timeout(limit) {
                 return;
             }
-            let coordinator = process.checkpoint();
-            let parked = coordinator.parked();
-            let missing: Vec<u32> = process
-                .threads()
-                .iter()
-                .map(|t| t.tid())
-                .filter(|t| !parked.contains(t))
-                .collect();
-            coordinator.cancel(&format!(
-                "thread(s) {missing:?} did not reach a safe point within {limit:?} (blocked in \
-                 a call a snapshot cannot capture?)"
-            ));
+            let mut missing = Vec::new();
+            for ctx in gather.tree.iter().filter_map(Place::live) {
+                let parked = ctx.process.checkpoint().parked();
+                missing.extend(
+                    ctx.process
+                        .threads()
+                        .iter()
+                        .map(|t| t.tid())
+                        .filter(|t| !parked.contains(t)),
+                );
+            }
+            let why = format!(
+                "thread(s) {missing:?} did not reach a safe point within {limit:?} (blocked in                  a call a snapshot cannot capture?)"
+            );
+            if gather.fail(&why) {
+                for ctx in gather.tree.iter().filter_map(Place::live) {
+                    ctx.process.checkpoint().cancel(&why);
+                }
+            }
         });
     if let Err(e) = spawned {
         tracing::warn!("snapshot: no watchdog ({e}); a thread that never parks holds it");
@@ -298,19 +633,20 @@ fn thread_record(
     }
 }
 
-/// The snapshot action: runs on the last thread to park, with every thread of the process
-/// parked, so nothing changes memory or the descriptor table while it reads them. The
-/// process, threads and descriptors are recorded here; memory is frozen copy-on-write (as a
-/// fork does) and written by the journal's writer thread while the process runs on — unless
-/// it cannot be frozen or the process stops after the snapshot, when the action waits.
-fn write(
+/// A process's action: runs on the last of its threads to park, with every thread of the
+/// process parked, so nothing changes its memory while it is frozen here. Its threads'
+/// records and its memory — write-protected or frozen copy-on-write (as a fork does), for
+/// the journal's writer thread to read while the process runs on; the live memory where
+/// neither can be done or `live` asks (the snapshot then waits for the write).
+/// `incremental`: the copy may be one of the pages written since the last snapshot (the
+/// root's); `armed`, a copy armed when the snapshot was asked for.
+fn capture(
     ctx: &ProcessCtx,
-    journal: &Journaling,
-    trigger: Trigger,
-    done: Arc<Durable>,
     armed: Option<Arc<WpCopy>>,
+    incremental: bool,
+    live: bool,
     s: &Snapshot<'_>,
-) -> Result<(), String> {
+) -> Result<Part, String> {
     let mut threads = Vec::new();
     let mut memory_len = 0u64;
     for (tid, bytes) in s.captures {
@@ -321,16 +657,21 @@ fn write(
     }
     threads.sort_by_key(|t| (!t.main, t.tid));
     let started = std::time::Instant::now();
-    tracing::debug!("snapshot: every thread parked, writing begins");
     let shared = ctx.image.shared_memory().is_some();
     let region = ctx
         .memory_region(memory_len as usize)
         .filter(|_| memory_len > 0);
+    if memory_len > 0 && region.is_none() {
+        return Err(format!(
+            "process {}'s memory cannot be located",
+            ctx.process.pid()
+        ));
+    }
     // A restored process's memory moves into a file at its first snapshot.
     // SAFETY: the region is the process's whole reservation, and every thread is parked.
     let memory = region.and_then(|r| unsafe { ctx.adopt_memory(r) });
     let memory = match (memory, region) {
-        (Some(m), Some(r)) if !journal.stop_after() => {
+        (Some(m), Some(r)) if !live => {
             // SAFETY: the region is the process's accessible memory, every thread parked.
             let sealed = armed.and_then(|c| match unsafe { c.seal(r.len) } {
                 Ok(()) => Some(c),
@@ -341,7 +682,7 @@ fn write(
             });
             // SAFETY: as above.
             let copy = sealed.map(Ok).unwrap_or_else(|| unsafe {
-                let c = m.arm(r, journal.incremental())?;
+                let c = m.arm(r, incremental)?;
                 c.seal(r.len).map(|()| c)
             });
             match copy {
@@ -366,7 +707,6 @@ fn write(
         }
         _ => None,
     };
-    let wait = memory.is_none();
     let memory = match (memory, region) {
         (Some(image), _) => Some((image, shared)),
         (None, Some(r)) => Some((
@@ -378,9 +718,6 @@ fn write(
         )),
         (None, None) => None,
     };
-    let wall_ns = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
     tracing::debug!(
         "snapshot of process {}: {} threads parked, memory ({} bytes) protected in {:?}",
         ctx.process.pid(),
@@ -388,22 +725,7 @@ fn write(
         memory_len,
         started.elapsed()
     );
-    let files = ctx.fs.describe();
-    let process = process_record(ctx);
-    journal.submit(Job {
-        trigger: trigger_name(trigger),
-        wall_ns,
-        monotonic_ns: monotonic_now(journal),
-        process,
-        threads,
-        files,
-        memory,
-        done: Arc::clone(&done),
-    });
-    if wait || journal.stop_after() {
-        done.wait()?;
-    }
-    Ok(())
+    Ok(Part { threads, memory })
 }
 
 fn process_record(ctx: &ProcessCtx) -> record::Process {

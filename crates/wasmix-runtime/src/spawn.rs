@@ -57,15 +57,18 @@ pub(crate) fn spawn_process(parent: &Arc<ProcessCtx>, spec: ChildSpec) -> Result
     for (sig, d) in spec.dispositions {
         let _ = process.set_disposition(sig, d);
     }
-    let ctx = Arc::new(ProcessCtx::new(
-        runtime,
-        Arc::clone(&process),
-        Arc::new(spec.fs),
-        spec.args,
-        spec.env,
-        image,
-        true,
-    ));
+    let ctx = Arc::new(
+        ProcessCtx::new(
+            runtime,
+            Arc::clone(&process),
+            Arc::new(spec.fs),
+            spec.args,
+            spec.env,
+            image,
+            true,
+        )
+        .with_clock_offset(parent.clock_offset()),
+    );
     let main = process.main_thread().ok_or(Errno::Again)?;
     let pid = process.pid();
     let launch = Launch {

@@ -82,7 +82,7 @@ fuzz_target!(|data: &[u8]| {
         let Ok(journal) = Journal::open(&path, None, verify) else { continue };
         for index in journal.snapshots() {
             let Ok(snapshot) = journal.snapshot(index) else { continue };
-            for r in &snapshot.regions {
+            for r in &snapshot.root.regions {
                 // A region's length was checked against the file when it was read.
                 if r.len <= 1 << 20 {
                     let mut out = vec![0u8; r.len as usize];

@@ -44,6 +44,9 @@ pub(crate) struct ProcessCtx {
     /// Host signals whose host disposition follows this (root) process's (kept across exec;
     /// see `passthrough`).
     passthrough: Option<Arc<Passthrough>>,
+    /// Added to the monotonic clock, ns: a restored tree's clock goes on from its
+    /// snapshot's, never back (children inherit it).
+    clock_offset: u64,
 }
 
 impl ProcessCtx {
@@ -74,6 +77,7 @@ impl ProcessCtx {
             memory_reservation: OnceLock::new(),
             journal: None,
             passthrough: None,
+            clock_offset: 0,
         }
     }
 
@@ -89,7 +93,8 @@ impl ProcessCtx {
             self.env.clone(),
             image,
             true,
-        );
+        )
+        .with_clock_offset(self.clock_offset);
         if let Some(name) = self.signal_callback() {
             *child.callback.lock().unwrap_or_else(|e| e.into_inner()) = Some(name);
         }
@@ -156,6 +161,7 @@ impl ProcessCtx {
         next.trap = Arc::clone(&self.trap);
         next.journal = self.journal.clone();
         next.passthrough = self.passthrough.clone();
+        next.clock_offset = self.clock_offset;
         Ok(next)
     }
 
@@ -176,8 +182,20 @@ impl ProcessCtx {
     /// The same context with `journal` (the caller makes it the journal's current context
     /// once it is shared).
     pub fn with_journal(mut self, journal: Arc<Journaling>) -> ProcessCtx {
+        self.clock_offset = journal.monotonic_offset();
         self.journal = Some(journal);
         self
+    }
+
+    /// The same context with `offset` added to its monotonic clock.
+    pub fn with_clock_offset(mut self, offset: u64) -> ProcessCtx {
+        self.clock_offset = offset;
+        self
+    }
+
+    /// What is added to the monotonic clock (see the field).
+    pub fn clock_offset(&self) -> u64 {
+        self.clock_offset
     }
 
     /// The process's journal, if it has one.
@@ -269,10 +287,11 @@ impl ProcessCtx {
         self.instantiate_with(store, main, main)
     }
 
-    /// Like [`ProcessCtx::instantiate`] for the main thread of a restored process, whose
-    /// memory the restore maps from its journal: it moves into a file later, when a snapshot
-    /// first needs it ([`ProcessCtx::adopt_memory`]).
-    pub fn instantiate_for_restore(
+    /// Like [`ProcessCtx::instantiate`] for a main thread whose memory is filled from
+    /// elsewhere — a restored process's, mapped from its journal (it moves into a file later,
+    /// when a snapshot first needs it: [`ProcessCtx::adopt_memory`]), or a forked child's,
+    /// the parent's copy.
+    pub fn instantiate_unadopted(
         &self,
         store: &mut Store<Host>,
     ) -> wasmtime::Result<wasmtime::Instance> {

@@ -76,15 +76,29 @@ pub(crate) enum MemoryImage {
     Live { base: usize, len: usize },
 }
 
-/// One snapshot to append.
-pub(crate) struct Job {
-    pub trigger: &'static str,
-    pub wall_ns: u64,
-    pub monotonic_ns: u64,
+/// One process's records in a snapshot.
+pub(crate) struct ProcessJob {
     pub process: record::Process,
     pub threads: Vec<record::Thread>,
     pub files: record::Files,
     pub memory: Option<(MemoryImage, bool)>,
+}
+
+impl ProcessJob {
+    /// Whether the writer reads the live memory (the process must stay parked until then).
+    pub fn reads_live_memory(&self) -> bool {
+        matches!(self.memory, Some((MemoryImage::Live { .. }, _)))
+    }
+}
+
+/// One snapshot to append: the journal's process and the other processes of its tree
+/// (`None`: a zombie, recorded by its member record alone).
+pub(crate) struct Job {
+    pub trigger: &'static str,
+    pub wall_ns: u64,
+    pub monotonic_ns: u64,
+    pub root: ProcessJob,
+    pub members: Vec<(record::Member, Option<ProcessJob>)>,
     pub done: Arc<Durable>,
 }
 
@@ -114,7 +128,7 @@ impl Journaling {
                         tracing::warn!("snapshot not written: {e}");
                         // Increments of it would name a base that does not exist: the
                         // next snapshot is a full one.
-                        if let Some((MemoryImage::Protected { copy, .. }, _)) = &job.memory {
+                        if let Some((MemoryImage::Protected { copy, .. }, _)) = &job.root.memory {
                             copy.end();
                         }
                         last = None;
@@ -256,89 +270,111 @@ fn append(
     last: &mut LastTracked,
 ) -> Result<(), JournalError> {
     let mut snap = writer.snapshot(job.trigger, job.wall_ns, job.monotonic_ns)?;
-    snap.process(&job.process)?;
-    for t in &job.threads {
-        snap.thread(t)?;
-    }
-    snap.files(&job.files)?;
-    let mut tracked = None;
-    if let Some((image, shared)) = &job.memory {
-        let size = match image {
-            MemoryImage::Protected { copy, .. } => copy.len(),
-            MemoryImage::Frozen(view) => view.bytes().len(),
-            MemoryImage::Live { len, .. } => *len,
-        };
-        let held = match image {
-            MemoryImage::Protected { copy, .. } => {
-                tracked = Some((copy.id(), copy.generation()));
-                copy.held_pages()
-            }
-            _ => None,
-        };
-        if let (Some(_), MemoryImage::Protected { copy, .. }) = (&held, image) {
-            // An increment: its base is the snapshot written from this copy's last seal.
-            match *last {
-                Some((id, generation, seq))
-                    if id == copy.id() && generation + 1 == copy.generation() =>
-                {
-                    snap.base(seq)?
-                }
-                _ => {
-                    return Err(JournalError::Unrecordable {
-                        path: snap.path().to_owned(),
-                        what: "an incremental snapshot whose base snapshot was not written".into(),
-                    })
-                }
-            }
-        }
-        snap.memory(&record::Memory {
-            index: 0,
-            size: size as u64,
-            shared: *shared,
-        })?;
-        match image {
-            MemoryImage::Protected { copy, .. } => {
-                let mut buf = Vec::with_capacity(CHUNK);
-                for at in (0..size).step_by(CHUNK) {
-                    match &held {
-                        None => {
-                            copy.read(at, &mut buf);
-                            write_memory(&mut snap, at, &buf)?;
-                        }
-                        Some(pages) => {
-                            let first = at / PAGE;
-                            let last_page = (at + CHUNK).min(size) / PAGE;
-                            let mine = &pages[first.min(pages.len())..last_page.min(pages.len())];
-                            if mine.iter().any(|h| *h) {
-                                copy.read_pages(at, mine, &mut buf);
-                                write_pages(&mut snap, at, &buf, mine)?;
-                            } else {
-                                copy.skip(at);
-                            }
-                        }
-                    }
-                }
-            }
-            MemoryImage::Frozen(view) => write_memory(&mut snap, 0, view.bytes())?,
-            // SAFETY: the snapshot's action waits for this job while every thread of the
-            // process stays parked: the memory is mapped and nobody writes it.
-            MemoryImage::Live { base, len } => write_memory(&mut snap, 0, unsafe {
-                std::slice::from_raw_parts(*base as *const u8, *len)
-            })?,
+    let tracked = write_process(&mut snap, &job.root, Some(&*last))?;
+    for (member, image) in &job.members {
+        snap.member(member)?;
+        if let Some(image) = image {
+            write_process(&mut snap, image, None)?;
         }
     }
     let written = std::time::Instant::now();
     let info = snap.commit()?;
     tracing::debug!(
-        "journal: snapshot {} ({} bytes) committed, {:?} of it making it durable",
+        "journal: snapshot {} ({} bytes, {} process(es)) committed, {:?} of it making it durable",
         info.seq,
         info.bytes,
+        1 + job.members.len(),
         written.elapsed()
     );
     if let Some((id, generation)) = tracked {
         *last = Some((id, generation, info.seq));
     }
     Ok(())
+}
+
+/// Writes one process's records. `last` is where the root's memory copy was last written
+/// (its increments build on that); a member's memory is always written whole. Returns the
+/// root's tracking copy and its generation, if it has one.
+fn write_process(
+    snap: &mut SnapshotWriter<'_>,
+    job: &ProcessJob,
+    last: Option<&LastTracked>,
+) -> Result<Option<(u64, u64)>, JournalError> {
+    snap.process(&job.process)?;
+    for t in &job.threads {
+        snap.thread(t)?;
+    }
+    snap.files(&job.files)?;
+    let mut tracked = None;
+    let Some((image, shared)) = &job.memory else {
+        return Ok(None);
+    };
+    let size = match image {
+        MemoryImage::Protected { copy, .. } => copy.len(),
+        MemoryImage::Frozen(view) => view.bytes().len(),
+        MemoryImage::Live { len, .. } => *len,
+    };
+    let held = match image {
+        MemoryImage::Protected { copy, .. } => {
+            if last.is_some() {
+                tracked = Some((copy.id(), copy.generation()));
+            }
+            copy.held_pages()
+        }
+        _ => None,
+    };
+    if let (Some(_), MemoryImage::Protected { copy, .. }) = (&held, image) {
+        // An increment: its base is the snapshot written from this copy's last seal.
+        match last.copied().flatten() {
+            Some((id, generation, seq))
+                if id == copy.id() && generation + 1 == copy.generation() =>
+            {
+                snap.base(seq)?
+            }
+            _ => {
+                return Err(JournalError::Unrecordable {
+                    path: snap.path().to_owned(),
+                    what: "an incremental snapshot whose base snapshot was not written".into(),
+                })
+            }
+        }
+    }
+    snap.memory(&record::Memory {
+        index: 0,
+        size: size as u64,
+        shared: *shared,
+    })?;
+    match image {
+        MemoryImage::Protected { copy, .. } => {
+            let mut buf = Vec::with_capacity(CHUNK);
+            for at in (0..size).step_by(CHUNK) {
+                match &held {
+                    None => {
+                        copy.read(at, &mut buf);
+                        write_memory(snap, at, &buf)?;
+                    }
+                    Some(pages) => {
+                        let first = at / PAGE;
+                        let last_page = (at + CHUNK).min(size) / PAGE;
+                        let mine = &pages[first.min(pages.len())..last_page.min(pages.len())];
+                        if mine.iter().any(|h| *h) {
+                            copy.read_pages(at, mine, &mut buf);
+                            write_pages(snap, at, &buf, mine)?;
+                        } else {
+                            copy.skip(at);
+                        }
+                    }
+                }
+            }
+        }
+        MemoryImage::Frozen(view) => write_memory(snap, 0, view.bytes())?,
+        // SAFETY: the snapshot's action waits for this job while every thread of the
+        // process stays parked: the memory is mapped and nobody writes it.
+        MemoryImage::Live { base, len } => write_memory(snap, 0, unsafe {
+            std::slice::from_raw_parts(*base as *const u8, *len)
+        })?,
+    }
+    Ok(tracked)
 }
 
 const PAGE: usize = 4096;

@@ -55,7 +55,7 @@ fn clock_time_get(cx: &mut Call<'_>, id: i32, _precision: i64, ret: Out<u64>) ->
     let mut t = now(id);
     if id == ClockId::Monotonic {
         // A restored process's clock goes on from its snapshot's.
-        t = t.saturating_add(cx.host.ctx.journal().map_or(0, |j| j.monotonic_offset()));
+        t = t.saturating_add(cx.host.ctx.clock_offset());
     }
     ret.set(&mut cx.mem, t);
     Ok(())

@@ -59,7 +59,7 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
         Err(e) => {
             let answer = match e {
                 SnapshotError::NoJournal | SnapshotError::NotInstrumented(_) => Errno::Notsup,
-                SnapshotError::HasChildren(_) | SnapshotError::Busy => Errno::Busy,
+                SnapshotError::ChildStarting(_) | SnapshotError::Busy => Errno::Busy,
                 SnapshotError::Ended => Errno::Intr,
                 SnapshotError::Failed(_) => Errno::Io,
             };

@@ -100,6 +100,47 @@ fn main() {
             println!("{} (pid matches: {})", text.split(" from ").next().unwrap_or(""), text.ends_with(&pid.to_string()));
             println!("pipe child {:?}", wait(pid));
         }
+        "snapshot" => {
+            // A forked child changes its copy of a buffer and waits for a word from its
+            // parent, which snapshots the two of them first; each then sums its own copy.
+            let mut data = vec![1u8; 1 << 20];
+            let (to_child_r, to_child_w) = proc::pipe();
+            let (to_parent_r, to_parent_w) = proc::pipe();
+            let pid = fork_or_die(true);
+            if pid == 0 {
+                proc::close(to_child_w);
+                proc::close(to_parent_r);
+                data[..4096].fill(9);
+                let mut go = [0u8; 2];
+                proc::read_fd(to_child_r, &mut go).expect("read go");
+                let sum: u64 = data.iter().map(|b| u64::from(*b)).sum();
+                let msg = format!("child {} sums {sum} after {}", proc::pid(), String::from_utf8_lossy(&go));
+                proc::write_fd(to_parent_w, msg.as_bytes()).expect("write");
+                std::process::exit(4);
+            }
+            proc::close(to_child_r);
+            proc::close(to_parent_w);
+            data[4096..8192].fill(3);
+            let r = unsafe { wasmix_guests::wasix::proc_snapshot() };
+            eprintln!("snapshot: {}", r.map_or_else(|e| e.name().to_owned(), |()| "ok".into()));
+            proc::write_fd(to_child_w, b"go").expect("write go");
+            let mut buf = [0u8; 256];
+            let n = proc::read_fd(to_parent_r, &mut buf).expect("read");
+            println!("{}", String::from_utf8_lossy(&buf[..n]));
+            let sum: u64 = data.iter().map(|b| u64::from(*b)).sum();
+            println!("parent sums {sum}; child {pid} {:?}", wait(pid));
+        }
+        "snapshot-vfork-exec" => {
+            // A vfork child that exec'd runs a program of its own when the parent snapshots.
+            let pid = fork_or_die(false);
+            if pid == 0 {
+                let e = proc::exec("child", &["child", "sleep", "300"]);
+                std::process::exit(100 + e);
+            }
+            let r = unsafe { wasmix_guests::wasix::proc_snapshot() };
+            eprintln!("snapshot: {}", r.map_or_else(|e| e.name().to_owned(), |()| "ok".into()));
+            println!("exec'd child {:?}", wait(pid));
+        }
         "vfork-exec" => {
             let pid = fork_or_die(false);
             if pid == 0 {

@@ -41,7 +41,7 @@ fn main() {
             println!("join again errno={e}");
         }
         "snapshot-with-child" => {
-            // Snapshots of process trees are not supported yet: refused while a child lives.
+            // The child is snapshotted with its parent (or, ended already, as a zombie).
             let pid = proc::spawn("child", &["child", "exit", "3"], &[], &[], &[]).expect("spawn");
             let answer = match unsafe { wasmix_guests::wasix::proc_snapshot() } {
                 Ok(()) => "ok".to_owned(),
