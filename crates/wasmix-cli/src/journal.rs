@@ -301,15 +301,44 @@ fn export_image(
 
 /// `extract --memory OUT`: a snapshot's linear memory as a file of its size, the pages the
 /// snapshot holds written in place and the rest left as holes (zeros).
-pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<String, String> {
+pub fn extract_memory(
+    path: &Path,
+    seq: Option<u64>,
+    pid: Option<u32>,
+    out: &Path,
+) -> Result<String, String> {
     use std::os::unix::fs::FileExt;
     let j = Journal::open(path, None, Verify::Frames).map_err(|e| e.to_string())?;
     let index = pick(&j, seq)?;
-    // An incremental snapshot's memory is its base's with its regions laid over it.
+    // An incremental snapshot's memory is its base's with its regions laid over it; the
+    // other processes of a tree are recorded whole.
     let layers = j.layers(&index).map_err(|e| e.to_string())?;
     let s = layers.last().ok_or("no snapshot")?;
-    let memory = s
-        .root
+    let root_pid = s.root.process.as_ref().map(|p| p.pid);
+    let images: Vec<&wasmix_journal::ProcessImage> = match pid {
+        None => layers.iter().map(|l| &l.root).collect(),
+        Some(p) if Some(p) == root_pid => layers.iter().map(|l| &l.root).collect(),
+        Some(p) => match s.members.iter().find(|(m, _)| m.pid == p) {
+            Some((m, _)) if m.ended.is_some() => {
+                return Err(format!(
+                    "process {p} had ended in snapshot #{} (a zombie has no memory)",
+                    index.seq
+                ))
+            }
+            Some((_, image)) => vec![image],
+            None => {
+                let mut all: Vec<String> = root_pid.iter().map(u32::to_string).collect();
+                all.extend(s.members.iter().map(|(m, _)| m.pid.to_string()));
+                return Err(format!(
+                    "snapshot #{} holds no process {p} (it holds: {})",
+                    index.seq,
+                    all.join(", ")
+                ));
+            }
+        },
+    };
+    let last = images.last().ok_or("no snapshot")?;
+    let memory = last
         .memories
         .iter()
         .find(|m| m.index == 0)
@@ -320,9 +349,9 @@ pub fn extract_memory(path: &Path, seq: Option<u64>, out: &Path) -> Result<Strin
         .map_err(|e| format!("cannot size {}: {e}", out.display()))?;
     let mut buf = Vec::new();
     let mut written = 0u64;
-    let regions: Vec<_> = layers
+    let regions: Vec<_> = images
         .iter()
-        .flat_map(|l| &l.root.regions)
+        .flat_map(|image| &image.regions)
         .filter(|r| r.index == 0)
         .collect();
     let bar = progress_bar("extracting");

@@ -74,6 +74,9 @@ enum JournalCommand {
         /// Which snapshot, by number (default: the latest complete one).
         #[arg(long, value_name = "SEQ")]
         snapshot: Option<u64>,
+        /// Which process of a snapshot of a process tree (default: the journal's own).
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
         /// Where to write the memory image.
         #[arg(long, value_name = "OUT")]
         memory: PathBuf,
@@ -278,9 +281,10 @@ fn main() -> ExitCode {
                 }
                 JournalCommand::Extract {
                     snapshot,
+                    pid,
                     memory,
                     file,
-                } => journal::extract_memory(&file, snapshot, &memory).map(|done| {
+                } => journal::extract_memory(&file, snapshot, pid, &memory).map(|done| {
                     eprintln!("{done}");
                 }),
             };

@@ -206,6 +206,49 @@ fn a_forked_child_comes_back_with_its_own_memory() {
     let member = &info["snapshots"][0]["members"][0];
     assert_eq!(member["path"], "", "a fork runs the journal's own module");
     assert_eq!(member["threads"], 1);
+    // Each process's memory can be extracted: the child's holds its 9s, the parent's its 3s.
+    let has_run = |image: &[u8], byte: u8| {
+        image
+            .windows(4097)
+            .any(|w| w[..4096].iter().all(|b| *b == byte) && w[4096] == 1)
+    };
+    let child_pid = member["pid"].to_string();
+    let child_image = dir.path().join("child.mem");
+    run(&[
+        "journal",
+        "extract",
+        "--pid",
+        &child_pid,
+        "--memory",
+        path_str(&child_image),
+        path_str(&j),
+    ])
+    .success();
+    let bytes = std::fs::read(&child_image).unwrap();
+    assert_eq!(bytes.len() as u64, member["memory_bytes"].as_u64().unwrap());
+    assert!(has_run(&bytes, 9) && !has_run(&bytes, 3));
+    let root_image = dir.path().join("root.mem");
+    run(&[
+        "journal",
+        "extract",
+        "--memory",
+        path_str(&root_image),
+        path_str(&j),
+    ])
+    .success();
+    let bytes = std::fs::read(&root_image).unwrap();
+    assert!(has_run(&bytes, 3) && !has_run(&bytes, 9));
+    run(&[
+        "journal",
+        "extract",
+        "--pid",
+        "77",
+        "--memory",
+        path_str(&root_image),
+        path_str(&j),
+    ])
+    .clean_error("holds no process 77");
+
     let second = forker("snapshot", &["--journal", path_str(&j)]);
     second.success();
     assert_eq!(second.stdout, expected.stdout);
