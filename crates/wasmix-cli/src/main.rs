@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use wasmix_runtime::net::policy::NetPolicy;
 use wasmix_runtime::{
-    CacheSetting, JournalConfig, RunError, RunningProcess, Runtime, RuntimeConfig, Signal,
-    SyncPolicy, Trigger, STOPPED_AFTER_SNAPSHOT,
+    host_signals, CacheSetting, JournalConfig, RunError, Runtime, RuntimeConfig, SyncPolicy,
+    Trigger, STOPPED_AFTER_SNAPSHOT,
 };
 
 mod journal;
@@ -187,7 +187,8 @@ struct RunArgs {
     /// environment), `non-deterministic` (before its first clock or random call); `periodic`
     /// (every --snapshot-period), `idle` (every thread blocked for --snapshot-idle; again
     /// only after it woke up); `sigint` (Ctrl-C), `first-sigint` (the first Ctrl-C only),
-    /// `sigalrm`, `sigtstp` (Ctrl-Z), `sigstop`: the snapshot, then the signal as usual.
+    /// `sigalrm`, `sigterm` (a stop request, as containerd sends), `sigtstp` (Ctrl-Z),
+    /// `sigstop`: the snapshot, then the signal as usual.
     #[arg(long, value_name = "TRIGGERS", value_delimiter = ',', requires = "journal",
           value_parser = parse_trigger)]
     snapshot_on: Vec<Trigger>,
@@ -349,40 +350,9 @@ fn other(e: impl std::fmt::Display) -> Failure {
     Failure::Other(e.to_string())
 }
 
-/// The host signals wasmix hands to the guest.
-const FORWARDED: [i32; 5] = [
-    signal_hook::consts::SIGINT,
-    signal_hook::consts::SIGTERM,
-    signal_hook::consts::SIGHUP,
-    signal_hook::consts::SIGALRM,
-    signal_hook::consts::SIGTSTP,
-];
-
-/// Blocks (or unblocks) the forwarded signals in the calling thread; threads it starts
-/// inherit that. Blocked everywhere but in the forwarding thread, the kernel hands them to
-/// that thread, which runs at a raised priority: a thread of ordinary priority, woken among
-/// a thousand computing guest threads, waited over a second for a CPU.
-fn forwarded_signals(block: bool) {
-    // SAFETY: a sigset_t of our own, filled by sigemptyset/sigaddset, and pthread_sigmask on
-    // the calling thread.
-    unsafe {
-        let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for sig in FORWARDED {
-            libc::sigaddset(&mut set, sig);
-        }
-        let how = if block {
-            libc::SIG_BLOCK
-        } else {
-            libc::SIG_UNBLOCK
-        };
-        libc::pthread_sigmask(how, &set, std::ptr::null_mut());
-    }
-}
-
 fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     // Before any thread starts: every thread the runtime makes inherits the block.
-    forwarded_signals(true);
+    host_signals::block_forwarded(true);
     let cache = match (args.no_cache, args.cache_dir.clone()) {
         (true, _) => CacheSetting::Disabled,
         (false, Some(dir)) => CacheSetting::Dir(dir),
@@ -459,33 +429,18 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         // While the guest leaves them at their default action, these end wasmix in the
         // kernel, as they end a native program: no thread of ours must first get a CPU among
         // computing guest threads (see `ProcessBuilder::pass_through_default_signals`).
-        use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGTERM};
-        process = process.pass_through_default_signals(vec![
-            (SIGINT, Signal::INT),
-            (SIGTERM, Signal::TERM),
-            (SIGHUP, Signal::HUP),
-            (SIGALRM, Signal::ALRM),
-        ]);
+        process = process.pass_through_default_signals(host_signals::default_pass_through());
     }
     for addr in &args.listen {
         let listener = std::net::TcpListener::bind(addr)
             .map_err(|e| other(format!("cannot listen on `{addr}` for --tcplisten: {e}")))?;
         process = process.listener(listener);
     }
-    // Registered before the guest starts: a signal that arrives meanwhile waits for it.
-    let mut forwarded = vec![
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-        signal_hook::consts::SIGALRM,
-    ];
-    if args.snapshot_on.contains(&Trigger::Sigtstp) {
-        forwarded.push(signal_hook::consts::SIGTSTP);
-    }
-    let signals = signal_hook::iterator::Signals::new(forwarded)
-        .map_err(|e| other(format!("cannot take over Ctrl-C: {e}")))?;
+    // Ctrl-Z is the guest's only when it takes a snapshot.
+    let forwarding =
+        host_signals::Forwarding::take_over(args.snapshot_on.contains(&Trigger::Sigtstp))?;
     let running = process.spawn()?;
-    forward_signals(signals, &running);
+    forwarding.start(&running);
     // Waiting from here on; the guest's threads are started by threads of their own.
     wasmix_runtime::prioritize_this_thread();
     let status = running.wait()?;
@@ -541,7 +496,7 @@ fn parse_trigger(s: &str) -> Result<Trigger, String> {
 }
 
 /// The triggers `--snapshot-on` takes, by name.
-const TRIGGERS: [(&str, Trigger); 13] = [
+const TRIGGERS: [(&str, Trigger); 14] = [
     ("explicit", Trigger::Explicit),
     ("first-stdin", Trigger::FirstStdin),
     ("first-listen", Trigger::FirstListen),
@@ -555,6 +510,7 @@ const TRIGGERS: [(&str, Trigger); 13] = [
     ("sigalrm", Trigger::Sigalrm),
     ("sigtstp", Trigger::Sigtstp),
     ("sigstop", Trigger::Sigstop),
+    ("sigterm", Trigger::Sigterm),
 ];
 
 /// `500ms`, `10s`, `5m`: a positive time.
@@ -574,33 +530,4 @@ fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err("the period must be more than zero".into());
     }
     Ok(d)
-}
-
-/// Ctrl-C, `kill`, a closed terminal and an alarm reach the guest as SIGINT, SIGTERM,
-/// SIGHUP and SIGALRM (its handlers or default actions decide; a snapshot trigger on one of
-/// them takes its snapshot first), not the runtime. Ctrl-Z (SIGTSTP) is the guest's only
-/// with `--snapshot-on sigtstp`; otherwise it suspends wasmix as usual.
-fn forward_signals(mut signals: signal_hook::iterator::Signals, running: &RunningProcess) {
-    use signal_hook::consts::{SIGALRM, SIGINT, SIGTERM, SIGTSTP};
-    let target = running.handle();
-    std::thread::spawn(move || {
-        // Ctrl-C and SIGTERM must reach the guest while its threads compute.
-        wasmix_runtime::prioritize_this_thread();
-        forwarded_signals(false);
-        for sig in signals.forever() {
-            let sig = match sig {
-                SIGINT => Signal::INT,
-                SIGTERM => Signal::TERM,
-                SIGALRM => Signal::ALRM,
-                SIGTSTP => Signal::TSTP,
-                _ => Signal::HUP,
-            };
-            target.signal(sig);
-            // Once the signal has ended the run, end wasmix from here: waking the waiting
-            // thread too would cost another wait for a CPU under computing guests.
-            if let Some(Ok(status)) = target.ended_by_signal() {
-                std::process::exit(i32::from(status.code() as u8));
-            }
-        }
-    });
 }

@@ -178,17 +178,20 @@ fn sigstop_suspends_a_process_to_its_journal() {
     assert_eq!(r.stdout, "continued\n");
 }
 
-/// `sigalrm`, `sigtstp`, `sigint` sent to the runtime: each snapshot is committed before the
-/// guest's handler sees its signal, and the process goes on.
+/// `sigalrm`, `sigterm`, `sigtstp`, `sigint` sent to the runtime: each snapshot is committed
+/// before the guest's handler sees its signal, and the process goes on.
 #[test]
 fn signal_triggers_snapshot_before_the_handler_runs() {
     use rustix::process::Signal;
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("j");
-    let (mut child, mut out) =
-        signals_guest(&journal, &["--snapshot-on", "sigalrm,sigtstp,sigint"]);
+    let (mut child, mut out) = signals_guest(
+        &journal,
+        &["--snapshot-on", "sigalrm,sigterm,sigtstp,sigint"],
+    );
     for (sig, n, name) in [
         (Signal::ALARM, 14, "sigalrm"),
+        (Signal::TERM, 15, "sigterm"),
         (Signal::TSTP, 19, "sigtstp"),
         (Signal::INT, 2, "sigint"),
     ] {
@@ -202,7 +205,10 @@ fn signal_triggers_snapshot_before_the_handler_runs() {
     assert_eq!(next_line(&mut out), "line after\n");
     drop(input);
     assert!(child.wait().unwrap().success());
-    assert_eq!(triggers(&journal), ["sigalrm", "sigtstp", "sigint"]);
+    assert_eq!(
+        triggers(&journal),
+        ["sigalrm", "sigterm", "sigtstp", "sigint"]
+    );
 }
 
 /// Two triggering signals back to back: the second waits for the first one's snapshot

@@ -36,6 +36,8 @@ pub enum Trigger {
     Sigint,
     /// SIGALRM.
     Sigalrm,
+    /// SIGTERM (a container being stopped).
+    Sigterm,
     /// SIGTSTP.
     Sigtstp,
     /// SIGSTOP.

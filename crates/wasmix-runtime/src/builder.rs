@@ -41,6 +41,8 @@ pub struct ProcessBuilder {
     journal: Option<JournalConfig>,
     timeout: Option<std::time::Duration>,
     passthrough: Vec<(i32, Signal)>,
+    /// The guest's working directory, if not `/`.
+    cwd: Option<String>,
 }
 
 /// Where a process's snapshots go and when they are taken.
@@ -108,7 +110,14 @@ impl ProcessBuilder {
             journal: None,
             timeout: None,
             passthrough: Vec::new(),
+            cwd: None,
         }
+    }
+
+    /// The guest's working directory (an absolute guest path, inside a mount; default `/`).
+    pub fn cwd(mut self, path: impl Into<String>) -> Self {
+        self.cwd = Some(path.into());
+        self
     }
 
     /// Host signals (the host's number, and the guest signal the embedder hands it on as)
@@ -244,6 +253,14 @@ impl ProcessBuilder {
 
     fn run_reporting(self, started: impl FnOnce(&ProcessHandle)) -> Result<ExitStatus, RunError> {
         let fs = self.fs.build();
+        if let Some(cwd) = &self.cwd {
+            fs.chdir(cwd.as_bytes()).map_err(|e| {
+                RunError::Setup(format!(
+                    "cannot make `{cwd}` the working directory: {e} (it must be a directory \
+                     inside a mount)"
+                ))
+            })?;
+        }
         for listener in self.listeners {
             let fd: OwnedFd = listener.into();
             let file = OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0);

@@ -62,6 +62,7 @@ mod triggers;
 mod wasi;
 
 mod builder;
+pub mod host_signals;
 
 /// For the fuzz target only (built with `--cfg fuzzing`): host calls called directly.
 #[cfg(fuzzing)]

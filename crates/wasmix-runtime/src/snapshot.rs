@@ -782,6 +782,7 @@ pub(crate) fn trigger_name(t: Trigger) -> &'static str {
         Trigger::PeriodicInterval => "periodic",
         Trigger::Sigint => "sigint",
         Trigger::Sigalrm => "sigalrm",
+        Trigger::Sigterm => "sigterm",
         Trigger::Sigtstp => "sigtstp",
         Trigger::Sigstop => "sigstop",
         Trigger::NonDeterministicCall => "non-deterministic",

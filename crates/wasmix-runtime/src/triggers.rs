@@ -24,6 +24,7 @@ fn signal_trigger(journal: &Journaling, sig: Signal) -> Option<Trigger> {
         Signal::INT if journal.on(Trigger::Sigint) => Some(Trigger::Sigint),
         Signal::INT if journal.fire_once(Trigger::FirstSigint) => Some(Trigger::FirstSigint),
         Signal::ALRM if journal.on(Trigger::Sigalrm) => Some(Trigger::Sigalrm),
+        Signal::TERM if journal.on(Trigger::Sigterm) => Some(Trigger::Sigterm),
         Signal::TSTP if journal.on(Trigger::Sigtstp) => Some(Trigger::Sigtstp),
         Signal::STOP if journal.on(Trigger::Sigstop) => Some(Trigger::Sigstop),
         _ => None,
@@ -36,6 +37,7 @@ fn on_signals(journal: &Journaling) -> bool {
         Trigger::Sigint,
         Trigger::FirstSigint,
         Trigger::Sigalrm,
+        Trigger::Sigterm,
         Trigger::Sigtstp,
         Trigger::Sigstop,
     ]
