@@ -3,7 +3,10 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 libc++abi-16-dev-wasm32 binaryen hyperfine curl wrk; do
+# containerd and runc run the shim's tests; protobuf-compiler and libseccomp-dev build the shim
+# (runwasi's containerd client and youki's libcontainer).
+for pkg in clang-16 lld-16 wasi-libc libclang-rt-16-dev-wasm32 libc++abi-16-dev-wasm32 binaryen hyperfine curl wrk \
+    containerd runc protobuf-compiler libseccomp-dev gcc; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need_apt+=("$pkg")
 done
 if ((${#need_apt[@]})); then

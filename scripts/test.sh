@@ -6,6 +6,12 @@ scripts/setup.sh
 guests/build.sh
 cargo test --workspace --all-targets
 cargo test --workspace --doc
+# The containerd shim under a private containerd (it needs root, as containerd does).
+if [ "$(id -u)" = 0 ]; then
+    PROFILE=dev scripts/containerd-test.sh
+else
+    echo "test.sh: not root, so the containerd tests (scripts/containerd-test.sh) did not run" >&2
+fi
 # The journal reader and sequences of host calls against hostile input, for a bounded time.
 scripts/fuzz.sh "${WASMIX_FUZZ_SECONDS:-60}"
 # Loom models of the process model's concurrency (own target dir: --cfg loom rebuilds the crate).

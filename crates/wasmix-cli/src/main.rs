@@ -482,36 +482,8 @@ fn needs_compute_interruption(args: &RunArgs) -> bool {
 }
 
 fn parse_trigger(s: &str) -> Result<Trigger, String> {
-    TRIGGERS
-        .iter()
-        .find(|(name, _)| *name == s)
-        .map(|(_, t)| *t)
-        .ok_or_else(|| {
-            let names: Vec<&str> = TRIGGERS.iter().map(|(n, _)| *n).collect();
-            format!(
-                "`{s}` is not a snapshot trigger this wasmix takes ({})",
-                names.join(", ")
-            )
-        })
+    wasmix_runtime::trigger_named(s)
 }
-
-/// The triggers `--snapshot-on` takes, by name.
-const TRIGGERS: [(&str, Trigger); 14] = [
-    ("explicit", Trigger::Explicit),
-    ("first-stdin", Trigger::FirstStdin),
-    ("first-listen", Trigger::FirstListen),
-    ("bootstrap", Trigger::Bootstrap),
-    ("first-environ", Trigger::FirstEnviron),
-    ("non-deterministic", Trigger::NonDeterministicCall),
-    ("periodic", Trigger::PeriodicInterval),
-    ("idle", Trigger::Idle),
-    ("sigint", Trigger::Sigint),
-    ("first-sigint", Trigger::FirstSigint),
-    ("sigalrm", Trigger::Sigalrm),
-    ("sigtstp", Trigger::Sigtstp),
-    ("sigstop", Trigger::Sigstop),
-    ("sigterm", Trigger::Sigterm),
-];
 
 /// `500ms`, `10s`, `5m`: a positive time.
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

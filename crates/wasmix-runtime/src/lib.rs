@@ -81,6 +81,7 @@ pub use builder::{JournalConfig, ProcessBuilder, ProcessHandle, RunningProcess};
 pub use error::RunError;
 pub use program::{is_plain_wasi, LoadError, Program};
 pub use snapshot::{SnapshotError, SnapshotTicket, STOPPED_AFTER_SNAPSHOT};
+pub use triggers::{trigger_named, SNAPSHOT_TRIGGERS};
 pub use wasmix_fs::Stdio;
 pub use wasmix_journal::SyncPolicy;
 pub use wasmix_process::ExitStatus;

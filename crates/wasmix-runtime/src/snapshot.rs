@@ -63,15 +63,23 @@ pub enum SnapshotError {
     /// Another snapshot is being taken.
     #[error("a snapshot is already being taken")]
     Busy,
+    /// A process of the tree started or was reaped while its processes were being parked
+    /// (a call already under way when the snapshot was asked for): ask again.
+    #[error("the process tree changed while the snapshot was taken; take it again")]
+    TreeChanged,
     /// Writing it failed; the process goes on.
     #[error("the snapshot failed: {0}")]
     Failed(String),
 }
 
+/// How a round that failed because the tree changed says so (see [`SnapshotError::TreeChanged`]).
+const TREE_CHANGED: &str = "the process tree changed";
+
 impl From<CheckpointError> for SnapshotError {
     fn from(e: CheckpointError) -> SnapshotError {
         match e {
             CheckpointError::Busy => SnapshotError::Busy,
+            CheckpointError::Action(why) if why == TREE_CHANGED => SnapshotError::TreeChanged,
             CheckpointError::Action(why) => SnapshotError::Failed(why),
         }
     }
@@ -247,6 +255,17 @@ struct Part {
     memory: Option<(MemoryImage, bool)>,
 }
 
+impl Part {
+    /// Drops a share that will not be written: a write-protected copy is ended (it would
+    /// otherwise wait forever to be read before the next snapshot's copy can be armed),
+    /// so the next snapshot is a full one.
+    fn abandon(self) {
+        if let Some((MemoryImage::Protected { copy, .. }, _)) = &self.memory {
+            copy.end();
+        }
+    }
+}
+
 /// The shares of the processes of one snapshot's tree, and how it ended.
 struct Gather {
     journal: Arc<Journaling>,
@@ -298,15 +317,21 @@ impl Gather {
     fn deposit(&self, pid: Pid, part: Result<Part, String>) -> Result<(), String> {
         let mut st = self.lock();
         if let Some(outcome) = &st.outcome {
+            if let Ok(part) = part {
+                part.abandon();
+            }
             return outcome.clone();
         }
         st.parts.insert(pid, part);
         let live = self.tree.iter().filter(|p| p.live().is_some()).count();
         if st.parts.len() == live {
             st.writing = true;
-            let parts = std::mem::take(&mut st.parts);
+            let mut parts = std::mem::take(&mut st.parts);
             drop(st);
-            let outcome = self.write(parts);
+            let outcome = self.write(&mut parts);
+            for part in parts.into_values().flatten() {
+                part.abandon();
+            }
             let mut st = self.lock();
             st.outcome = Some(outcome.clone());
             self.cv.notify_all();
@@ -327,6 +352,9 @@ impl Gather {
             return false;
         }
         st.outcome = Some(Err(why.to_owned()));
+        for part in std::mem::take(&mut st.parts).into_values().flatten() {
+            part.abandon();
+        }
         self.cv.notify_all();
         true
     }
@@ -341,8 +369,9 @@ impl Gather {
         st.outcome.is_some() || st.writing
     }
 
-    /// Writes the snapshot: every process of the tree is parked (or ended) now.
-    fn write(&self, mut parts: HashMap<Pid, Result<Part, String>>) -> Result<(), String> {
+    /// Writes the snapshot: every process of the tree is parked (or ended) now. The shares
+    /// it does not take (it failed) are left in `parts`.
+    fn write(&self, parts: &mut HashMap<Pid, Result<Part, String>>) -> Result<(), String> {
         let Some(root) = self.tree.first().and_then(Place::live) else {
             return Err("the snapshot has no process".into());
         };
@@ -352,10 +381,28 @@ impl Gather {
             .map(|p| p.pid)
             .collect();
         if now != self.tree.iter().map(|p| p.pid).collect::<Vec<_>>() {
-            return Err(
-                "the process tree changed while the snapshot was taken (a process started or                  was reaped); take it again"
-                    .into(),
-            );
+            return Err(TREE_CHANGED.into());
+        }
+        // Every check first: a failure leaves every share in `parts`, to be abandoned.
+        for place in &self.tree {
+            let Some(ctx) = place.live() else { continue };
+            match parts.get(&place.pid) {
+                None => return Err(format!("process {} handed in nothing", place.pid)),
+                Some(Err(e)) => return Err(e.clone()),
+                Some(Ok(part)) if part.threads.is_empty() => {
+                    // Its last thread left instead of parking: it ended meanwhile.
+                    if Arc::ptr_eq(ctx, root) {
+                        return Err(SnapshotError::Ended.to_string());
+                    }
+                    if ctx.process.decided_status().is_none() {
+                        return Err(format!(
+                            "process {} lost its threads without an exit status",
+                            place.pid
+                        ));
+                    }
+                }
+                Some(Ok(_)) => {}
+            }
         }
         let mut recorded = wasmix_fs::Recorded::default();
         let mut root_job = None;
@@ -378,9 +425,9 @@ impl Gather {
                 }
                 Member::Live(ctx) => ctx,
             };
-            let part = parts
-                .remove(&place.pid)
-                .ok_or_else(|| format!("process {} handed in nothing", place.pid))??;
+            let Some(Ok(part)) = parts.remove(&place.pid) else {
+                continue; // checked above
+            };
             let program = ctx.image.program();
             let own_module = program.hash() != root.image.program().hash();
             let path = if own_module {
@@ -389,16 +436,10 @@ impl Gather {
                 String::new()
             };
             if part.threads.is_empty() {
-                // Its last thread left instead of parking: it ended meanwhile.
-                let status = ctx.process.decided_status().ok_or_else(|| {
-                    format!(
-                        "process {} lost its threads without an exit status",
-                        place.pid
-                    )
-                })?;
-                if Arc::ptr_eq(ctx, root) {
-                    return Err(SnapshotError::Ended.to_string());
-                }
+                let status = ctx
+                    .process
+                    .decided_status()
+                    .unwrap_or(ExitStatus::Exited(0));
                 members.push((member(Some(ended(status)), program.hash(), path), None));
                 continue;
             }
@@ -495,7 +536,8 @@ fn watch(gather: Arc<Gather>, limit: std::time::Duration) {
                 );
             }
             let why = format!(
-                "thread(s) {missing:?} did not reach a safe point within {limit:?} (blocked in                  a call a snapshot cannot capture?)"
+                "thread(s) {missing:?} did not reach a safe point within {limit:?} (blocked in \
+                 a call a snapshot cannot capture?)"
             );
             if gather.fail(&why) {
                 for ctx in gather.tree.iter().filter_map(Place::live) {

@@ -18,6 +18,42 @@ use wasmix_process::{Process, Signal, SignalTap, Tid, Trigger};
 use crate::host::Journaling;
 use crate::snapshot::{self, SnapshotError};
 
+/// The triggers a journal can be set to take snapshots on, by the names journals record them
+/// by (`--snapshot-on`).
+pub const SNAPSHOT_TRIGGERS: [Trigger; 14] = [
+    Trigger::Explicit,
+    Trigger::FirstStdin,
+    Trigger::FirstListen,
+    Trigger::Bootstrap,
+    Trigger::FirstEnviron,
+    Trigger::NonDeterministicCall,
+    Trigger::PeriodicInterval,
+    Trigger::Idle,
+    Trigger::Sigint,
+    Trigger::FirstSigint,
+    Trigger::Sigalrm,
+    Trigger::Sigtstp,
+    Trigger::Sigstop,
+    Trigger::Sigterm,
+];
+
+/// The snapshot trigger called `name` (`sigint`, `periodic`, …), or an error listing them.
+pub fn trigger_named(name: &str) -> Result<Trigger, String> {
+    SNAPSHOT_TRIGGERS
+        .into_iter()
+        .find(|t| snapshot::trigger_name(*t) == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = SNAPSHOT_TRIGGERS
+                .into_iter()
+                .map(snapshot::trigger_name)
+                .collect();
+            format!(
+                "`{name}` is not a snapshot trigger this wasmix takes ({})",
+                names.join(", ")
+            )
+        })
+}
+
 /// The trigger a signal is, for a journal that takes it (`first-sigint` only once).
 fn signal_trigger(journal: &Journaling, sig: Signal) -> Option<Trigger> {
     match sig {
@@ -80,7 +116,7 @@ impl SignalTap for SnapshotOnSignal {
             .spawn(move || {
                 match ticket {
                     Some(ticket) => {
-                        if let Err(e) = ticket.wait() {
+                        if let Err(e) = wait_retrying(&ctx, trigger, ticket) {
                             tracing::error!(
                                 "{} snapshot failed: {e}",
                                 snapshot::trigger_name(trigger)
@@ -100,6 +136,26 @@ impl SignalTap for SnapshotOnSignal {
         // Without a thread to send it later, it is sent now (a snapshot may still come).
         spawned.is_ok()
     }
+}
+
+/// Waits for `ticket`'s snapshot; one that failed because a process of the tree was being
+/// spawned or reaped meanwhile is asked for again (a few times: each retry finds the call
+/// that changed the tree finished, and spawns wait for a snapshot under way).
+fn wait_retrying(
+    ctx: &Arc<crate::host::ProcessCtx>,
+    trigger: Trigger,
+    mut ticket: snapshot::SnapshotTicket,
+) -> Result<(), SnapshotError> {
+    for _ in 0..8 {
+        match ticket.wait() {
+            Err(SnapshotError::TreeChanged) => {
+                tracing::debug!("snapshot: the tree changed meanwhile; asking again");
+                ticket = snapshot::request(ctx, trigger, None)?;
+            }
+            done => return done,
+        }
+    }
+    ticket.wait()
 }
 
 /// Starts the triggers of a journaled `process` that run beside it. `restored`: it was just

@@ -52,6 +52,10 @@ pub(crate) const WASIX_BLOCKING_CALLS: [&str; 10] = [
     "sock_listen",
 ];
 
+/// WASIX calls that add a process to the tree: a snapshot under way captures the caller
+/// before it spawns, so the tree the snapshot found stays the tree it records.
+pub(crate) const TREE_CALLS: [&str; 3] = ["proc_spawn", "proc_spawn2", "proc_spawn3"];
+
 /// Calls that do not block but before which a snapshot trigger fires (`first-environ`,
 /// `non-deterministic`), in every WASI module: the snapshot captures the caller there, so a
 /// restore makes the call afresh.
@@ -67,6 +71,7 @@ pub(crate) fn is_capture_point(name: &str) -> bool {
     BLOCKING_CALLS.contains(&name)
         || WASIX_BLOCKING_CALLS.contains(&name)
         || TRIGGER_CALLS.contains(&name)
+        || TREE_CALLS.contains(&name)
 }
 
 /// The imports asyncify instruments for `how`, as `module.name`.
@@ -81,7 +86,7 @@ pub(crate) fn unwinding_imports(how: Instrumentation) -> Vec<String> {
                 out.push(format!("{}.{c}", abi.module()));
             }
         }
-        for c in WASIX_BLOCKING_CALLS {
+        for c in WASIX_BLOCKING_CALLS.iter().chain(&TREE_CALLS) {
             out.push(format!("{}.{c}", Abi::Wasix.module()));
         }
         for c in ["atomic_wait32", "atomic_wait64", crate::rewrite::SAFEPOINT] {

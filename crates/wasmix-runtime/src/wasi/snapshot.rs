@@ -62,6 +62,7 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
                 SnapshotError::ChildStarting(_) | SnapshotError::Busy => Errno::Busy,
                 SnapshotError::Ended => Errno::Intr,
                 SnapshotError::Failed(_) => Errno::Io,
+                SnapshotError::TreeChanged => Errno::Busy,
             };
             tracing::warn!("proc_snapshot: {e}");
             return Ok(i32::from(answer.raw()));

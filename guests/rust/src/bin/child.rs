@@ -92,6 +92,10 @@ fn main() {
             let ignored: Vec<String> = buf.chunks(2).map(|c| c[0].to_string()).collect();
             println!("ignored [{}]", ignored.join(","));
         }
+        "write" => {
+            // Writes its third argument and a newline to the file its second names.
+            std::fs::write(arg(2), format!("{}\n", arg(3))).expect("write the file");
+        }
         "produce" => {
             // Lines 1..=N on stdout, in writes of a few KiB.
             let n: u64 = arg(2).parse().unwrap_or(1000);
