@@ -2,7 +2,8 @@
 # wasmix under a real containerd: builds the shim, starts a private containerd (its own root,
 # state and socket under a temp folder, the shim on its PATH), builds OCI images locally from
 # test guests (scripts/oci_image.py; no registry), imports them with `ctr` and runs them with
-# `--runtime io.containerd.wasmix.v1`: output, args/env/working directory, exit code, SIGTERM
+# `--runtime io.containerd.wasmix.v1`: output (from an image whose rootfs holds the module, and
+# from a Wasm OCI artifact), args/env/working directory, exit code, SIGTERM
 # reaching the guest's handler and SIGKILL ending it, two containers at once, a mounted volume,
 # a memory limit, WASIX children in a pipeline and threads, a native image beside them, and a
 # snapshot on stop resumed by the next container (WASMIX_JOURNAL).
@@ -41,6 +42,11 @@ trap cleanup EXIT
 
 mkdir -p "$work/bin" "$work/images" "$work/vol" "$work/state"
 ln -s "$shim" "$work/bin/containerd-shim-wasmix-v1"
+# containerd 1.6 unpacks every layer of an image into its rootfs and knows no Wasm layer: this
+# stream processor makes one an empty tar (the shim reads the module from the content store).
+# containerd 1.7 and later skip such layers themselves.
+printf '#!/bin/sh\ncat >/dev/null\nexec tar cf - -T /dev/null\n' >"$work/bin/wasm-layer-processor"
+chmod +x "$work/bin/wasm-layer-processor"
 cat >"$work/config.toml" <<EOF
 version = 2
 root = "$work/root"
@@ -50,6 +56,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
   address = "$work/containerd.sock"
 [ttrpc]
   address = "$work/containerd.sock.ttrpc"
+[stream_processors]
+  [stream_processors."io.containerd.wasm.layer"]
+    accepts = ["application/vnd.bytecodealliance.wasm.component.layer.v0+wasm"]
+    returns = "application/vnd.oci.image.layer.v1.tar"
+    path = "$work/bin/wasm-layer-processor"
 EOF
 PATH="$work/bin:$PATH" containerd --config "$work/config.toml" >"$work/containerd.log" 2>&1 &
 ctd_pid=$!
@@ -97,6 +108,13 @@ ref() { echo "docker.io/library/$1:test"; }
 # Output.
 out=$(ctr_ run --rm $W "$(ref hello)" t-hello)
 check_eq "hello world" "hello from wasmix" "$out"
+
+# A Wasm OCI artifact: the module is the image's layer, not a file in a rootfs.
+python3 "$root/scripts/oci_image.py" artifact:test "$work/images/artifact.tar" \
+    --entrypoint hello.wasm --wasm "$G/hello.wasm"
+ctr_ image import --all-platforms "$work/images/artifact.tar" >/dev/null
+out=$(ctr_ run --rm $W --platform wasip1/wasm "$(ref artifact)" t-artifact)
+check_eq "a Wasm OCI artifact" "hello from wasmix" "$out"
 
 # A .wat entrypoint.
 ctr_ run --rm $W "$(ref wat)" t-wat >/dev/null || fail "a .wat entrypoint"

@@ -5,7 +5,17 @@ entrypoint. Used by scripts/containerd-test.sh and bench/containerd.sh.
 
     oci_image.py NAME:TAG OUT.tar --entrypoint /hello.wasm [ARG ...] \
         --file HOST:/PATH [--file ...] [--env K=V ...] [--workdir DIR]
+    oci_image.py NAME:TAG OUT.tar --entrypoint hello.wasm --wasm HOST.wasm
+
+With --wasm it is a Wasm OCI artifact instead: one layer holding the module itself (media
+type application/vnd.bytecodealliance.wasm.component.layer.v0+wasm, what runwasi reads),
+platform wasip1/wasm. containerd 1.6 unpacks every layer, so the test's containerd turns that
+layer into an empty tar with a stream processor (scripts/containerd-test.sh): the config's
+diff id is that empty tar's.
 """
+
+# sha256 of an empty tar archive (10240 zero bytes), what `tar cf - -T /dev/null` writes.
+EMPTY_TAR_DIFF_ID = "sha256:84ff92691f909a05b224e1c56abb4864f01b4f8e3c854e4bb4c7baf1d3f6d652"
 import argparse
 import hashlib
 import io
@@ -54,28 +64,39 @@ def main():
     p.add_argument("--file", action="append", default=[])
     p.add_argument("--env", action="append", default=[])
     p.add_argument("--workdir", default="/")
+    p.add_argument("--wasm")
     a = p.parse_args()
     files = [tuple(f.split(":", 1)) for f in a.file]
     ref = a.ref if "/" in a.ref else f"docker.io/library/{a.ref}"
-    with tarfile.open(a.out, "w") as tar:
+    if a.wasm:
+        with open(a.wasm, "rb") as f:
+            layer_bytes = f.read()
+        layer_type = "application/vnd.bytecodealliance.wasm.component.layer.v0+wasm"
+        platform = {"architecture": "wasm", "os": "wasip1"}
+    else:
         layer_bytes = layer(files)
+        layer_type = "application/vnd.oci.image.layer.v1.tar"
+        platform = {"architecture": "amd64", "os": "linux"}
+    with tarfile.open(a.out, "w") as tar:
         layer_desc = blob(tar, layer_bytes)
         config = {
-            "architecture": "amd64",
-            "os": "linux",
+            **platform,
             "config": {
                 "Entrypoint": a.entrypoint,
                 "Env": a.env,
                 "WorkingDir": a.workdir,
             },
-            "rootfs": {"type": "layers", "diff_ids": [layer_desc["digest"]]},
+            "rootfs": {
+                "type": "layers",
+                "diff_ids": [EMPTY_TAR_DIFF_ID if a.wasm else layer_desc["digest"]],
+            },
         }
         config_desc = blob(tar, json.dumps(config).encode())
         manifest = {
             "schemaVersion": 2,
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **config_desc},
-            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **layer_desc}],
+            "layers": [{"mediaType": layer_type, **layer_desc}],
         }
         manifest_desc = blob(tar, json.dumps(manifest).encode())
         index = {
@@ -84,7 +105,7 @@ def main():
                 {
                     "mediaType": "application/vnd.oci.image.manifest.v1+json",
                     **manifest_desc,
-                    "platform": {"architecture": "amd64", "os": "linux"},
+                    "platform": platform,
                     "annotations": {
                         "io.containerd.image.name": ref,
                         "org.opencontainers.image.ref.name": ref.rsplit(":", 1)[-1],
