@@ -313,6 +313,53 @@ fn a_childs_program_changed_since_the_snapshot_is_a_named_error() {
         .clean_error("ran `/bin/child.wasm`, which cannot be read");
 }
 
+/// A tree snapshot that fails — a child blocked opening a FIFO cannot park, so the watchdog
+/// ends the round after the root has sealed its memory copy — leaves the next snapshot free
+/// to be taken: it once waited forever for that copy to be read.
+#[test]
+fn a_failed_tree_snapshot_does_not_hold_up_the_next_one() {
+    use std::io::{BufRead, BufReader};
+    let gate = tempfile::tempdir().unwrap();
+    common::mkfifo(&gate.path().join("fifo"));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let script = "limits open-fifo /gate/fifo &; child sum /gate/go; snapshot; snapshot; \
+                  echo end; wait";
+    let timeout = ["--journal", path_str(&journal), "--snapshot-timeout", "0.3"];
+    let mut child = start(&sh(script, gate.path(), &timeout));
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "opening\n", "the child blocks opening the FIFO");
+    std::fs::write(gate.path().join("go"), "").unwrap();
+    // Both snapshots fail (the child never parks) and the shell goes on; a deadline stands
+    // in for the hang.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut rest = String::new();
+        while out.read_line(&mut rest).unwrap_or(0) > 0 && !rest.contains("end\n") {}
+        let _ = tx.send(rest);
+        // Read on to the end: the shell still reports the child it reaps.
+        std::io::copy(&mut out, &mut std::io::sink()).ok();
+    });
+    let got = rx.recv_timeout(Duration::from_secs(60));
+    if got.is_err() {
+        child.kill().unwrap();
+        panic!("the second snapshot never ended");
+    }
+    let got = got.unwrap();
+    assert!(
+        got.contains("lines 0 sum 0\n") && got.ends_with("end\n"),
+        "{got}"
+    );
+    // Let the child open its FIFO and end, and the shell reap it.
+    drop(std::fs::File::open(gate.path().join("fifo")).unwrap());
+    let done = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(done.status.success(), "{:?}: {stderr}", done.status);
+    assert_eq!(stderr.matches("sh: snapshot: IO").count(), 2, "{stderr}");
+}
+
 /// A child killed right after its spawn, before its thread ran, still ends (it once spun
 /// forever in its first wait: the kill had found no notifier to raise).
 #[test]
