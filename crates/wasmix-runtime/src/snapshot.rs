@@ -131,6 +131,7 @@ pub(crate) fn request(
     let mut armed = Some(armed);
     let mut opened: Vec<&Arc<ProcessCtx>> = Vec::new();
     let mut round = None;
+    let mut others = Vec::new();
     for member in &live {
         let is_root = Arc::ptr_eq(member, ctx);
         let g = Arc::clone(&gather);
@@ -149,6 +150,8 @@ pub(crate) fn request(
             Ok(ticket) => {
                 if is_root {
                     round = Some(ticket);
+                } else {
+                    others.push(ticket);
                 }
                 opened.push(member);
             }
@@ -166,7 +169,11 @@ pub(crate) fn request(
     let round = round.ok_or(SnapshotError::Ended)?;
     journal.set_last(round.clone(), Arc::clone(&durable));
     watch(gather, journal.capture_timeout());
-    Ok(SnapshotTicket { round, durable })
+    Ok(SnapshotTicket {
+        round,
+        others,
+        durable,
+    })
 }
 
 /// A process of the tree being snapshotted, in the order the journal records them: the
@@ -375,11 +382,14 @@ impl Gather {
         let Some(root) = self.tree.first().and_then(Place::live) else {
             return Err("the snapshot has no process".into());
         };
-        let now: Vec<Pid> = tree_of(root)
-            .map_err(|e| e.to_string())?
-            .iter()
-            .map(|p| p.pid)
-            .collect();
+        let now: Vec<Pid> = match tree_of(root) {
+            // A child spawned since the tree was settled: asking again will wait for it.
+            Err(SnapshotError::ChildStarting(_)) => return Err(TREE_CHANGED.into()),
+            other => other.map_err(|e| e.to_string())?,
+        }
+        .iter()
+        .map(|p| p.pid)
+        .collect();
         if now != self.tree.iter().map(|p| p.pid).collect::<Vec<_>>() {
             return Err(TREE_CHANGED.into());
         }
@@ -552,14 +562,23 @@ fn watch(gather: Arc<Gather>, limit: std::time::Duration) {
 
 /// A snapshot being taken.
 pub struct SnapshotTicket {
+    /// The round of the process asked for; its outcome is the snapshot's.
     round: Ticket,
+    /// The rounds of its descendants, which close a moment after (each as its threads go
+    /// on): a new request before then would find them busy.
+    others: Vec<Ticket>,
     durable: Arc<Durable>,
 }
 
 impl SnapshotTicket {
-    /// Blocks until every thread runs again (the snapshot may still be being written).
+    /// Blocks until every thread of the tree runs again (the snapshot may still be being
+    /// written).
     pub fn wait_resumed(&self) -> Result<(), SnapshotError> {
-        self.round.wait().map(drop).map_err(SnapshotError::from)
+        let outcome = self.round.wait().map(drop).map_err(SnapshotError::from);
+        for other in &self.others {
+            let _ = other.wait();
+        }
+        outcome
     }
 
     /// Blocks until the snapshot is committed to the journal (durable, with the default
