@@ -51,12 +51,10 @@ int main(int argc, char **argv) {
     int scale = bench_start(argc, argv);
     /* loop: i = 0; acc = 0; while (i < n) { acc = (acc * 31 + i) % 1000003; i = i + 1 } */
     int loop[] = {PUSH, 0, STORE, 0, PUSH, 0, STORE, 1,
-                  /* 8 */ LOAD, 0, ARG, LT, JZ, 34,
+                  /* 8 */ LOAD, 0, ARG, LT, JZ, 36,
                   LOAD, 1, PUSH, 31, MUL, LOAD, 0, ADD, PUSH, 1000003, MOD, STORE, 1,
-                  LOAD, 0, PUSH, 1, ADD, STORE, 0, /* 34 is JMP target fix below */ JMP, 8,
-                  LOAD, 1, HALT};
-    /* Jump out lands on the LOAD 1 after the JMP. */
-    loop[13] = 36;
+                  LOAD, 0, PUSH, 1, ADD, STORE, 0, JMP, 8,
+                  /* 36 */ LOAD, 1, HALT};
     /* fib(n) = n < 2 ? n : fib(n-1) + fib(n-2) */
     int fib[] = {/* 0 */ ARG, PUSH, 2, LT, JZ, 8, ARG, RET,
                  /* 8 */ ARG, PUSH, 1, SUB, CALL, 0, ARG, PUSH, 2, SUB, CALL, 0, ADD, RET};
