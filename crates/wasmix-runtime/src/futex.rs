@@ -9,6 +9,11 @@ use std::time::Instant;
 
 use wasmix_process::{Thread, WaitError};
 
+/// How long a waiter spins before it sleeps: about what a wake from a thread running on
+/// another CPU takes to arrive when the two hand a word back and forth, a fraction of the
+/// two context switches a sleep costs.
+const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
+
 struct Waiter {
     thread: Arc<Thread>,
     woken: AtomicBool,
@@ -58,6 +63,9 @@ impl Futexes {
             .push_back(Arc::clone(&me));
         let outcome = if !still_expected() {
             Woke::NotEqual
+        } else if crate::spin::until(SPIN, || me.woken.load(Ordering::Acquire)) {
+            // Handed over from another CPU while spinning: no sleep, no wake-up to wait for.
+            Woke::Woken
         } else {
             match thread.wait_for(deadline, None, || {
                 me.woken.load(Ordering::Acquire).then_some(())

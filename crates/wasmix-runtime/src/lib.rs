@@ -39,6 +39,7 @@ mod pool;
 mod program;
 mod rewrite;
 mod sched;
+mod spin;
 mod stack;
 mod tls;
 mod unwind;

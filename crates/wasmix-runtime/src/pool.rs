@@ -2,7 +2,8 @@
 //! OS thread costs a clone, fresh stack pages and the engine's per-thread signal stack, which
 //! dominate a short guest thread's life.
 
-use std::sync::mpsc::{channel, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -11,17 +12,28 @@ type Job = Box<dyn FnOnce() + Send>;
 /// How long an idle worker waits for work before it exits.
 const IDLE: Duration = Duration::from_secs(10);
 
-/// Idle workers, each waiting on its own channel.
-static IDLE_WORKERS: Mutex<Vec<Sender<Job>>> = Mutex::new(Vec::new());
+/// How long a worker that just finished spins for its next job before it sleeps: a program
+/// starting threads one after another (spawn, join, spawn) sends the next within
+/// microseconds, and a sleeping worker's wake-up costs more than the thread's whole run.
+const SPIN: Duration = Duration::from_micros(50);
+
+/// Idle workers, each waiting on its own channel, with the worker's number.
+static IDLE_WORKERS: Mutex<Vec<(u64, Sender<Job>)>> = Mutex::new(Vec::new());
+
+static NEXT_WORKER: AtomicU64 = AtomicU64::new(0);
+
+fn idle_workers() -> std::sync::MutexGuard<'static, Vec<(u64, Sender<Job>)>> {
+    IDLE_WORKERS.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `job` on an idle worker, or on a new OS thread named `name`.
 pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     let mut job: Job = Box::new(job);
     loop {
-        let idle = IDLE_WORKERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        let idle = idle_workers().pop();
         match idle {
-            // A worker that timed out meanwhile hands the job back: try the next one.
-            Some(worker) => match worker.send(job) {
+            // A worker that exited meanwhile hands the job back: try the next one.
+            Some((_, worker)) => match worker.send(job) {
                 Ok(()) => return Ok(()),
                 Err(back) => job = back.0,
             },
@@ -30,17 +42,106 @@ pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io:
     }
     std::thread::Builder::new().name(name).spawn(move || {
         job();
+        let me = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = channel::<Job>();
         loop {
-            IDLE_WORKERS
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(tx.clone());
-            match rx.recv_timeout(IDLE) {
-                Ok(next) => next(),
-                Err(_) => return,
+            idle_workers().push((me, tx.clone()));
+            match next_job(me, &rx, IDLE) {
+                Some(next) => next(),
+                None => return,
             }
         }
     })?;
     Ok(())
+}
+
+/// The next job for worker `me` (listed as idle, receiving on `rx`), or `None` once it has
+/// waited `idle` and is no longer listed.
+fn next_job(me: u64, rx: &Receiver<Job>, idle: Duration) -> Option<Job> {
+    let mut spun = None;
+    if crate::spin::until(SPIN, || match rx.try_recv() {
+        Ok(job) => {
+            spun = Some(job);
+            true
+        }
+        Err(TryRecvError::Empty) => false,
+        Err(TryRecvError::Disconnected) => true,
+    }) {
+        if let Some(job) = spun {
+            return Some(job);
+        }
+    }
+    loop {
+        if let Ok(job) = rx.recv_timeout(idle) {
+            return Some(job);
+        }
+        // Timed out. Still listed: nobody can send now that it is taken off, so it may go.
+        // Not listed: a sender took it and its job is on the way (it never loses one).
+        let mut idle = idle_workers();
+        if let Some(at) = idle.iter().position(|(n, _)| *n == me) {
+            idle.swap_remove(at);
+            return None;
+        }
+        drop(idle);
+        if let Ok(job) = rx.recv() {
+            return Some(job);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::sync_channel;
+
+    #[test]
+    fn jobs_run_on_reused_workers_and_none_is_lost() {
+        let (done, finished) = sync_channel::<std::thread::ThreadId>(0);
+        let mut threads = std::collections::HashSet::new();
+        for _ in 0..50 {
+            let done = done.clone();
+            run("pool-test".into(), move || {
+                done.send(std::thread::current().id()).unwrap();
+            })
+            .unwrap();
+            threads.insert(finished.recv().unwrap());
+        }
+        // Run one after another, each finds the previous one's worker idle (other tests may
+        // share the pool, so only an upper bound holds).
+        assert!(threads.len() < 50, "{} workers for 50 jobs", threads.len());
+    }
+
+    #[test]
+    fn an_idle_worker_leaves_the_list_when_it_exits() {
+        let me = u64::MAX - 1;
+        let (tx, rx) = channel::<Job>();
+        idle_workers().push((me, tx));
+        assert!(next_job(me, &rx, Duration::from_millis(1)).is_none());
+        assert!(idle_workers().iter().all(|(n, _)| *n != me));
+    }
+
+    /// A sender that took the worker off the list just as the worker's wait ran out: the job
+    /// still runs (it was once dropped with the exiting worker's channel).
+    #[test]
+    fn a_job_sent_as_the_idle_wait_runs_out_is_not_lost() {
+        for round in 0..20 {
+            let me = u64::MAX - 2;
+            let (tx, rx) = channel::<Job>();
+            idle_workers().push((me, tx));
+            let sender = {
+                let mut idle = idle_workers();
+                let at = idle.iter().position(|(n, _)| *n == me).unwrap();
+                idle.swap_remove(at).1
+            };
+            let t = std::thread::spawn(move || {
+                for _ in 0..round {
+                    std::thread::yield_now();
+                }
+                sender.send(Box::new(|| {})).map_err(drop).unwrap();
+            });
+            let job = next_job(me, &rx, Duration::from_micros(1));
+            t.join().unwrap();
+            assert!(job.is_some(), "round {round}: the job was lost");
+        }
+    }
 }
