@@ -6,6 +6,7 @@ use std::io::IoSlice;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -59,10 +60,48 @@ pub enum SetupError {
 /// The file system a guest process sees.
 pub struct FileSystem {
     table: Mutex<FdTable>,
+    /// Which file system this is, for [`FdCache`]s (never reused).
+    id: u64,
+    /// Bumped by every change to the table (see [`FileSystem::table_mut`]): a cached lookup
+    /// made at the same version still holds.
+    version: AtomicU64,
     /// The working directory, an absolute guest path (WASIX `getcwd`/`chdir`).
     cwd: Mutex<String>,
     /// The synthetic `/dev` is served inside the mount at `/` (no preopen of its own).
     dev_in_root: bool,
+}
+
+/// The fd table behind a lock, read-only: changes go through [`FileSystem::table_mut`], so
+/// none can slip past the version that [`FdCache`]s check.
+pub(crate) struct TableRead<'a>(MutexGuard<'a, FdTable>);
+
+impl std::ops::Deref for TableRead<'_> {
+    type Target = FdTable;
+    fn deref(&self) -> &FdTable {
+        &self.0
+    }
+}
+
+/// One thread's last descriptor lookup (see [`FileSystem::file_cached`]); plain state,
+/// owned by the thread.
+#[derive(Default)]
+pub struct FdCache {
+    entry: Option<Cached>,
+}
+
+impl FdCache {
+    /// The file of the last lookup.
+    pub fn file(&self) -> Option<&OpenFile> {
+        self.entry.as_ref().map(|c| &*c.file)
+    }
+}
+
+struct Cached {
+    fs: u64,
+    version: u64,
+    fd: u32,
+    rights: u64,
+    file: Arc<OpenFile>,
 }
 
 impl Default for FileSystem {
@@ -191,11 +230,7 @@ impl FileSystemBuilder {
                 .insert(entry.preopened("/dev"))
                 .expect("mount() keeps room for every preopen");
         }
-        FileSystem {
-            table: Mutex::new(table),
-            cwd: Mutex::new("/".into()),
-            dev_in_root,
-        }
+        FileSystem::with_table(table, "/".into(), dev_in_root)
     }
 }
 
@@ -326,33 +361,36 @@ impl FileSystem {
 
     /// A copy of the fd table sharing every open file description (what fork hands a child).
     pub fn fork(&self) -> FileSystem {
-        FileSystem {
-            table: Mutex::new(self.table().clone()),
-            cwd: Mutex::new(self.cwd()),
-            dev_in_root: self.dev_in_root,
-        }
+        FileSystem::with_table(self.table().clone(), self.cwd(), self.dev_in_root)
     }
 
     /// What a new program image starts with (spawn, and exec in place): the same descriptions
     /// and working directory, less close-on-exec descriptors.
     pub fn for_exec(&self) -> FileSystem {
         let forked = self.fork();
-        forked.table().close_on_exec();
+        forked.table_mut().close_on_exec();
         forked
     }
 
     /// Drops close-on-exec descriptors in place (exec keeps the process's table).
     pub fn close_on_exec(&self) {
-        self.table().close_on_exec();
+        self.table_mut().close_on_exec();
     }
 
     /// A file system with no descriptors, at `/`, serving `/dev` as `like` does (what a
     /// restore fills in).
     pub(crate) fn empty(like: &FileSystem) -> FileSystem {
+        FileSystem::with_table(FdTable::new(), "/".into(), like.dev_in_root)
+    }
+
+    fn with_table(table: FdTable, cwd: String, dev_in_root: bool) -> FileSystem {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         FileSystem {
-            table: Mutex::new(FdTable::new()),
-            cwd: Mutex::new("/".into()),
-            dev_in_root: like.dev_in_root,
+            table: Mutex::new(table),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            version: AtomicU64::new(0),
+            cwd: Mutex::new(cwd),
+            dev_in_root,
         }
     }
 
@@ -360,13 +398,51 @@ impl FileSystem {
         *self.cwd.lock().unwrap_or_else(|e| e.into_inner()) = cwd;
     }
 
-    pub(crate) fn table(&self) -> MutexGuard<'_, FdTable> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    /// The table, to read.
+    pub(crate) fn table(&self) -> TableRead<'_> {
+        TableRead(self.table.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The table, to change: cached lookups made before no longer hold (the version moves
+    /// before the change can be seen, as the lock is held until it is made).
+    pub(crate) fn table_mut(&self) -> MutexGuard<'_, FdTable> {
+        let table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        self.version.fetch_add(1, Ordering::AcqRel);
+        table
     }
 
     /// The open file behind `fd` if it holds `required` rights.
     pub fn file(&self, fd: u32, required: u64) -> FsResult<Arc<OpenFile>> {
         Ok(Arc::clone(self.table().get(fd)?.require(required)?))
+    }
+
+    /// Like [`FileSystem::file`], answered from `cache` while the table has not changed since
+    /// `cache` was filled (by this thread, from this file system): a read or write of the
+    /// same descriptor again and again then takes no lock and no reference count.
+    pub fn file_cached<'c>(
+        &self,
+        cache: &'c mut FdCache,
+        fd: u32,
+        required: u64,
+    ) -> FsResult<&'c Arc<OpenFile>> {
+        let version = self.version.load(Ordering::Acquire);
+        let hit = cache.entry.as_ref().is_some_and(|c| {
+            c.fs == self.id && c.version == version && c.fd == fd && c.rights & required == required
+        });
+        if !hit {
+            let table = self.table();
+            let entry = table.get(fd)?;
+            let file = Arc::clone(entry.require(required)?);
+            cache.entry = Some(Cached {
+                fs: self.id,
+                // Read under the lock: no change can be under way.
+                version: self.version.load(Ordering::Acquire),
+                fd,
+                rights: entry.rights_base(),
+                file,
+            });
+        }
+        Ok(&cache.entry.as_ref().expect("filled above").file)
     }
 
     fn dir(&self, fd: u32, required: u64) -> FsResult<(Base, u64)> {
@@ -448,22 +524,23 @@ impl FileSystem {
 
     /// `fd_close`: drops the descriptor; the open file closes with its last descriptor.
     pub fn close(&self, fd: u32) -> FsResult<()> {
-        self.table().remove(fd).map(drop)
+        self.table_mut().remove(fd).map(drop)
     }
 
     /// `fd_renumber`: moves `from` onto `to` (both must be open).
     pub fn renumber(&self, from: u32, to: u32) -> FsResult<()> {
-        self.table().renumber(from, to)
+        self.table_mut().renumber(from, to)
     }
 
     /// Installs a new open file at the lowest free number.
     pub fn insert(&self, file: OpenFile, base: u64, inheriting: u64) -> FsResult<u32> {
-        self.table().insert(FdEntry::new(file, base, inheriting))
+        self.table_mut()
+            .insert(FdEntry::new(file, base, inheriting))
     }
 
     /// Installs a new open file at exactly `fd`, closing what was there.
     pub fn insert_at(&self, fd: u32, file: OpenFile, base: u64, inheriting: u64) -> FsResult<()> {
-        self.table()
+        self.table_mut()
             .insert_at(fd, FdEntry::new(file, base, inheriting))
             .map(drop)
     }
@@ -517,14 +594,14 @@ impl FileSystem {
     /// `dup` / `F_DUPFD[_CLOEXEC]`: a new descriptor, the lowest free one not below `min`,
     /// for the same open file description.
     pub fn dup(&self, fd: u32, min: u32, cloexec: bool) -> FsResult<u32> {
-        let mut table = self.table();
+        let mut table = self.table_mut();
         let entry = table.get(fd)?.duplicate(cloexec);
         table.insert_from(min, entry)
     }
 
     /// `dup2`: `to` becomes a copy of `from`, closing what it held; `to` need not be open.
     pub fn dup_onto(&self, from: u32, to: u32) -> FsResult<()> {
-        self.table().duplicate_onto(from, to)
+        self.table_mut().duplicate_onto(from, to)
     }
 
     /// Whether `fd` is close-on-exec.
@@ -534,7 +611,7 @@ impl FileSystem {
 
     /// Sets close-on-exec on `fd`.
     pub fn set_cloexec(&self, fd: u32, cloexec: bool) -> FsResult<()> {
-        self.table().set_cloexec(fd, cloexec)
+        self.table_mut().set_cloexec(fd, cloexec)
     }
 
     /// `pipe`: a host pipe; returns (read end, write end). EOF once every write end is closed,
@@ -542,7 +619,7 @@ impl FileSystem {
     pub fn pipe(&self) -> FsResult<(u32, u32)> {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
         let common = stream_common();
-        let mut table = self.table();
+        let mut table = self.table_mut();
         let rfd = table.insert(FdEntry::new(
             OpenFile::new(Node::Stream(HostFd::Owned(r)), 0),
             rights::FD_READ | common,
@@ -568,7 +645,7 @@ impl FileSystem {
     pub fn duplex_pipe(&self) -> FsResult<(u32, u32)> {
         let (a, b, id) = duplex_ends()?;
         let both = rights::FD_READ | rights::FD_WRITE | stream_common();
-        let mut table = self.table();
+        let mut table = self.table_mut();
         let end = |fd, first| {
             FdEntry::new(
                 OpenFile::new(Node::Stream(HostFd::Owned(fd)), 0).with_duplex(id, first),
@@ -699,7 +776,7 @@ impl FileSystem {
 
     /// `fd_fdstat_set_rights`: rights can only shrink.
     pub fn restrict_rights(&self, fd: u32, base: u64, inheriting: u64) -> FsResult<()> {
-        self.table().restrict_rights(fd, base, inheriting)
+        self.table_mut().restrict_rights(fd, base, inheriting)
     }
 
     /// The guest path of a preopened directory.
@@ -927,7 +1004,7 @@ impl FileSystem {
         if let Some((mount, rel)) = guest {
             file = file.with_path(mount, rel);
         }
-        self.table()
+        self.table_mut()
             .insert(FdEntry::new(file, base_rights, inheriting))
     }
 

@@ -22,7 +22,7 @@ mod socket;
 mod table;
 
 pub use errno::{Errno, FsResult};
-pub use fs::{normalize, FileSystem, FileSystemBuilder, SetupError, Stdio};
+pub use fs::{normalize, FdCache, FileSystem, FileSystemBuilder, SetupError, Stdio};
 pub use node::{Device, DirEntry, HostFd, Node, OpenFile};
 pub use snapshot::{Rebuilt, Recorded, RestoreError};
 pub use table::{FdEntry, FdTable};

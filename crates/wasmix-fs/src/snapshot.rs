@@ -185,7 +185,7 @@ impl FileSystem {
                 entry = entry.preopened(p.clone());
             }
             restored
-                .table()
+                .table_mut()
                 .insert_at(f.fd, entry)
                 .map_err(|errno| RestoreError::Host { fd: f.fd, errno })?;
         }

@@ -63,6 +63,8 @@ pub(crate) struct Host {
     limits: crate::budget::MemoryLimiter,
     /// When this thread's last poll that found nothing returned (CPU backoff).
     pub idle_poll_at: Option<std::time::Instant>,
+    /// This thread's last descriptor lookup for reads and writes.
+    fd_cache: wasmix_fs::FdCache,
 }
 
 impl Drop for Host {
@@ -93,6 +95,7 @@ impl Host {
             vforks: Vec::new(),
             limits: crate::budget::MemoryLimiter::new(None, None),
             idle_poll_at: None,
+            fd_cache: wasmix_fs::FdCache::default(),
         }
     }
 
@@ -114,6 +117,23 @@ impl Host {
     /// The process's files.
     pub fn fs(&self) -> &Arc<FileSystem> {
         &self.ctx.fs
+    }
+
+    /// Runs `f` on the open file behind `fd` if it holds `required` rights, found through
+    /// this thread's lookup cache: reads and writes of one descriptor in a loop take no lock
+    /// and no reference count (each an atomic operation, which a one-byte write to
+    /// `/dev/null` notices).
+    pub fn with_file<R>(
+        &mut self,
+        fd: u32,
+        required: u64,
+        f: impl FnOnce(&mut Host, &wasmix_fs::OpenFile) -> R,
+    ) -> wasmix_fs::FsResult<R> {
+        let mut cache = std::mem::take(&mut self.fd_cache);
+        let found = self.ctx.fs.file_cached(&mut cache, fd, required).map(drop);
+        let out = found.map(|()| f(self, cache.file().expect("found just now")));
+        self.fd_cache = cache;
+        out
     }
 
     /// Takes on `next`'s identity (vfork lends the thread to a child and takes it back);

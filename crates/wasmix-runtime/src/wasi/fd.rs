@@ -93,45 +93,49 @@ fn transfer(
         Direction::Read => rights::FD_READ,
         Direction::Write => rights::FD_WRITE,
     };
-    let file = cx.host.fs().file(fd, needed)?;
     let at_stdin = [Trigger::FirstStdin, Trigger::Bootstrap];
-    if fd == 0 && dir == Direction::Read && super::snapshot_at(cx, &at_stdin) {
-        // Captured before the read (dispatch unwinds a capture point's EINTR when a snapshot
-        // wants the thread): the read runs after the snapshot, or after a restore of it.
-        return Err(Errno::Intr);
+    if fd == 0 && dir == Direction::Read {
+        cx.host.with_file(fd, needed, |_, _| ())?;
+        if super::snapshot_at(cx, &at_stdin) {
+            // Captured before the read (dispatch unwinds a capture point's EINTR when a
+            // snapshot wants the thread): the read runs after the snapshot, or after a
+            // restore of it.
+            return Err(Errno::Intr);
+        }
     }
-    let n = loop {
+    let Call { host, mem, .. } = cx;
+    let n = host.with_file(fd, needed, |host, file| loop {
         if offset.is_none() {
-            crate::blocking::ready(cx.host, &file, dir == Direction::Write)?;
+            crate::blocking::ready(host, file, dir == Direction::Write)?;
         }
         let n = match dir {
             Direction::Read => {
-                let mut r = read_into(&file, &mut cx.mem, iovs, count, offset);
+                let mut r = read_into(file, mem, iovs, count, offset);
                 if r == Err(Errno::Again) {
                     // A non-blocking read that finds nothing: a busy poller's, past the backoff's
                     // cool-off, waits for the descriptor a while, then tries once more.
                     if let (Some(wait), Some(fd)) =
-                        (crate::blocking::idle_poll(cx.host), file.pollable_fd())
+                        (crate::blocking::idle_poll(host), file.pollable_fd())
                     {
-                        crate::blocking::wait_fds(cx.host, &[(fd, false)], Some(wait))?;
-                        r = read_into(&file, &mut cx.mem, iovs, count, offset);
+                        crate::blocking::wait_fds(host, &[(fd, false)], Some(wait))?;
+                        r = read_into(file, mem, iovs, count, offset);
                     }
-                    crate::blocking::polled(cx.host, r.is_ok());
-                } else if r.is_ok() && cx.host.idle_poll_at.is_some() {
-                    crate::blocking::polled(cx.host, true);
+                    crate::blocking::polled(host, r.is_ok());
+                } else if r.is_ok() && host.idle_poll_at.is_some() {
+                    crate::blocking::polled(host, true);
                 }
                 r
             }
-            Direction::Write => write_from(cx.host, &file, &cx.mem, iovs, count, offset),
+            Direction::Write => write_from(host, file, mem, iovs, count, offset),
         };
         // A socket wasmix opened stays non-blocking on the host: for a blocking guest, EAGAIN
         // means another reader (or writer) was first, so wait again.
         match n {
             Err(Errno::Again) if offset.is_none() && file.waits() => continue,
-            n => break n?,
+            n => break n,
         }
-    };
-    done.set(&mut cx.mem, n as u32);
+    })??;
+    done.set(mem, n as u32);
     Ok(())
 }
 
