@@ -65,6 +65,8 @@ pub(crate) struct Host {
     pub idle_poll_at: Option<std::time::Instant>,
     /// This thread's last descriptor lookup for reads and writes.
     fd_cache: wasmix_fs::FdCache,
+    /// Whether this thread's next futex wait spins before it sleeps.
+    pub futex_spin: crate::futex::Spin,
 }
 
 impl Drop for Host {
@@ -96,6 +98,7 @@ impl Host {
             limits: crate::budget::MemoryLimiter::new(None, None),
             idle_poll_at: None,
             fd_cache: wasmix_fs::FdCache::default(),
+            futex_spin: crate::futex::Spin::default(),
         }
     }
 

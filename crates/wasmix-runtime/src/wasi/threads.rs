@@ -197,11 +197,15 @@ fn futex_wait(
 ) -> Result<(), Errno> {
     let deadline = timeout(&cx.mem, timeout_ptr)?;
     let word = cx.mem.atomic_u32(addr)?;
-    let woke = cx.host.ctx.futexes.wait(
-        &cx.host.thread,
+    let host = &mut *cx.host;
+    let interrupt = &host.interrupt;
+    let woke = host.ctx.futexes.wait(
+        &host.thread,
         u64::from(addr),
         || word.load(Ordering::SeqCst) == expected as u32,
         deadline,
+        || interrupt.is_raised(),
+        &mut host.futex_spin,
     );
     let woken = match woke {
         Woke::NotEqual | Woke::Woken => true,
@@ -275,6 +279,7 @@ fn raw_wait(
             .then(|| Instant::now().checked_add(Duration::from_nanos(timeout_ns as u64)))
             .flatten();
         let thread = std::sync::Arc::clone(&host.thread);
+        let interrupt = &host.interrupt;
         if size == 4 {
             let word = mem.atomic_u32(ea).map_err(|_| Trap::HeapMisaligned)?;
             host.ctx.futexes.wait(
@@ -282,6 +287,8 @@ fn raw_wait(
                 u64::from(ea),
                 || u64::from(word.load(Ordering::SeqCst)) == expected,
                 deadline,
+                || interrupt.is_raised(),
+                &mut host.futex_spin,
             )
         } else {
             let word = mem.atomic_u64(ea).map_err(|_| Trap::HeapMisaligned)?;
@@ -290,6 +297,8 @@ fn raw_wait(
                 u64::from(ea),
                 || word.load(Ordering::SeqCst) == expected,
                 deadline,
+                || interrupt.is_raised(),
+                &mut host.futex_spin,
             )
         }
     };
