@@ -19,12 +19,16 @@ const SPIN: std::time::Duration = std::time::Duration::from_micros(20);
 /// and spinning then only burns a CPU the thread it waits for may need — the scheduler often
 /// puts a woken thread on its waker's CPU, where the waker would be spinning. Each miss takes
 /// a credit, a hit restores them all; with none left a wait sleeps at once, and one woken
-/// within the spin's length restores them.
+/// by a wake (not a timeout) within [`RESPIN`] restores them: the wake-up itself costs a
+/// sleeper several microseconds, so a wait a spin would have caught looks longer than it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Spin(u8);
 
 /// Misses in a row before a thread stops spinning.
 const SPIN_CREDITS: u8 = 4;
+
+/// How soon a sleeping waiter must be woken for spinning to come back.
+const RESPIN: std::time::Duration = std::time::Duration::from_micros(100);
 
 impl Default for Spin {
     fn default() -> Spin {
@@ -103,7 +107,7 @@ impl Futexes {
             };
             *spin = if spun {
                 Spin(spin.0 - 1)
-            } else if woke == Woke::Woken && asleep.elapsed() <= SPIN {
+            } else if woke == Woke::Woken && asleep.elapsed() <= RESPIN {
                 Spin::default()
             } else {
                 *spin

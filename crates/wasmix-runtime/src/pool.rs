@@ -18,19 +18,27 @@ const IDLE: Duration = Duration::from_secs(10);
 const SPIN: Duration = Duration::from_micros(50);
 
 /// Idle workers, each waiting on its own channel, with the worker's number.
-static IDLE_WORKERS: Mutex<Vec<(u64, Sender<Job>)>> = Mutex::new(Vec::new());
+struct IdleList(Mutex<Vec<(u64, Sender<Job>)>>);
+
+impl IdleList {
+    const fn new() -> IdleList {
+        IdleList(Mutex::new(Vec::new()))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(u64, Sender<Job>)>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+static IDLE_WORKERS: IdleList = IdleList::new();
 
 static NEXT_WORKER: AtomicU64 = AtomicU64::new(0);
-
-fn idle_workers() -> std::sync::MutexGuard<'static, Vec<(u64, Sender<Job>)>> {
-    IDLE_WORKERS.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Runs `job` on an idle worker, or on a new OS thread named `name`.
 pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
     let mut job: Job = Box::new(job);
     loop {
-        let idle = idle_workers().pop();
+        let idle = IDLE_WORKERS.lock().pop();
         match idle {
             // A worker that exited meanwhile hands the job back: try the next one.
             Some((_, worker)) => match worker.send(job) {
@@ -45,8 +53,8 @@ pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io:
         let me = NEXT_WORKER.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = channel::<Job>();
         loop {
-            idle_workers().push((me, tx.clone()));
-            match next_job(me, &rx, IDLE) {
+            IDLE_WORKERS.lock().push((me, tx.clone()));
+            match next_job(&IDLE_WORKERS, me, &rx, IDLE) {
                 Some(next) => next(),
                 None => return,
             }
@@ -55,9 +63,9 @@ pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io:
     Ok(())
 }
 
-/// The next job for worker `me` (listed as idle, receiving on `rx`), or `None` once it has
-/// waited `idle` and is no longer listed.
-fn next_job(me: u64, rx: &Receiver<Job>, idle: Duration) -> Option<Job> {
+/// The next job for worker `me` (listed in `list`, receiving on `rx`), or `None` once it
+/// has waited `idle` and is no longer listed.
+fn next_job(list: &IdleList, me: u64, rx: &Receiver<Job>, idle: Duration) -> Option<Job> {
     let mut spun = None;
     if crate::spin::until(SPIN, || match rx.try_recv() {
         Ok(job) => {
@@ -77,7 +85,7 @@ fn next_job(me: u64, rx: &Receiver<Job>, idle: Duration) -> Option<Job> {
         }
         // Timed out. Still listed: nobody can send now that it is taken off, so it may go.
         // Not listed: a sender took it and its job is on the way (it never loses one).
-        let mut idle = idle_workers();
+        let mut idle = list.lock();
         if let Some(at) = idle.iter().position(|(n, _)| *n == me) {
             idle.swap_remove(at);
             return None;
@@ -106,18 +114,18 @@ mod tests {
             .unwrap();
             threads.insert(finished.recv().unwrap());
         }
-        // Run one after another, each finds the previous one's worker idle (other tests may
-        // share the pool, so only an upper bound holds).
+        // Run one after another, each finds the previous one's worker idle (other tests in
+        // this binary use the pool too, so only an upper bound holds).
         assert!(threads.len() < 50, "{} workers for 50 jobs", threads.len());
     }
 
     #[test]
     fn an_idle_worker_leaves_the_list_when_it_exits() {
-        let me = u64::MAX - 1;
+        let list = IdleList::new();
         let (tx, rx) = channel::<Job>();
-        idle_workers().push((me, tx));
-        assert!(next_job(me, &rx, Duration::from_millis(1)).is_none());
-        assert!(idle_workers().iter().all(|(n, _)| *n != me));
+        list.lock().push((7, tx));
+        assert!(next_job(&list, 7, &rx, Duration::from_millis(1)).is_none());
+        assert!(list.lock().is_empty());
     }
 
     /// A sender that took the worker off the list just as the worker's wait ran out: the job
@@ -125,21 +133,18 @@ mod tests {
     #[test]
     fn a_job_sent_as_the_idle_wait_runs_out_is_not_lost() {
         for round in 0..20 {
-            let me = u64::MAX - 2;
+            let list = IdleList::new();
             let (tx, rx) = channel::<Job>();
-            idle_workers().push((me, tx));
-            let sender = {
-                let mut idle = idle_workers();
-                let at = idle.iter().position(|(n, _)| *n == me).unwrap();
-                idle.swap_remove(at).1
-            };
+            list.lock().push((7, tx));
+            // What `run` does: takes the worker off the list, then sends.
+            let sender = list.lock().pop().unwrap().1;
             let t = std::thread::spawn(move || {
                 for _ in 0..round {
                     std::thread::yield_now();
                 }
                 sender.send(Box::new(|| {})).map_err(drop).unwrap();
             });
-            let job = next_job(me, &rx, Duration::from_micros(1));
+            let job = next_job(&list, 7, &rx, Duration::from_micros(1));
             t.join().unwrap();
             assert!(job.is_some(), "round {round}: the job was lost");
         }
