@@ -401,6 +401,19 @@ fn sigterm_while_the_tree_is_being_spawned_still_snapshots() {
     use std::io::{BufRead, BufReader};
     let gate = tempfile::tempdir().unwrap();
     let script = "echo started; child produce 50000 | child sum /gate/go";
+    // Once through with the gate open, so every round finds the programs instrumented and
+    // compiled (a child still compiling when the request comes is waited for, but only so
+    // long).
+    let warm = tempfile::tempdir().unwrap();
+    let warm_journal = warm.path().join("j");
+    std::fs::write(gate.path().join("go"), "").unwrap();
+    run_owned(&sh(
+        script,
+        gate.path(),
+        &["--journal", path_str(&warm_journal)],
+    ))
+    .success();
+    std::fs::remove_file(gate.path().join("go")).unwrap();
     for round in 0..15 {
         let dir = tempfile::tempdir().unwrap();
         let journal = dir.path().join("j");

