@@ -709,3 +709,71 @@ fn compaction_keeps_the_chain_and_a_missing_base_is_named() {
     );
     assert!(err.to_string().contains("builds on snapshot 7"), "{err}");
 }
+
+/// An increment's many one-page regions are gathered and written together (past a MiB of
+/// them, in several writes): they read back byte for byte, random pages raw and others
+/// compressed; a snapshot abandoned after some of its gathered frames went out leaves
+/// nothing behind.
+#[test]
+fn many_small_regions_read_back_and_an_abandoned_batch_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let page = PAGE as usize;
+    let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog; "
+        .iter()
+        .cycle()
+        .take(page)
+        .copied()
+        .collect();
+    let content = |p: usize| -> Vec<u8> {
+        if p.is_multiple_of(3) {
+            text.clone()
+        } else {
+            noise(page, p as u64 + 7)
+        }
+    };
+    let mut w = JournalWriter::create(&path, MODULE, SyncPolicy::Snapshot).unwrap();
+    let mut s = w.snapshot("explicit", 0, 0).unwrap();
+    s.process(&process(1)).unwrap();
+    s.memory(&Memory {
+        index: 0,
+        size: 1200 * PAGE,
+        shared: true,
+    })
+    .unwrap();
+    for p in 0..600usize {
+        let want = if p.is_multiple_of(3) {
+            Encoding::Lz4
+        } else {
+            Encoding::Raw
+        };
+        let at = (2 * p * page) as u64;
+        assert_eq!(
+            s.region(0, at, &content(p), None).unwrap(),
+            want,
+            "page {p}"
+        );
+    }
+    let end = s.commit().unwrap();
+    let committed = end.offset + end.bytes;
+    {
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        for p in 0..600 {
+            s.region(0, (2 * p * page) as u64, &noise(page, 99), None)
+                .unwrap();
+        }
+        // dropped without commit, after more than a MiB of frames went to the file
+    }
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), committed);
+    drop(w);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert_eq!((j.snapshots().len(), j.tail()), (1, &Tail::Clean));
+    let s = j.latest().unwrap();
+    assert_eq!(s.root.regions.len(), 600);
+    for (p, r) in s.root.regions.iter().enumerate() {
+        let mut out = vec![0u8; page];
+        j.read_region(r, &mut out).unwrap();
+        assert_eq!(out, content(p), "page {p}");
+        assert_eq!(r.offset, (2 * p * page) as u64);
+    }
+}
