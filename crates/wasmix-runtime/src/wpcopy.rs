@@ -66,6 +66,11 @@ pub(crate) const CHUNK: usize = 1 << 20;
 /// How much is protected per call while arming (~0.15 ms each here).
 const ARM_PIECE: usize = 4 << 20;
 
+/// Rearming protects two written pages this close (in pages) in one call, over the clean
+/// pages between: protecting a page again costs ~0.1 µs, a call's TLB shootdown into a CPU
+/// running one of the process's threads ~10-20 µs (see [`WpCopy::rearm`]).
+const REARM_GAP: usize = 32;
+
 /// `UFFDIO_WRITEPROTECT_MODE_WP` (linux/userfaultfd.h): protect rather than release.
 const MODE_WP: u64 = 1;
 
@@ -404,12 +409,17 @@ impl WpCopy {
         st.saved.clear();
         st.dirty.iter_mut().for_each(|d| *d = false);
         drop(st);
-        // Protected outside the lock, so faults meanwhile are noted as the pieces go on.
+        // Protected outside the lock, so faults meanwhile are noted as the spans go on. A
+        // span takes in carried pages up to REARM_GAP apart, over the clean pages between
+        // (still protected: protecting them again changes nothing but costs a page-table
+        // update each). Measured here with 655 pages spread at random over 256 MiB beside a
+        // computing thread: one call per run of pages 0.8-9.6 ms, spans over gaps of up to
+        // 32 pages 1.1-6.4 ms, 128 pages 3.3-5.3 ms, whole 64 MiB spans 6-8 ms.
         let mut i = 0;
         while i < carried.len() {
             let mut j = i + 1;
             while j < carried.len()
-                && carried[j] == carried[j - 1] + 1
+                && carried[j] - carried[j - 1] <= REARM_GAP
                 && carried[j] - carried[i] < ARM_PIECE / PAGE
             {
                 j += 1;
@@ -533,16 +543,20 @@ impl WpCopy {
             }
         }
         let mut st = s.lock();
-        for page in pages {
-            if let Some(old) = st.saved.remove(&page) {
-                let at = match held {
-                    None => page * PAGE - offset,
-                    Some(_) => match placed.iter().position(|p| *p == page) {
-                        Some(k) => k * PAGE,
-                        None => continue,
-                    },
-                };
-                buf[at..at + PAGE].copy_from_slice(&old);
+        if !st.saved.is_empty() {
+            // By where each page sits in `buf`: every page of the chunk, or those placed.
+            let sited: Vec<(usize, usize)> = match held {
+                None => pages.map(|p| (p, p * PAGE - offset)).collect(),
+                Some(_) => placed
+                    .iter()
+                    .enumerate()
+                    .map(|(k, p)| (*p, k * PAGE))
+                    .collect(),
+            };
+            for (page, at) in sited {
+                if let Some(old) = st.saved.remove(&page) {
+                    buf[at..at + PAGE].copy_from_slice(&old);
+                }
             }
         }
         st.read[offset / CHUNK] = true;
@@ -990,6 +1004,40 @@ mod tests {
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         assert_eq!(read_held(&copy), [(1, 12), (5, 11)]);
+    }
+
+    /// Rearming protects nearby written pages in one call over the clean pages between
+    /// them: the increment still holds exactly the written pages, and a clean page inside
+    /// such a span, written later, is tracked for the next one.
+    #[test]
+    fn rearming_over_clean_pages_between_written_ones_tracks_exactly_the_writes() {
+        let len = 2 * CHUNK;
+        let shm = Shm::new(len);
+        // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
+        let copy = unsafe { WpCopy::arm(shm.base, len, true) }.unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        read_held(&copy);
+        // Close together (one span), and one far off (a span of its own).
+        let near = [10, 10 + REARM_GAP / 2, 10 + REARM_GAP];
+        let far = 10 + REARM_GAP + 4 * REARM_GAP;
+        for (k, p) in near.iter().chain([&far]).enumerate() {
+            shm.set(p * PAGE, k as u8 + 1);
+        }
+        copy.rearm().unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        assert_eq!(
+            read_held(&copy),
+            [(near[0], 1), (near[1], 2), (near[2], 3), (far, 4)]
+        );
+        // A clean page inside the span, and a written one, after that seal.
+        shm.set((near[0] + 1) * PAGE, 5);
+        shm.set(near[1] * PAGE, 6);
+        copy.rearm().unwrap();
+        // SAFETY: as above.
+        unsafe { copy.seal(len) }.unwrap();
+        assert_eq!(read_held(&copy), [(near[0] + 1, 5), (near[1], 6)]);
     }
 
     #[test]
