@@ -76,7 +76,7 @@ use std::sync::{Arc, Mutex};
 
 use stack::prepare::Instrumentation;
 use wasmix_process::{ControlPlane, Limits};
-use wasmtime::{Config, Engine, Linker};
+use wasmtime::{Config, Engine};
 
 pub use builder::{JournalConfig, ProcessBuilder, ProcessHandle, RunningProcess};
 pub use error::RunError;
@@ -211,13 +211,12 @@ pub struct Runtime {
 
 struct RuntimeInner {
     engine: Engine,
-    linker: Linker<host::Host>,
+    /// Every host call, defined into a linker as programs import them.
+    host_calls: wasi::HostLinker,
     cache: Option<cache::ModuleCache>,
     /// Programs guests spawn, by content hash: a spawn loop must not recompile or remap.
     loaded: Mutex<HashMap<[u8; 32], Program>>,
     control: ControlPlane,
-    /// `(module, name)` of every host call, for checking imports before a store exists.
-    provided: std::collections::HashSet<(String, String)>,
     /// How modules are instrumented.
     instrumentation: Instrumentation,
     /// Largest module file loaded.
@@ -261,8 +260,7 @@ impl Runtime {
         let setup =
             |e: wasmtime::Error| RunError::Setup(format!("cannot set up the engine: {e:#}"));
         let engine = Engine::new(&wt).map_err(setup)?;
-        let mut linker = Linker::new(&engine);
-        let provided = wasi::add_to_linker(&mut linker).map_err(setup)?;
+        let host_calls = wasi::HostLinker::new(&engine).map_err(setup)?;
         let cache_dir = match config.cache {
             CacheSetting::Default => cache::ModuleCache::default_dir(),
             CacheSetting::Dir(d) => Some(d),
@@ -283,12 +281,11 @@ impl Runtime {
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
-                linker,
+                host_calls,
                 cache,
                 loaded: Mutex::new(HashMap::new()),
                 contexts: Mutex::new(HashMap::new()),
                 control,
-                provided,
                 instrumentation: if config.snapshots {
                     Instrumentation::Snapshots
                 } else {
@@ -415,17 +412,16 @@ impl Runtime {
 
     /// Whether a host call `module::name` exists.
     pub(crate) fn provides(&self, module: &str, name: &str) -> bool {
-        self.inner
-            .provided
-            .contains(&(module.to_owned(), name.to_owned()))
+        self.inner.host_calls.provides(module, name)
     }
 
     pub(crate) fn engine(&self) -> &Engine {
         &self.inner.engine
     }
 
-    pub(crate) fn linker(&self) -> &Linker<host::Host> {
-        &self.inner.linker
+    /// The host calls.
+    pub(crate) fn host_calls(&self) -> &wasi::HostLinker {
+        &self.inner.host_calls
     }
 }
 

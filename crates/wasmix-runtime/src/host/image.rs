@@ -205,7 +205,8 @@ impl Image {
         store: &mut Store<Host>,
         shared: &SharedMemory,
     ) -> Result<InstancePre<Host>, wasmtime::Error> {
-        let mut linker = runtime.linker().clone();
+        let base = host_linker(runtime, &self.program, &[])?;
+        let mut linker = base.clone();
         linker.allow_shadowing(true);
         for import in self.program.module().imports() {
             let (module, name) = (import.module(), import.name());
@@ -217,9 +218,7 @@ impl Image {
                     let chosen = abi::candidates(name, ty.params().len())
                         .into_iter()
                         .find(|n| {
-                            runtime
-                                .linker()
-                                .get(&mut *store, module, n)
+                            base.get(&mut *store, module, n)
                                 .ok()
                                 .and_then(|e| e.into_func())
                                 .is_some_and(|f| f.ty(&*store).matches(&ty))
@@ -251,6 +250,8 @@ impl Image {
         program: &Program,
         preloaded: &[(&str, Instance)],
     ) -> Result<Vec<wasmtime::Extern>, wasmtime::Error> {
+        let preloads: Vec<&str> = preloaded.iter().map(|(n, _)| *n).collect();
+        let base = host_linker(runtime, program, &preloads)?;
         let mut out = Vec::new();
         for import in program.module().imports() {
             let (module, name) = (import.module(), import.name());
@@ -262,7 +263,7 @@ impl Image {
                     } else {
                         let mut found = None;
                         for n in abi::candidates(name, ty.params().len()) {
-                            let Ok(e) = runtime.linker().get(&mut *store, module, &n) else {
+                            let Ok(e) = base.get(&mut *store, module, &n) else {
                                 continue;
                             };
                             if e.clone()
@@ -294,6 +295,28 @@ impl Image {
         }
         Ok(out)
     }
+}
+
+/// A linker holding every host call `program` may import under each of its imports' names
+/// (the generations `abi::candidates` lists), but those of the `preloaded` modules.
+fn host_linker(
+    runtime: &Runtime,
+    program: &Program,
+    preloaded: &[&str],
+) -> Result<wasmtime::Linker<Host>, wasmtime::Error> {
+    let mut names = Vec::new();
+    for import in program.module().imports() {
+        if let ExternType::Func(ty) = import.ty() {
+            if !preloaded.contains(&import.module()) {
+                for n in abi::candidates(import.name(), ty.params().len()) {
+                    names.push((import.module(), n));
+                }
+            }
+        }
+    }
+    runtime
+        .host_calls()
+        .with(names.iter().map(|(m, n)| (*m, n.as_str())))
 }
 
 /// A host call wasmix lacks: ENOSYS for calls that return an errno, a trap naming the call for

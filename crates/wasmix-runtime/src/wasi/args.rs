@@ -27,7 +27,7 @@ fn strings(list: &[Vec<u8>], mem: &mut GuestMem, ptrs: u32, buf: u32) -> Result<
     Ok(())
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     host_calls!(
         calls,
         abi,

@@ -24,7 +24,7 @@ pub(crate) fn now(id: ClockId) -> u64 {
         .saturating_add(t.tv_nsec as u64)
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     host_calls!(
         calls,
         abi,

@@ -21,7 +21,7 @@ use crate::mem::Out;
 
 const EVENT_LEN: u32 = 32;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     // A wait interrupted by a handled signal answers EINTR, as epoll_wait(2) does.
     host_calls!(calls, Abi::Wasix, [epoll_create, epoll_ctl, epoll_wait]);
     Ok(())

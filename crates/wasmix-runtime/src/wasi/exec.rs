@@ -15,7 +15,7 @@ use crate::host::{split, Host};
 use crate::signals;
 use crate::unwind::Unwind;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     let wasix = Abi::Wasix.module();
     calls.define_raw(wasix, "proc_exec", proc_exec)?;
     calls.define_raw(wasix, "proc_exec2", proc_exec2)?;

@@ -192,7 +192,7 @@ fn write_from(
     written
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     host_calls!(
         calls,
         abi,

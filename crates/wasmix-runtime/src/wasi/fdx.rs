@@ -14,7 +14,7 @@ const FDFLAGSEXT_CLOEXEC: u16 = 1;
 /// `eventfdflags`: semaphore mode.
 const EVENTFD_SEMAPHORE: u16 = 1;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     host_calls!(
         calls,
         Abi::Wasix,

@@ -39,6 +39,8 @@ pub struct Harness {
     pub(crate) program: crate::Program,
     /// (module, name, param types) of every host call.
     pub(crate) calls: Vec<(String, String, Vec<ValType>)>,
+    /// Every host call defined.
+    linker: wasmtime::Linker<Host>,
     /// The folder mounted as the guest's `/`.
     pub(crate) scratch: PathBuf,
 }
@@ -55,8 +57,8 @@ impl Harness {
             .load_bytes(b"(module (memory (export \"memory\") 1 1))", "hostile")
             .unwrap();
         let mut store = Store::new(runtime.engine(), host(&runtime, &program, &scratch));
-        let funcs: Vec<_> = runtime
-            .linker()
+        let all = runtime.host_calls().all().unwrap();
+        let funcs: Vec<_> = all
             .iter(&mut store)
             .filter_map(|(m, n, e)| match e {
                 Extern::Func(f) => Some((m.to_owned(), n.to_owned(), f)),
@@ -74,6 +76,7 @@ impl Harness {
             runtime,
             program,
             calls,
+            linker: all,
             scratch,
         }
     }
@@ -177,8 +180,7 @@ impl Harness {
     ) -> Result<bool, String> {
         let (module, name, params) = &self.calls[index % self.calls.len()];
         let func: Func = self
-            .runtime
-            .linker()
+            .linker
             .get(&mut *store, module, name)
             .ok()
             .and_then(|e| e.into_func())

@@ -114,7 +114,9 @@ fn a_bad_result_pointer_is_refused_before_anything_happens() {
         let call = |store: &mut Store<Host>, name: &str, args: &[Val]| -> i32 {
             let f = h
                 .runtime
-                .linker()
+                .host_calls()
+                .all()
+                .unwrap()
                 .get(&mut *store, "wasi_snapshot_preview1", name)
                 .unwrap()
                 .into_func()

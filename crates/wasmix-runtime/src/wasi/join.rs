@@ -14,7 +14,7 @@ const JOIN_NOTHING: u8 = 0;
 const JOIN_EXIT_NORMAL: u8 = 1;
 const JOIN_EXIT_SIGNAL: u8 = 2;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     // Joins restart after a handled signal, as waitpid(2) with SA_RESTART.
     calls.define(Abi::Wasix, "proc_join", proc_join, Restart::AfterHandler)?;
     calls.define(

@@ -11,7 +11,8 @@
 //! Calls of other shapes (no errno: `proc_exit`, `thread-spawn`, the rewritten atomics, the
 //! stack captures) are named functions over the `Caller`, registered with `define_raw`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
 
 use wasmix_fs::Errno;
 use wasmtime::{Caller, IntoFunc, Linker, Result, WasmTy};
@@ -261,14 +262,16 @@ pub(crate) fn errno(result: Result<(), Errno>) -> i32 {
     }
 }
 
-/// The linker being filled, with a record of every name defined (imports are checked against
-/// it before a store exists).
-pub(crate) struct HostCalls<'a> {
-    linker: &'a mut Linker<Host>,
-    names: HashSet<(String, String)>,
+/// Puts one host call into a linker.
+type Definer = Box<dyn Fn(&mut Linker<Host>) -> Result<()> + Send + Sync>;
+
+/// The table being filled: every host call by `(module, name)`, defined into a linker only
+/// when a program imports it (see [`HostLinker`]).
+pub(crate) struct HostCalls {
+    calls: HashMap<(String, String), Definer>,
 }
 
-impl HostCalls<'_> {
+impl HostCalls {
     /// Registers the named call `f` as `name` of `abi`'s module.
     pub fn define<P>(
         &mut self,
@@ -279,10 +282,13 @@ impl HostCalls<'_> {
     ) -> Result<()> {
         // An older generation (`name@N`) is the same call for capturing.
         let plain = name.split('@').next().unwrap_or(name);
-        f.define(self.linker, abi, name, restart, is_capture_point(plain))?;
-        self.names
-            .insert((abi.module().to_owned(), name.to_owned()));
-        Ok(())
+        let capture = is_capture_point(plain);
+        let owned = name.to_owned();
+        self.insert(
+            abi.module(),
+            name,
+            Box::new(move |linker| f.define(linker, abi, &owned, restart, capture)),
+        )
     }
 
     /// Registers a call of another shape (one that never returns, or answers other than an
@@ -291,11 +297,83 @@ impl HostCalls<'_> {
         &mut self,
         module: &str,
         name: &str,
-        func: impl IntoFunc<Host, Params, Args>,
+        func: impl IntoFunc<Host, Params, Args> + Clone + Send + Sync + 'static,
     ) -> Result<()> {
-        self.linker.func_wrap(module, name, func)?;
-        self.names.insert((module.to_owned(), name.to_owned()));
+        let (m, n) = (module.to_owned(), name.to_owned());
+        self.insert(
+            module,
+            name,
+            Box::new(move |linker| linker.func_wrap(&m, &n, func.clone()).map(drop)),
+        )
+    }
+
+    fn insert(&mut self, module: &str, name: &str, definer: Definer) -> Result<()> {
+        let key = (module.to_owned(), name.to_owned());
+        if self.calls.insert(key, definer).is_some() {
+            return Err(wasmtime::Error::msg(format!(
+                "host call `{module}::{name}` defined twice"
+            )));
+        }
         Ok(())
+    }
+}
+
+/// Every host call, and a linker that holds those programs have imported so far. Defining
+/// all of them up front (hundreds, over four ABI generations) took ~0.7 ms of every start,
+/// and every program's linker was a copy of all of them; a program imports a few dozen.
+pub(crate) struct HostLinker {
+    calls: HashMap<(String, String), Definer>,
+    defined: Mutex<(Linker<Host>, HashSet<(String, String)>)>,
+}
+
+impl HostLinker {
+    /// The table of every host call, for `engine`; none defined yet.
+    pub fn new(engine: &wasmtime::Engine) -> Result<HostLinker> {
+        let mut calls = HostCalls {
+            calls: HashMap::new(),
+        };
+        add_all(&mut calls)?;
+        Ok(HostLinker {
+            calls: calls.calls,
+            defined: Mutex::new((Linker::new(engine), HashSet::new())),
+        })
+    }
+
+    /// Whether a host call `module::name` exists.
+    pub fn provides(&self, module: &str, name: &str) -> bool {
+        self.calls
+            .contains_key(&(module.to_owned(), name.to_owned()))
+    }
+
+    /// A linker holding (at least) each of `names` that exists; each is defined once, the
+    /// first time a program needs it.
+    pub fn with<'n>(
+        &self,
+        names: impl IntoIterator<Item = (&'n str, &'n str)>,
+    ) -> Result<Linker<Host>> {
+        let mut defined = self.lock();
+        let (linker, done) = &mut *defined;
+        for (module, name) in names {
+            let key = (module.to_owned(), name.to_owned());
+            if done.contains(&key) {
+                continue;
+            }
+            if let Some(define) = self.calls.get(&key) {
+                define(linker)?;
+                done.insert(key);
+            }
+        }
+        Ok(linker.clone())
+    }
+
+    /// A linker holding every host call (for tests that call them all).
+    #[cfg(any(test, fuzzing))]
+    pub fn all(&self) -> Result<Linker<Host>> {
+        self.with(self.calls.keys().map(|(m, n)| (m.as_str(), n.as_str())))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, (Linker<Host>, HashSet<(String, String)>)> {
+        self.defined.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -318,36 +396,32 @@ macro_rules! host_calls {
 }
 pub(crate) use host_calls;
 
-/// Adds every host call: both WASI generations, WASIX, wasi-threads, and the stand-ins for
-/// rewritten atomics. Returns the names defined.
-pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> Result<HashSet<(String, String)>> {
-    let mut calls = HostCalls {
-        linker,
-        names: HashSet::new(),
-    };
+/// Registers every host call: both WASI generations, WASIX, wasi-threads, and the stand-ins
+/// for rewritten atomics.
+fn add_all(calls: &mut HostCalls) -> Result<()> {
     for abi in MODULES {
-        args::add(&mut calls, abi)?;
-        clock::add(&mut calls, abi)?;
-        fd::add(&mut calls, abi)?;
-        path::add(&mut calls, abi)?;
-        poll::add(&mut calls, abi)?;
-        proc::add(&mut calls, abi)?;
-        signal::add(&mut calls, abi)?;
-        sock::add(&mut calls, abi)?;
+        args::add(calls, abi)?;
+        clock::add(calls, abi)?;
+        fd::add(calls, abi)?;
+        path::add(calls, abi)?;
+        poll::add(calls, abi)?;
+        proc::add(calls, abi)?;
+        signal::add(calls, abi)?;
+        sock::add(calls, abi)?;
     }
-    fdx::add(&mut calls)?;
-    sock::add_wasix(&mut calls)?;
-    epoll::add(&mut calls)?;
-    threads::add(&mut calls)?;
-    proc::add_wasix(&mut calls)?;
-    signal::add_wasix(&mut calls)?;
-    spawn::add(&mut calls)?;
-    exec::add(&mut calls)?;
-    join::add(&mut calls)?;
-    stacks::add(&mut calls)?;
-    snapshot::add(&mut calls)?;
+    fdx::add(calls)?;
+    sock::add_wasix(calls)?;
+    epoll::add(calls)?;
+    threads::add(calls)?;
+    proc::add_wasix(calls)?;
+    signal::add_wasix(calls)?;
+    spawn::add(calls)?;
+    exec::add(calls)?;
+    join::add(calls)?;
+    stacks::add(calls)?;
+    snapshot::add(calls)?;
     calls.define_raw(INTERNAL, crate::rewrite::MEMORY_GROW, memory_grow)?;
-    Ok(calls.names)
+    Ok(())
 }
 
 /// `memory.grow` of an imported shared memory, as the load-time rewrite calls it: the size

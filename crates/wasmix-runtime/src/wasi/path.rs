@@ -16,7 +16,7 @@ fn follows(flags: i32) -> bool {
     flags & 1 != 0
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     host_calls!(
         calls,
         abi,

@@ -331,7 +331,7 @@ fn bytes_available(file: &OpenFile) -> u64 {
     rustix::io::ioctl_fionread(fd.as_fd()).unwrap_or(0)
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     // A sleep (clock subscriptions only) interrupted by a handled signal resumes with the time
     // it had left: Rust's std treats EINTR from a sleep as fatal, and POSIX allows it. A poll
     // that watches descriptors returns EINTR, so event loops see the signal.

@@ -12,12 +12,12 @@ use crate::mem::Out;
 use crate::unwind::Unwind;
 
 /// `proc_exit`, which every ABI generation has.
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     calls.define_raw(abi.module(), "proc_exit", proc_exit)
 }
 
 /// The WASIX process-identity calls.
-pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add_wasix(calls: &mut HostCalls) -> Result<()> {
     // The vfork-aware exit of newer libcs; wasmix's vfork resumes the parent on any exit, and
     // a `proc_fork_env` child's exit returns in the parent (see `proc_exit`).
     calls.define_raw(Abi::Wasix.module(), "proc_exit2", proc_exit)?;

@@ -30,13 +30,13 @@ pub(crate) fn signal_errno(e: SignalError) -> Errno {
 }
 
 /// `proc_raise`, which every ABI generation has.
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     host_calls!(calls, abi, [proc_raise]);
     Ok(())
 }
 
 /// The WASIX signal calls.
-pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add_wasix(calls: &mut HostCalls) -> Result<()> {
     host_calls!(
         calls,
         Abi::Wasix,

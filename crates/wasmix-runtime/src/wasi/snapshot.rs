@@ -12,7 +12,7 @@ use crate::rewrite::SAFEPOINT;
 use crate::snapshot::{self, SnapshotError};
 use crate::stack::Resumption;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     calls.define_raw(Abi::Wasix.module(), "proc_snapshot", proc_snapshot)?;
     calls.define_raw(INTERNAL, SAFEPOINT, safepoint)?;
     Ok(())

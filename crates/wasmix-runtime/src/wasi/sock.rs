@@ -41,7 +41,7 @@ fn socket(fs: &FileSystem, fd: u32, required: u64) -> Result<Arc<OpenFile>, Errn
 /// Rights of a connected stream socket.
 pub(crate) const SOCKET_RIGHTS: u64 = rights::SOCKET_BASE;
 
-pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls, abi: Abi) -> Result<()> {
     if abi == Abi::Preview1 {
         host_calls!(calls, abi, [sock_accept(AfterHandler)]);
     }
@@ -61,7 +61,7 @@ pub(super) fn add(calls: &mut HostCalls<'_>, abi: Abi) -> Result<()> {
 /// The WASIX socket calls. `wasix_32v1.sock_accept` is the four-parameter `sock_accept_v2`
 /// (Wasmer `lib/wasix/src/lib.rs` binds both names to it); the three-parameter preview1
 /// form is kept as its older generation.
-pub(super) fn add_wasix(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add_wasix(calls: &mut HostCalls) -> Result<()> {
     let (wasix, restart) = (Abi::Wasix, Restart::AfterHandler);
     calls.define(wasix, "sock_accept", sock_accept_v2, restart)?;
     calls.define(wasix, &older("sock_accept", 3), sock_accept, restart)?;

@@ -19,7 +19,7 @@ const FD_OP_CHDIR: u8 = 3;
 const STDIO_PIPED: i32 = 0;
 const STDIO_NULL: i32 = 2;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     host_calls!(calls, Abi::Wasix, [proc_spawn]);
     let (wasix, never) = (Abi::Wasix, Restart::Never);
     calls.define(wasix, "proc_spawn2", proc_spawn_encoded::<LineFeed>, never)?;

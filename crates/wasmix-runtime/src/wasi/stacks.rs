@@ -18,7 +18,7 @@ use crate::unwind::Unwind;
 /// `__wasi_stack_snapshot_t`: `{user: u64, hash: [u8; 16]}`.
 const SNAPSHOT_SIZE: u32 = 24;
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     let wasix = Abi::Wasix.module();
     calls.define_raw(wasix, "proc_fork", proc_fork)?;
     calls.define_raw(wasix, "stack_checkpoint", stack_checkpoint)?;

@@ -37,7 +37,7 @@ fn wait_errno(e: WaitError) -> Errno {
     }
 }
 
-pub(super) fn add(calls: &mut HostCalls<'_>) -> Result<()> {
+pub(super) fn add(calls: &mut HostCalls) -> Result<()> {
     calls.define_raw(WASI_THREADS, "thread-spawn", wasi_thread_spawn)?;
     calls.define_raw(Abi::Wasix.module(), "thread_exit", thread_exit)?;
     host_calls!(
