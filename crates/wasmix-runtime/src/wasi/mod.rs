@@ -297,7 +297,7 @@ impl HostCalls {
         &mut self,
         module: &str,
         name: &str,
-        func: impl IntoFunc<Host, Params, Args> + Clone + Send + Sync + 'static,
+        func: impl IntoFunc<Host, Params, Args> + Clone + 'static,
     ) -> Result<()> {
         let (m, n) = (module.to_owned(), name.to_owned());
         self.insert(
@@ -323,7 +323,13 @@ impl HostCalls {
 /// and every program's linker was a copy of all of them; a program imports a few dozen.
 pub(crate) struct HostLinker {
     calls: HashMap<(String, String), Definer>,
-    defined: Mutex<(Linker<Host>, HashSet<(String, String)>)>,
+    defined: Mutex<Defined>,
+}
+
+/// The shared linker, and the names defined in it so far.
+struct Defined {
+    linker: Linker<Host>,
+    names: HashSet<(String, String)>,
 }
 
 impl HostLinker {
@@ -335,7 +341,10 @@ impl HostLinker {
         add_all(&mut calls)?;
         Ok(HostLinker {
             calls: calls.calls,
-            defined: Mutex::new((Linker::new(engine), HashSet::new())),
+            defined: Mutex::new(Defined {
+                linker: Linker::new(engine),
+                names: HashSet::new(),
+            }),
         })
     }
 
@@ -352,18 +361,17 @@ impl HostLinker {
         names: impl IntoIterator<Item = (&'n str, &'n str)>,
     ) -> Result<Linker<Host>> {
         let mut defined = self.lock();
-        let (linker, done) = &mut *defined;
         for (module, name) in names {
             let key = (module.to_owned(), name.to_owned());
-            if done.contains(&key) {
+            if defined.names.contains(&key) {
                 continue;
             }
             if let Some(define) = self.calls.get(&key) {
-                define(linker)?;
-                done.insert(key);
+                define(&mut defined.linker)?;
+                defined.names.insert(key);
             }
         }
-        Ok(linker.clone())
+        Ok(defined.linker.clone())
     }
 
     /// A linker holding every host call (for tests that call them all).
@@ -372,7 +380,7 @@ impl HostLinker {
         self.with(self.calls.keys().map(|(m, n)| (m.as_str(), n.as_str())))
     }
 
-    fn lock(&self) -> MutexGuard<'_, (Linker<Host>, HashSet<(String, String)>)> {
+    fn lock(&self) -> MutexGuard<'_, Defined> {
         self.defined.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
