@@ -11,6 +11,7 @@ use wasmix_runtime::{
 };
 
 mod journal;
+mod logs;
 mod options;
 
 use options::{DirSpec, EnvSpec, PreloadSpec};
@@ -262,15 +263,7 @@ impl RunArgs {
 }
 
 fn main() -> ExitCode {
-    // Without WASMIX_LOG only errors are shown, and the env filter (~0.1 ms to build, a
-    // cost at every start) is not needed for that.
-    let logs = tracing_subscriber::fmt().with_writer(std::io::stderr);
-    if std::env::var_os("WASMIX_LOG").is_some() {
-        logs.with_env_filter(tracing_subscriber::EnvFilter::from_env("WASMIX_LOG"))
-            .init();
-    } else {
-        logs.with_max_level(tracing::Level::ERROR).init();
-    }
+    logs::init();
     let cli = Cli::parse_from(with_implicit_run(std::env::args_os().collect()));
     match cli.command {
         Command::Journal(cmd) => {
