@@ -67,7 +67,7 @@ pub(crate) fn run(name: String, job: impl FnOnce() + Send + 'static) -> std::io:
 /// has waited `idle` and is no longer listed.
 fn next_job(list: &IdleList, me: u64, rx: &Receiver<Job>, idle: Duration) -> Option<Job> {
     let mut spun = None;
-    if crate::spin::until(SPIN, || match rx.try_recv() {
+    if crate::spin::until_yielding(SPIN, || match rx.try_recv() {
         Ok(job) => {
             spun = Some(job);
             true

@@ -14,7 +14,20 @@ fn several_cpus() -> bool {
 
 /// Polls `ready` for at most `limit`; whether it became true. A false answer means the
 /// caller should go on to sleep as it would have.
-pub(crate) fn until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
+pub(crate) fn until(limit: Duration, ready: impl FnMut() -> bool) -> bool {
+    spin(limit, false, ready)
+}
+
+/// Like [`until`], yielding the CPU between polls: for a spinner that may hold up a thread it
+/// just woke — the scheduler often places a wakee on its waker's CPU — such as a pooled
+/// worker whose guest thread's exit woke its joiner. With nothing else to run, a yield
+/// returns at once; it costs a system call, so hand-offs that come within a microsecond or
+/// two (futexes) use [`until`].
+pub(crate) fn until_yielding(limit: Duration, ready: impl FnMut() -> bool) -> bool {
+    spin(limit, true, ready)
+}
+
+fn spin(limit: Duration, yielding: bool, mut ready: impl FnMut() -> bool) -> bool {
     if !several_cpus() {
         return ready();
     }
@@ -28,6 +41,9 @@ pub(crate) fn until(limit: Duration, mut ready: impl FnMut() -> bool) -> bool {
         }
         if start.elapsed() >= limit {
             return ready();
+        }
+        if yielding {
+            std::thread::yield_now();
         }
     }
 }
@@ -55,5 +71,53 @@ mod tests {
         t.join().unwrap();
         // On one CPU it does not spin: one look, which may come first.
         assert!(seen || !several_cpus());
+    }
+
+    /// Runs `spin` on a SCHED_FIFO thread pinned to one CPU, with a thread queued behind it
+    /// on that CPU that raises the flag the spin polls: a FIFO thread keeps its CPU until it
+    /// yields, so the flag is seen only if the spin yields. `None` where real-time
+    /// scheduling is not allowed.
+    fn queued_behind(spin: fn(Duration, &AtomicBool) -> bool) -> Option<bool> {
+        std::thread::spawn(move || {
+            // SAFETY: no arguments.
+            let cpu = unsafe { libc::sched_getcpu() };
+            // SAFETY: a CPU set is plain bits; all zero is the empty set.
+            let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            // SAFETY: `set` is a valid set and `cpu` a CPU number the kernel gave.
+            unsafe { libc::CPU_SET(cpu as usize, &mut set) };
+            let param = libc::sched_param { sched_priority: 1 };
+            // SAFETY: plain calls on this thread (pid 0) with valid arguments.
+            unsafe {
+                if libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set) != 0
+                    || libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) != 0
+                {
+                    return None;
+                }
+            }
+            let flag = Arc::new(AtomicBool::new(false));
+            let f = Arc::clone(&flag);
+            // Inherits the CPU and the policy: it runs only when the spinner lets it.
+            let behind = std::thread::spawn(move || f.store(true, Ordering::Release));
+            // Well under the kernel's real-time throttling (0.95 s of every second), which
+            // would otherwise hand the CPU over anyway.
+            let seen = spin(Duration::from_millis(300), &flag);
+            behind.join().unwrap();
+            Some(seen)
+        })
+        .join()
+        .unwrap()
+    }
+
+    #[test]
+    fn a_yielding_spin_lets_a_thread_queued_on_its_cpu_run() {
+        let Some(seen) = queued_behind(|d, f| until_yielding(d, || f.load(Ordering::Acquire)))
+        else {
+            eprintln!("SCHED_FIFO not allowed here (needs CAP_SYS_NICE): not checked");
+            return;
+        };
+        assert!(seen || !several_cpus());
+        // And the case it is for: a plain spin holds the queued thread up for all of it.
+        let held = queued_behind(|d, f| until(d, || f.load(Ordering::Acquire))).unwrap();
+        assert!(!held || !several_cpus());
     }
 }
