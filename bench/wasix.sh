@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # WASIX benchmarks side by side with the same operations done natively, in one run:
-# spawn+exit+join, thread spawn+join, futex ping-pong, signal latency (blocked in a host call
+# spawn+exit+join, thread spawn+join (Rust's std::thread, and wasi-libc's pthread_create),
+# futex ping-pong, signal latency (blocked in a host call
 # and in a pure compute loop), pipe throughput between two processes. Each pair runs REPS
 # times, alternating; the table gives medians and ratios for docs/BENCHMARKS.md.
 set -euo pipefail
@@ -22,6 +23,10 @@ for r in $(seq "$REPS"); do
         "$out/native" spawn 300
         "$W" run "$G/bench.wasm" threads 2000
         "$out/native" threads 2000
+        # The same with the guest calling wasi-libc's pthread_create directly (no Rust std
+        # around it), as a C program would: the native side is the same C program.
+        "$W" run "$G/bench.wasm" pthreads 2000
+        "$out/native" threads 2000 | sed 's/^thread_spawn_join /pthread_create_join /'
         "$W" run "$G/bench.wasm" futex 20000
         "$out/native" futex 20000
         "$W" run "$G/bench.wasm" signal-blocked 1000
@@ -36,7 +41,7 @@ python3 - "$out/results" <<'PY'
 import sys, statistics, collections
 # Lines alternate wasmix, native for each measure; collect per (measure, side).
 vals = collections.defaultdict(list)
-order = ["spawn_exit_join", "thread_spawn_join", "futex_one_way", "signal_blocked_p50",
+order = ["spawn_exit_join", "thread_spawn_join", "pthread_create_join", "futex_one_way", "signal_blocked_p50",
          "signal_blocked_p99", "signal_compute_p50", "signal_compute_p99", "pipe_throughput"]
 seen = collections.Counter()
 for line in open(sys.argv[1]):

@@ -34,6 +34,21 @@ pub extern "C" fn __wasm_signal(_sig: i32) {
     HANDLED.fetch_add(1, Ordering::SeqCst);
 }
 
+// wasi-libc's own pthreads (what a C program gets), beside Rust's `thread::spawn` on them.
+extern "C" {
+    fn pthread_create(
+        thread: *mut usize,
+        attr: *const u8,
+        start: extern "C" fn(*mut u8) -> *mut u8,
+        arg: *mut u8,
+    ) -> i32;
+    fn pthread_join(thread: usize, ret: *mut *mut u8) -> i32;
+}
+
+extern "C" fn empty(_: *mut u8) -> *mut u8 {
+    std::ptr::null_mut()
+}
+
 fn percentiles(mut v: Vec<u64>) -> (u64, u64) {
     v.sort_unstable();
     (v[v.len() / 2], v[v.len() * 99 / 100])
@@ -49,6 +64,23 @@ fn main() {
                 thread::spawn(|| {}).join().unwrap();
             }
             println!("thread_spawn_join {} ns", (proc::now_ns() - t0) / n);
+        }
+        "pthreads" => {
+            // The same as bench/native_wasix.c's `threads`: pthread_create + pthread_join of
+            // an empty thread, with libc's default attributes.
+            let t0 = proc::now_ns();
+            for _ in 0..n {
+                let mut t = 0usize;
+                // SAFETY: wasi-libc's pthread calls with a valid out-pointer and no attributes.
+                unsafe {
+                    assert_eq!(
+                        pthread_create(&mut t, std::ptr::null(), empty, std::ptr::null_mut()),
+                        0
+                    );
+                    assert_eq!(pthread_join(t, std::ptr::null_mut()), 0);
+                }
+            }
+            println!("pthread_create_join {} ns", (proc::now_ns() - t0) / n);
         }
         "futex-parked" => {
             // For the kill table: the main thread waits on a WASIX futex nobody wakes.
