@@ -155,7 +155,9 @@ pub fn run(request: Request) -> Result<i32> {
     }
     let forwarding = host_signals::Forwarding::take_over(false)?;
     let running = process.spawn()?;
-    forwarding.start(&running);
+    forwarding
+        .start(&running)
+        .context("cannot start the thread that hands signals to the guest")?;
     wasmix_runtime::prioritize_this_thread();
     let status = running.wait()?;
     Ok(status.code())

@@ -349,8 +349,14 @@ fn other(e: impl std::fmt::Display) -> Failure {
 }
 
 fn run(args: RunArgs) -> Result<ExitCode, Failure> {
-    // Before any thread starts: every thread the runtime makes inherits the block.
-    host_signals::block_forwarded(true);
+    let interrupt_compute = needs_compute_interruption(&args);
+    // A plain program cannot handle, ignore or be snapshotted on a signal: the host's own
+    // dispositions act on wasmix, as on a native program, with no thread to forward them.
+    let forward_signals = interrupt_compute;
+    if forward_signals {
+        // Before any thread starts: every thread the runtime makes inherits the block.
+        host_signals::block_forwarded(true);
+    }
     let cache = match (args.no_cache, args.cache_dir.clone()) {
         (true, _) => CacheSetting::Disabled,
         (false, Some(dir)) => CacheSetting::Dir(dir),
@@ -366,7 +372,6 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     } else {
         NetPolicy::rules(&args.net_allow).map_err(other)?
     };
-    let interrupt_compute = needs_compute_interruption(&args);
     tracing::debug!(
         "compute interruption {}",
         if interrupt_compute {
@@ -423,7 +428,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         config.capture_timeout = std::time::Duration::try_from_secs_f64(args.snapshot_timeout)
             .map_err(|e| other(format!("--snapshot-timeout: {e}")))?;
         process = process.journal(config);
-    } else {
+    } else if forward_signals {
         // While the guest leaves them at their default action, these end wasmix in the
         // kernel, as they end a native program: no thread of ours must first get a CPU among
         // computing guest threads (see `ProcessBuilder::pass_through_default_signals`).
@@ -435,10 +440,20 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         process = process.listener(listener);
     }
     // Ctrl-Z is the guest's only when it takes a snapshot.
-    let forwarding =
-        host_signals::Forwarding::take_over(args.snapshot_on.contains(&Trigger::Sigtstp))?;
+    let forwarding = match forward_signals {
+        true => Some(host_signals::Forwarding::take_over(
+            args.snapshot_on.contains(&Trigger::Sigtstp),
+        )?),
+        false => None,
+    };
     let running = process.spawn()?;
-    forwarding.start(&running);
+    if let Some(forwarding) = forwarding {
+        forwarding.start(&running).map_err(|e| {
+            other(format!(
+                "cannot start the thread that hands signals to the guest: {e}"
+            ))
+        })?;
+    }
     // Waiting from here on; the guest's threads are started by threads of their own.
     wasmix_runtime::prioritize_this_thread();
     let status = running.wait()?;

@@ -594,17 +594,25 @@ fn a_blocked_accept_is_ended_by_sigterm() {
     );
 }
 
-/// A plain WASI program run without a journal, timeout or CPU limit gets no compute
-/// interruption checks (it runs at the engine's full speed); a signal still ends it in a
-/// loop that makes no host call, by the kernel's default action. With a timeout the checks
-/// are back, and the timeout ends the loop (exit 124).
-#[test]
-fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
+/// The names of a process's threads.
+fn thread_names(pid: rustix::process::Pid) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{}/task", pid.as_raw_nonzero()))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim_end().to_string())
+        .collect()
+}
+
+/// Runs the spinning guest with `flags`; once it spins, returns the names of wasmix's
+/// threads and how SIGTERM then ended it, with its stderr.
+fn spin_then_sigterm(flags: &[&str]) -> (Vec<String>, Option<i32>, String) {
     use std::io::BufRead;
     let g = guest("spin.wat");
     let mut child = common::wasmix()
         .env("WASMIX_LOG", "wasmix=debug")
-        .args(["run", path_str(&g)])
+        .arg("run")
+        .args(flags)
+        .arg(path_str(&g))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -615,15 +623,39 @@ fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
     out.read_line(&mut line).unwrap();
     assert_eq!(line, "spinning\n");
     let pid = rustix::process::Pid::from_child(&child);
+    let threads = thread_names(pid);
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&out.status),
-        Some(libc::SIGTERM)
-    );
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(log.contains("compute interruption off"), "{log}");
+    let signal = std::os::unix::process::ExitStatusExt::signal(&out.status);
+    (
+        threads,
+        signal,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
 
+/// A plain WASI program run without a journal, timeout or CPU limit gets no compute
+/// interruption checks (it runs at the engine's full speed) and no thread forwarding host
+/// signals to it; a signal still ends it in a loop that makes no host call, by the kernel's
+/// default action. With a timeout the checks and the forwarding thread are back, SIGTERM
+/// still ends it by the kernel's default (the guest has no handler), and the timeout ends
+/// the loop (exit 124).
+#[test]
+fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
+    let (threads, signal, log) = spin_then_sigterm(&[]);
+    assert_eq!(signal, Some(libc::SIGTERM), "{log}");
+    assert!(log.contains("compute interruption off"), "{log}");
+    assert!(
+        !threads.iter().any(|t| t == "wasmix-signals"),
+        "{threads:?}"
+    );
+
+    let (threads, signal, log) = spin_then_sigterm(&["--timeout", "60m"]);
+    assert_eq!(signal, Some(libc::SIGTERM), "{log}");
+    assert!(log.contains("compute interruption on"), "{log}");
+    assert!(threads.iter().any(|t| t == "wasmix-signals"), "{threads:?}");
+
+    let g = guest("spin.wat");
     let r = run(&["run", "--timeout", "300ms", path_str(&g)]);
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert_eq!(r.stdout, "spinning\n");

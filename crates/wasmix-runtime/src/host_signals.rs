@@ -74,10 +74,11 @@ impl Forwarding {
     /// Hands every signal from now on to `running`'s guest, from a thread of its own. Once a
     /// signal has ended the guest, the host process exits from that thread with the guest's
     /// status: waking the waiting thread too would cost another wait for a CPU under
-    /// computing guests.
-    pub fn start(mut self, running: &RunningProcess) {
+    /// computing guests. Fails if no thread can be started (the signals then stay blocked).
+    pub fn start(mut self, running: &RunningProcess) -> std::io::Result<()> {
         let target = running.handle();
-        std::thread::spawn(move || {
+        let thread = std::thread::Builder::new().name("wasmix-signals".into());
+        let spawned = thread.spawn(move || {
             crate::prioritize_this_thread();
             block_forwarded(false);
             for raw in self.signals.forever() {
@@ -91,5 +92,6 @@ impl Forwarding {
                 }
             }
         });
+        spawned.map(drop)
     }
 }
