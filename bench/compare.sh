@@ -18,9 +18,19 @@ G="$PWD/guests/out"
 export WASMIX_CACHE_DIR="$out/wasmix-cache"
 RUNS="${RUNS:-40}"
 
+# This host's speed drifts within minutes, and hyperfine runs each command's runs back to
+# back: so the runs are split into ROUNDS rounds, each giving every command RUNS/ROUNDS runs
+# with the order rotated, and a command's median is taken over all its runs.
+ROUNDS="${ROUNDS:-5}"
 bench() { # name, commands...
     local name="$1"; shift
-    hyperfine --style none --warmup 3 --runs "$RUNS" -N --export-json "$out/$name.json" "$@" >/dev/null
+    local cmds=("$@") n=$# per=$(( (RUNS + ROUNDS - 1) / ROUNDS ))
+    for r in $(seq 0 $((ROUNDS - 1))); do
+        local order=()
+        for i in $(seq 0 $((n - 1))); do order+=("${cmds[$(( (i + r) % n ))]}"); done
+        hyperfine --style none --warmup 2 --runs "$per" -N --export-json "$out/$name.$r.json" \
+            "${order[@]}" >/dev/null
+    done
 }
 
 # Warm both caches so every timed run starts from a precompiled module.
@@ -42,8 +52,16 @@ bench write \
 python3 - "$out" <<'PY'
 import json, sys
 d = sys.argv[1]
+import glob, statistics
 def med(name):
-    return [r["median"] for r in json.load(open(f"{d}/{name}.json"))["results"]]
+    """Each command's median over every round, in the order the commands were given."""
+    times, order = {}, []
+    for f in sorted(glob.glob(f"{d}/{name}.*.json")):
+        for r in json.load(open(f))["results"]:
+            if r["command"] not in times:
+                order.append(r["command"])
+            times.setdefault(r["command"], []).extend(r["times"])
+    return [statistics.median(times[c]) for c in order]
 h = med("hello"); c = med("compute"); w = med("write")
 per = lambda a, b: (a - b) / 1e6 * 1e9  # ns per call
 wasmix_dev, wasmix_host, wasmtime_w, native = per(w[0], w[1]), per(w[2], w[3]), per(w[4], w[5]), per(w[6], w[7])
