@@ -189,6 +189,44 @@ fn forker(scenario: &str, extra: &[&str]) -> Run {
     run(&all)
 }
 
+/// `forker.wasm` comes asyncify-instrumented for fork and setjmp only (see guests/build.sh),
+/// as a toolchain may ship it: its `fd_read` cannot unwind, so a snapshot while the child
+/// waits there would capture frames that never stopped (before the check the run trapped,
+/// "uninitialized element", exit 134). The snapshot is refused instead (the guest's
+/// `proc_snapshot` answers ENOTSUP, with the reason in the log) and the run goes on as
+/// without a journal.
+#[test]
+fn a_program_its_toolchain_instrumented_only_in_part_is_not_snapshotted() {
+    let expected = forker("snapshot", &[]);
+    expected.success();
+    let dir = tempfile::tempdir().unwrap();
+    let j = dir.path().join("j");
+    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
+    let g = guest("forker.wasm");
+    let r = common::wasmix()
+        .env("WASMIX_LOG", "wasmix_runtime=warn")
+        .args([
+            "run",
+            "--dir",
+            &bin,
+            "--journal",
+            path_str(&j),
+            path_str(&g),
+        ])
+        .arg("snapshot")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&r.stdout), expected.stdout);
+    assert!(stderr.contains("snapshot: NOTSUP"), "{stderr}");
+    assert!(
+        stderr.contains("came asyncify-instrumented by its toolchain, but not at")
+            && stderr.contains("wasi_snapshot_preview1.fd_read"),
+        "{stderr}"
+    );
+}
+
 /// A forked child, which changed its copy of the parent's memory before the snapshot, comes
 /// back with that copy (and the parent with its own): each sums what it had.
 #[test]

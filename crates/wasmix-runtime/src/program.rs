@@ -179,6 +179,9 @@ pub struct Program {
     captures_stacks: bool,
     /// Whether every blocking call and loop is a capture point (snapshots).
     captures_everywhere: bool,
+    /// Capture points its toolchain's asyncify left uncovered (`prepare::asyncify_gaps`):
+    /// such a program cannot be snapshotted.
+    snapshot_gaps: Vec<String>,
     /// Whether its signal entry point dispatches to per-signal handlers with `SIG_DFL` and
     /// `SIG_IGN` made harmless (see `rewrite`): it can take every signal.
     guards_signals: bool,
@@ -208,6 +211,7 @@ impl Program {
             name: name.to_owned(),
             captures_stacks: self.captures_stacks,
             captures_everywhere: self.captures_everywhere,
+            snapshot_gaps: self.snapshot_gaps.clone(),
             guards_signals: self.guards_signals,
             hash: self.hash,
         }
@@ -224,6 +228,27 @@ impl Program {
     /// instrumented for snapshots, or its toolchain instrumented every import).
     pub(crate) fn captures_everywhere(&self) -> bool {
         self.captures_everywhere
+    }
+
+    /// Why it cannot be snapshotted, when it cannot: named after the program.
+    pub(crate) fn not_capturable(&self) -> Option<String> {
+        if self.captures_everywhere {
+            None
+        } else if self.snapshot_gaps.is_empty() {
+            Some(format!(
+                "`{}` was not instrumented for snapshots (it is when the runtime is made with \
+                 snapshots on, as `wasmix run --journal` does)",
+                self.name
+            ))
+        } else {
+            Some(format!(
+                "`{}` came asyncify-instrumented by its toolchain, but not at {}, where a \
+                 snapshot must be able to capture its threads: build it without asyncify \
+                 (wasmix instruments it itself) or list every import for asyncify",
+                self.name,
+                self.snapshot_gaps.join(", ")
+            ))
+        }
     }
 
     /// Whether it was built for WASIX (imports from a `wasix_*` module): such programs get
@@ -327,7 +352,17 @@ impl Program {
         let captures_stacks = module
             .exports()
             .any(|e| e.name() == crate::rewrite::ASYNCIFY_MARK);
-        let captures_everywhere = captures_stacks && how == Instrumentation::Snapshots;
+        // Checked on every load rather than cached: only modules that come instrumented pay,
+        // one pass over their code.
+        let snapshot_gaps =
+            if how == Instrumentation::Snapshots && prepare::has_asyncify(&wasm).unwrap_or(false) {
+                prepare::asyncify_gaps(&wasm)
+                    .unwrap_or_else(|reason| vec![format!("every capture point ({reason})")])
+            } else {
+                Vec::new()
+            };
+        let captures_everywhere =
+            captures_stacks && how == Instrumentation::Snapshots && snapshot_gaps.is_empty();
         let guards_signals = module
             .exports()
             .any(|e| e.name() == crate::rewrite::SIGNAL_MARK);
@@ -342,6 +377,7 @@ impl Program {
             name,
             captures_stacks,
             captures_everywhere,
+            snapshot_gaps,
             guards_signals,
             hash: *blake3::hash(&wasm).as_bytes(),
         })

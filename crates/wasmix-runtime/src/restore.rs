@@ -56,11 +56,8 @@ pub(crate) fn restore(
     snap: &Snapshot,
     journaling: Arc<Journaling>,
 ) -> Result<Restored, RunError> {
-    if !program.captures_everywhere() {
-        return Err(setup(format!(
-            "`{}` was not instrumented for snapshots",
-            program.name()
-        )));
+    if let Some(why) = program.not_capturable() {
+        return Err(setup(why));
     }
     let index = journal
         .snapshots()
@@ -196,11 +193,8 @@ impl Tree<'_> {
             .iter()
             .find(|t| t.main)
             .ok_or_else(|| setup(format!("process {} has no main thread", proc_rec.pid)))?;
-        if !program.captures_everywhere() {
-            return Err(setup(format!(
-                "`{}` was not instrumented for snapshots",
-                program.name()
-            )));
+        if let Some(why) = program.not_capturable() {
+            return Err(setup(why));
         }
         let process = runtime
             .control()

@@ -46,11 +46,8 @@ pub enum SnapshotError {
     /// The process runs without a journal.
     #[error("the process has no journal (run it with a journal to take snapshots)")]
     NoJournal,
-    /// The program cannot have its threads captured anywhere.
-    #[error(
-        "`{0}` was not instrumented for snapshots (it is when the runtime is made with \
-         snapshots on, as `wasmix run --journal` does)"
-    )]
+    /// The program cannot have its threads captured anywhere: why, naming it.
+    #[error("{0}")]
     NotInstrumented(String),
     /// A process of the tree cannot be captured now: it has not started yet, or it is a
     /// vfork child that has not exec'd (it runs on its parent's thread). Asked again once it
@@ -103,8 +100,8 @@ pub(crate) fn request(
 ) -> Result<SnapshotTicket, SnapshotError> {
     let journal = Arc::clone(ctx.journal().ok_or(SnapshotError::NoJournal)?);
     let program = ctx.image.program();
-    if !program.captures_everywhere() {
-        return Err(SnapshotError::NotInstrumented(program.name().to_owned()));
+    if let Some(why) = program.not_capturable() {
+        return Err(SnapshotError::NotInstrumented(why));
     }
     if ctx.process.is_exiting() {
         return Err(SnapshotError::Ended);
@@ -239,8 +236,8 @@ fn tree_of(ctx: &Arc<ProcessCtx>) -> Result<Vec<Place>, SnapshotError> {
                         .context_of(&child)
                         .ok_or(SnapshotError::ChildStarting(child.pid()))?;
                     let program = c.image.program();
-                    if !program.captures_everywhere() {
-                        return Err(SnapshotError::NotInstrumented(program.name().to_owned()));
+                    if let Some(why) = program.not_capturable() {
+                        return Err(SnapshotError::NotInstrumented(why));
                     }
                     Member::Live(c)
                 }

@@ -121,6 +121,111 @@ pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
     Ok(false)
 }
 
+/// For a module its toolchain asyncify-instrumented: the places a snapshot would capture a
+/// thread that the instrumentation does not cover, as `module.name` of the import, or
+/// `memory.atomic.wait` (raw waits become capture points only when wasmix instruments).
+/// Empty when every call to a capture point can unwind.
+///
+/// A toolchain lists the imports asyncify makes unwinding points (binaryen's
+/// `asyncify-imports`); one that listed only fork and setjmp leaves a blocking call such as
+/// `fd_read` plain, and unwinding from there would run on through frames that do not stop
+/// for it. binaryen follows every call that can unwind with a test of its state global for
+/// "unwinding" (`global.get $state; i32.const 1; i32.eq`) before the next call; a plain
+/// call has none. The state global is the one the exported `asyncify_get_state` reads.
+pub(crate) fn asyncify_gaps(wasm: &[u8]) -> Result<Vec<String>, String> {
+    use wasmparser::{ExternalKind, Operator};
+    let err = |e: wasmparser::BinaryReaderError| e.to_string();
+    let mut imported = 0u32;
+    let mut capture: std::collections::HashMap<u32, String> = Default::default();
+    let mut get_state = None;
+    let mut bodies = Vec::new();
+    for payload in crate::exnref::parser().parse_all(wasm) {
+        match payload.map_err(err)? {
+            Payload::ImportSection(r) => {
+                for import in r.into_imports() {
+                    let import = import.map_err(err)?;
+                    if let TypeRef::Func(_) = import.ty {
+                        let wasi = crate::abi::MODULES
+                            .iter()
+                            .any(|a| a.module() == import.module);
+                        if wasi && is_capture_point(import.name) {
+                            capture.insert(imported, format!("{}.{}", import.module, import.name));
+                        }
+                        imported += 1;
+                    }
+                }
+            }
+            Payload::ExportSection(r) => {
+                for e in r {
+                    let e = e.map_err(err)?;
+                    if e.name == "asyncify_get_state" && e.kind == ExternalKind::Func {
+                        get_state = Some(e.index);
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => bodies.push(body),
+            _ => {}
+        }
+    }
+    let Some(get_state) = get_state.and_then(|f| f.checked_sub(imported)) else {
+        return Err("it exports no `asyncify_get_state` function to find its state by".into());
+    };
+    let state = {
+        let body = bodies
+            .get(get_state as usize)
+            .ok_or("its `asyncify_get_state` has no body")?;
+        let mut ops = body.get_operators_reader().map_err(err)?;
+        match ops.read().map_err(err)? {
+            Operator::GlobalGet { global_index } => global_index,
+            _ => return Err("its `asyncify_get_state` does not read a global".into()),
+        }
+    };
+    let mut gaps = std::collections::BTreeSet::new();
+    for body in &bodies {
+        // The capture point called last whose unwinding test has not been seen yet, and how
+        // much of the test has.
+        let mut open: Option<&String> = None;
+        let mut seen = 0;
+        let mut ops = body.get_operators_reader().map_err(err)?;
+        while !ops.eof() {
+            let op = ops.read().map_err(err)?;
+            seen = match (&op, seen) {
+                (Operator::GlobalGet { global_index }, _) if *global_index == state => 1,
+                (Operator::I32Const { value: 1 }, 1) => 2,
+                (Operator::I32Eq | Operator::I32Ne, 2) => {
+                    open = None;
+                    0
+                }
+                _ => 0,
+            };
+            match op {
+                Operator::Call { function_index } | Operator::ReturnCall { function_index } => {
+                    if let Some(name) = open.take() {
+                        gaps.insert(name.clone());
+                    }
+                    open = capture.get(&function_index);
+                }
+                Operator::CallIndirect { .. }
+                | Operator::ReturnCallIndirect { .. }
+                | Operator::CallRef { .. }
+                | Operator::ReturnCallRef { .. } => {
+                    if let Some(name) = open.take() {
+                        gaps.insert(name.clone());
+                    }
+                }
+                Operator::MemoryAtomicWait32 { .. } | Operator::MemoryAtomicWait64 { .. } => {
+                    gaps.insert("memory.atomic.wait".to_owned());
+                }
+                _ => {}
+            }
+        }
+        if let Some(name) = open {
+            gaps.insert(name.clone());
+        }
+    }
+    Ok(gaps.into_iter().collect())
+}
+
 /// The unwinding calls `wasm` imports, when it lacks asyncify's exports; empty when it needs
 /// nothing done.
 pub(crate) fn missing_asyncify(wasm: &[u8]) -> Result<Vec<String>, String> {
@@ -279,6 +384,61 @@ mod tests {
         )
         .unwrap();
         assert!(missing_asyncify(&ready).unwrap().is_empty());
+    }
+
+    const READS_AND_FORKS: &str = r#"(module
+        (import "wasi_snapshot_preview1" "fd_read"
+            (func $fd_read (param i32 i32 i32 i32) (result i32)))
+        (import "wasix_32v1" "proc_fork" (func $fork (param i32 i32) (result i32)))
+        (memory (export "memory") 1)
+        (func (export "_start") (local i32)
+            (local.set 0 (call $fd_read (i32.const 0) (i32.const 8) (i32.const 1) (i32.const 16)))
+            (drop (call $fork (local.get 0) (i32.const 0)))
+            (drop (call $fd_read (i32.const 0) (i32.const 8) (i32.const 1) (i32.const 16)))))"#;
+
+    /// A toolchain that listed only fork for asyncify (as `guests/build.sh` builds
+    /// `forker.wasm`) leaves `fd_read` a call that cannot unwind; wasmix's own instrumentation
+    /// for snapshots covers it. Both through binaryen's real output.
+    #[test]
+    fn a_toolchains_asyncify_is_checked_for_every_capture_point() {
+        let wasm = wat::parse_str(READS_AND_FORKS).unwrap();
+        let fork_only = asyncify(&wasm, &["proc_fork".into()], Instrumentation::Captures).unwrap();
+        assert_eq!(
+            asyncify_gaps(&fork_only).unwrap(),
+            vec!["wasi_snapshot_preview1.fd_read".to_owned()]
+        );
+        let everywhere =
+            asyncify(&wasm, &["snapshots".into()], Instrumentation::Snapshots).unwrap();
+        assert_eq!(asyncify_gaps(&everywhere).unwrap(), Vec::<String>::new());
+    }
+
+    /// By hand, the shape binaryen gives a covered call: `fd_read` followed by the test for
+    /// unwinding is no gap, a raw atomic wait (which only wasmix's own instrumentation makes
+    /// a capture point) is; without `asyncify_get_state` nothing can be checked.
+    #[test]
+    fn raw_atomic_waits_and_a_missing_state_getter_are_gaps() {
+        let waits = wat::parse_str(
+            r#"(module
+                (import "wasi_snapshot_preview1" "fd_read"
+                    (func $fd_read (param i32 i32 i32 i32) (result i32)))
+                (global $state (mut i32) (i32.const 0))
+                (memory (export "memory") 1 1 shared)
+                (func (export "asyncify_get_state") (result i32) global.get $state)
+                (func (export "_start")
+                    (drop (call $fd_read (i32.const 0) (i32.const 8) (i32.const 1) (i32.const 16)))
+                    (if (i32.eq (global.get $state) (i32.const 1)) (then return))
+                    (drop (memory.atomic.wait32 (i32.const 0) (i32.const 0) (i64.const -1)))))"#,
+        )
+        .unwrap();
+        assert_eq!(
+            asyncify_gaps(&waits).unwrap(),
+            vec!["memory.atomic.wait".to_owned()]
+        );
+        let no_getter =
+            wat::parse_str(r#"(module (func (export "asyncify_start_unwind") (param i32)))"#)
+                .unwrap();
+        let e = asyncify_gaps(&no_getter).unwrap_err();
+        assert!(e.contains("asyncify_get_state"), "{e}");
     }
 
     #[test]
