@@ -364,11 +364,37 @@ fn a_failed_tree_snapshot_does_not_hold_up_the_next_one() {
     let script = "limits open-fifo /gate/fifo &; child sum /gate/go; snapshot; snapshot; \
                   echo end; wait";
     let timeout = ["--journal", path_str(&journal), "--snapshot-timeout", "0.3"];
-    let mut child = start(&sh(script, gate.path(), &timeout));
+    let mut child = wasmix()
+        .env("WASMIX_LOG", "wasmix_runtime::wasi::path=debug")
+        .args(sh(script, gate.path(), &timeout))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
-    assert_eq!(line, "opening\n", "the child blocks opening the FIFO");
+    assert_eq!(line, "opening\n", "the child opens the FIFO");
+    // Its "opening" comes before the open itself, and until it is in there it can still
+    // park (at a loop's safe point on the way): the go waits until the open waits.
+    let (err_tx, err_rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = err_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while !log
+        .iter()
+        .any(|l: &String| l.contains("with no reader yet"))
+    {
+        match err_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(line) => log.push(line),
+            Err(_) => panic!("the child never waited in its open: {log:?}"),
+        }
+    }
     std::fs::write(gate.path().join("go"), "").unwrap();
     // Both snapshots fail (the child never parks) and the shell goes on; a deadline stands
     // in for the hang.
@@ -392,9 +418,10 @@ fn a_failed_tree_snapshot_does_not_hold_up_the_next_one() {
     );
     // Let the child open its FIFO and end, and the shell reap it.
     drop(std::fs::File::open(gate.path().join("fifo")).unwrap());
-    let done = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&done.stderr);
-    assert!(done.status.success(), "{:?}: {stderr}", done.status);
+    let status = child.wait().unwrap();
+    log.extend(err_rx.iter());
+    let stderr = log.join("\n");
+    assert!(status.success(), "{status:?}: {stderr}");
     assert_eq!(stderr.matches("sh: snapshot: IO").count(), 2, "{stderr}");
 }
 

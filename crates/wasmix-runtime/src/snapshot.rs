@@ -141,7 +141,13 @@ pub(crate) fn request(
         let incremental = is_root && journal.incremental();
         let action = Box::new(move |s: &Snapshot<'_>| {
             let part = capture(&target, copy, incremental, g.reads_live(), s);
-            g.deposit(target.process.pid(), part)
+            let deposited = g.deposit(target.process.pid(), part);
+            if let Err(why) = &deposited {
+                // The other members' rounds close before this one: its threads go on when
+                // it closes, and a snapshot they ask for at once must not find those open.
+                g.cancel_rounds(why);
+            }
+            deposited
         });
         match member.process.request_capture(trigger, after, action) {
             Ok(ticket) => {
@@ -363,6 +369,14 @@ impl Gather {
         true
     }
 
+    /// Ends the rounds of the tree's processes whose actions have not started, failing them
+    /// with `why` (their parked threads go on).
+    fn cancel_rounds(&self, why: &str) {
+        for ctx in self.tree.iter().filter_map(Place::live) {
+            ctx.process.checkpoint().cancel(why);
+        }
+    }
+
     /// Waits up to `limit` for the outcome.
     fn wait_timeout(&self, limit: std::time::Duration) -> bool {
         let st = self.lock();
@@ -547,9 +561,7 @@ fn watch(gather: Arc<Gather>, limit: std::time::Duration) {
                  a call a snapshot cannot capture?)"
             );
             if gather.fail(&why) {
-                for ctx in gather.tree.iter().filter_map(Place::live) {
-                    ctx.process.checkpoint().cancel(&why);
-                }
+                gather.cancel_rounds(&why);
             }
         });
     if let Err(e) = spawned {

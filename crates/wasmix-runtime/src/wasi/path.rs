@@ -155,11 +155,15 @@ fn path_open2(
             fdflags,
         ) {
             Err(Errno::Again) if fdflags & wasmix_fs::abi::fdflags::NONBLOCK == 0 => {
+                if pause == Duration::from_millis(1) {
+                    tracing::debug!(
+                        "path_open: `{}` is a FIFO with no reader yet; waiting for one",
+                        String::from_utf8_lossy(&path)
+                    );
+                }
                 let until = Instant::now() + pause;
                 match cx.host.thread.wait_for(Some(until), None, || None::<()>) {
                     Err(WaitError::TimedOut) | Ok(()) => {}
-                    // An open is no capture point: a snapshot waits for it (its watchdog
-                    // gives up after its timeout), while a kill still ends the wait.
                     // An open is no capture point: a snapshot waits for it (its watchdog
                     // gives up after its timeout); the next round of the loop sees a kill.
                     Err(WaitError::Checkpoint) => std::thread::sleep(pause),
