@@ -132,6 +132,11 @@ pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
 /// for it. binaryen follows every call that can unwind with a test of its state global for
 /// "unwinding" (`global.get $state; i32.const 1; i32.eq`) before the next call; a plain
 /// call has none. The state global is the one the exported `asyncify_get_state` reads.
+/// (binaryen `src/passes/Asyncify.cpp` at ea1db73886a53d331fac0e1cc3a7a7795633c2c2: its
+/// header sketches the transformed code, `bar(x); if (unwinding) { ...; return; }` after
+/// every call that can unwind, with `__asyncify_state` 1 for unwinding, and
+/// `makePossibleUnwind` builds that test with `makeStateCheck(State::Unwinding)`, an
+/// `i32.eq` of the global and the constant.)
 pub(crate) fn asyncify_gaps(wasm: &[u8]) -> Result<Vec<String>, String> {
     use wasmparser::{ExternalKind, Operator};
     let err = |e: wasmparser::BinaryReaderError| e.to_string();
@@ -398,7 +403,9 @@ mod tests {
 
     /// A toolchain that listed only fork for asyncify (as `guests/build.sh` builds
     /// `forker.wasm`) leaves `fd_read` a call that cannot unwind; wasmix's own instrumentation
-    /// for snapshots covers it. Both through binaryen's real output.
+    /// for snapshots covers it. Both through binaryen's real output (the `wasm-opt` that
+    /// scripts/setup.sh installs, Debian's version 108), which the shape `asyncify_gaps` looks
+    /// for is taken from (see its doc for the upstream source).
     #[test]
     fn a_toolchains_asyncify_is_checked_for_every_capture_point() {
         let wasm = wat::parse_str(READS_AND_FORKS).unwrap();
