@@ -179,14 +179,18 @@ fn a_tree_killed_mid_run_is_restored_from_its_last_periodic_snapshot() {
     );
 }
 
-fn forker(scenario: &str, extra: &[&str]) -> Run {
+/// `wasmix run` of the forker guest `module` (with /bin holding the guests) in `scenario`.
+fn forker_args(module: &str, scenario: &str, extra: &[&str]) -> Vec<String> {
     let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
-    let g = guest("forker_plain.wasm");
-    let mut all = vec!["run", "--dir", &bin];
-    all.extend_from_slice(extra);
-    all.push(path_str(&g));
-    all.push(scenario);
-    run(&all)
+    let mut all = vec!["run".to_owned(), "--dir".to_owned(), bin];
+    all.extend(extra.iter().map(|s| s.to_string()));
+    all.push(path_str(&guest(module)).to_owned());
+    all.push(scenario.to_owned());
+    all
+}
+
+fn forker(scenario: &str, extra: &[&str]) -> Run {
+    run_owned(&forker_args("forker_plain.wasm", scenario, extra))
 }
 
 /// `forker.wasm` comes asyncify-instrumented for fork and setjmp only (see guests/build.sh),
@@ -201,19 +205,13 @@ fn a_program_its_toolchain_instrumented_only_in_part_is_not_snapshotted() {
     expected.success();
     let dir = tempfile::tempdir().unwrap();
     let j = dir.path().join("j");
-    let bin = format!("{}::/bin", path_str(guest("child.wasm").parent().unwrap()));
-    let g = guest("forker.wasm");
     let r = common::wasmix()
         .env("WASMIX_LOG", "wasmix_runtime=warn")
-        .args([
-            "run",
-            "--dir",
-            &bin,
-            "--journal",
-            path_str(&j),
-            path_str(&g),
-        ])
-        .arg("snapshot")
+        .args(forker_args(
+            "forker.wasm",
+            "snapshot",
+            &["--journal", path_str(&j)],
+        ))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&r.stderr);
