@@ -70,7 +70,7 @@ pub enum SnapshotError {
 }
 
 /// How a round that failed because the tree changed says so (see [`SnapshotError::TreeChanged`]).
-const TREE_CHANGED: &str = "the process tree changed";
+pub(crate) const TREE_CHANGED: &str = "the process tree changed";
 
 impl From<CheckpointError> for SnapshotError {
     fn from(e: CheckpointError) -> SnapshotError {
@@ -140,6 +140,15 @@ pub(crate) fn request(
         };
         let incremental = is_root && journal.incremental();
         let action = Box::new(move |s: &Snapshot<'_>| {
+            // A member with no thread left to park ended since the tree was taken: its round
+            // runs at once, on the requesting thread, which must not wait here for the
+            // other shares (the root's needs that thread). The snapshot fails instead.
+            if s.captures.is_empty() {
+                tracing::debug!("snapshot: process {} ended meanwhile", target.process.pid());
+                g.fail(TREE_CHANGED);
+                g.cancel_rounds(TREE_CHANGED);
+                return Err(TREE_CHANGED.to_owned());
+            }
             let part = capture(&target, copy, incremental, g.reads_live(), s);
             let deposited = g.deposit(target.process.pid(), part);
             if let Err(why) = &deposited {
@@ -241,6 +250,11 @@ fn tree_of(ctx: &Arc<ProcessCtx>) -> Result<Vec<Place>, SnapshotError> {
                         .runtime
                         .context_of(&child)
                         .ok_or(SnapshotError::ChildStarting(child.pid()))?;
+                    // Its context can come before its first thread counts in: until then
+                    // there is nothing to park, and nothing to capture.
+                    if child.checkpoint().live() == 0 {
+                        return Err(SnapshotError::ChildStarting(child.pid()));
+                    }
                     let program = c.image.program();
                     if let Some(why) = program.not_capturable() {
                         return Err(SnapshotError::NotInstrumented(why));

@@ -12,6 +12,17 @@ use super::ProcessCtx;
 use crate::forkmem::FrozenView;
 use crate::wpcopy::{WpCopy, CHUNK};
 
+/// How the last snapshot asked for ended without being written.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LastFailed {
+    /// Its round failed (a member's share could not be taken, or it was cancelled).
+    #[error("{0}")]
+    Round(wasmix_process::CheckpointError),
+    /// It was taken but not written.
+    #[error("{0}")]
+    NotWritten(String),
+}
+
 /// The journal of one process.
 pub(crate) struct Journaling {
     jobs: Mutex<Option<mpsc::Sender<Job>>>,
@@ -231,13 +242,13 @@ impl Journaling {
 
     /// Waits until the last snapshot asked for is written: its round must have succeeded,
     /// then its write. Nothing to wait for in a process restored since.
-    pub fn wait_last(&self) -> Result<(), String> {
+    pub fn wait_last(&self) -> Result<(), LastFailed> {
         let last = self.last.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let Some((round, durable)) = last else {
             return Ok(());
         };
-        round.wait().map_err(|e| e.to_string())?;
-        durable.wait()
+        round.wait().map_err(LastFailed::Round)?;
+        durable.wait().map_err(LastFailed::NotWritten)
     }
 
     /// The context the process runs in now.

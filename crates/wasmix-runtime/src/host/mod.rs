@@ -20,7 +20,7 @@ use wasmtime::{
 
 pub(crate) use ctx::ProcessCtx;
 pub(crate) use image::{image_errno, Image};
-pub(crate) use journal::{Durable, Job, Journaling, MemoryImage, ProcessJob};
+pub(crate) use journal::{Durable, Job, Journaling, LastFailed, MemoryImage, ProcessJob};
 
 use crate::forkmem::Region;
 use crate::interrupt::Interrupt;

@@ -2,12 +2,13 @@
 //! one) and the safe point loops call (`wasmix.safepoint`, inserted at load).
 
 use wasmix_fs::Errno;
-use wasmix_process::Trigger;
+use wasmix_process::{CheckpointError, Trigger};
 use wasmtime::{Caller, Result};
 
 use super::{errno, Abi, HostCalls, INTERNAL};
 use crate::capture;
 use crate::host::Host;
+use crate::host::LastFailed;
 use crate::rewrite::SAFEPOINT;
 use crate::snapshot::{self, SnapshotError};
 use crate::stack::Resumption;
@@ -30,15 +31,25 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
             let journal = caller.data().ctx.journal().cloned();
             let written = journal.map_or(Ok(()), |j| j.wait_last());
             let outcome = match written {
-                Ok(()) => outcome.map(drop),
+                Ok(()) => Some(outcome.map(drop)),
+                // A member ended as its share was asked for: ask again, for the tree as
+                // it is now.
+                Err(LastFailed::Round(CheckpointError::Action(why)))
+                    if why == snapshot::TREE_CHANGED =>
+                {
+                    tracing::debug!("proc_snapshot: the tree changed; asking again");
+                    None
+                }
                 Err(e) => {
                     tracing::warn!("proc_snapshot: {e}");
-                    Err(Errno::Io)
+                    Some(Err(Errno::Io))
                 }
             };
-            return Ok(errno(outcome));
+            if let Some(outcome) = outcome {
+                return Ok(errno(outcome));
+            }
         }
-        // Restarted: captured by another round before asking; ask now.
+        // Restarted (captured by another round before asking, or the tree changed): ask now.
     }
     let ctx = std::sync::Arc::clone(&caller.data().ctx);
     tracing::debug!(
