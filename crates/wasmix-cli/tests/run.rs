@@ -665,3 +665,38 @@ fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert_eq!(r.stdout, "spinning\n");
 }
+
+/// A program that computes only by recursion (no loop anywhere) is still reached: wasmix's
+/// interruption checks sit at the entry of every function that calls, so a timeout ends it
+/// (exit 124) rather than letting it run for hours. The test gives up after a minute instead
+/// of hanging if the timeout never lands.
+#[test]
+fn a_program_that_only_recurses_is_still_ended_by_a_timeout() {
+    let g = guest("recurse.wat");
+    let child = common::wasmix()
+        .args(["run", "--timeout", "300ms", path_str(&g)])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        out
+    });
+    if waited
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        panic!("the timeout never ended the recursion");
+    }
+    let out = waiter.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(124), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "recursing\n");
+    assert!(stderr.contains("took longer than 300ms"), "{stderr}");
+}

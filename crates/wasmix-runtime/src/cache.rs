@@ -24,6 +24,7 @@ impl ModuleCache {
         engine.precompile_compatibility_hash().hash(&mut h);
         env!("CARGO_PKG_VERSION").hash(&mut h);
         crate::rewrite::VERSION.hash(&mut h);
+        crate::checks::VERSION.hash(&mut h);
         crate::exnref::VERSION.hash(&mut h);
         // What is instrumented is part of the artifact: a new capture point is a new key.
         crate::stack::prepare::unwinding_imports(crate::stack::prepare::Instrumentation::Snapshots)

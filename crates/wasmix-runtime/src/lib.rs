@@ -26,6 +26,7 @@
 mod abi;
 mod budget;
 mod cache;
+mod checks;
 mod cpu;
 mod error;
 mod exnref;
@@ -135,9 +136,9 @@ pub struct RuntimeConfig {
     pub max_cpu_time: Option<std::time::Duration>,
     /// What network guests may reach (none by default; see [`net::policy`]).
     pub network: net::policy::NetPolicy,
-    /// Whether compute loops check for signals, kills and snapshot requests (epoch checks
-    /// at loop back-edges and function entries, a few to 20 % of compute speed). On by
-    /// default. Off, a process is reached only at its host calls: a kill or signal waits
+    /// Whether compute loops check for signals, kills and snapshot requests (checks at
+    /// loop headers and function entries: wasmix's own, see `checks.rs`, or the engine's
+    /// epoch checks when snapshots are on; a few to 20 % of compute speed). On by default. Off, a process is reached only at its host calls: a kill or signal waits
     /// for the next one, and snapshots cannot be taken. Fit for a program that has no
     /// signal handlers, threads or children and whose end by a signal the host's default
     /// action gives (what `wasmix run` does for a plain WASI program: see
@@ -218,7 +219,9 @@ struct RuntimeInner {
     loaded: Mutex<HashMap<[u8; 32], Program>>,
     control: ControlPlane,
     /// How modules are instrumented.
-    instrumentation: Instrumentation,
+    build: program::Build,
+    /// The slots interruption checks read, when modules get them.
+    check_flags: Option<Arc<interrupt::FlagTable>>,
     /// Largest module file loaded.
     max_module_size: u64,
     /// Most linear memory per process, in bytes.
@@ -242,13 +245,20 @@ impl Runtime {
         let mut wt = Config::new();
         wt.wasm_threads(true);
         wt.shared_memory(true);
-        // Signals reach guests in compute loops through the epoch deadline callback.
+        // Snapshots reach threads in compute loops through the epoch deadline callback.
         if config.snapshots && !config.interrupt_compute {
             return Err(RunError::Setup(
                 "snapshots need compute interruption (RuntimeConfig::interrupt_compute)".into(),
             ));
         }
-        wt.epoch_interruption(config.interrupt_compute);
+        // Snapshots capture a thread at a loop's safe point, which the epoch callback asks
+        // for; otherwise code that must be interruptible gets wasmix's own checks, which cost
+        // less (checks.rs), and the engine lays their calls out of line by the hints they
+        // come with.
+        let checks = config.interrupt_compute && !config.snapshots;
+        wt.epoch_interruption(config.snapshots);
+        wt.wasm_branch_hinting(checks);
+        wt.wasm_multi_memory(true);
         // The standard exception-handling (`try_table`, `exnref`) and GC (struct and array
         // types) proposals, as `wasmtime run` has them: real programs use both.
         wt.wasm_exceptions(true);
@@ -260,6 +270,11 @@ impl Runtime {
         let setup =
             |e: wasmtime::Error| RunError::Setup(format!("cannot set up the engine: {e:#}"));
         let engine = Engine::new(&wt).map_err(setup)?;
+        let check_flags = if checks {
+            Some(interrupt::FlagTable::new(&engine).map_err(setup)?)
+        } else {
+            None
+        };
         let host_calls = wasi::HostLinker::new(&engine).map_err(setup)?;
         let cache_dir = match config.cache {
             CacheSetting::Default => cache::ModuleCache::default_dir(),
@@ -286,11 +301,15 @@ impl Runtime {
                 loaded: Mutex::new(HashMap::new()),
                 contexts: Mutex::new(HashMap::new()),
                 control,
-                instrumentation: if config.snapshots {
-                    Instrumentation::Snapshots
-                } else {
-                    Instrumentation::Captures
+                build: program::Build {
+                    instrumentation: if config.snapshots {
+                        Instrumentation::Snapshots
+                    } else {
+                        Instrumentation::Captures
+                    },
+                    checks,
                 },
+                check_flags,
                 max_module_size: config.max_module_size,
                 max_memory: config.max_memory,
                 budget: config.max_total_memory.map(budget::MemoryBudget::new),
@@ -307,9 +326,14 @@ impl Runtime {
             &self.inner.engine,
             self.inner.cache.as_ref(),
             path,
-            self.inner.instrumentation,
+            self.inner.build,
             self.inner.max_module_size,
         )
+    }
+
+    /// The table of interruption flags, when modules get wasmix's checks.
+    pub(crate) fn check_flags(&self) -> Option<&Arc<interrupt::FlagTable>> {
+        self.inner.check_flags.as_ref()
     }
 
     /// The CPU time limit's accounting, if there is a limit.
@@ -350,7 +374,7 @@ impl Runtime {
             bytes,
             Path::new(name),
             name.into(),
-            self.inner.instrumentation,
+            self.inner.build,
         )
     }
 

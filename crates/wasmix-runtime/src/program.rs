@@ -170,6 +170,16 @@ fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     Ok(bytes)
 }
 
+/// How a runtime prepares the modules it loads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Build {
+    /// What asyncify instruments, for stack captures.
+    pub instrumentation: Instrumentation,
+    /// Whether compiled code carries wasmix's interruption checks (`checks`) — else it
+    /// has the engine's epoch checks, or none (see `RuntimeConfig::interrupt_compute`).
+    pub checks: bool,
+}
+
 /// A compiled module, ready to run as any number of processes.
 #[derive(Clone)]
 pub struct Program {
@@ -268,7 +278,7 @@ impl Program {
         engine: &Engine,
         cache: Option<&ModuleCache>,
         path: &Path,
-        how: Instrumentation,
+        build: Build,
         limit: u64,
     ) -> Result<Program, LoadError> {
         let bytes = read_module(path, limit)?;
@@ -276,7 +286,7 @@ impl Program {
             || path.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        Program::from_bytes(engine, cache, &bytes, path, name, how)
+        Program::from_bytes(engine, cache, &bytes, path, name, build)
     }
 
     pub(crate) fn from_bytes(
@@ -285,8 +295,9 @@ impl Program {
         bytes: &[u8],
         path: &Path,
         name: String,
-        how: Instrumentation,
+        build: Build,
     ) -> Result<Program, LoadError> {
+        let how = build.instrumentation;
         let wasm = if bytes.starts_with(b"\0asm") {
             std::borrow::Cow::Borrowed(bytes)
         } else {
@@ -324,11 +335,16 @@ impl Program {
                     started.elapsed()
                 );
             }
+            if build.checks {
+                let checked = crate::checks::insert(&standard).map_err(wasmtime::Error::msg)?;
+                return Module::from_binary(engine, &checked);
+            }
             Module::from_binary(engine, &standard)
         };
-        let variant = match how {
-            Instrumentation::Captures => "",
-            Instrumentation::Snapshots => "snapshots",
+        let variant = match (how, build.checks) {
+            (Instrumentation::Captures, false) => "",
+            (Instrumentation::Captures, true) => "checks",
+            (Instrumentation::Snapshots, _) => "snapshots",
         };
         let module = match cache {
             Some(cache) => cache.get_or_compile(engine, &wasm, variant, compile),

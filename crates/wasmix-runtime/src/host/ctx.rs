@@ -326,7 +326,18 @@ impl ProcessCtx {
         if let Some(m) = self.image.shared_memory() {
             store.data_mut().memory = GuestMemory::Shared(m.clone());
         }
-        let instance = self.image.instantiate(&self.runtime, store)?;
+        // The slot this thread's interruption checks read, in every instance of its store.
+        let word = match self.runtime.check_flags() {
+            Some(t) => Some(Arc::new(t.take().ok_or_else(|| {
+                wasmtime::Error::msg("no interruption flag left for a new thread")
+            })?)),
+            None => None,
+        };
+        let offset = word.as_ref().map(|w| w.offset());
+        if let Some(word) = word {
+            store.data_mut().attach_checks(word);
+        }
+        let instance = self.image.instantiate(&self.runtime, store, offset)?;
         if self.image.shared_memory().is_none() {
             store.data_mut().memory = instance
                 .get_memory(&mut *store, "memory")
@@ -338,6 +349,7 @@ impl ProcessCtx {
         {
             store.data_mut().safepoint = Some(flag);
         }
+
         if main {
             if let Some(region) = memory_region(store) {
                 let _ = self

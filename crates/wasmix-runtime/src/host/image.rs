@@ -45,6 +45,8 @@ impl Image {
         let charge = Arc::new(Charge::new(runtime.memory_budget().cloned()));
         for import in program.module().imports() {
             match import.ty() {
+                // The interruption checks' flag table (`checks`): the runtime's.
+                ExternType::Memory(_) if is_flag_table(&import) => {}
                 ExternType::Memory(ty) => {
                     if !ty.is_shared() {
                         return Err(RunError::Link(format!(
@@ -172,29 +174,42 @@ impl Image {
         self.shared.as_ref()
     }
 
-    /// Instantiates the program (after its preloads) in `store`.
+    /// Instantiates the program (after its preloads) in `store`; `slot`: the offset of the
+    /// thread's interruption flag, which each instance's checks then read (`checks`).
     pub fn instantiate(
         &self,
         runtime: &Runtime,
         store: &mut Store<Host>,
+        slot: Option<i32>,
     ) -> Result<Instance, wasmtime::Error> {
+        let set_slot = |store: &mut Store<Host>, instance: Instance| {
+            if let (Some(offset), Some(global)) = (
+                slot,
+                instance.get_global(&mut *store, crate::checks::SLOT_GLOBAL),
+            ) {
+                global.set(&mut *store, wasmtime::Val::I32(offset))?;
+            }
+            Ok::<_, wasmtime::Error>(instance)
+        };
         if let (Some(shared), true) = (&self.shared, self.preloads.is_empty()) {
             if self.pre.get().is_none() {
                 let pre = self.prepare(runtime, store, shared)?;
                 let _ = self.pre.set(pre);
             }
             if let Some(pre) = self.pre.get() {
-                return pre.instantiate(&mut *store);
+                let instance = pre.instantiate(&mut *store)?;
+                return set_slot(store, instance);
             }
         }
         let mut preloaded: Vec<(&str, Instance)> = Vec::new();
         for (name, helper) in &self.preloads {
             let imports = self.resolve(runtime, store, helper, &preloaded)?;
             let inst = Instance::new(&mut *store, helper.module(), &imports)?;
-            preloaded.push((name, inst));
+            preloaded.push((name, set_slot(store, inst)?));
         }
         let imports = self.resolve(runtime, store, &self.program, &preloaded)?;
-        Instance::new(&mut *store, self.program.module(), &imports)
+        let instance = Instance::new(&mut *store, self.program.module(), &imports)?;
+        set_slot(store, instance)
     }
 
     /// A linker for this program alone: its memory defined, and each import whose current
@@ -211,6 +226,11 @@ impl Image {
         for import in self.program.module().imports() {
             let (module, name) = (import.module(), import.name());
             match import.ty() {
+                ExternType::Memory(_) if is_flag_table(&import) => {
+                    if let Some(t) = runtime.check_flags() {
+                        linker.define(&*store, module, name, t.memory().clone())?;
+                    }
+                }
                 ExternType::Memory(_) => {
                     linker.define(&*store, module, name, shared.clone())?;
                 }
@@ -256,6 +276,9 @@ impl Image {
         for import in program.module().imports() {
             let (module, name) = (import.module(), import.name());
             let ext = match import.ty() {
+                ExternType::Memory(_) if is_flag_table(&import) => {
+                    runtime.check_flags().map(|t| t.memory().clone().into())
+                }
                 ExternType::Memory(_) => self.shared.as_ref().map(|m| m.clone().into()),
                 ExternType::Func(ty) => {
                     if let Some((_, inst)) = preloaded.iter().find(|(n, _)| *n == module) {
@@ -401,4 +424,9 @@ pub(crate) fn image_errno(e: RunError) -> wasmix_fs::Errno {
         RunError::OutOfMemory(_) => wasmix_fs::Errno::Nomem,
         _ => wasmix_fs::Errno::Noexec,
     }
+}
+
+/// Whether `import` is the interruption checks' flag table, which the runtime provides.
+fn is_flag_table(import: &wasmtime::ImportType<'_>) -> bool {
+    import.module() == crate::abi::INTERNAL && import.name() == crate::checks::FLAGS
 }

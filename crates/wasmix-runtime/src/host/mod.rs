@@ -51,6 +51,9 @@ pub(crate) struct Host {
     /// The flag global that sends loops to their safe point (programs instrumented for
     /// snapshots).
     pub safepoint: Option<wasmtime::Global>,
+    /// The slot this instance's interruption checks read (`checks`), attached to
+    /// `interrupt`; given back when the store ends.
+    check_word: Option<Arc<crate::interrupt::CheckWord>>,
     /// Signal handlers running on this thread.
     pub handlers: Handlers,
     /// Work a host call left for later: an exec to carry out, a sleep to restart.
@@ -71,6 +74,10 @@ pub(crate) struct Host {
 
 impl Drop for Host {
     fn drop(&mut self) {
+        // Its slot goes back to the table once no raise can reach it.
+        if self.check_word.take().is_some() {
+            self.interrupt.detach();
+        }
         // The store drops its memory right after this: a snapshot still reading an own
         // memory (write-protected, read in the background) must finish first. A shared
         // memory outlives the store (the snapshot holds it).
@@ -91,6 +98,7 @@ impl Host {
             memory: GuestMemory::None,
             instance: None,
             safepoint: None,
+            check_word: None,
             handlers: Handlers::default(),
             pending: Pending::default(),
             stack: StackState::new(Entry::Main),
@@ -139,10 +147,20 @@ impl Host {
         out
     }
 
+    /// Makes `word` the one this thread's interruption checks read.
+    pub fn attach_checks(&mut self, word: Arc<crate::interrupt::CheckWord>) {
+        self.interrupt.attach(Arc::clone(&word));
+        self.check_word = Some(word);
+    }
+
     /// Takes on `next`'s identity (vfork lends the thread to a child and takes it back);
     /// returns the one it had.
     pub fn swap_identity(&mut self, next: Identity) -> Identity {
         self.handlers.forget_entry();
+        if let Some(word) = &self.check_word {
+            self.interrupt.detach();
+            next.interrupt.attach(Arc::clone(word));
+        }
         Identity {
             ctx: std::mem::replace(&mut self.ctx, next.ctx),
             thread: std::mem::replace(&mut self.thread, next.thread),

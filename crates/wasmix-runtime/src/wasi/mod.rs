@@ -429,6 +429,15 @@ fn add_all(calls: &mut HostCalls) -> Result<()> {
     stacks::add(calls)?;
     snapshot::add(calls)?;
     calls.define_raw(INTERNAL, crate::rewrite::MEMORY_GROW, memory_grow)?;
+    calls.define_raw(INTERNAL, crate::checks::INTERRUPT, interrupt)?;
+    Ok(())
+}
+
+/// An interruption check found the thread's flag word set (see `checks`): acts on what is
+/// pending, then lowers the word unless something new came meanwhile.
+fn interrupt(mut caller: wasmtime::Caller<'_, Host>) -> Result<()> {
+    crate::signals::deliver(&mut caller)?;
+    caller.data().interrupt.settle();
     Ok(())
 }
 
