@@ -349,7 +349,6 @@ impl ProcessCtx {
         {
             store.data_mut().safepoint = Some(flag);
         }
-
         if main {
             if let Some(region) = memory_region(store) {
                 let _ = self
