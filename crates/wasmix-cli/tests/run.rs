@@ -700,3 +700,43 @@ fn a_program_that_only_recurses_is_still_ended_by_a_timeout() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "recursing\n");
     assert!(stderr.contains("took longer than 300ms"), "{stderr}");
 }
+
+/// A child whose start function computes forever (before `_start` could run) is still
+/// reached by a kill: the interruption checks' flag is set up before the start function
+/// runs. Before, the kill never landed and the parent's join waited forever. The test gives
+/// up after a minute instead of hanging.
+#[test]
+fn a_child_computing_in_its_start_function_is_killed() {
+    let bin = format!("{}::/bin", path_str(guest("killer.wasm").parent().unwrap()));
+    let child = common::wasmix()
+        .args(["run", "--timeout", "60m", "--dir", &bin])
+        .arg(path_str(&guest("killer.wasm")))
+        .args(["9", "-", "start_spin.wat"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rustix::process::Pid::from_child(&child);
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        out
+    });
+    if waited
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        panic!("the kill never reached the child's start function");
+    }
+    let out = waiter.join().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.ends_with(": Signaled(9)\n"), "{stdout}");
+}

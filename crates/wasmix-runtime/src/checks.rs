@@ -53,7 +53,7 @@ use wasmparser::{Operator, Payload};
 use crate::abi::INTERNAL;
 
 /// Bumped when the rewrite changes, so cached compilations of older rewrites are not reused.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
 /// Import (module `wasmix`) a check calls when the flag is up.
 pub(crate) const INTERRUPT: &str = "interrupt";
@@ -63,6 +63,11 @@ pub(crate) const FLAGS: &str = "interrupt_flags";
 
 /// Export name of the added global holding the instance's slot in the flag table.
 pub(crate) const SLOT_GLOBAL: &str = "wasmix:interrupt-slot";
+
+/// Export name of the module's start function, which the runtime calls once the instance's
+/// slot is set (the start section is dropped: run during instantiation, before the slot is
+/// set, a start function that loops forever could be reached by nothing).
+pub(crate) const START: &str = "wasmix:start";
 
 /// Most instructions between two checks (a call of an unchecked leaf counts its size).
 const BUDGET: u32 = 10_000;
@@ -84,6 +89,8 @@ struct Survey {
     has_imports: bool,
     has_globals: bool,
     has_exports: bool,
+    /// The start function, if any.
+    start: Option<u32>,
     /// Per defined function: its size in instructions if it is a small leaf (no check at
     /// its entry; a call of it costs that much), else `None`.
     leaves: Vec<Option<u32>>,
@@ -114,10 +121,12 @@ fn survey(wasm: &[u8]) -> wasmparser::Result<Survey> {
                 s.has_globals = true;
                 s.defined_globals = r.count();
             }
+            Payload::StartSection { func, .. } => s.start = Some(func),
             Payload::ExportSection(r) => {
                 s.has_exports = true;
                 for e in r {
-                    s.exports_flag |= e?.name == SLOT_GLOBAL;
+                    let name = e?.name;
+                    s.exports_flag |= name == SLOT_GLOBAL || name == START;
                 }
             }
             Payload::CodeSectionEntry(body) => {
@@ -157,7 +166,8 @@ pub(crate) fn insert(wasm: &[u8]) -> Result<Vec<u8>, String> {
     }
     if s.exports_flag {
         return Err(format!(
-            "the module already exports `{SLOT_GLOBAL}`, a name wasmix uses for itself"
+            "the module already exports `{SLOT_GLOBAL}` or `{START}`, names wasmix uses for \
+             itself"
         ));
     }
     let mut r = Rewriter {
@@ -168,6 +178,7 @@ pub(crate) fn insert(wasm: &[u8]) -> Result<Vec<u8>, String> {
         has_imports: s.has_imports,
         has_globals: s.has_globals,
         has_exports: s.has_exports,
+        start: s.start,
         leaves: s.leaves,
         next_body: 0,
         import_added: false,
@@ -189,7 +200,25 @@ pub(crate) fn insert(wasm: &[u8]) -> Result<Vec<u8>, String> {
         );
     }
     module.section(&hints);
-    Ok(module.finish())
+    without_start(&module.finish()).map_err(|e| e.to_string())
+}
+
+/// `wasm` without its start section (the runtime calls the start function, see [`START`]).
+fn without_start(wasm: &[u8]) -> wasmparser::Result<Vec<u8>> {
+    let mut out = wasm_encoder::Module::new();
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        let payload = payload?;
+        if matches!(payload, Payload::StartSection { .. }) {
+            continue;
+        }
+        if let Some((id, range)) = payload.as_section() {
+            out.section(&wasm_encoder::RawSection {
+                id,
+                data: &wasm[range],
+            });
+        }
+    }
+    Ok(out.finish())
 }
 
 struct Rewriter {
@@ -203,6 +232,8 @@ struct Rewriter {
     has_imports: bool,
     has_globals: bool,
     has_exports: bool,
+    /// The start function (original index), exported as [`START`] instead.
+    start: Option<u32>,
     /// As in [`Survey::leaves`].
     leaves: Vec<Option<u32>>,
     /// Index among defined functions of the body that comes next.
@@ -235,6 +266,19 @@ impl Rewriter {
             &wasm_encoder::ConstExpr::i32_const(0),
         );
         self.global_added = true;
+    }
+
+    fn add_exports(
+        &mut self,
+        exports: &mut wasm_encoder::ExportSection,
+    ) -> Result<(), wasm_encoder::reencode::Error<std::convert::Infallible>> {
+        exports.export(SLOT_GLOBAL, wasm_encoder::ExportKind::Global, self.slot);
+        if let Some(start) = self.start {
+            let start = self.function_index(start)?;
+            exports.export(START, wasm_encoder::ExportKind::Func, start);
+        }
+        self.export_added = true;
+        Ok(())
     }
 
     /// Emits a check into `f`, noting its `if` for the hint section.
@@ -343,9 +387,7 @@ impl Reencode for Rewriter {
         section: wasmparser::ExportSectionReader<'_>,
     ) -> Result<(), wasm_encoder::reencode::Error<Self::Error>> {
         wasm_encoder::reencode::utils::parse_export_section(self, exports, section)?;
-        exports.export(SLOT_GLOBAL, wasm_encoder::ExportKind::Global, self.slot);
-        self.export_added = true;
-        Ok(())
+        self.add_exports(exports)
     }
 
     fn intersperse_section_hook(
@@ -383,9 +425,8 @@ impl Reencode for Rewriter {
             && !self.export_added
         {
             let mut exports = wasm_encoder::ExportSection::new();
-            exports.export(SLOT_GLOBAL, wasm_encoder::ExportKind::Global, self.slot);
+            self.add_exports(&mut exports)?;
             module.section(&exports);
-            self.export_added = true;
         }
         Ok(())
     }
@@ -596,9 +637,40 @@ mod tests {
         }
         assert_eq!(
             names,
-            ["wasmix.interrupt", "wasmix.interrupt_flags", SLOT_GLOBAL]
+            [
+                "wasmix.interrupt",
+                "wasmix.interrupt_flags",
+                SLOT_GLOBAL,
+                START
+            ]
         );
         assert_eq!(checks_in(&out, 1), 1);
+    }
+
+    #[test]
+    fn the_start_function_is_exported_for_the_runtime_instead_of_run_at_instantiation() {
+        let out = rewrite(
+            r#"(module (import "m" "f" (func)) (func $s call 0) (start $s) (func (export "g")))"#,
+        );
+        let mut start = None;
+        let mut exported = None;
+        for p in wasmparser::Parser::new(0).parse_all(&out) {
+            match p.unwrap() {
+                Payload::StartSection { func, .. } => start = Some(func),
+                Payload::ExportSection(r) => {
+                    for e in r {
+                        let e = e.unwrap();
+                        if e.name == START {
+                            exported = Some(e.index);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(start, None);
+        // Imports: m.f, wasmix.interrupt; $s moved from 1 to 2.
+        assert_eq!(exported, Some(2));
     }
 
     #[test]

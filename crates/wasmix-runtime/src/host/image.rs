@@ -175,19 +175,25 @@ impl Image {
     }
 
     /// Instantiates the program (after its preloads) in `store`; `slot`: the offset of the
-    /// thread's interruption flag, which each instance's checks then read (`checks`).
+    /// thread's interruption flag, which each instance's checks then read (`checks`), set
+    /// before the instance's start function runs.
     pub fn instantiate(
         &self,
         runtime: &Runtime,
         store: &mut Store<Host>,
         slot: Option<i32>,
     ) -> Result<Instance, wasmtime::Error> {
+        // With the slot set, the start function the checks rewrite held back runs.
         let set_slot = |store: &mut Store<Host>, instance: Instance| {
             if let (Some(offset), Some(global)) = (
                 slot,
                 instance.get_global(&mut *store, crate::checks::SLOT_GLOBAL),
             ) {
                 global.set(&mut *store, wasmtime::Val::I32(offset))?;
+            }
+            if let Ok(start) = instance.get_typed_func::<(), ()>(&mut *store, crate::checks::START)
+            {
+                start.call(&mut *store, ())?;
             }
             Ok::<_, wasmtime::Error>(instance)
         };
