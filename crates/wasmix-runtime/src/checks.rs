@@ -329,12 +329,14 @@ pub(crate) fn flags_type() -> wasm_encoder::MemoryType {
 impl Reencode for Rewriter {
     type Error = std::convert::Infallible;
 
+    // The module is not validated yet: an index out of range must stay out of range (a
+    // wrapping shift would make `call 4294967295` a valid `call 0`).
     fn function_index(
         &mut self,
         func: u32,
     ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
         Ok(if func >= self.imported_funcs {
-            func + 1
+            func.saturating_add(1)
         } else {
             func
         })
@@ -345,7 +347,7 @@ impl Reencode for Rewriter {
         memory: u32,
     ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
         Ok(if memory >= self.flag_memory {
-            memory + 1
+            memory.saturating_add(1)
         } else {
             memory
         })
@@ -671,6 +673,16 @@ mod tests {
         assert_eq!(start, None);
         // Imports: m.f, wasmix.interrupt; $s moved from 1 to 2.
         assert_eq!(exported, Some(2));
+    }
+
+    #[test]
+    fn an_index_out_of_range_stays_out_of_range() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1) (func call 4294967295 i32.const 0 i32.load 4294967295 drop))"#,
+        )
+        .unwrap();
+        let out = insert(&wasm).unwrap();
+        assert!(wasmparser::Validator::new().validate_all(&out).is_err());
     }
 
     #[test]

@@ -450,12 +450,14 @@ impl Rewriter {
 impl Reencode for Rewriter {
     type Error = std::convert::Infallible;
 
+    // The module is not validated yet: an index out of range must stay out of range (a
+    // wrapping shift would make `call 4294967295` a valid call of an import).
     fn function_index(
         &mut self,
         func: u32,
     ) -> Result<u32, wasm_encoder::reencode::Error<Self::Error>> {
         Ok(if func >= self.imported_funcs {
-            func + self.added_funcs
+            func.saturating_add(self.added_funcs)
         } else {
             func
         })
@@ -693,6 +695,18 @@ fn roundtrip(wasm: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_call_out_of_range_stays_out_of_range() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1) (func call 4294967295
+                i32.const 0 i32.const 0 memory.atomic.notify drop))"#,
+        )
+        .unwrap();
+        let out = instrument(&wasm).unwrap();
+        assert!(matches!(out, Cow::Owned(_)));
+        assert!(wasmparser::Validator::new().validate_all(&out).is_err());
+    }
 
     fn imports_of(wasm: &[u8]) -> Vec<(String, String)> {
         let mut out = Vec::new();
