@@ -666,6 +666,26 @@ fn a_plain_program_runs_unchecked_yet_signals_and_timeouts_still_end_it() {
     assert_eq!(r.stdout, "spinning\n");
 }
 
+/// Waits for `child` and returns its output; if it has not ended after a minute, kills it
+/// and fails the test with `why`, so a regression fails instead of hanging the suite.
+fn output_within_a_minute(child: std::process::Child, why: &str) -> std::process::Output {
+    let pid = rustix::process::Pid::from_child(&child);
+    let (done, waited) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output().unwrap();
+        let _ = done.send(());
+        out
+    });
+    if waited
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .is_err()
+    {
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+        panic!("{why}");
+    }
+    waiter.join().unwrap()
+}
+
 /// A program that computes only by recursion (no loop anywhere) is still reached: wasmix's
 /// interruption checks sit at the entry of every function that calls, so a timeout ends it
 /// (exit 124) rather than letting it run for hours. The test gives up after a minute instead
@@ -680,21 +700,7 @@ fn a_program_that_only_recurses_is_still_ended_by_a_timeout() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = rustix::process::Pid::from_child(&child);
-    let (done, waited) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output().unwrap();
-        let _ = done.send(());
-        out
-    });
-    if waited
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .is_err()
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        panic!("the timeout never ended the recursion");
-    }
-    let out = waiter.join().unwrap();
+    let out = output_within_a_minute(child, "the timeout never ended the recursion");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(124), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "recursing\n");
@@ -717,21 +723,7 @@ fn a_child_computing_in_its_start_function_is_killed() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = rustix::process::Pid::from_child(&child);
-    let (done, waited) = std::sync::mpsc::channel();
-    let waiter = std::thread::spawn(move || {
-        let out = child.wait_with_output().unwrap();
-        let _ = done.send(());
-        out
-    });
-    if waited
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .is_err()
-    {
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        panic!("the kill never reached the child's start function");
-    }
-    let out = waiter.join().unwrap();
+    let out = output_within_a_minute(child, "the kill never reached the child's start function");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
