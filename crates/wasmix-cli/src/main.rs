@@ -446,17 +446,26 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         )?),
         false => None,
     };
-    let running = process.spawn()?;
-    if let Some(forwarding) = forwarding {
-        forwarding.start(&running).map_err(|e| {
-            other(format!(
-                "cannot start the thread that hands signals to the guest: {e}"
-            ))
-        })?;
-    }
-    // Waiting from here on; the guest's threads are started by threads of their own.
-    wasmix_runtime::prioritize_this_thread();
-    let status = running.wait()?;
+    let status = match forwarding {
+        // Nothing to forward: the program runs on this thread. wasmix then stays a
+        // single-threaded process, so the kernel looks up each descriptor of the program's
+        // reads and writes without taking a reference on it (a shared descriptor table
+        // costs two atomics per call), and no thread is started.
+        None if main_stack_suffices() => process.run()?,
+        forwarding => {
+            let running = process.spawn()?;
+            if let Some(forwarding) = forwarding {
+                forwarding.start(&running).map_err(|e| {
+                    other(format!(
+                        "cannot start the thread that hands signals to the guest: {e}"
+                    ))
+                })?;
+            }
+            // Waiting from here on; the guest's threads are started by threads of their own.
+            wasmix_runtime::prioritize_this_thread();
+            running.wait()?
+        }
+    };
     if status.code() == STOPPED_AFTER_SNAPSHOT && args.stop_after_snapshot {
         if let Some(path) = &args.journal {
             eprintln!(
@@ -467,6 +476,13 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
         }
     }
     Ok(ExitCode::from(status.code() as u8))
+}
+
+/// Whether this (the main) thread's stack may grow at least as far as a thread's the
+/// runtime starts (Rust's 2 MiB default), so a program run on it gets no less room.
+fn main_stack_suffices() -> bool {
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Stack);
+    limit.current.is_none_or(|bytes| bytes >= 2 << 20)
 }
 
 /// Whether the guest's compute loops must check for signals and kills. Not for a plain
