@@ -486,8 +486,8 @@ fn main_stack_suffices() -> bool {
 }
 
 /// Whether the guest's compute loops must check for signals and kills. Not for a plain
-/// WASI program (`is_plain_wasi`: no handlers, threads or children) run without a journal,
-/// a timeout, a CPU limit or preloads: what could interrupt it then is a signal with its
+/// WASI program (`is_plain_wasi`: no handlers, threads or children, nor in its preloads) run
+/// without a journal, a timeout or a CPU limit: what could interrupt it then is a signal with its
 /// default action, which the kernel carries out on wasmix itself (the CLI passes INT, TERM,
 /// HUP and ALRM through at their defaults), so it runs at the engine's full speed.
 fn needs_compute_interruption(args: &RunArgs) -> bool {
@@ -495,19 +495,23 @@ fn needs_compute_interruption(args: &RunArgs) -> bool {
         || args.restore_from.is_some()
         || args.timeout.is_some()
         || args.max_cpu_time.is_some()
-        || !args.preloads.is_empty()
     {
         return true;
     }
     // Only a regular file within the size limit is read here; anything else is left to the
     // loader to refuse by name.
     let limit = args.max_module_size.saturating_mul(1 << 20);
-    let plain = std::fs::metadata(args.module())
-        .ok()
-        .filter(|m| m.is_file() && m.len() <= limit)
-        .and_then(|_| std::fs::read(args.module()).ok())
-        .is_some_and(|bytes| wasmix_runtime::is_plain_wasi(&bytes));
-    !plain
+    let linked: Vec<&str> = args.preloads.iter().map(|p| p.name.as_str()).collect();
+    let plain = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file() && m.len() <= limit)
+            .and_then(|_| std::fs::read(path).ok())
+            .is_some_and(|bytes| wasmix_runtime::is_plain_wasi(&bytes, &linked))
+    };
+    // Preloads that are plain themselves (a benchmark harness's `bench` stubs, helpers)
+    // bring no handler, thread or child either.
+    !(plain(args.module()) && args.preloads.iter().all(|p| plain(&p.module)))
 }
 
 fn parse_trigger(s: &str) -> Result<Trigger, String> {

@@ -320,6 +320,48 @@ fn preload_links_a_helper_module() {
     missing.clean_error("--preload helper=");
 }
 
+/// Whether `wasmix run` turned compute interruption on for `main` with `helper.wat` (its
+/// text given) preloaded as `helper`; the run must end with code 23.
+fn checked_with_preload(dir: &std::path::Path, helper: &str, main: &std::path::Path) -> bool {
+    let path = dir.join("helper.wat");
+    std::fs::write(&path, helper).unwrap();
+    let out = common::wasmix()
+        .env("WASMIX_LOG", "wasmix=debug")
+        .args(["run", "--preload", &format!("helper={}", path.display())])
+        .arg(main)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(23), "{log}");
+    assert!(log.contains("compute interruption o"), "{log}");
+    log.contains("compute interruption on")
+}
+
+/// A benchmark harness links stubs (Sightglass's `bench.start`/`bench.end`) with
+/// `--preload`: a plain program with plain preloads keeps running unchecked, at the engine's
+/// full speed (before, any preload turned the checks on: 1.1-1.7x on compute). A preload
+/// that imports WASIX, which could start threads or register handlers, still turns them on.
+#[test]
+fn plain_preloads_keep_a_program_unchecked() {
+    let dir = tempfile::tempdir().unwrap();
+    let main = dir.path().join("main.wat");
+    std::fs::write(
+        &main,
+        r#"(module
+             (import "helper" "add" (func $add (param i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start") (call $e (call $add (i32.const 20) (i32.const 3)))))"#,
+    )
+    .unwrap();
+    let plain = r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
+    assert!(!checked_with_preload(dir.path(), plain, &main));
+    let wasix = r#"(module
+        (import "wasix_32v1" "thread_id" (func (param i32) (result i32)))
+        (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
+    assert!(checked_with_preload(dir.path(), wasix, &main));
+}
+
 #[test]
 fn mounts_at_root_and_by_name() {
     let host = tempfile::tempdir().unwrap();

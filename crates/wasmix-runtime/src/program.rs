@@ -83,15 +83,14 @@ pub enum LoadError {
     },
 }
 
-/// Reads a module file: a regular file of at most `limit` bytes, opened without blocking (a
-/// FIFO at the path must not hang the runtime).
 /// Whether `bytes` (a module, binary or text) is a plain WASI program: it imports only
-/// from `wasi_snapshot_preview1` or `wasi_unstable` and has no shared memory. Such a
-/// program cannot register a signal handler, start a thread or a child, or be told apart
-/// from a native one by how a signal ends it: its compute loops need no interruption
-/// checks when nothing else asks for them (a journal, a timeout, a CPU limit). Anything
-/// else, or bytes that do not parse, is not plain.
-pub fn is_plain_wasi(bytes: &[u8]) -> bool {
+/// from `wasi_snapshot_preview1`, `wasi_unstable` or the `linked` modules (preloads, which
+/// must be plain themselves) and has no shared memory. Such a program cannot register a
+/// signal handler, start a thread or a child, or be told apart from a native one by how a
+/// signal ends it: its compute loops need no interruption checks when nothing else asks
+/// for them (a journal, a timeout, a CPU limit). Anything else, or bytes that do not parse,
+/// is not plain.
+pub fn is_plain_wasi(bytes: &[u8], linked: &[&str]) -> bool {
     let wasm = if bytes.starts_with(b"\0asm") {
         std::borrow::Cow::Borrowed(bytes)
     } else {
@@ -100,7 +99,8 @@ pub fn is_plain_wasi(bytes: &[u8]) -> bool {
             Err(_) => return false,
         }
     };
-    let wasi = |m: &str| matches!(m, "wasi_snapshot_preview1" | "wasi_unstable");
+    let wasi =
+        |m: &str| matches!(m, "wasi_snapshot_preview1" | "wasi_unstable") || linked.contains(&m);
     for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
         match payload {
             Ok(wasmparser::Payload::ImportSection(imports)) => {
@@ -130,6 +130,8 @@ pub fn is_plain_wasi(bytes: &[u8]) -> bool {
     true
 }
 
+/// Reads a module file: a regular file of at most `limit` bytes, opened without blocking (a
+/// FIFO at the path must not hang the runtime).
 fn read_module(path: &Path, limit: u64) -> Result<Vec<u8>, LoadError> {
     use std::io::Read;
     use std::os::unix::fs::OpenOptionsExt;
@@ -423,4 +425,45 @@ fn one_line(s: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_plain_wasi;
+
+    const PREVIEW1: &str = r#"(module
+        (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+        (memory (export "memory") 1))"#;
+
+    #[test]
+    fn preview1_and_preview0_imports_are_plain() {
+        assert!(is_plain_wasi(PREVIEW1.as_bytes(), &[]));
+        let preview0 = r#"(module (import "wasi_unstable" "proc_exit" (func (param i32))))"#;
+        assert!(is_plain_wasi(preview0.as_bytes(), &[]));
+    }
+
+    #[test]
+    fn wasix_imports_and_shared_memory_are_not() {
+        let wasix =
+            r#"(module (import "wasix_32v1" "proc_fork" (func (param i32 i32) (result i32))))"#;
+        assert!(!is_plain_wasi(wasix.as_bytes(), &[]));
+        let shared = r#"(module (memory 1 1 shared))"#;
+        assert!(!is_plain_wasi(shared.as_bytes(), &[]));
+        let imported = r#"(module (import "env" "memory" (memory 1 1 shared)))"#;
+        assert!(!is_plain_wasi(imported.as_bytes(), &["env"]));
+        assert!(!is_plain_wasi(b"not a module", &[]));
+    }
+
+    /// A benchmark harness's stubs (Sightglass's `bench.start`/`bench.end`), preloaded: the
+    /// program stays plain when the module it imports from is linked; not otherwise.
+    #[test]
+    fn imports_from_linked_modules_are_plain() {
+        let bench = r#"(module
+            (import "bench" "start" (func))
+            (import "bench" "end" (func))
+            (import "wasi_snapshot_preview1" "proc_exit" (func (param i32))))"#;
+        assert!(is_plain_wasi(bench.as_bytes(), &["bench"]));
+        assert!(!is_plain_wasi(bench.as_bytes(), &[]));
+        assert!(!is_plain_wasi(bench.as_bytes(), &["other"]));
+    }
 }
