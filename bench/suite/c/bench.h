@@ -1,6 +1,7 @@
 /* What every C program of the suite shares: the scale argument, a deterministic generator,
- * the checksum line, and (built with -DBENCH_SIGNAL) a signal handler registered at start,
- * as a WASIX program with handlers does. */
+ * the checksum line, (built with -DBENCH_SIGNAL) a signal handler registered at start, as a
+ * WASIX program with handlers does, and (built with -DBENCH_HARNESS) a harness's start and
+ * end hooks imported from module `bench`. */
 #ifndef BENCH_H
 #define BENCH_H
 #include <stdint.h>
@@ -13,9 +14,20 @@ void wasix_callback_signal(const char *name, size_t len);
 __attribute__((export_name("__wasm_signal"))) void bench_on_signal(int sig) { (void)sig; }
 #endif
 
+#ifdef BENCH_HARNESS
+/* A benchmark harness's hooks, as Sightglass's programs import them; `bench/suite/bench.wat`
+ * provides them with `--preload bench=...` under either runtime. */
+__attribute__((import_module("bench"), import_name("start"))) void bench_harness_start(void);
+__attribute__((import_module("bench"), import_name("end"))) void bench_harness_end(void);
+#endif
+
 static inline int bench_start(int argc, char **argv) {
 #ifdef BENCH_SIGNAL
     wasix_callback_signal("__wasm_signal", 13);
+#endif
+#ifdef BENCH_HARNESS
+    bench_harness_start();
+    atexit(bench_harness_end);
 #endif
     int n = argc > 1 ? atoi(argv[1]) : 1;
     if (n <= 0) {
