@@ -294,21 +294,23 @@ fn version_flag() {
     assert!(r.stdout.starts_with("wasmix "), "{}", r.stdout);
 }
 
+/// A program that exits with `helper.add(20, 3)`: 23 once a helper is preloaded.
+const ADDS_WITH_HELPER: &str = r#"(module
+    (import "helper" "add" (func $add (param i32 i32) (result i32)))
+    (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
+    (memory (export "memory") 1)
+    (func (export "_start") (call $e (call $add (i32.const 20) (i32.const 3)))))"#;
+
+/// A helper with no imports at all.
+const PLAIN_HELPER: &str = r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
+
 #[test]
 fn preload_links_a_helper_module() {
     let dir = tempfile::tempdir().unwrap();
     let helper = dir.path().join("helper.wat");
-    std::fs::write(&helper, r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#).unwrap();
+    std::fs::write(&helper, PLAIN_HELPER).unwrap();
     let main = dir.path().join("main.wat");
-    std::fs::write(
-        &main,
-        r#"(module
-             (import "helper" "add" (func $add (param i32 i32) (result i32)))
-             (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
-             (memory (export "memory") 1)
-             (func (export "_start") (call $e (call $add (i32.const 20) (i32.const 3)))))"#,
-    )
-    .unwrap();
+    std::fs::write(&main, ADDS_WITH_HELPER).unwrap();
     let r = run(&[
         "run",
         "--preload",
@@ -345,17 +347,8 @@ fn checked_with_preload(dir: &std::path::Path, helper: &str, main: &std::path::P
 fn plain_preloads_keep_a_program_unchecked() {
     let dir = tempfile::tempdir().unwrap();
     let main = dir.path().join("main.wat");
-    std::fs::write(
-        &main,
-        r#"(module
-             (import "helper" "add" (func $add (param i32 i32) (result i32)))
-             (import "wasi_snapshot_preview1" "proc_exit" (func $e (param i32)))
-             (memory (export "memory") 1)
-             (func (export "_start") (call $e (call $add (i32.const 20) (i32.const 3)))))"#,
-    )
-    .unwrap();
-    let plain = r#"(module (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
-    assert!(!checked_with_preload(dir.path(), plain, &main));
+    std::fs::write(&main, ADDS_WITH_HELPER).unwrap();
+    assert!(!checked_with_preload(dir.path(), PLAIN_HELPER, &main));
     let wasix = r#"(module
         (import "wasix_32v1" "thread_id" (func (param i32) (result i32)))
         (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))"#;
