@@ -190,9 +190,18 @@ static size_t scan(size_t *out) {
     return n;
 }
 
-static void copy(char *to, const size_t *pages, size_t n) {
+// Where the copies go: IMAGE_PAGES pages.
+#define IMAGE_PAGES (4 * DIRTY)
+static char *image;
+
+// Copies `pages` into the image from its page `at` on.
+static void copy(size_t at, const size_t *pages, size_t n) {
+    if (at + n > IMAGE_PAGES) {
+        fprintf(stderr, "incr_floor: %zu pages found, room for %d\n", at + n, IMAGE_PAGES);
+        exit(1);
+    }
     for (size_t i = 0; i < n; i++)
-        memcpy(to + i * PAGE, mem + pages[i] * PAGE, PAGE);
+        memcpy(image + (at + i) * PAGE, mem + pages[i] * PAGE, PAGE);
 }
 
 int main(int argc, char **argv) {
@@ -212,13 +221,13 @@ int main(int argc, char **argv) {
     mem = mmap(NULL, LEN, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
     released = calloc(PAGES, 1);
     size_t *pages = malloc(PAGES * sizeof *pages), *more = malloc(PAGES * sizeof *more);
-    char *image = malloc(4 * DIRTY * PAGE);
+    image = malloc(IMAGE_PAGES * PAGE);
     uint64_t x = 0x9E3779B97F4A7C15u;
     for (size_t i = 0; i < LEN; i += 8) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         memcpy(mem + i, &x, 8);
     }
-    memset(image, 1, 4 * DIRTY * PAGE);
+    memset(image, 1, IMAGE_PAGES * PAGE);
     uffd = syscall(SYS_userfaultfd, O_CLOEXEC | O_NONBLOCK);
     struct uffdio_api api = {
         .api = UFFD_API,
@@ -261,13 +270,13 @@ int main(int argc, char **argv) {
             rearm(more, m);
             resume();
             held = now_us() - s;
-            copy(image, pages, n);
-            copy(image + n * PAGE, more, m);
+            copy(0, pages, n);
+            copy(n, more, m);
         } else if (!strcmp(mode, "async1")) {
             s = now_us();
             stop();
             n = scan(pages);
-            copy(image, pages, n);
+            copy(0, pages, n);
             resume();
             held = now_us() - s;
         } else {
@@ -276,11 +285,11 @@ int main(int argc, char **argv) {
             n = scan(pages);
             resume();
             held = now_us() - s;
-            copy(image, pages, n);
+            copy(0, pages, n);
             s = now_us();
             stop();
             m = scan(more);
-            copy(image + n * PAGE, more, m);
+            copy(n, more, m);
             resume();
             if (now_us() - s > held)
                 held = now_us() - s;
