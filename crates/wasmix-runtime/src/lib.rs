@@ -45,6 +45,7 @@ mod stack;
 mod tls;
 mod unwind;
 mod wpcopy;
+mod wpscan;
 
 mod host;
 
