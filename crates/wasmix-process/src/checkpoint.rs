@@ -13,6 +13,12 @@
 //! thread waking up or starting meanwhile goes on to its next safe point instead of waiting
 //! for the round to end. A capture round that cannot complete is ended by
 //! [`Coordinator::cancel`].
+//!
+//! A hold ([`Coordinator::hold`]) is a plain round with no action: once every thread is
+//! parked or asleep, the requester does its work while they stay so, and ends the round by
+//! dropping the [`Hold`]. Nothing is recorded: a thread held at a safe point goes on from
+//! there. It keeps a running thread off the memory for a moment, far cheaper than capturing
+//! it.
 
 use crate::ids::Tid;
 use crate::sync::{lock, wait, Arc, AtomicBool, Condvar, Mutex, Ordering};
@@ -176,6 +182,9 @@ impl std::future::Future for Ticket {
 struct Round {
     /// Every thread must park with a capture; sleepers do not count.
     capture: bool,
+    /// A hold: no action runs; once `held`, the requester ends the round.
+    hold: bool,
+    held: bool,
     trigger: Trigger,
     after: After,
     action: Option<SnapshotAction>,
@@ -200,7 +209,7 @@ impl State {
     fn ready(&self) -> bool {
         self.round.as_ref().is_some_and(|r| {
             let asleep = if r.capture { 0 } else { self.sleeping };
-            r.action.is_some() && r.parked + asleep >= self.live
+            (r.action.is_some() || r.hold && !r.held) && r.parked + asleep >= self.live
         })
     }
 
@@ -293,6 +302,68 @@ impl Coordinator {
         true
     }
 
+    /// Holds every thread of the process — at its next safe point, or in the interruptible
+    /// wait it sleeps in — until the returned [`Hold`] drops, waiting at most `limit` for
+    /// them; `None` if some thread did not come (the round is then ended) or another round
+    /// is open. `from_member`: the calling thread is one of the process's (it counts as
+    /// held). `nudge`, called once the round is open, makes running threads look in at their
+    /// safe points.
+    #[cfg(not(loom))]
+    pub fn hold(
+        self: &Arc<Self>,
+        limit: std::time::Duration,
+        from_member: bool,
+        nudge: impl FnOnce(),
+    ) -> Option<Hold> {
+        let deadline = std::time::Instant::now() + limit;
+        let mut st = lock(&self.state);
+        // Another hold goes first (a thread of the process waits for it as one held by it).
+        if from_member {
+            st.sleeping += 1;
+            st = self.run_if_ready(st);
+        }
+        while st.round.as_ref().is_some_and(|r| r.hold) && std::time::Instant::now() < deadline {
+            st = wait(&self.cv, st, Some(deadline));
+        }
+        if st.round.is_some() {
+            if from_member {
+                st.sleeping -= 1;
+            }
+            return None;
+        }
+        let done = Arc::new(Done {
+            result: Mutex::new(None),
+            cv: Condvar::new(),
+            wakers: Mutex::new(Vec::new()),
+        });
+        st.round = Some(Round {
+            capture: false,
+            hold: true,
+            held: false,
+            trigger: Trigger::Explicit,
+            after: After::Resume,
+            action: None,
+            captures: Vec::new(),
+            parked: 0,
+            done,
+        });
+        self.requested.store(true, Ordering::Release);
+        drop(st);
+        nudge();
+        let mut st = self.run_if_ready(lock(&self.state));
+        while !st.round.as_ref().is_some_and(|r| r.held) && std::time::Instant::now() < deadline {
+            st = wait(&self.cv, st, Some(deadline));
+        }
+        let held = st.round.as_ref().is_some_and(|r| r.held);
+        drop(st);
+        let hold = Hold {
+            coordinator: Arc::clone(self),
+            from_member,
+        };
+        // Not held: dropping it ends the round.
+        held.then_some(hold)
+    }
+
     fn open(
         &self,
         capture: bool,
@@ -307,11 +378,17 @@ impl Coordinator {
             wakers: Mutex::new(Vec::new()),
         });
         let mut st = lock(&self.state);
+        // A hold is short (and bounded): wait it out.
+        while st.round.as_ref().is_some_and(|r| r.hold) {
+            st = wait(&self.cv, st, None);
+        }
         if st.round.is_some() {
             return Err(CheckpointError::Busy);
         }
         st.round = Some(Round {
             capture,
+            hold: false,
+            held: false,
             trigger,
             after,
             action: Some(action),
@@ -326,6 +403,24 @@ impl Coordinator {
         Ok(Ticket { done })
     }
 
+    /// Called by a running thread wherever it can stop: sits out a hold (see
+    /// [`Coordinator::hold`]) until it ends; nothing else.
+    pub fn hold_point(&self) {
+        if !self.is_requested() {
+            return;
+        }
+        let mut st = lock(&self.state);
+        let mine = st.completed;
+        match st.round.as_mut() {
+            Some(r) if r.hold && !r.held => r.parked += 1,
+            _ => return,
+        }
+        st = self.run_if_ready(st);
+        while st.completed == mine {
+            st = wait(&self.cv, st, None);
+        }
+    }
+
     /// Called by a thread at a safe point: records `capture()` and parks until the round ends.
     pub fn safe_point(&self, tid: Tid, capture: impl FnOnce() -> Vec<u8>) -> Resume {
         if !self.is_requested() {
@@ -337,7 +432,13 @@ impl Coordinator {
             return Resume::Continue;
         };
         let done = Arc::clone(&round.done);
-        if round.action.is_some() {
+        if round.hold {
+            // Nothing to record: held where it is.
+            if !round.held {
+                round.parked += 1;
+                st = self.run_if_ready(st);
+            }
+        } else if round.action.is_some() {
             round.captures.push((tid, capture()));
             round.parked += 1;
             st = self.run_if_ready(st);
@@ -363,6 +464,11 @@ impl Coordinator {
             return st;
         }
         let round = st.round.as_mut().expect("ready implies a round");
+        if round.hold {
+            round.held = true;
+            self.cv.notify_all();
+            return st;
+        }
         let action = round.action.take().expect("ready implies an action");
         let captures = std::mem::take(&mut round.captures);
         let (trigger, sleeping) = (round.trigger, st.sleeping);
@@ -440,6 +546,28 @@ impl Coordinator {
     /// Threads registered.
     pub fn live(&self) -> usize {
         lock(&self.state).live
+    }
+}
+
+/// See [`Coordinator::hold`]: the process's threads stay held until this drops.
+pub struct Hold {
+    coordinator: Arc<Coordinator>,
+    from_member: bool,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let c = &self.coordinator;
+        let mut st = lock(&c.state);
+        if self.from_member {
+            st.sleeping -= 1;
+        }
+        if let Some(round) = st.round.take() {
+            debug_assert!(round.hold, "a hold's round is ended by its hold");
+            st.completed += 1;
+            c.requested.store(false, Ordering::Release);
+        }
+        c.cv.notify_all();
     }
 }
 
@@ -697,5 +825,60 @@ mod tests {
             std::future::Future::poll(t.as_mut(), &mut cx),
             std::task::Poll::Ready(Ok(After::Resume))
         );
+    }
+
+    #[test]
+    fn a_hold_keeps_threads_at_their_safe_points_and_sleepers_asleep_until_it_drops() {
+        use std::sync::atomic::AtomicBool;
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        c.register_thread(false);
+        let asleep = c.sleep();
+        let left = Arc::new(AtomicBool::new(false));
+        let (c2, l2) = (Arc::clone(&c), Arc::clone(&left));
+        let runner = std::thread::spawn(move || {
+            // A running thread: it looks at its safe point until a round is open.
+            while !c2.is_requested() {
+                std::thread::yield_now();
+            }
+            c2.hold_point();
+            l2.store(true, Ordering::SeqCst);
+        });
+        let hold = c
+            .hold(std::time::Duration::from_secs(60), false, || {})
+            .expect("both threads are held");
+        assert!(!c.capture_requested());
+        assert!(!left.load(Ordering::SeqCst), "held until the hold drops");
+        drop(hold);
+        runner.join().unwrap();
+        assert!(left.load(Ordering::SeqCst));
+        drop(asleep); // returns at once: the round is over
+        assert!(!c.is_requested());
+        assert_eq!(c.idleness().1, 1, "a wake-up after a hold counts");
+    }
+
+    #[test]
+    fn a_hold_a_thread_never_comes_to_ends_and_leaves_no_round_open() {
+        let c = Arc::new(Coordinator::new());
+        c.register_thread(false);
+        assert!(c
+            .hold(std::time::Duration::from_millis(1), false, || {})
+            .is_none());
+        assert!(!c.is_requested());
+        // The caller itself, a thread of the process, counts as held.
+        let hold = c.hold(std::time::Duration::from_secs(60), true, || {});
+        assert!(hold.is_some());
+        // A snapshot asked for meanwhile waits for the hold to end.
+        let c2 = Arc::clone(&c);
+        let asking = std::thread::spawn(move || {
+            c2.request(Trigger::Explicit, After::Resume, noop())
+                .expect("the hold's round is over")
+        });
+        drop(hold);
+        while !c.is_requested() {
+            std::thread::yield_now();
+        }
+        drop(c.sleep()); // the only thread asleep: the round runs
+        assert_eq!(asking.join().unwrap().wait(), Ok(After::Resume));
     }
 }

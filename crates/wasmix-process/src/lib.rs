@@ -29,8 +29,8 @@ mod timer;
 
 pub use backoff::{CpuBackoff, RunToken};
 pub use checkpoint::{
-    After, CheckpointError, Coordinator, Resume, SleepGuard, Snapshot, SnapshotAction, Ticket,
-    Trigger,
+    After, CheckpointError, Coordinator, Hold, Resume, SleepGuard, Snapshot, SnapshotAction,
+    Ticket, Trigger,
 };
 #[cfg(not(loom))]
 pub use control::{ControlPlane, Limits};
