@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{memfd_create, MemfdFlags};
 use rustix::mm::{mmap, mprotect, MapFlags, MprotectFlags, ProtFlags};
 
-use crate::wpcopy::{WpCopy, WpError, WpWaiter};
+use crate::wpcopy::{Hold, WpCopy, WpError, WpWaiter};
 
 /// The address range of one linear memory: `len` bytes accessible now, `span` bytes reserved
 /// for it by the engine (all of which the memory may grow into).
@@ -220,9 +220,18 @@ impl ForkMemory {
     /// an increment of it (the pages written since) — unless the mapping changed since,
     /// which ends the tracking: a full copy again.
     ///
+    /// `hold` stops the process's threads for a moment, for what is much cheaper with them
+    /// stopped (see [`WpCopy::rearm`]); `caller_writes`: the calling thread is one of them.
+    ///
     /// # Safety
     /// `memory` must lie within this memory's accessible range.
-    pub unsafe fn arm(&self, memory: Region, incremental: bool) -> Result<Arc<WpCopy>, WpError> {
+    pub unsafe fn arm(
+        &self,
+        memory: Region,
+        incremental: bool,
+        hold: Option<Hold>,
+        caller_writes: bool,
+    ) -> Result<Arc<WpCopy>, WpError> {
         let mut mapping = self.mapping.lock().unwrap_or_else(|e| e.into_inner());
         if mapping.retired {
             return Err(WpError::Cancelled);
@@ -234,7 +243,7 @@ impl ForkMemory {
             .clone();
         if let Some(t) = tracker.filter(|_| incremental) {
             // Waits for the last copy to be read; fails if it stopped tracking.
-            if t.rearm().is_ok() {
+            if t.rearm(caller_writes).is_ok() {
                 mapping.len = memory.len;
                 *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.waiter());
                 return Ok(t);
@@ -244,7 +253,7 @@ impl ForkMemory {
         // SAFETY: as the caller vouches; the mapping stays until the copy is read (or, kept,
         // until it is dropped or ended), as everyone who changes it settles first (under the
         // lock held here).
-        let copy = Arc::new(unsafe { WpCopy::arm(memory.base, memory.len, incremental) }?);
+        let copy = Arc::new(unsafe { WpCopy::arm(memory.base, memory.len, incremental, hold) }?);
         mapping.len = memory.len;
         *self.copy.lock().unwrap_or_else(|e| e.into_inner()) = Some(copy.waiter());
         if incremental {
@@ -514,7 +523,7 @@ mod tests {
 
         // Armed, not sealed: the fork goes ahead and the copy is given up.
         // SAFETY: the accessible range of this test's memory.
-        let armed = unsafe { mem.arm(parent.0, false) }.unwrap();
+        let armed = unsafe { mem.arm(parent.0, false, None, false) }.unwrap();
         let child = Reservation::new(2 * MIB, 16 * MIB);
         // SAFETY: whole reservations of this test, the target unused by anyone else.
         let _c = unsafe { mem.fork(parent.0, child.0) }.unwrap();
@@ -524,7 +533,7 @@ mod tests {
 
         // Sealed: the fork waits until the copy is read, which sees the memory as sealed.
         // SAFETY: as above.
-        let copy = unsafe { mem.arm(parent.0, false) }.unwrap();
+        let copy = unsafe { mem.arm(parent.0, false, None, false) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(parent.0.len) }.unwrap();
         parent.set(10, 2);

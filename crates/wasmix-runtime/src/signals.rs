@@ -80,6 +80,7 @@ pub(crate) fn arm(store: &mut Store<Host>) {
             cx.set_epoch_deadline(u64::MAX / 2);
             deliver(&mut cx)?;
         }
+        crate::snapshot::held(cx.data());
         Ok(UpdateDeadline::Continue(1))
     });
 }

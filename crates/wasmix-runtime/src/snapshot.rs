@@ -34,7 +34,7 @@ use crate::host::{
     Durable, GuestMemory, Host, Job, Journaling, MemoryImage, ProcessCtx, ProcessJob,
 };
 use crate::stack::{Capture, Resumption, ThreadSnapshot};
-use crate::wpcopy::WpCopy;
+use crate::wpcopy::{Hold, WpCopy};
 
 /// The exit code of a process stopped after a snapshot (`--stop-after-snapshot`):
 /// EX_TEMPFAIL, "try again later" — restore it to go on.
@@ -123,7 +123,9 @@ pub(crate) fn request(
     let armed = if journal.stop_after() {
         None
     } else {
-        arm(ctx, memory_len)
+        // A guest's own call (the only caller that knows the memory's size) comes from a
+        // thread of the process, which a hold must count as held.
+        arm(ctx, memory_len, memory_len.is_some())
     };
     let mut armed = Some(armed);
     let mut opened: Vec<&Arc<ProcessCtx>> = Vec::new();
@@ -524,7 +526,7 @@ fn ended(status: ExitStatus) -> record::Ended {
 /// Write-protects the memory while the threads still run, so the pause only re-protects
 /// what they write until they park (see [`crate::wpcopy`]). `None` where that cannot be
 /// done; the snapshot then protects (or freezes) the memory while paused.
-fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<Arc<WpCopy>> {
+fn arm(ctx: &Arc<ProcessCtx>, memory_len: Option<usize>, from_member: bool) -> Option<Arc<WpCopy>> {
     let memory = ctx.fork_memory()?;
     let len = ctx
         .image
@@ -536,7 +538,7 @@ fn arm(ctx: &ProcessCtx, memory_len: Option<usize>) -> Option<Arc<WpCopy>> {
     let incremental = ctx.journal().is_some_and(|j| j.incremental());
     let started = std::time::Instant::now();
     // SAFETY: the memory is at least `len` bytes long (memories never shrink).
-    match unsafe { memory.arm(region, incremental) } {
+    match unsafe { memory.arm(region, incremental, Some(hold_of(ctx)), from_member) } {
         Ok(copy) => {
             tracing::debug!("snapshot: memory armed in {:?}", started.elapsed());
             Some(copy)
@@ -655,6 +657,33 @@ pub(crate) fn park(
     }
 }
 
+/// How long an increment waits for the process's threads to be held for its scan before
+/// it scans beside them: a thread in a host call that does not block holds it up.
+const HOLD_LIMIT: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// Stops the threads of `ctx`'s process for a moment: a hold of its checkpoint barrier
+/// ([`Coordinator::hold`](wasmix_process::Coordinator::hold)), which running threads join at
+/// their next epoch check ([`held`]).
+fn hold_of(ctx: &Arc<ProcessCtx>) -> Hold {
+    let ctx = Arc::downgrade(ctx);
+    Arc::new(move |from_member: bool| {
+        let ctx = ctx.upgrade()?;
+        let engine = ctx.runtime.engine();
+        let hold = ctx
+            .process
+            .checkpoint()
+            .hold(HOLD_LIMIT, from_member, || engine.increment_epoch())?;
+        Some(Box::new(hold) as Box<dyn Send>)
+    })
+}
+
+/// Sits out a hold of the thread's process ([`Coordinator::hold`](wasmix_process::Coordinator::hold)),
+/// where running wasm checks in (its epoch deadline): the thread stays where it is, nothing
+/// recorded, until the hold ends.
+pub(crate) fn held(host: &Host) {
+    host.ctx.process.checkpoint().hold_point();
+}
+
 /// Whether the thread of `host` should unwind for a snapshot now: a capture round is open and
 /// its program can be captured (and it is not mid-capture already). A thread running a
 /// signal handler goes on until the handler returns: the handler runs inside a host call, so
@@ -725,7 +754,7 @@ fn thread_record(
 /// `incremental`: the copy may be one of the pages written since the last snapshot (the
 /// root's); `armed`, a copy armed when the snapshot was asked for.
 fn capture(
-    ctx: &ProcessCtx,
+    ctx: &Arc<ProcessCtx>,
     armed: Option<Arc<WpCopy>>,
     incremental: bool,
     live: bool,
@@ -766,7 +795,7 @@ fn capture(
             });
             // SAFETY: as above.
             let copy = sealed.map(Ok).unwrap_or_else(|| unsafe {
-                let c = m.arm(r, incremental)?;
+                let c = m.arm(r, incremental, Some(hold_of(ctx)), false)?;
                 c.seal(r.len).map(|()| c)
             });
             match copy {

@@ -41,20 +41,24 @@
 //!
 //! **Tracking by scan.** Where the kernel has async write protection ([`WrittenPages`],
 //! Linux 6.7+), a kept copy hands its memory over to it chunk by chunk as the full copy is
-//! read: the chunk leaves this module's registration and is covered in async mode, where
-//! the kernel lets writes through itself (no round trip to the handler), and a page that
-//! differs from the chunk just read was written in between and is noted. An increment then
-//! needs no re-protection call per page, which while the process runs costs a TLB-shootdown
-//! interrupt into every CPU running it: the rearm takes the written pages in one scan (which
-//! protects them again) and copies them while the threads run; the seal, with the threads
-//! stopped, takes again just the pages written since — during that copy — and copies those.
-//! A page copied at the rearm and not taken at the seal was not written in between, so
-//! every page is as it was at the seal; the reader takes all of them from the copies.
+//! read: a handover thread takes read chunks out of this module's registration and covers
+//! them in async mode, where the kernel lets writes through itself (no round trip to the
+//! handler). It does so a few chunks at a time with the writers held ([`Hold`]), so nothing
+//! is written while a chunk is protected by neither; a chunk handed over unheld counts as
+//! written whole. An increment then needs no re-protection call per page, which while the
+//! process runs costs a TLB-shootdown interrupt into every CPU running it: the rearm, with
+//! the writers held, hands over what is left and takes the written pages in one scan
+//! (which protects them again), then copies them while the threads run; the seal, with the
+//! threads stopped, takes again just the pages written since — during that copy — and
+//! copies those. A page copied at the rearm and not taken at the seal was not written in
+//! between, so every page is as it was at the seal; the reader takes all of them from the
+//! copies.
 //!
 //! ```text
-//!   full copy (keep) ── read chunk c ──► c: unregistered here, covered by the scanner,
-//!                                         compared with what was read (differing: dirty)
-//!   rearm (running): scan → written pages, protected again; copy them
+//!   full copy (keep) ── read chunk c ──► handover thread, writers held: c unregistered
+//!                                         here, covered by the scanner
+//!   rearm (writers held): rest handed over; scan → written pages, protected again
+//!         (running):      copy them
 //!   seal (stopped):  scan → written since the rearm; copy them (and growth, whole)
 //! ```
 //!
@@ -91,6 +95,14 @@ const ARM_PIECE: usize = 4 << 20;
 /// pages between: protecting a page again costs ~0.1 µs, a call's TLB shootdown into a CPU
 /// running one of the process's threads ~10-20 µs (see [`WpCopy::rearm`]).
 const REARM_GAP: usize = 32;
+
+/// Chunks handed over to the scanner per hold of the writers (~60 µs a chunk here:
+/// unregistering it, covering it again).
+const HANDOVER_BATCH: usize = 4;
+
+/// Stops the memory's writers until the guard it returns drops; `None` if it could not.
+/// The argument says the calling thread is one of them (it counts as stopped).
+pub(crate) type Hold = Arc<dyn Fn(bool) -> Option<Box<dyn Send>> + Send + Sync>;
 
 /// `UFFDIO_WRITEPROTECT_MODE_WP` (linux/userfaultfd.h): protect rather than release.
 const MODE_WP: u64 = 1;
@@ -246,6 +258,8 @@ struct Shared {
     /// Kept copies where the kernel has async write protection: writes after the full
     /// copy are tracked by it, chunk by chunk as the copy is read (see [`Shared::switch`]).
     scanner: Option<WrittenPages>,
+    /// Stops the memory's writers: for handing chunks over, and for an increment's scan.
+    hold: Option<Hold>,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -257,6 +271,8 @@ pub(crate) struct WpCopy {
     shared: Arc<Shared>,
     stop: OwnedFd,
     handler: Option<std::thread::JoinHandle<()>>,
+    /// Hands read chunks of a kept copy over to the scanner (see [`hand_over`]).
+    handover: Option<std::thread::JoinHandle<()>>,
 }
 
 /// A handle that waits for a copy to be read, without being able to read it.
@@ -391,11 +407,10 @@ impl Shared {
     }
 
     /// Hands chunk `chunk` of a kept copy from the handler over to the scanner, once it is
-    /// read: unregisters it here, covers it there, and notes dirty every page that differs
-    /// from `at_seal` (the chunk's bytes at the seal; `None`: every page). The comparison
-    /// catches what was written while the chunk was protected by neither; a write before
-    /// that the handler noted already, one after it the scanner finds.
-    fn switch(&self, st: &mut State, chunk: usize, at_seal: Option<&[u8]>) -> io::Result<()> {
+    /// read: unregisters it here and covers it there. `held`: the writers are stopped, so
+    /// nothing is written in between; otherwise every page of the chunk counts as written
+    /// (a write in between would be seen by neither).
+    fn switch(&self, st: &mut State, chunk: usize, held: bool) -> io::Result<()> {
         let Some(scanner) = &self.scanner else {
             return Ok(());
         };
@@ -408,33 +423,60 @@ impl Shared {
         // (Linux 6.18 wakes only for missing-page registrations).
         wake(self, from, to)?;
         #[cfg(test)]
-        tests_support::SWITCH_WINDOW.with(|w| {
-            if let Some(write) = w.borrow_mut().as_mut() {
-                write(self.base + from);
-            }
-        });
+        tests_support::in_switch_window(self.base + from);
         scanner.cover(from, to)?;
-        // SAFETY: the range is mapped (the caller of `arm` keeps it so); racing writes are
-        // the guest's, and only make a page count as written.
-        let live =
-            unsafe { std::slice::from_raw_parts((self.base + from) as *const u8, to - from) };
-        for page in from / PAGE..to / PAGE {
-            let at = page * PAGE - from;
-            let same = at_seal.is_some_and(|b| b[at..at + PAGE] == live[at..at + PAGE]);
-            if !same {
-                st.dirty[page] = true;
+        if !held {
+            st.dirty[from / PAGE..to / PAGE]
+                .iter_mut()
+                .for_each(|d| *d = true);
+        }
+        Ok(())
+    }
+
+    /// The next read chunks of a kept copy not handed over to the scanner yet, at most
+    /// [`HANDOVER_BATCH`] of them (all with `all`).
+    fn unswitched(st: &State, all: bool) -> Vec<usize> {
+        let ready = (0..st.read.len()).filter(|c| st.read[*c] && !st.switched[*c]);
+        if all {
+            ready.collect()
+        } else {
+            ready.take(HANDOVER_BATCH).collect()
+        }
+    }
+
+    /// Hands `chunks` over to the scanner (those not handed over meanwhile); `held` as for
+    /// [`Shared::switch`].
+    fn switch_all(&self, st: &mut State, chunks: &[usize], held: bool) -> io::Result<()> {
+        for &c in chunks {
+            if !st.switched[c] {
+                self.switch(st, c, held)?;
             }
         }
+        self.changed.notify_all();
         Ok(())
     }
 
     /// [`WpCopy::rearm`] with the scanner: takes the pages written since the last seal (the
     /// scan protects them again) and copies them, while the process runs. A page written
     /// after its copy is found again by the seal, and copied again then.
-    fn rearm_scanned(&self, mut st: MutexGuard<'_, State>) -> Result<(), WpError> {
+    fn rearm_scanned(&self, st: MutexGuard<'_, State>, caller_writes: bool) -> Result<(), WpError> {
         let Some(scanner) = &self.scanner else {
             return Err(WpError::Cancelled);
         };
+        drop(st);
+        let held = self.hold.as_ref().and_then(|h| h(caller_writes));
+        let was_held = held.is_some();
+        let started = std::time::Instant::now();
+        let mut st = self.lock();
+        if st.finished || !st.tracking {
+            return Err(WpError::Cancelled);
+        }
+        // What the handover has not reached yet is handed over now, in the same hold.
+        let rest = Shared::unswitched(&st, true);
+        if let Err(e) = self.switch_all(&mut st, &rest, was_held) {
+            self.finish(&mut st);
+            return Err(WpError::Protect(e));
+        }
         let mut carried: Vec<usize> = st
             .dirty
             .iter()
@@ -448,9 +490,10 @@ impl Shared {
         st.saved.clear();
         st.dirty.iter_mut().for_each(|d| *d = false);
         drop(st);
-        let started = std::time::Instant::now();
         let noted = carried.len();
-        if let Err(e) = scanner.take(0, len, &mut carried) {
+        let taken = scanner.take(0, len, &mut carried);
+        drop(held);
+        if let Err(e) = taken {
             self.finish(&mut self.lock());
             return Err(WpError::Protect(e));
         }
@@ -471,8 +514,8 @@ impl Shared {
             unsafe { copies.put(p, (self.base + p * PAGE) as *const u8) };
         }
         tracing::debug!(
-            "snapshot memory copy: rearm took {} pages ({noted} noted) in {scanned:?}, copied \
-             in {:?}",
+            "snapshot memory copy: rearm took {} pages ({noted} noted) in {scanned:?} (threads \
+             held: {was_held}), copied in {:?}",
             carried.len(),
             started.elapsed() - scanned
         );
@@ -566,9 +609,14 @@ impl WpCopy {
     /// # Safety
     /// The range must be mapped readable and writable, and stay mapped until the copy is
     /// cancelled or dropped (or read, without `keep`).
-    pub unsafe fn arm(base: *mut u8, len: usize, keep: bool) -> Result<WpCopy, WpError> {
+    pub unsafe fn arm(
+        base: *mut u8,
+        len: usize,
+        keep: bool,
+        hold: Option<Hold>,
+    ) -> Result<WpCopy, WpError> {
         // SAFETY: as the caller vouches.
-        unsafe { WpCopy::arm_with(base, len, keep, true) }
+        unsafe { WpCopy::arm_with(base, len, keep, true, hold) }
     }
 
     /// [`WpCopy::arm`]; `scan`: a kept copy may track writes with [`WrittenPages`].
@@ -580,6 +628,7 @@ impl WpCopy {
         len: usize,
         keep: bool,
         scan: bool,
+        hold: Option<Hold>,
     ) -> Result<WpCopy, WpError> {
         let base = base as usize;
         assert!(
@@ -600,6 +649,7 @@ impl WpCopy {
             uffd,
             base,
             scanner,
+            hold,
             state: Mutex::new(State {
                 len,
                 sealed: false,
@@ -637,12 +687,29 @@ impl WpCopy {
                     .spawn(move || handle(&shared, &stop))
             })
             .map_err(|e| fail(&shared, WpError::Protect(e)))?;
+        let handover = if copy_scans(&shared) {
+            let mine = Arc::clone(&shared);
+            let spawned = std::thread::Builder::new()
+                .name("wasmix-wp-handover".into())
+                .spawn(move || hand_over(&mine));
+            match spawned {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    let _ = rustix::io::write(&stop, &1u64.to_ne_bytes());
+                    let _ = handler.join();
+                    return Err(fail(&shared, WpError::Protect(e)));
+                }
+            }
+        } else {
+            None
+        };
         static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let copy = WpCopy {
             id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             shared,
             stop,
             handler: Some(handler),
+            handover,
         };
         if let Err(e) = copy.shared.cover(0, len) {
             return Err(WpError::Unavailable(e));
@@ -725,7 +792,13 @@ impl WpCopy {
     /// notes its page, as when arming); [`WpCopy::seal`] follows. Waits until the last copy
     /// is read. Fails if the copy no longer tracks (it was cancelled or ended): take a full
     /// copy then.
-    pub fn rearm(&self) -> Result<(), WpError> {
+    ///
+    /// `hold` keeps the process's threads off the memory while its guard lives (`None`: it
+    /// could not), for the one step that is much faster with them stopped: the scan that
+    /// takes the written pages where the kernel tracks them (~0.25 ms for 256 MiB, against
+    /// 1.6-2.3 ms beside a running thread, whose CPU every re-protection interrupts). Without
+    /// it the scan runs beside them, and is as correct.
+    pub fn rearm(&self, caller_writes: bool) -> Result<(), WpError> {
         let s = &self.shared;
         let mut st = s.lock();
         while st.sealed && !st.tracking && !st.finished {
@@ -734,8 +807,8 @@ impl WpCopy {
         if st.finished || !st.tracking {
             return Err(WpError::Cancelled);
         }
-        if s.scanner.is_some() && st.switched.iter().all(|c| *c) {
-            return s.rearm_scanned(st);
+        if s.scanner.is_some() {
+            return s.rearm_scanned(st, caller_writes);
         }
         let carried: Vec<usize> = st
             .dirty
@@ -811,6 +884,22 @@ impl WpCopy {
         self.shared.scanner.is_some() && st.switched.iter().all(|c| *c)
     }
 
+    /// Waits until the handover thread is done (every chunk of a kept copy handed over to
+    /// the scanner, or the copy ended).
+    #[cfg(test)]
+    pub fn wait_handed_over(&self) {
+        let s = &self.shared;
+        let mut st = s.lock();
+        while s.scanner.is_some()
+            && st.keep
+            && !st.finished
+            && !st.ending
+            && st.switched.iter().any(|c| !*c)
+        {
+            st = s.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     /// Stops tracking (the next copy must be a full one): releases and unregisters.
     pub fn end(&self) {
         self.shared.finish(&mut self.shared.lock());
@@ -827,12 +916,9 @@ impl WpCopy {
         if let Some(r) = st.read.get_mut(offset / CHUNK) {
             *r = true;
         }
-        if st.keep && !st.copied && st.switched.get(offset / CHUNK) == Some(&false) {
-            // Not read, so not compared: the next increment takes all of it.
-            if let Err(e) = s.switch(&mut st, offset / CHUNK, None) {
-                tracing::warn!("snapshot memory copy: tracking by scan failed ({e})");
-                st.ending = true;
-            }
+        if st.keep && s.scanner.is_some() {
+            // For the handover.
+            s.changed.notify_all();
         }
         s.chunk_done(&mut st);
     }
@@ -934,11 +1020,9 @@ impl WpCopy {
         }
         st.read[offset / CHUNK] = true;
         let keep = st.keep;
-        if keep && held.is_none() && !st.switched[offset / CHUNK] {
-            if let Err(e) = s.switch(&mut st, offset / CHUNK, Some(buf)) {
-                tracing::warn!("snapshot memory copy: tracking by scan failed ({e})");
-                st.ending = true;
-            }
+        if keep && s.scanner.is_some() {
+            // For the handover.
+            s.changed.notify_all();
         }
         if s.chunk_done(&mut st) || keep {
             // Finished; or tracking writes from now on, so the chunk stays protected.
@@ -959,6 +1043,55 @@ impl Drop for WpCopy {
         if let Some(h) = self.handler.take() {
             let _ = h.join();
         }
+        // It sees the copy finished (at most a hold's wait from now).
+        if let Some(h) = self.handover.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Whether `shared` is a kept copy whose writes the scanner is to track.
+fn copy_scans(shared: &Shared) -> bool {
+    shared.scanner.is_some() && shared.lock().keep
+}
+
+/// The handover thread of a kept copy with a scanner: as the full copy is read, hands its
+/// read chunks over to the scanner, a few at a time while the writers are held (a hold of
+/// ~0.25 ms), so the reader — the snapshot's way to durable — does not wait for it. Ends
+/// once every chunk is handed over (an increment's rearm hands over what is left itself),
+/// or when the copy ends.
+fn hand_over(s: &Shared) {
+    crate::sched::background();
+    loop {
+        let batch = {
+            let mut st = s.lock();
+            loop {
+                if st.finished || st.ending {
+                    return;
+                }
+                if st.sealed && !st.switched.is_empty() && st.switched.iter().all(|c| *c) {
+                    return;
+                }
+                let batch = Shared::unswitched(&st, false);
+                if st.sealed && !batch.is_empty() {
+                    break batch;
+                }
+                st = s.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+            }
+        };
+        let held = s.hold.as_ref().and_then(|h| h(false));
+        let mut st = s.lock();
+        if st.finished || st.ending || !st.sealed {
+            return;
+        }
+        if let Err(e) = s.switch_all(&mut st, &batch, held.is_some()) {
+            tracing::warn!("snapshot memory copy: tracking by scan failed ({e})");
+            st.ending = true;
+            s.changed.notify_all();
+            return;
+        }
+        drop(st);
+        drop(held);
     }
 }
 
@@ -1098,14 +1231,23 @@ fn handle(s: &Shared, stop: &OwnedFd) {
 pub(crate) mod tests_support {
     pub(crate) use crate::wpscan::tests_support::Shm;
 
-    /// What runs in the window [`SWITCH_WINDOW`] opens.
-    pub(crate) type WindowWrite = Option<Box<dyn FnMut(usize)>>;
+    /// What runs in a chunk's handover window: called with the chunk's address.
+    pub(crate) type WindowWrite = Box<dyn FnMut(usize) + Send>;
 
-    thread_local! {
-        /// Called (with the chunk's address) while a chunk being switched to the scanner
-        /// is protected by neither the handler nor the scanner.
-        pub(crate) static SWITCH_WINDOW: std::cell::RefCell<WindowWrite> =
-            const { std::cell::RefCell::new(None) };
+    /// Runs while a chunk being handed over to the scanner is protected by neither the
+    /// handler nor the scanner (tests only; a hook that is not the test's own memory's
+    /// must leave other chunks alone, as tests run side by side).
+    pub(crate) static SWITCH_WINDOW: std::sync::Mutex<Option<WindowWrite>> =
+        std::sync::Mutex::new(None);
+
+    pub(crate) fn in_switch_window(chunk: usize) {
+        if let Some(write) = SWITCH_WINDOW
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            write(chunk);
+        }
     }
 }
 
@@ -1120,7 +1262,7 @@ mod tests {
     /// As for [`WpCopy::arm`] and [`WpCopy::seal`].
     unsafe fn take(base: *mut u8, len: usize) -> Result<WpCopy, WpError> {
         // SAFETY: as the caller vouches.
-        let copy = unsafe { WpCopy::arm(base, len, false) }?;
+        let copy = unsafe { WpCopy::arm(base, len, false, None) }?;
         // SAFETY: as the caller vouches.
         unsafe { copy.seal(len) }?;
         Ok(copy)
@@ -1224,7 +1366,7 @@ mod tests {
         shm.set(7, 1);
         // Armed for the first chunk only: the memory "grows" to four before the seal.
         // SAFETY: the test's own mapping, mapped throughout.
-        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false, None) }.unwrap();
         // Written after arming but before the instant of the copy: part of it.
         shm.set(7, 2);
         shm.set(3 * CHUNK + 1, 3);
@@ -1242,7 +1384,7 @@ mod tests {
     fn remapping_before_the_seal_cancels_the_copy() {
         let shm = Shm::new(CHUNK);
         // SAFETY: the test's own mapping, mapped throughout.
-        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
+        let copy = unsafe { WpCopy::arm(shm.base, CHUNK, false, None) }.unwrap();
         // What a fork or an unmap does first: it must not wait for a seal that may never
         // come (the round waits for the forking thread).
         copy.waiter().wait_read();
@@ -1252,10 +1394,54 @@ mod tests {
         assert!(matches!(sealed, Err(WpError::Cancelled)));
         // A seal shorter than the armed length is refused, not trusted.
         // SAFETY: as above.
-        let again = unsafe { WpCopy::arm(shm.base, CHUNK, false) }.unwrap();
+        let again = unsafe { WpCopy::arm(shm.base, CHUNK, false, None) }.unwrap();
         // SAFETY: as above.
         assert!(unsafe { again.seal(CHUNK / 2) }.is_err());
         shm.set(0, 2);
+    }
+
+    /// The hold of a test with no other writer: the test's own thread, which does not
+    /// write while the copy hands chunks over ([`read_held`] waits for that).
+    fn still() -> Option<Hold> {
+        Some(Arc::new(|_| Some(Box::new(()) as Box<dyn Send>)))
+    }
+
+    /// Where a test's writer thread passes for each write, and a hold stops it: a writer
+    /// marks itself writing, then looks for holders; a holder counts itself in, then waits
+    /// for the writer to be out (both sequentially consistent: one of them sees the other).
+    #[derive(Default)]
+    struct Gate {
+        holders: std::sync::atomic::AtomicUsize,
+        writing: std::sync::atomic::AtomicBool,
+    }
+
+    impl Gate {
+        /// Runs `write` unless held (then `false`).
+        fn pass(&self, write: impl FnOnce()) -> bool {
+            use std::sync::atomic::Ordering::SeqCst;
+            self.writing.store(true, SeqCst);
+            let open = self.holders.load(SeqCst) == 0;
+            if open {
+                write();
+            }
+            self.writing.store(false, SeqCst);
+            open
+        }
+
+        fn hold(gate: &Arc<Gate>) -> Box<dyn Send> {
+            use std::sync::atomic::Ordering::SeqCst;
+            struct Held(Arc<Gate>);
+            impl Drop for Held {
+                fn drop(&mut self) {
+                    self.0.holders.fetch_sub(1, SeqCst);
+                }
+            }
+            gate.holders.fetch_add(1, SeqCst);
+            while gate.writing.load(SeqCst) {
+                std::thread::yield_now();
+            }
+            Box::new(Held(Arc::clone(gate)))
+        }
     }
 
     /// Runs `test` with a kept copy's writes tracked by its handler, then by the scanner
@@ -1296,6 +1482,7 @@ mod tests {
                 }
             }
         }
+        copy.wait_handed_over();
         out
     }
 
@@ -1309,7 +1496,7 @@ mod tests {
         let shm = Shm::new(len);
         shm.set(0, 1);
         // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
-        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan) }.unwrap();
+        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan, still()) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         assert_eq!(copy.held_pages(), None, "the first copy is a full one");
@@ -1324,7 +1511,7 @@ mod tests {
         shm.set(5 * PAGE, 8);
         shm.set(5 * PAGE + 1, 8);
         shm.set(CHUNK + 9 * PAGE, 9);
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // Written while armed, before the seal: part of this increment.
         shm.set(2 * CHUNK, 10);
         // SAFETY: as above.
@@ -1355,7 +1542,7 @@ mod tests {
         );
         assert_eq!(copy.generation(), 2);
         // The next increment holds what was written after that seal.
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         assert_eq!(read_held(&copy), [(1, 12), (5, 11)]);
@@ -1373,7 +1560,7 @@ mod tests {
         let len = 2 * CHUNK;
         let shm = Shm::new(len);
         // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
-        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan) }.unwrap();
+        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan, still()) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         read_held(&copy);
@@ -1383,7 +1570,7 @@ mod tests {
         for (k, p) in near.iter().chain([&far]).enumerate() {
             shm.set(p * PAGE, k as u8 + 1);
         }
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         assert_eq!(
@@ -1393,7 +1580,7 @@ mod tests {
         // A clean page inside the span, and a written one, after that seal.
         shm.set((near[0] + 1) * PAGE, 5);
         shm.set(near[1] * PAGE, 6);
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         assert_eq!(read_held(&copy), [(near[0] + 1, 5), (near[1], 6)]);
@@ -1409,12 +1596,12 @@ mod tests {
         let shm = Shm::new(len);
         // Tracks the first chunk only; the memory "grows" to two before the next seal.
         // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
-        let copy = unsafe { WpCopy::arm_with(shm.base, CHUNK, true, scan) }.unwrap();
+        let copy = unsafe { WpCopy::arm_with(shm.base, CHUNK, true, scan, still()) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(CHUNK) }.unwrap();
         read_held(&copy);
         shm.set(CHUNK + 3 * PAGE, 4);
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         let held = copy.held_pages().unwrap();
@@ -1430,59 +1617,57 @@ mod tests {
         copy.waiter().wait_read();
         assert!(!copy.waiter().active());
         shm.set(0, 5);
-        assert!(matches!(copy.rearm(), Err(WpError::Cancelled)));
+        assert!(matches!(copy.rearm(false), Err(WpError::Cancelled)));
     }
 
     /// Increments taken while another thread writes at random (between seals, and while
     /// each increment is armed and read) compose with the full copy to the memory as it
-    /// was at each seal.
+    /// was at each seal: with the writer held for handovers and scans, and without.
     #[test]
     fn increments_compose_to_the_memory_at_each_seal_while_a_thread_writes() {
-        both_ways(increments_compose_to_the_memory_at_each_seal_while_a_thread_writes_by);
+        both_ways(|scan| racing_writer(scan, true));
+        both_ways(|scan| racing_writer(scan, false));
     }
 
-    fn increments_compose_to_the_memory_at_each_seal_while_a_thread_writes_by(scan: bool) {
+    fn racing_writer(scan: bool, holds: bool) {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
         let len = 4 * CHUNK;
         let shm = Arc::new(Shm::new(len));
         let bytes = |shm: &Shm| {
-            // SAFETY: the test's own mapping; read while its writer is paused.
+            // SAFETY: the test's own mapping; read while its writer is held.
             unsafe { std::slice::from_raw_parts(shm.base, shm.len) }.to_vec()
         };
-        // SAFETY: the test's own mapping, mapped throughout; the writer is paused for seals.
-        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan) }.unwrap();
+        let gate = Arc::new(Gate::default());
+        let hold: Option<Hold> = holds.then(|| {
+            let gate = Arc::clone(&gate);
+            Arc::new(move |_| Some(Gate::hold(&gate))) as Hold
+        });
+        // SAFETY: the test's own mapping, mapped throughout; the writer is held for seals.
+        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, scan, hold) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
         let bytes_at_seal = bytes(&shm);
-        let pause = Arc::new(AtomicBool::new(false));
-        let paused = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
         let writes = Arc::new(AtomicU64::new(0));
         let writer = {
-            let (shm, pause, paused, done, writes) = (
+            let (shm, gate, done, writes) = (
                 Arc::clone(&shm),
-                Arc::clone(&pause),
-                Arc::clone(&paused),
+                Arc::clone(&gate),
                 Arc::clone(&done),
                 Arc::clone(&writes),
             );
             std::thread::spawn(move || {
                 let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
                 while !done.load(SeqCst) {
-                    if pause.load(SeqCst) {
-                        paused.store(true, SeqCst);
-                        while pause.load(SeqCst) {
-                            std::thread::yield_now();
-                        }
-                        paused.store(false, SeqCst);
-                        continue;
-                    }
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
                     let at = (x as usize) % shm.len;
-                    shm.set(at, (x >> 56) as u8);
-                    writes.fetch_add(1, SeqCst);
+                    if gate.pass(|| shm.set(at, (x >> 56) as u8)) {
+                        writes.fetch_add(1, SeqCst);
+                    } else {
+                        std::thread::yield_now();
+                    }
                 }
             })
         };
@@ -1501,15 +1686,12 @@ mod tests {
             while writes.load(SeqCst) < from + 200 {
                 std::thread::yield_now();
             }
-            copy.rearm().unwrap();
-            pause.store(true, SeqCst);
-            while !paused.load(SeqCst) {
-                std::thread::yield_now();
-            }
+            copy.rearm(false).unwrap();
+            let held = Gate::hold(&gate);
             let want = bytes(&shm);
-            // SAFETY: as above; the writer is paused.
+            // SAFETY: as above; the writer is held.
             unsafe { copy.seal(len) }.unwrap();
-            pause.store(false, SeqCst);
+            drop(held);
             let held = copy.held_pages().unwrap();
             for at in (0..len).step_by(CHUNK) {
                 let first = at / PAGE;
@@ -1530,7 +1712,7 @@ mod tests {
                 .count();
             assert_eq!(
                 wrong, 0,
-                "round {round}: pages differing from the memory at the seal"
+                "round {round} (holds: {holds}): pages differing from the memory at the seal"
             );
         }
         done.store(true, SeqCst);
@@ -1538,35 +1720,36 @@ mod tests {
         assert_eq!(copy.scans(), scan);
     }
 
-    /// A page written while its chunk passes from the handler to the scanner, protected by
-    /// neither, is in the next increment: found by comparing with the chunk as read.
+    /// A chunk handed over to the scanner without the writers held counts as written
+    /// whole: a page written while neither the handler nor the scanner protects it is in
+    /// the next increment.
     #[test]
-    fn a_write_while_a_chunk_changes_hands_is_in_the_next_increment() {
+    fn a_chunk_handed_over_unheld_is_in_the_next_increment_whole() {
         let len = 2 * CHUNK;
         let shm = Shm::new(len);
         if crate::wpscan::tests::scanner(&shm).is_none() {
             return;
         }
         // SAFETY: the test's own mapping, mapped throughout; no writer during the seals.
-        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, true) }.unwrap();
+        let copy = unsafe { WpCopy::arm_with(shm.base, len, true, true, None) }.unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
-        SWITCH_WINDOW.with(|w| {
-            *w.borrow_mut() = Some(Box::new(|chunk: usize| {
+        let (from, to) = (shm.base as usize, shm.base as usize + len);
+        *SWITCH_WINDOW.lock().unwrap() = Some(Box::new(move |chunk: usize| {
+            if (from..to).contains(&chunk) {
                 // SAFETY: the first page of a chunk of the test's mapping.
                 unsafe { (chunk as *mut u8).add(5).write_volatile(42) }
-            }))
-        });
+            }
+        }));
         read_held(&copy);
-        SWITCH_WINDOW.with(|w| *w.borrow_mut() = None);
+        *SWITCH_WINDOW.lock().unwrap() = None;
         assert!(copy.scans());
-        copy.rearm().unwrap();
+        copy.rearm(false).unwrap();
         // SAFETY: as above.
         unsafe { copy.seal(len) }.unwrap();
-        let first = |p: usize| shm.get(p * PAGE + 5);
-        assert_eq!(first(0), 42);
+        assert_eq!(shm.get(5), 42);
+        assert_eq!(shm.get(CHUNK + 5), 42);
         let held = copy.held_pages().unwrap();
-        let held: Vec<usize> = (0..len / PAGE).filter(|p| held[*p]).collect();
-        assert_eq!(held, [0, CHUNK / PAGE]);
+        assert!(held.iter().all(|h| *h), "every page of both chunks");
     }
 }

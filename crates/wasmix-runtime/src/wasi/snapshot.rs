@@ -29,7 +29,12 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
             // Return once the snapshot is in the journal (a restored process has nothing
             // to wait for).
             let journal = caller.data().ctx.journal().cloned();
-            let written = journal.map_or(Ok(()), |j| j.wait_last());
+            let written = {
+                // Asleep for the process's barrier meanwhile: a hold of the process (this
+                // snapshot's memory being handed over for tracking) need not wait for it.
+                let _asleep = caller.data().thread.checkpoint().sleep();
+                journal.map_or(Ok(()), |j| j.wait_last())
+            };
             let outcome = match written {
                 Ok(()) => Some(outcome.map(drop)),
                 // A member ended as its share was asked for: ask again, for the tree as
