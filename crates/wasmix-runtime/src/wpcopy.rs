@@ -1061,7 +1061,9 @@ fn copy_scans(shared: &Shared) -> bool {
 /// once every chunk is handed over (an increment's rearm hands over what is left itself),
 /// or when the copy ends.
 fn hand_over(s: &Shared) {
-    crate::sched::background();
+    // The process waits while it holds: it must get a CPU at once, as the handler does.
+    crate::sched::urgent();
+    let (mut holds, mut longest) = (0, std::time::Duration::ZERO);
     loop {
         let batch = {
             let mut st = s.lock();
@@ -1079,6 +1081,7 @@ fn hand_over(s: &Shared) {
                 st = s.changed.wait(st).unwrap_or_else(|e| e.into_inner());
             }
         };
+        let asked = std::time::Instant::now();
         let held = s.hold.as_ref().and_then(|h| h(false));
         let mut st = s.lock();
         if st.finished || st.ending || !st.sealed {
@@ -1090,8 +1093,19 @@ fn hand_over(s: &Shared) {
             s.changed.notify_all();
             return;
         }
+        let done = st.switched.iter().all(|c| *c);
         drop(st);
+        if held.is_some() {
+            holds += 1;
+            longest = longest.max(asked.elapsed());
+        }
         drop(held);
+        if done {
+            tracing::debug!(
+                "snapshot memory copy: handed over to the scanner in {holds} holds, the \
+                 longest {longest:?}"
+            );
+        }
     }
 }
 
