@@ -93,3 +93,29 @@ fn full_snapshots_write_the_whole_memory_each_time() {
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&inc) < size(&full), "increments write less");
 }
+
+/// An increment covers the pages written since its base, not the whole memory: the memory
+/// a full snapshot handed over to write tracking (async write protection, where the kernel
+/// has it) is handed over with the process held, and the guest waiting in `proc_snapshot`
+/// for its snapshot to be durable counts as held. Once that wait did not count: every hold
+/// gave up on it, every chunk was handed over unheld, so counted as written whole, and the
+/// second snapshot covered all of the memory. The guest has one thread, so a hold waits
+/// only for it to reach its wait or an epoch check; to fail here, more than half of the
+/// ~10 holds would have to give up (2 ms each).
+#[test]
+fn an_increment_covers_what_was_written_not_the_whole_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j");
+    let (hash, restored) = kill_and_restore(&journal, 42, 2, &[]);
+    assert_eq!(restored, hash);
+    let j = Journal::open(&journal, None, Verify::Full).unwrap();
+    let snapshots = j.snapshots();
+    let second = j.snapshot(&snapshots[1]).unwrap();
+    assert!(second.base.is_some(), "the second snapshot is an increment");
+    let size: u64 = second.root.memories.iter().map(|m| m.size).sum();
+    let covered: u64 = second.root.regions.iter().map(|r| r.len).sum();
+    assert!(
+        covered < size / 2,
+        "the increment covers {covered} of {size} bytes"
+    );
+}
