@@ -105,7 +105,27 @@ fn asyncify_args(how: Instrumentation) -> Vec<String> {
         // Keep the name section: backtraces, and finding `__stack_pointer`.
         "-g".into(),
     ]
+    .into_iter()
+    .chain(FEATURES.iter().map(|f| format!("--enable-{f}")))
+    .collect()
 }
+
+/// Features wasm-opt must accept beyond those a module's `target_features` section names:
+/// without the section (hand-written, or stripped by `wasm-strip` or `wasm-opt
+/// --strip-target-features`) it reads the module as MVP wasm (binaryen 108) and rejects it.
+/// Mutable globals are needed by every module wasmix instruments (the rewrite exports its
+/// mutable globals and adds an exported flag); the rest are what LLVM's generic CPU emits
+/// (sign-ext and mutable globals since LLVM 16, review D125729; multivalue and reference
+/// types since LLVM 19, llvm-project fb6e024; bulk memory and non-trapping float-to-int
+/// since LLVM 20), all of which the engine runs.
+const FEATURES: [&str; 6] = [
+    "mutable-globals",
+    "sign-ext",
+    "nontrapping-float-to-int",
+    "bulk-memory",
+    "multivalue",
+    "reference-types",
+];
 
 /// Whether `wasm` exports asyncify's entry points.
 pub(crate) fn has_asyncify(wasm: &[u8]) -> Result<bool, String> {
@@ -446,6 +466,24 @@ mod tests {
                 .unwrap();
         let e = asyncify_gaps(&no_getter).unwrap_err();
         assert!(e.contains("asyncify_get_state"), "{e}");
+    }
+
+    /// `wat` writes no `target_features` section, as `wasm-strip` leaves a module: wasm-opt
+    /// must still take the exported mutable global the rewrite makes of every module, and
+    /// the instructions LLVM emits by default (sign-ext, bulk memory here).
+    #[test]
+    fn a_module_without_a_features_section_is_instrumented() {
+        let wasm = wat::parse_str(
+            r#"(module (memory 1)
+                (global (export "g") (mut i32) (i32.const 0))
+                (func (export "_start")
+                    (global.set 0 (i32.extend8_s (i32.const 255)))
+                    (memory.fill (i32.const 0) (i32.const 0) (i32.const 16))))"#,
+        )
+        .unwrap();
+        let out = asyncify(&wasm, &["proc_fork".into()], Instrumentation::Captures)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(has_asyncify(&out).unwrap());
     }
 
     #[test]
