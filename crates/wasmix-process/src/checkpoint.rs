@@ -240,9 +240,16 @@ impl Coordinator {
         !lock(&self.state).journal_off
     }
 
-    /// Whether a round is open (cheap; for the runtime's safe-point fast path).
+    /// Whether a round is open (cheap; for the runtime's safe-point fast path). A hold
+    /// counts: see [`Coordinator::is_busy`] for whether a new round would be refused.
     pub fn is_requested(&self) -> bool {
         self.requested.load(Ordering::Acquire)
+    }
+
+    /// Whether a round other than a hold is open, so that a round asked for now would be
+    /// refused as busy (a hold is waited out instead).
+    pub fn is_busy(&self) -> bool {
+        self.is_requested() && lock(&self.state).round.as_ref().is_some_and(|r| !r.hold)
     }
 
     /// The threads parked in the open round so far (for naming those that are not).
@@ -868,6 +875,10 @@ mod tests {
         // The caller itself, a thread of the process, counts as held.
         let hold = c.hold(std::time::Duration::from_secs(60), true, || {});
         assert!(hold.is_some());
+        assert!(
+            c.is_requested() && !c.is_busy(),
+            "a new round waits a hold out"
+        );
         // A snapshot asked for meanwhile waits for the hold to end.
         let c2 = Arc::clone(&c);
         let asking = std::thread::spawn(move || {
@@ -878,7 +889,9 @@ mod tests {
         while !c.is_requested() {
             std::thread::yield_now();
         }
+        assert!(c.is_busy(), "the snapshot's round is open");
         drop(c.sleep()); // the only thread asleep: the round runs
         assert_eq!(asking.join().unwrap().wait(), Ok(After::Resume));
+        assert!(!c.is_busy());
     }
 }

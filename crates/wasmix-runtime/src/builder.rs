@@ -438,6 +438,12 @@ impl ProcessHandle {
         snapshot::request(&ctx, trigger, None)
     }
 
+    /// The process now journaled (the restored one, after a restore).
+    #[cfg(test)]
+    pub(crate) fn journaled(&self) -> Option<Arc<ProcessCtx>> {
+        self.journal.as_ref()?.current()
+    }
+
     /// Whether the process's journal takes a snapshot on `trigger`.
     pub fn snapshots_on(&self, trigger: Trigger) -> bool {
         self.journal.as_ref().is_some_and(|j| j.on(trigger))

@@ -114,7 +114,8 @@ pub(crate) fn request(
     let _one_at_a_time = journal.requesting();
     let tree = settled_tree(ctx, journal.capture_timeout())?;
     let live: Vec<Arc<ProcessCtx>> = tree.iter().filter_map(Place::live).cloned().collect();
-    if live.iter().any(|c| c.process.checkpoint().is_requested()) {
+    // A hold (an increment's scan, a handover) is not busy: opening the round waits it out.
+    if live.iter().any(|c| c.process.checkpoint().is_busy()) {
         return Err(SnapshotError::Busy);
     }
     let done = Arc::new(Durable::default());
@@ -908,4 +909,61 @@ pub(crate) fn trigger_name(t: Trigger) -> &'static str {
 /// Signals as a set, from a journal's bit mask.
 pub(crate) fn signals_of(bits: u64) -> SigSet {
     SigSet::from_bits(bits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{CacheSetting, JournalConfig, Runtime, RuntimeConfig};
+
+    /// A hold (an increment's scan, a handover to the scanner) is short and ends by itself:
+    /// a snapshot asked for meanwhile waits it out. It was refused as busy, and the guest's
+    /// `proc_snapshot` failed with EBUSY when the previous snapshot's handover was still
+    /// taking holds.
+    #[test]
+    fn a_snapshot_asked_for_during_a_hold_waits_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(RuntimeConfig {
+            cache: CacheSetting::Disabled,
+            snapshots: true,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let program = runtime
+            .load_bytes(
+                b"(module (memory (export \"memory\") 1)
+                    (global (export \"__stack_pointer\") (mut i32) (i32.const 65536))
+                    (func (export \"_start\") (loop (br 0))))",
+                "spins",
+            )
+            .unwrap();
+        let running = runtime
+            .process(&program)
+            .journal(JournalConfig::new(dir.path().join("j")))
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        let ctx = handle.journaled().expect("a journaled process");
+        // Each try gives up after HOLD_LIMIT: the thread may still be starting.
+        let started = std::time::Instant::now();
+        let hold = loop {
+            if let Some(hold) = hold_of(&ctx)(false) {
+                break hold;
+            }
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "the spinning thread is never held"
+            );
+        };
+        let asking = std::thread::spawn(move || handle.snapshot().map(|t| t.wait()));
+        // Not synchronisation: the request waits for the hold however long it lasts, so the
+        // test passes whenever it drops; the pause only makes a request that does not wait
+        // (the bug) meet the hold.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(hold);
+        let outcome = asking.join().unwrap();
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+        running.signal(wasmix_process::Signal::KILL);
+        let _ = running.wait();
+    }
 }
