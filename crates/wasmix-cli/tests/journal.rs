@@ -37,6 +37,23 @@ fn next_line(out: &mut BufReader<ChildStdout>) -> String {
     line
 }
 
+/// Reads the next line of `child`'s output and checks it is `want`; otherwise ends `child`
+/// and fails with how it ended and what it printed on stderr (a run that exited early
+/// leaves no other trace).
+fn expect_line(child: &mut Child, out: &mut BufReader<ChildStdout>, want: &str) {
+    let line = next_line(out);
+    if line == want {
+        return;
+    }
+    let _ = child.kill();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    panic!("wanted {want:?}, got {line:?}; the run ended with {status}, stderr:\n{stderr}");
+}
+
 /// Ctrl-C, as a terminal sends it to the runtime.
 fn ctrl_c(child: &Child) {
     let pid = rustix::process::Pid::from_child(child);
@@ -171,7 +188,7 @@ fn a_runtime_killed_after_the_snapshot_loses_nothing() {
         Stdio::piped(),
     );
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
+    expect_line(&mut child, &mut out, "snapshot: Ok(())\n");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     drop(child.stdin.take());
@@ -418,7 +435,7 @@ fn an_interpreter_resumes_mid_computation() {
         Stdio::null(),
     );
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "computing\n");
+    expect_line(&mut child, &mut out, "computing\n");
     ctrl_c(&child);
     let status = child.wait().unwrap();
     let mut rest = String::new();
@@ -539,7 +556,7 @@ fn a_thread_that_never_parks_fails_the_snapshot_by_name() {
             Stdio::null(),
         );
         let mut out = BufReader::new(child.stdout.take().unwrap());
-        assert_eq!(next_line(&mut out), "opening\n");
+        expect_line(&mut child, &mut out, "opening\n");
         ctrl_c(&child);
         let err = child.stderr.take().unwrap();
         let mut said = String::new();
@@ -637,7 +654,7 @@ fn memory_written_while_a_thread_rewrites_it_restores_as_one_instant() {
     ];
     let mut child = spawn(&argv, Stdio::piped());
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "snapshot done\n");
+    expect_line(&mut child, &mut out, "snapshot done\n");
     // The swapper ran on while the snapshots were written; the runtime dies now.
     child.kill().unwrap();
     child.wait().unwrap();
@@ -769,7 +786,7 @@ fn a_journal_in_use_is_refused_to_a_second_run() {
         Stdio::piped(),
     );
     let mut out = BufReader::new(first.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
+    expect_line(&mut first, &mut out, "snapshot: Ok(())\n");
     let second = run(&args(path_str(&journal), &data, &[], path_str(&g)));
     assert_ne!(second.code, 0);
     assert!(
@@ -835,7 +852,7 @@ fn periodic_snapshots_come_while_the_process_runs() {
         Stdio::piped(),
     );
     let mut out = BufReader::new(child.stdout.take().unwrap());
-    assert_eq!(next_line(&mut out), "snapshot: Ok(())\n");
+    expect_line(&mut child, &mut out, "snapshot: Ok(())\n");
     // Wait (bounded) until two periodic snapshots are complete in the journal.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
