@@ -413,6 +413,74 @@ impl SnapshotWriter<'_> {
         Ok(encoding)
     }
 
+    /// Records several regions of memory `index`, each `(guest offset, bytes)`, as
+    /// [`SnapshotWriter::region`] with no encoding given would, one after the other. Regions
+    /// stored raw go out from the caller's buffers in one vectored write with their headers,
+    /// not gathered: an increment is hundreds of scattered pages, whose copies into a buffer
+    /// cost more than their write.
+    pub fn regions(&mut self, index: u32, regions: &[(u64, &[u8])]) -> Result<(), JournalError> {
+        if self.journal.sync == SyncPolicy::Always {
+            for (offset, bytes) in regions {
+                self.region(index, *offset, bytes, None)?;
+            }
+            return Ok(());
+        }
+        let mut frames: Vec<Frame<'_>> = Vec::with_capacity(regions.len());
+        let mut compressed: Vec<Vec<u8>> = Vec::new();
+        let mut encodings = Vec::with_capacity(regions.len());
+        for (_, bytes) in regions {
+            if bytes.len() as u64 >= MAPPABLE {
+                // Mappable: placed on a page of the file, by itself.
+                encodings.push(None);
+                continue;
+            }
+            let (encoding, packed) = choose(bytes);
+            if encoding == Encoding::Lz4 {
+                compressed.push(packed.unwrap_or_else(|| lz4_flex::block::compress(bytes)));
+            }
+            encodings.push(Some(encoding));
+        }
+        let mut packed = compressed.iter();
+        for ((offset, bytes), encoding) in regions.iter().zip(&encodings) {
+            let Some(encoding) = encoding else {
+                self.write_frames(&mut frames)?;
+                self.region(index, *offset, bytes, None)?;
+                continue;
+            };
+            let data: &[u8] = match encoding {
+                Encoding::Lz4 => packed.next().map_or(&[], Vec::as_slice),
+                _ => bytes,
+            };
+            frames.push(Frame::new(
+                region_header(index, *encoding, *offset, bytes.len() as u64),
+                data,
+            ));
+        }
+        self.write_frames(&mut frames)
+    }
+
+    /// Writes `frames` (Region frames) in one vectored write, and empties it.
+    fn write_frames(&mut self, frames: &mut Vec<Frame<'_>>) -> Result<(), JournalError> {
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let mut parts: Vec<&[u8]> = Vec::with_capacity(frames.len() * 4);
+        let mut span = 0;
+        for f in frames.iter() {
+            parts.extend_from_slice(&[&f.frame, &f.head, f.data, &[0u8; 8][..f.pad]]);
+            span += f.span;
+        }
+        let journal = &mut *self.journal;
+        journal.flush()?;
+        write_all_vectored_at(&journal.file, &parts, journal.end).map_err(|e| journal.io(e))?;
+        journal.start_writeback(journal.end, span);
+        journal.end += span;
+        let crcs: Vec<u32> = frames.iter().map(|f| f.crc).collect();
+        frames.clear();
+        crcs.into_iter().for_each(|crc| self.counted(crc));
+        Ok(())
+    }
+
     /// Ends the snapshot: with the default policy its frames are made durable, then the
     /// Commit is written and made durable. The snapshot exists from here on.
     pub fn commit(mut self) -> Result<CommitInfo, JournalError> {
@@ -489,6 +557,39 @@ fn write_all_vectored_at(file: &File, parts: &[&[u8]], mut at: u64) -> std::io::
         }
     }
     Ok(())
+}
+
+/// A Region frame ready to be written: its header and payload header, and the caller's
+/// bytes.
+struct Frame<'a> {
+    frame: [u8; FRAME_LEN as usize],
+    head: [u8; REGION_HEADER_LEN as usize],
+    data: &'a [u8],
+    pad: usize,
+    span: u64,
+    crc: u32,
+}
+
+impl<'a> Frame<'a> {
+    fn new(head: [u8; REGION_HEADER_LEN as usize], data: &'a [u8]) -> Frame<'a> {
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&head), data);
+        let header = FrameHeader {
+            kind: Kind::Region.number(),
+            version: Kind::Region.version(),
+            len: REGION_HEADER_LEN + data.len() as u64,
+            payload_crc: crc,
+        };
+        // A region under MAPPABLE bytes: far from any limit.
+        let span = header.span().unwrap_or(u64::MAX);
+        Frame {
+            frame: header.encode(),
+            head,
+            data,
+            pad: (span - FRAME_LEN - header.len) as usize,
+            span,
+            crc,
+        }
+    }
 }
 
 /// A Region payload's header (see the crate doc).

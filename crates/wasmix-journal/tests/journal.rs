@@ -777,3 +777,73 @@ fn many_small_regions_read_back_and_an_abandoned_batch_leaves_nothing() {
         assert_eq!(r.offset, (2 * p * page) as u64);
     }
 }
+
+/// `regions` writes what `region` called for each would, byte for byte: raw and compressed
+/// frames from one vectored write, and a region large enough to be mapped placed on a page
+/// of the file between them; a snapshot dropped after it leaves nothing.
+#[test]
+fn regions_written_together_are_the_frames_written_one_by_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let page = PAGE as usize;
+    let text: Vec<u8> = b"a page of text, which lz4 halves; "
+        .iter()
+        .cycle()
+        .take(page)
+        .copied()
+        .collect();
+    let big = noise(MAPPABLE as usize + page, 5);
+    let mut contents: Vec<Vec<u8>> = (0..40u64).map(|p| noise(page, p)).collect();
+    contents[3] = text.clone();
+    contents[17] = big;
+    contents[30] = noise(100, 1); // shorter than a page: compressed or not, as `choose` says
+    let regions: Vec<(u64, &[u8])> = contents
+        .iter()
+        .enumerate()
+        .map(|(p, c)| ((p * 40 * page) as u64, c.as_slice()))
+        .collect();
+    let write = |path: &Path, together: bool| {
+        let mut w = JournalWriter::create(path, MODULE, SyncPolicy::Snapshot).unwrap();
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        s.process(&process(1)).unwrap();
+        s.memory(&Memory {
+            index: 0,
+            size: 1600 * PAGE,
+            shared: false,
+        })
+        .unwrap();
+        if together {
+            s.regions(0, &regions).unwrap();
+        } else {
+            for (at, bytes) in &regions {
+                s.region(0, *at, bytes, None).unwrap();
+            }
+        }
+        let info = s.commit().unwrap();
+        {
+            let mut s = w.snapshot("explicit", 0, 0).unwrap();
+            s.regions(0, &regions).unwrap();
+        }
+        info
+    };
+    let (one, all) = (dir.path().join("one"), dir.path().join("all"));
+    let info = write(&one, false);
+    assert_eq!(write(&all, true), info);
+    let bytes = std::fs::read(&all).unwrap();
+    assert_eq!(bytes, std::fs::read(&one).unwrap());
+    assert_eq!(
+        bytes.len() as u64,
+        info.offset + info.bytes,
+        "the dropped one is gone"
+    );
+    let j = Journal::open(&all, Some(MODULE), Verify::Full).unwrap();
+    let s = j.latest().unwrap();
+    assert_eq!(s.root.regions.len(), contents.len());
+    for (r, want) in s.root.regions.iter().zip(&contents) {
+        let mut out = vec![0u8; want.len()];
+        j.read_region(r, &mut out).unwrap();
+        assert!(out == *want, "region at {}", r.offset);
+    }
+    let encodings: Vec<Encoding> = s.root.regions.iter().map(|r| r.encoding).collect();
+    assert_eq!(encodings[3], Encoding::Lz4);
+    assert_eq!(encodings[4], Encoding::Raw);
+}
