@@ -52,7 +52,7 @@
 //! threads stopped, takes again just the pages written since — during that copy — and
 //! copies those. A page copied at the rearm and not taken at the seal was not written in
 //! between, so every page is as it was at the seal; the reader takes all of them from the
-//! copies.
+//! copies, at once and where they lie ([`WpCopy::write_copied`]), not chunk by chunk.
 //!
 //! ```text
 //!   full copy (keep) ── read chunk c ──► handover thread, writers held: c unregistered
@@ -168,7 +168,27 @@ struct State {
 struct Copies {
     /// Where each page's copy is, by slot.
     slots: HashMap<usize, usize>,
-    area: Option<(*mut u8, usize)>,
+    area: Option<Arc<Area>>,
+}
+
+/// The mapping copies are kept in; shared with a reader that writes them out straight from
+/// it ([`WpCopy::write_copied`]), so that it stays mapped until that reader is done.
+struct Area {
+    at: *mut u8,
+    len: usize,
+}
+
+// SAFETY: a plain mapping; who writes it when is the copy's protocol (under its lock, and
+// never while a reader has it out).
+unsafe impl Send for Area {}
+// SAFETY: as above.
+unsafe impl Sync for Area {}
+
+impl Drop for Area {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `Copies::reserve`, no longer referred to.
+        let _ = unsafe { rustix::mm::munmap(self.at.cast(), self.len) };
+    }
 }
 
 /// The room for copies a kept copy of `len` bytes makes ready before its first increment:
@@ -182,7 +202,7 @@ impl Copies {
     /// Makes room for `more` pages beyond those held (keeping them).
     fn reserve(&mut self, more: usize) -> io::Result<()> {
         let want = (self.slots.len() + more) * PAGE;
-        let have = self.area.map_or(0, |(_, len)| len);
+        let have = self.area.as_ref().map_or(0, |a| a.len);
         if want <= have {
             return Ok(());
         }
@@ -198,12 +218,9 @@ impl Copies {
             )
         }?
         .cast::<u8>();
-        if let Some((old, old_len)) = self.area.replace((area, len)) {
+        if let Some(old) = self.area.replace(Arc::new(Area { at: area, len })) {
             // SAFETY: both mappings are this struct's; the old one's held slots move over.
-            unsafe {
-                std::ptr::copy_nonoverlapping(old, area, self.slots.len() * PAGE);
-                let _ = rustix::mm::munmap(old.cast(), old_len);
-            }
+            unsafe { std::ptr::copy_nonoverlapping(old.at, area, self.slots.len() * PAGE) };
         }
         Ok(())
     }
@@ -216,31 +233,30 @@ impl Copies {
     unsafe fn put(&mut self, page: usize, from: *const u8) {
         let next = self.slots.len();
         let slot = *self.slots.entry(page).or_insert(next);
-        let (area, len) = self.area.expect("room reserved");
-        assert!((slot + 1) * PAGE <= len, "room reserved");
-        // SAFETY: the slot is inside the area; `from` as the caller vouches.
-        unsafe { std::ptr::copy_nonoverlapping(from, area.add(slot * PAGE), PAGE) };
+        let area = self.area.as_ref().expect("room reserved");
+        assert!((slot + 1) * PAGE <= area.len, "room reserved");
+        // SAFETY: the slot is inside the area; `from` as the caller vouches. Nobody reads
+        // the area meanwhile: a reader's view of it ends before the copy can be rearmed.
+        unsafe { std::ptr::copy_nonoverlapping(from, area.at.add(slot * PAGE), PAGE) };
     }
 
     fn get(&self, page: usize) -> Option<&[u8]> {
+        Some(self.get_ptr(page)?.1)
+    }
+
+    /// Page `page`'s copy, with the area that holds it.
+    fn get_ptr(&self, page: usize) -> Option<(&Arc<Area>, &[u8])> {
         let slot = *self.slots.get(&page)?;
-        let (area, _) = self.area?;
+        let area = self.area.as_ref()?;
         // SAFETY: a slot handed out by `put`, inside the area.
-        Some(unsafe { std::slice::from_raw_parts(area.add(slot * PAGE), PAGE) })
+        Some((area, unsafe {
+            std::slice::from_raw_parts(area.at.add(slot * PAGE), PAGE)
+        }))
     }
 
     /// Forgets every copy (keeping the memory for the next increment).
     fn clear(&mut self) {
         self.slots.clear();
-    }
-}
-
-impl Drop for Copies {
-    fn drop(&mut self) {
-        if let Some((area, len)) = self.area.take() {
-            // SAFETY: the mapping made in `reserve`.
-            let _ = unsafe { rustix::mm::munmap(area.cast(), len) };
-        }
     }
 }
 
@@ -947,6 +963,76 @@ impl WpCopy {
         self.read_some(offset, Some(held), buf);
     }
 
+    /// For an increment found by the scanner (see the module doc), instead of reading it
+    /// chunk by chunk: calls `write` with every page it holds, as it was at the seal,
+    /// straight from where the pages were copied — as runs `(first page, bytes)` in page
+    /// order, each of pages consecutive both in the memory and in the copies — then
+    /// releases the copy as reading its last chunk does. `None`, with nothing called or
+    /// released, for any other copy (or one already read).
+    pub fn write_copied<R>(&self, write: impl FnOnce(&[(usize, &[u8])]) -> R) -> Option<R> {
+        let s = &self.shared;
+        let (pages, areas) = {
+            let st = s.lock();
+            assert!(st.sealed, "a copy is read after its seal");
+            if st.finished || !st.copied || st.read.iter().any(|r| *r) {
+                return None;
+            }
+            let held = st.held.as_ref()?;
+            // (page, where its bytes are, which mapping: an area, or the memory itself)
+            let mut pages: Vec<(usize, *const u8, usize)> = Vec::new();
+            let mut areas: Vec<Arc<Area>> = Vec::new();
+            for page in (0..held.len()).filter(|p| held[*p]) {
+                pages.push(match st.copies.get_ptr(page) {
+                    Some((area, bytes)) => {
+                        let k = match areas.iter().position(|a| Arc::ptr_eq(a, area)) {
+                            Some(k) => k,
+                            None => {
+                                areas.push(Arc::clone(area));
+                                areas.len() - 1
+                            }
+                        };
+                        (page, bytes.as_ptr(), k)
+                    }
+                    // Every page held has a copy; were one missing, the live page is as it
+                    // was at the seal unless written since, as `read_some` takes it.
+                    None => (page, (s.base + page * PAGE) as *const u8, usize::MAX),
+                });
+            }
+            (pages, areas)
+        };
+        // Without the lock, so a thread that faults meanwhile is not held for the write:
+        // the copies stay put (a rearm waits until the copy is read, below) and mapped
+        // (`areas`).
+        let mut runs: Vec<(usize, &[u8])> = Vec::new();
+        let mut i = 0;
+        while i < pages.len() {
+            let mut j = i + 1;
+            while j < pages.len()
+                && pages[j].0 == pages[j - 1].0 + 1
+                && pages[j].1 == pages[j - 1].1.wrapping_add(PAGE)
+                && pages[j].2 == pages[i].2
+            {
+                j += 1;
+            }
+            // SAFETY: pages i..j lie one after the other in one mapping that `areas` (or
+            // the memory's owner) keeps mapped until this returns.
+            runs.push((pages[i].0, unsafe {
+                std::slice::from_raw_parts(pages[i].1, (j - i) * PAGE)
+            }));
+            i = j;
+        }
+        let written = write(&runs);
+        drop(runs);
+        drop(areas);
+        let mut st = s.lock();
+        if !st.finished {
+            st.read.iter_mut().for_each(|r| *r = true);
+            s.changed.notify_all();
+            s.chunk_done(&mut st);
+        }
+        Some(written)
+    }
+
     fn read_some(&self, offset: usize, held: Option<&[bool]>, buf: &mut Vec<u8>) {
         let s = &self.shared;
         buf.clear();
@@ -1473,6 +1559,16 @@ mod tests {
     fn read_held(copy: &WpCopy) -> Vec<(usize, u8)> {
         let held = copy.held_pages();
         let mut out = Vec::new();
+        let copied = copy.write_copied(|runs| {
+            for (first, bytes) in runs {
+                let pages = bytes.chunks(PAGE).enumerate();
+                out.extend(pages.map(|(k, page)| (first + k, page[0])));
+            }
+        });
+        if copied.is_some() {
+            copy.wait_handed_over();
+            return out;
+        }
         let mut buf = Vec::new();
         for at in (0..copy.len()).step_by(CHUNK) {
             let pages = at / PAGE..(at + CHUNK).min(copy.len()) / PAGE;
@@ -1707,7 +1803,20 @@ mod tests {
             unsafe { copy.seal(len) }.unwrap();
             drop(held);
             let held = copy.held_pages().unwrap();
-            for at in (0..len).step_by(CHUNK) {
+            // Every other round straight from the copies, as the snapshot writer takes an
+            // increment the scanner found; else chunk by chunk.
+            let from_copies = round % 2 == 0
+                && copy
+                    .write_copied(|runs| {
+                        for (first, bytes) in runs {
+                            let to = first * PAGE;
+                            image[to..to + bytes.len()].copy_from_slice(bytes);
+                        }
+                    })
+                    .is_some();
+            assert_eq!(from_copies, scan && round % 2 == 0);
+            let chunks = if from_copies { 0 } else { len };
+            for at in (0..chunks).step_by(CHUNK) {
                 let first = at / PAGE;
                 let mine = &held[first..first + CHUNK / PAGE];
                 if !mine.iter().any(|h| *h) {

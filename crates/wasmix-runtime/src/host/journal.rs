@@ -356,26 +356,31 @@ fn write_process(
         shared: *shared,
     })?;
     match image {
+        MemoryImage::Protected { copy, .. } if held.is_some() => {
+            // An increment the scanner found is written straight from its page copies.
+            if let Some(written) = copy.write_copied(|runs| write_runs(snap, runs)) {
+                written?;
+                return Ok(tracked);
+            }
+            let held = held.as_deref().unwrap_or_default();
+            let mut buf = Vec::new();
+            for at in (0..size).step_by(CHUNK) {
+                let first = at / PAGE;
+                let last_page = (at + CHUNK).min(size) / PAGE;
+                let mine = &held[first.min(held.len())..last_page.min(held.len())];
+                if mine.iter().any(|h| *h) {
+                    copy.read_pages(at, mine, &mut buf);
+                    write_pages(snap, at, &buf, mine)?;
+                } else {
+                    copy.skip(at);
+                }
+            }
+        }
         MemoryImage::Protected { copy, .. } => {
             let mut buf = Vec::with_capacity(CHUNK);
             for at in (0..size).step_by(CHUNK) {
-                match &held {
-                    None => {
-                        copy.read(at, &mut buf);
-                        write_memory(snap, at, &buf)?;
-                    }
-                    Some(pages) => {
-                        let first = at / PAGE;
-                        let last_page = (at + CHUNK).min(size) / PAGE;
-                        let mine = &pages[first.min(pages.len())..last_page.min(pages.len())];
-                        if mine.iter().any(|h| *h) {
-                            copy.read_pages(at, mine, &mut buf);
-                            write_pages(snap, at, &buf, mine)?;
-                        } else {
-                            copy.skip(at);
-                        }
-                    }
-                }
+                copy.read(at, &mut buf);
+                write_memory(snap, at, &buf)?;
             }
         }
         MemoryImage::Frozen(view) => write_memory(snap, 0, view.bytes())?,
@@ -422,6 +427,33 @@ fn write_pages(
         k = j;
     }
     Ok(())
+}
+
+/// An increment's pages as `runs` of consecutive pages, `(first page, bytes)`: all-zero
+/// pages as zero regions (the base may hold other bytes there), the rest as regions written
+/// together, from the runs' own bytes.
+fn write_runs(snap: &mut SnapshotWriter<'_>, runs: &[(usize, &[u8])]) -> Result<(), JournalError> {
+    let mut regions: Vec<(u64, &[u8])> = Vec::new();
+    for (first, bytes) in runs {
+        let mut k = 0;
+        let pages = bytes.len() / PAGE;
+        while k < pages {
+            let page = |i: usize| &bytes[i * PAGE..(i + 1) * PAGE];
+            let zero = crate::forkmem::is_zero(page(k));
+            let mut j = k + 1;
+            while j < pages && crate::forkmem::is_zero(page(j)) == zero {
+                j += 1;
+            }
+            let at = ((first + k) * PAGE) as u64;
+            if zero {
+                snap.zeros(0, at, ((j - k) * PAGE) as u64)?;
+            } else {
+                regions.push((at, &bytes[k * PAGE..j * PAGE]));
+            }
+            k = j;
+        }
+    }
+    snap.regions(0, &regions)
 }
 
 /// The non-zero pages of `bytes` (the memory's from `offset` on), in runs of at most
