@@ -47,7 +47,68 @@ pub(crate) fn prompt() {
     }
 }
 
+/// While it lives, the calling thread — a guest thread that waits for the runtime, as
+/// `proc_snapshot` waits for its snapshot to be durable — has the fair scheduler's shortest
+/// slice: woken, it runs at once instead of after the slice of a computing thread on the
+/// CPU it wakes on. Measured here (2 vCPUs, a computing thread beside): 3-4 ms from the
+/// snapshot's commit to the caller's return in two runs of five, 0.04-0.06 ms in the
+/// others. Dropped, the thread's own scheduling comes back. Does nothing for a thread not
+/// in the default policy, or where the kernel has no slices per thread.
+pub(crate) struct Waiting {
+    previous: Option<SchedAttr>,
+}
+
+pub(crate) fn waiting() -> Waiting {
+    let previous = own_attr().filter(|a| a.policy == libc::SCHED_OTHER as u32);
+    let previous = previous.filter(|a| {
+        let short = SchedAttr {
+            runtime: SHORT_SLICE_NS,
+            ..*a
+        };
+        set_attr(&short)
+    });
+    Waiting { previous }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous {
+            set_attr(previous);
+        }
+    }
+}
+
+/// The calling thread's scheduling attributes.
+fn own_attr() -> Option<SchedAttr> {
+    let mut attr = SchedAttr {
+        size: 0,
+        policy: 0,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime: 0,
+        deadline: 0,
+        period: 0,
+    };
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: sched_getattr on the calling thread into an attribute of `size` bytes.
+    let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
+    (r == 0).then_some(attr)
+}
+
+/// Sets the calling thread's scheduling attributes; whether the kernel took them.
+fn set_attr(attr: &SchedAttr) -> bool {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        ..*attr
+    };
+    // SAFETY: sched_setattr on the calling thread (pid 0) with a valid, fully initialised
+    // attribute of the size it declares; flags 0.
+    unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) == 0 }
+}
+
 /// `struct sched_attr` of sched_setattr(2), its first published size.
+#[derive(Clone, Copy)]
 #[repr(C)]
 struct SchedAttr {
     size: u32,
@@ -201,6 +262,25 @@ mod tests {
                 child, SHORT_SLICE_NS,
                 "threads it starts get the default slice"
             );
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_waiting_thread_has_the_shortest_slice_until_its_wait_ends() {
+        std::thread::spawn(|| {
+            let before = slice();
+            {
+                let _waiting = super::waiting();
+                if has_custom_slices() {
+                    assert_eq!(slice(), SHORT_SLICE_NS);
+                }
+            }
+            assert_eq!(slice(), before);
+            // SAFETY: plain system call on the calling thread.
+            let policy = unsafe { libc::sched_getscheduler(0) };
+            assert_eq!(policy, libc::SCHED_OTHER);
         })
         .join()
         .unwrap();

@@ -33,6 +33,8 @@ fn proc_snapshot(mut caller: Caller<'_, Host>) -> Result<i32> {
                 // Asleep for the process's barrier meanwhile: a hold of the process (this
                 // snapshot's memory being handed over for tracking) need not wait for it.
                 let _asleep = caller.data().thread.checkpoint().sleep();
+                // Back at once when it is: not after a computing thread's slice.
+                let _waiting = crate::sched::waiting();
                 journal.map_or(Ok(()), |j| j.wait_last())
             };
             let outcome = match written {
