@@ -627,6 +627,16 @@ fn write_layers(path: &Path, layers: &[Vec<(usize, u8)>]) -> Vec<Vec<u8>> {
     states
 }
 
+/// `len` bytes of text: lz4 halves them.
+fn text(len: usize) -> Vec<u8> {
+    b"the quick brown fox jumps over the lazy dog; "
+        .iter()
+        .cycle()
+        .take(len)
+        .copied()
+        .collect()
+}
+
 /// The memory snapshot `seq` composes to.
 fn compose(j: &Journal, seq: u64) -> Vec<u8> {
     let index = j.snapshots().iter().find(|s| s.seq == seq).unwrap();
@@ -719,12 +729,7 @@ fn many_small_regions_read_back_and_an_abandoned_batch_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j");
     let page = PAGE as usize;
-    let text: Vec<u8> = b"the quick brown fox jumps over the lazy dog; "
-        .iter()
-        .cycle()
-        .take(page)
-        .copied()
-        .collect();
+    let text = text(page);
     let content = |p: usize| -> Vec<u8> {
         if p.is_multiple_of(3) {
             text.clone()
@@ -785,12 +790,7 @@ fn many_small_regions_read_back_and_an_abandoned_batch_leaves_nothing() {
 fn regions_written_together_are_the_frames_written_one_by_one() {
     let dir = tempfile::tempdir().unwrap();
     let page = PAGE as usize;
-    let text: Vec<u8> = b"a page of text, which lz4 halves; "
-        .iter()
-        .cycle()
-        .take(page)
-        .copied()
-        .collect();
+    let text = text(page);
     let big = noise(MAPPABLE as usize + page, 5);
     let mut contents: Vec<Vec<u8>> = (0..40u64).map(|p| noise(page, p)).collect();
     contents[3] = text.clone();

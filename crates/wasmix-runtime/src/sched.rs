@@ -215,21 +215,9 @@ mod tests {
 
     /// The slice the calling thread has, in ns.
     fn slice() -> u64 {
-        let mut attr = SchedAttr {
-            size: 0,
-            policy: 0,
-            flags: 0,
-            nice: 0,
-            priority: 0,
-            runtime: 0,
-            deadline: 0,
-            period: 0,
-        };
-        let size = std::mem::size_of::<SchedAttr>() as u32;
-        // SAFETY: sched_getattr on the calling thread into an attribute of `size` bytes.
-        let r = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
-        assert_eq!(r, 0, "{}", std::io::Error::last_os_error());
-        attr.runtime
+        own_attr()
+            .unwrap_or_else(|| panic!("{}", std::io::Error::last_os_error()))
+            .runtime
     }
 
     /// Whether the kernel takes a slice per thread (Linux 6.12 on).
