@@ -931,20 +931,28 @@ mod tests {
         .unwrap();
         let program = runtime
             .load_bytes(
-                b"(module (memory (export \"memory\") 1)
+                b"(module
+                    (import \"wasix_32v1\" \"thread_sleep\" (func $sleep (param i64) (result i32)))
+                    (memory (export \"memory\") 1)
                     (global (export \"__stack_pointer\") (mut i32) (i32.const 65536))
-                    (func (export \"_start\") (loop (br 0))))",
-                "spins",
+                    (func (export \"_start\")
+                        (loop (drop (call $sleep (i64.const 60000000000))) (br 0))))",
+                "sleeps",
             )
             .unwrap();
         let running = runtime
             .process(&program)
-            .journal(JournalConfig::new(dir.path().join("j")))
+            .journal(JournalConfig {
+                // A thread that misses the round fails the snapshot in seconds, not ten.
+                capture_timeout: std::time::Duration::from_secs(3),
+                ..JournalConfig::new(dir.path().join("j"))
+            })
             .spawn()
             .unwrap();
         let handle = running.handle();
         let ctx = handle.journaled().expect("a journaled process");
-        // Each try gives up after HOLD_LIMIT: the thread may still be starting.
+        // A sleeping thread is held where it sleeps (no epoch check involved). Each try gives
+        // up after HOLD_LIMIT: the thread may still be starting.
         let started = std::time::Instant::now();
         let hold = loop {
             if let Some(hold) = hold_of(&ctx)(false) {
@@ -952,7 +960,7 @@ mod tests {
             }
             assert!(
                 started.elapsed().as_secs() < 30,
-                "the spinning thread is never held"
+                "the sleeping thread is never held"
             );
         };
         let asking = std::thread::spawn(move || handle.snapshot().map(|t| t.wait()));
