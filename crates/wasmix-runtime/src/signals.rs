@@ -73,6 +73,10 @@ fn signal_entry(
 pub(crate) fn arm(store: &mut Store<Host>) {
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(|mut cx| {
+        // A hold first: a capture round that opens as it ends raises this thread's flag and
+        // bumps the epoch while the thread is still in here; the deadline set on leaving
+        // counts from the bumped epoch, so only the check below can see that flag.
+        crate::snapshot::held(cx.data());
         if cx.data().interrupt.is_raised() {
             // The store has no callback while this one runs, so the handler must not reach a
             // deadline: it runs to its end (signals meanwhile wait for its host calls or for
@@ -80,7 +84,6 @@ pub(crate) fn arm(store: &mut Store<Host>) {
             cx.set_epoch_deadline(u64::MAX / 2);
             deliver(&mut cx)?;
         }
-        crate::snapshot::held(cx.data());
         Ok(UpdateDeadline::Continue(1))
     });
 }

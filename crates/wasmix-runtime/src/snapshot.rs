@@ -683,6 +683,10 @@ fn hold_of(ctx: &Arc<ProcessCtx>) -> Hold {
 /// recorded, until the hold ends.
 pub(crate) fn held(host: &Host) {
     host.ctx.process.checkpoint().hold_point();
+    #[cfg(test)]
+    if let Some(hook) = tests::AFTER_HOLD.lock().unwrap().clone() {
+        hook(host);
+    }
 }
 
 /// Whether the thread of `host` should unwind for a snapshot now: a capture round is open and
@@ -915,6 +919,80 @@ pub(crate) fn signals_of(bits: u64) -> SigSet {
 mod tests {
     use super::*;
     use crate::{CacheSetting, JournalConfig, Runtime, RuntimeConfig};
+
+    type Hook = Arc<dyn Fn(&Host) + Send + Sync>;
+
+    /// Called by every thread of every test as it leaves [`held`].
+    pub(super) static AFTER_HOLD: Mutex<Option<Hook>> = Mutex::new(None);
+
+    /// A computing thread held until a snapshot's round opens — its wake-up raised and the
+    /// epoch bumped while the thread is still where the hold kept it, as happens when a
+    /// hold ends just as a snapshot is asked for — is still captured. It was not (the
+    /// deadline it left with counted from the bumped epoch), and the snapshot failed once
+    /// its capture timeout passed: a compute-only thread missed a snapshot asked for as the
+    /// previous one's handover took holds.
+    #[test]
+    fn a_computing_thread_let_go_as_a_round_opens_is_captured() {
+        let dir = tempfile::tempdir().unwrap();
+        let runtime = Runtime::new(RuntimeConfig {
+            cache: CacheSetting::Disabled,
+            snapshots: true,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let program = runtime
+            .load_bytes(
+                b"(module (memory (export \"memory\") 1)
+                    (global (export \"__stack_pointer\") (mut i32) (i32.const 65536))
+                    (func (export \"_start\") (loop (br 0))))",
+                "spins",
+            )
+            .unwrap();
+        let running = runtime
+            .process(&program)
+            .journal(JournalConfig {
+                capture_timeout: std::time::Duration::from_secs(3),
+                ..JournalConfig::new(dir.path().join("j"))
+            })
+            .spawn()
+            .unwrap();
+        let handle = running.handle();
+        let ctx = handle.journaled().expect("a journaled process");
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (target, on) = (Arc::clone(&ctx), Arc::clone(&armed));
+        *AFTER_HOLD.lock().unwrap() = Some(Arc::new(move |host: &Host| {
+            use std::sync::atomic::Ordering::SeqCst;
+            if !Arc::ptr_eq(&host.ctx, &target) || !on.swap(false, SeqCst) {
+                return;
+            }
+            // Until the round has woken this thread (its flag raised, then the epoch
+            // bumped: a moment after).
+            let started = std::time::Instant::now();
+            while !host.interrupt.is_raised() && started.elapsed().as_secs() < 30 {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }));
+        let started = std::time::Instant::now();
+        let hold = loop {
+            if let Some(hold) = hold_of(&ctx)(false) {
+                break hold;
+            }
+            assert!(started.elapsed().as_secs() < 30, "the thread is never held");
+        };
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let asking = std::thread::spawn(move || handle.snapshot().map(|t| t.wait()));
+        drop(hold);
+        let outcome = asking.join().unwrap();
+        *AFTER_HOLD.lock().unwrap() = None;
+        assert!(matches!(outcome, Ok(Ok(()))), "{outcome:?}");
+        assert!(
+            !armed.load(std::sync::atomic::Ordering::SeqCst),
+            "the hook ran"
+        );
+        running.signal(wasmix_process::Signal::KILL);
+        let _ = running.wait();
+    }
 
     /// A hold (an increment's scan, a handover to the scanner) is short and ends by itself:
     /// a snapshot asked for meanwhile waits it out. It was refused as busy, and the guest's
