@@ -922,6 +922,40 @@ mod tests {
 
     type Hook = Arc<dyn Fn(&Host) + Send + Sync>;
 
+    /// Runs the module `wat` journaled into `dir` (a thread that misses a snapshot's round
+    /// fails it in 3 s, not 10); with its context.
+    fn journaled(dir: &std::path::Path, wat: &[u8]) -> (crate::RunningProcess, Arc<ProcessCtx>) {
+        let runtime = Runtime::new(RuntimeConfig {
+            cache: CacheSetting::Disabled,
+            snapshots: true,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        let program = runtime.load_bytes(wat, "guest").unwrap();
+        let running = runtime
+            .process(&program)
+            .journal(JournalConfig {
+                capture_timeout: std::time::Duration::from_secs(3),
+                ..JournalConfig::new(dir.join("j"))
+            })
+            .spawn()
+            .unwrap();
+        let ctx = running.handle().journaled().expect("a journaled process");
+        (running, ctx)
+    }
+
+    /// A hold of `ctx`'s process, tried until its thread is there to be held (each try
+    /// gives up after HOLD_LIMIT: the thread may still be starting).
+    fn held_at_last(ctx: &Arc<ProcessCtx>) -> Box<dyn Send> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(hold) = hold_of(ctx)(false) {
+                return hold;
+            }
+            assert!(started.elapsed().as_secs() < 30, "the thread is never held");
+        }
+    }
+
     /// Called by every thread of every test as it leaves [`held`].
     pub(super) static AFTER_HOLD: Mutex<Option<Hook>> = Mutex::new(None);
 
@@ -934,30 +968,13 @@ mod tests {
     #[test]
     fn a_computing_thread_let_go_as_a_round_opens_is_captured() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            cache: CacheSetting::Disabled,
-            snapshots: true,
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let program = runtime
-            .load_bytes(
-                b"(module (memory (export \"memory\") 1)
+        let (running, ctx) = journaled(
+            dir.path(),
+            b"(module (memory (export \"memory\") 1)
                     (global (export \"__stack_pointer\") (mut i32) (i32.const 65536))
                     (func (export \"_start\") (loop (br 0))))",
-                "spins",
-            )
-            .unwrap();
-        let running = runtime
-            .process(&program)
-            .journal(JournalConfig {
-                capture_timeout: std::time::Duration::from_secs(3),
-                ..JournalConfig::new(dir.path().join("j"))
-            })
-            .spawn()
-            .unwrap();
+        );
         let handle = running.handle();
-        let ctx = handle.journaled().expect("a journaled process");
         let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (target, on) = (Arc::clone(&ctx), Arc::clone(&armed));
         *AFTER_HOLD.lock().unwrap() = Some(Arc::new(move |host: &Host| {
@@ -973,13 +990,7 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }));
-        let started = std::time::Instant::now();
-        let hold = loop {
-            if let Some(hold) = hold_of(&ctx)(false) {
-                break hold;
-            }
-            assert!(started.elapsed().as_secs() < 30, "the thread is never held");
-        };
+        let hold = held_at_last(&ctx);
         armed.store(true, std::sync::atomic::Ordering::SeqCst);
         let asking = std::thread::spawn(move || handle.snapshot().map(|t| t.wait()));
         drop(hold);
@@ -1001,46 +1012,17 @@ mod tests {
     #[test]
     fn a_snapshot_asked_for_during_a_hold_waits_for_it() {
         let dir = tempfile::tempdir().unwrap();
-        let runtime = Runtime::new(RuntimeConfig {
-            cache: CacheSetting::Disabled,
-            snapshots: true,
-            ..RuntimeConfig::default()
-        })
-        .unwrap();
-        let program = runtime
-            .load_bytes(
-                b"(module
+        let (running, ctx) = journaled(
+            dir.path(),
+            b"(module
                     (import \"wasix_32v1\" \"thread_sleep\" (func $sleep (param i64) (result i32)))
                     (memory (export \"memory\") 1)
                     (global (export \"__stack_pointer\") (mut i32) (i32.const 65536))
                     (func (export \"_start\")
                         (loop (drop (call $sleep (i64.const 60000000000))) (br 0))))",
-                "sleeps",
-            )
-            .unwrap();
-        let running = runtime
-            .process(&program)
-            .journal(JournalConfig {
-                // A thread that misses the round fails the snapshot in seconds, not ten.
-                capture_timeout: std::time::Duration::from_secs(3),
-                ..JournalConfig::new(dir.path().join("j"))
-            })
-            .spawn()
-            .unwrap();
+        );
         let handle = running.handle();
-        let ctx = handle.journaled().expect("a journaled process");
-        // A sleeping thread is held where it sleeps (no epoch check involved). Each try gives
-        // up after HOLD_LIMIT: the thread may still be starting.
-        let started = std::time::Instant::now();
-        let hold = loop {
-            if let Some(hold) = hold_of(&ctx)(false) {
-                break hold;
-            }
-            assert!(
-                started.elapsed().as_secs() < 30,
-                "the sleeping thread is never held"
-            );
-        };
+        let hold = held_at_last(&ctx);
         let asking = std::thread::spawn(move || handle.snapshot().map(|t| t.wait()));
         // Not synchronisation: the request waits for the hold however long it lasts, so the
         // test passes whenever it drops; the pause only makes a request that does not wait
