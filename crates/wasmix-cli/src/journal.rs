@@ -363,7 +363,8 @@ pub fn extract_memory(
             bar.set_position(written);
         }
         buf.resize(r.len as usize, 0);
-        j.read_region(r, &mut buf).map_err(|e| e.to_string())?;
+        j.read_layered(r, images[0], &mut buf)
+            .map_err(|e| e.to_string())?;
         file.write_all_at(&buf, r.offset)
             .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
         written += r.len;

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::{guest, path_str, run_with_stdin, wasmix};
-use wasmix_journal::{Journal, Verify};
+use wasmix_journal::{Encoding, Journal, Verify};
 
 /// Runs `snapbench pattern SEED ROUNDS 8` journaled into `journal`, kills the runtime after
 /// its last snapshot, restores it; the hash the first run printed and the restored one's.
@@ -92,6 +92,32 @@ fn full_snapshots_write_the_whole_memory_each_time() {
     assert!(bases(&full).iter().all(Option::is_none));
     let size = |p: &Path| std::fs::metadata(p).unwrap().len();
     assert!(size(&inc) < size(&full), "increments write less");
+    // Pages the guest changed in a byte are stored as their xor with the full snapshot,
+    // and the increments' memory, extracted, is the full snapshots' byte for byte.
+    let j = Journal::open(&inc, None, Verify::Full).unwrap();
+    let xors = j
+        .snapshots()
+        .iter()
+        .flat_map(|s| j.snapshot(s).unwrap().root.regions)
+        .filter(|r| r.encoding == Encoding::Xor)
+        .count();
+    assert!(xors > 0, "no page stored as xor");
+    let image = |journal: &Path| {
+        let out = journal.with_extension("mem");
+        wasmix()
+            .args([
+                "journal",
+                "extract",
+                path_str(journal),
+                "--memory",
+                path_str(&out),
+            ])
+            .output()
+            .unwrap();
+        std::fs::read(&out).unwrap()
+    };
+    let (a, b) = (image(&inc), image(&full));
+    assert!(!a.is_empty() && a == b, "the memories differ");
 }
 
 /// An increment covers the pages written since its base, not the whole memory: the memory

@@ -82,6 +82,9 @@ impl Kind {
             // the tree recorded (`record::Node::Inherited`). Older records read the same,
             // and a reader of an older version refuses a newer one by name.
             Kind::Files => 4,
+            // 2: encoding 3, an increment's bytes XOR its full snapshot's
+            // (`record::Encoding::Xor`).
+            Kind::Region => 2,
             _ => 1,
         }
     }

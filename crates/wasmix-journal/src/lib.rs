@@ -41,7 +41,8 @@
 //! Commit)
 //! are postcard encodings of the types in [`record`]. A Region payload is a 32-byte header
 //! (memory index u32, encoding u8, 3 reserved, guest offset u64, length u64, 8 reserved) and
-//! the bytes: raw, lz4-compressed, or none for a zero region (encoding 0, 1, 2). A raw
+//! the bytes: raw, lz4-compressed, none for a zero region, or lz4-compressed XOR with the
+//! chain's full snapshot (encoding 0, 1, 2, 3; the last since Region layout 2). A raw
 //! region of [`MAPPABLE`] bytes or more starts on a 4096-byte boundary of the file (a
 //! Padding frame before it makes it so), so a restore can map it copy-on-write instead of
 //! reading it; smaller ones are copied, and written where they fall.
@@ -58,7 +59,16 @@
 //! ```text
 //!   #1 full ◄── #2 Base{1}: pages written since #1 ◄── #3 Base{2}: since #2
 //!   memory(#3) = regions(#1), then regions(#2), then regions(#3)
+//!   an xor region of #2 or #3 at R:  memory[R] = bytes(#1)[R] XOR lz4⁻¹(stored)
 //! ```
+//!
+//! A page changed in a few bytes is stored as its XOR with the chain's full snapshot there
+//! (zeros where that holds none), lz4-compressed: tens of bytes instead of 4096, so the
+//! increment's write and sync follow the bytes changed. The writer chooses it
+//! ([`SnapshotWriter::regions`]) where that compresses to half or less and the full
+//! snapshot holds those bytes raw — written by the same writer, so a reopened journal's
+//! increments are plain until its next full snapshot; [`Journal::read_layered`] reads it.
+//! An xor region anywhere but an increment's root process is corruption.
 //!
 //! # Crash safety
 //!

@@ -312,7 +312,18 @@ impl Journal {
                 Kind::Thread => image.threads.push(self.decode(f)?),
                 Kind::Files => image.files = Some(self.decode(f)?),
                 Kind::Memory => image.memories.push(self.decode(f)?),
-                Kind::Region => image.regions.push(self.region_ref(f)?),
+                Kind::Region => {
+                    let r = self.region_ref(f)?;
+                    if r.encoding == Encoding::Xor && (in_member || s.base.is_none()) {
+                        return Err(JournalError::corrupt(
+                            &self.path,
+                            f.offset,
+                            "an xor region outside an increment's root process (it has no \
+                             full snapshot to be read over)",
+                        ));
+                    }
+                    image.regions.push(r);
+                }
             }
         }
         Ok(s)
@@ -354,7 +365,58 @@ impl Journal {
             .collect()
     }
 
-    /// Reads region `r`'s bytes into `out` (exactly `r.len` bytes), checking them.
+    /// Reads region `r`'s bytes into `out` (exactly `r.len` bytes), checking them: any
+    /// region of a snapshot `full` is the first of [`Journal::layers`] of (for a full
+    /// snapshot, itself; `full` is its process's image there — the root's). An
+    /// [`Encoding::Xor`] region is its stored delta applied to `full`'s bytes; the others
+    /// read as [`Journal::read_region`] does.
+    pub fn read_layered(
+        &self,
+        r: &RegionRef,
+        full: &ProcessImage,
+        out: &mut [u8],
+    ) -> Result<(), JournalError> {
+        if r.encoding != Encoding::Xor {
+            return self.read_region(r, out);
+        }
+        let corrupt = |why: &str| JournalError::corrupt(&self.path, r.frame.offset, why);
+        self.read_region(r, out)?;
+        let end = r.offset + r.len;
+        // A full snapshot's regions ascend and do not overlap (the writer makes them so).
+        let first = full.regions.partition_point(|b| {
+            b.index < r.index || (b.index == r.index && b.offset + b.len <= r.offset)
+        });
+        let mut scratch = Vec::new();
+        for b in full.regions[first..]
+            .iter()
+            .take_while(|b| b.index == r.index && b.offset < end)
+        {
+            let from = b.offset.max(r.offset);
+            let to = (b.offset + b.len).min(end);
+            let mine = &mut out[(from - r.offset) as usize..(to - r.offset) as usize];
+            match b.encoding {
+                Encoding::Zero => continue,
+                Encoding::Raw => {
+                    scratch.resize(mine.len(), 0);
+                    self.read_exact(&mut scratch, b.data_offset + (from - b.offset))?;
+                }
+                Encoding::Lz4 => {
+                    scratch.resize(b.len as usize, 0);
+                    self.read_region(b, &mut scratch)?;
+                    scratch.drain(..(from - b.offset) as usize);
+                    scratch.truncate(mine.len());
+                }
+                Encoding::Xor => {
+                    return Err(corrupt("an xor region over a full snapshot's xor region"))
+                }
+            }
+            mine.iter_mut().zip(&scratch).for_each(|(m, b)| *m ^= b);
+        }
+        Ok(())
+    }
+
+    /// Reads region `r`'s bytes into `out` (exactly `r.len` bytes), checking them; of an
+    /// [`Encoding::Xor`] region, the delta ([`Journal::read_layered`] applies it).
     pub fn read_region(&self, r: &RegionRef, out: &mut [u8]) -> Result<(), JournalError> {
         let corrupt = |why: &str| JournalError::corrupt(&self.path, r.frame.offset, why);
         if out.len() as u64 != r.len {
@@ -373,7 +435,7 @@ impl Journal {
                     return Err(corrupt("the region's bytes fail their checksum"));
                 }
             }
-            Encoding::Lz4 => {
+            Encoding::Lz4 | Encoding::Xor => {
                 let mut stored = vec![0u8; r.stored_len as usize];
                 self.read_exact(&mut stored, r.data_offset)?;
                 if crc32c::crc32c_append(head_crc, &stored) != r.frame.crc {
@@ -454,7 +516,8 @@ impl Journal {
         if encoding == Encoding::Raw && r.stored_len != r.len {
             return Err(corrupt("a raw region's length disagrees with its bytes"));
         }
-        if encoding == Encoding::Lz4 && r.len > r.stored_len.saturating_mul(255).saturating_add(16)
+        if matches!(encoding, Encoding::Lz4 | Encoding::Xor)
+            && r.len > r.stored_len.saturating_mul(255).saturating_add(16)
         {
             // lz4 cannot expand more than ~255x: a larger claim is a lie that would make a
             // reader allocate what the file never held.

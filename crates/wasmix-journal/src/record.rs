@@ -360,6 +360,12 @@ pub enum Encoding {
     Lz4,
     /// All zeros, nothing stored: a page an incremental snapshot found zeroed.
     Zero,
+    /// lz4 block-compressed XOR of the bytes with the chain's full snapshot's bytes there
+    /// (zeros where it holds none): a page an incremental snapshot found changed in a few
+    /// bytes is stored in tens of bytes. Only in an increment's root process, over a full
+    /// snapshot that holds those bytes raw or not at all; read with
+    /// [`crate::Journal::read_layered`].
+    Xor,
 }
 
 impl Encoding {
@@ -368,6 +374,7 @@ impl Encoding {
             Encoding::Raw => 0,
             Encoding::Lz4 => 1,
             Encoding::Zero => 2,
+            Encoding::Xor => 3,
         }
     }
 
@@ -376,6 +383,7 @@ impl Encoding {
             0 => Some(Encoding::Raw),
             1 => Some(Encoding::Lz4),
             2 => Some(Encoding::Zero),
+            3 => Some(Encoding::Xor),
             _ => None,
         }
     }

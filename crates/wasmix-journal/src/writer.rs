@@ -53,6 +53,28 @@ pub struct JournalWriter {
     pending: Vec<u8>,
     sync: SyncPolicy,
     next_seq: u64,
+    /// What increments on the last snapshot may be stored as XOR against.
+    xor_base: Option<XorBase>,
+}
+
+/// The full snapshot at the start of the last committed snapshot's chain, as this writer
+/// wrote it: where it holds the root's memory 0. Known only for snapshots written by this
+/// writer (a journal opened to append starts without one: its increments are stored plain
+/// until the next full snapshot).
+struct XorBase {
+    /// The last committed snapshot, which the next increment names as its base.
+    last: u64,
+    /// The full snapshot's regions of memory 0, ascending and apart.
+    spans: Vec<Span>,
+}
+
+/// A region of a full snapshot's memory 0: `offset..offset + len`, stored raw at file
+/// offset `raw_at`, or otherwise (`None`).
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    offset: u64,
+    len: u64,
+    raw_at: Option<u64>,
 }
 
 /// Frames up to this size are gathered in [`JournalWriter::pending`]; larger ones are
@@ -60,6 +82,12 @@ pub struct JournalWriter {
 const GATHER_FRAME: u64 = 64 << 10;
 /// Gathered frames are written once this many bytes are waiting.
 const GATHER_LIMIT: usize = 1 << 20;
+/// Frames [`SnapshotWriter::regions`] writes with this much data or less are copied into
+/// one part of its vectored write.
+const GATHER_DATA: usize = 512;
+/// Regions of one [`SnapshotWriter::regions`] call tried as deltas before it stops trying
+/// unless a quarter of the tries paid.
+const DELTA_TRIAL: u32 = 64;
 
 impl JournalWriter {
     /// Creates (or replaces) the journal at `path` for the module hashed `module`.
@@ -91,6 +119,7 @@ impl JournalWriter {
             pending: Vec::new(),
             sync,
             next_seq: 1,
+            xor_base: None,
         };
         if sync != SyncPolicy::Never {
             writer.file.sync_all().map_err(io)?;
@@ -131,6 +160,7 @@ impl JournalWriter {
             pending: Vec::new(),
             sync,
             next_seq,
+            xor_base: None,
         };
         Ok((writer, journal))
     }
@@ -166,6 +196,9 @@ impl JournalWriter {
             frames: 0,
             chain: 0,
             committed: false,
+            base: None,
+            in_member: false,
+            spans: Vec::new(),
         };
         s.structured(
             Kind::Begin,
@@ -295,6 +328,12 @@ pub struct SnapshotWriter<'j> {
     frames: u32,
     chain: u32,
     committed: bool,
+    /// Its Base record's snapshot, if it is an increment.
+    base: Option<u64>,
+    /// Whether another process's records are being written (after a Member).
+    in_member: bool,
+    /// A full snapshot's regions of the root's memory 0 so far, in the order written.
+    spans: Vec<Span>,
 }
 
 /// What a commit wrote.
@@ -358,6 +397,7 @@ impl SnapshotWriter<'_> {
     /// its parent): what follows, up to the next member, is its. Written after the root's
     /// records.
     pub fn member(&mut self, m: &record::Member) -> Result<(), JournalError> {
+        self.in_member = true;
         self.structured(Kind::Member, m)
     }
 
@@ -365,15 +405,79 @@ impl SnapshotWriter<'_> {
     /// complete snapshot of this journal) with this one's regions laid over it. Written
     /// before any region.
     pub fn base(&mut self, seq: u64) -> Result<(), JournalError> {
-        self.structured(Kind::Base, &record::Base { seq })
+        self.structured(Kind::Base, &record::Base { seq })?;
+        self.base = Some(seq);
+        Ok(())
+    }
+
+    /// Notes a region written at `frame` (where its frame starts), if it is one of a full
+    /// snapshot's root memory 0, for the increments on it.
+    fn note(&mut self, index: u32, encoding: Encoding, offset: u64, len: u64, frame: u64) {
+        if self.base.is_some() || self.in_member || index != 0 {
+            return;
+        }
+        let raw_at = (encoding == Encoding::Raw).then_some(frame + FRAME_LEN + REGION_HEADER_LEN);
+        self.spans.push(Span {
+            offset,
+            len,
+            raw_at,
+        });
+    }
+
+    /// `bytes` of memory `index` at `offset` XOR the full snapshot's there, lz4-compressed,
+    /// if this is an increment whose chain's full snapshot this writer wrote, that snapshot
+    /// holds those bytes raw or not at all, and the result is at most half their size.
+    fn delta(
+        &self,
+        index: u32,
+        offset: u64,
+        bytes: &[u8],
+        scratch: &mut Scratch,
+    ) -> Option<Vec<u8>> {
+        let base = self.journal.xor_base.as_ref()?;
+        if self.in_member || index != 0 || self.base != Some(base.last) {
+            return None;
+        }
+        let end = offset.checked_add(bytes.len() as u64)?;
+        let delta = &mut scratch.delta;
+        delta.clear();
+        delta.extend_from_slice(bytes);
+        let first = base.spans.partition_point(|s| s.offset + s.len <= offset);
+        for s in base.spans[first..].iter().take_while(|s| s.offset < end) {
+            let raw_at = s.raw_at?;
+            let from = s.offset.max(offset);
+            let to = (s.offset + s.len).min(end);
+            let mine = &mut delta[(from - offset) as usize..(to - offset) as usize];
+            let at = raw_at + (from - s.offset);
+            let old = &mut scratch.old;
+            old.clear();
+            old.resize(mine.len(), 0);
+            self.journal.file.read_exact_at(old, at).ok()?;
+            xor_into(mine, old);
+        }
+        // Mostly unchanged bytes make mostly zero words; fewer than half cannot compress to
+        // half but by chance, so lz4 is not tried.
+        let zero_words = delta
+            .chunks_exact(8)
+            .filter(|w| w.iter().all(|b| *b == 0))
+            .count();
+        if zero_words * 16 < bytes.len() {
+            return None;
+        }
+        let packed = &mut scratch.packed;
+        packed.resize(lz4_flex::block::get_maximum_output_size(bytes.len()), 0);
+        let n = lz4_flex::block::compress_into(delta, packed).ok()?;
+        (n * 2 <= bytes.len()).then(|| packed[..n].to_vec())
     }
 
     /// Records that `len` bytes of memory `index` at guest `offset` are zeros (an
     /// incremental snapshot's pages that were cleared since its base); nothing is stored.
     pub fn zeros(&mut self, index: u32, offset: u64, len: u64) -> Result<(), JournalError> {
         let head = region_header(index, Encoding::Zero, offset, len);
+        let at = self.journal.end;
         let crc = self.journal.append(Kind::Region, &[&head])?;
         self.counted(crc);
+        self.note(index, Encoding::Zero, offset, len, at);
         Ok(())
     }
 
@@ -403,21 +507,31 @@ impl SnapshotWriter<'_> {
                 }
                 &[]
             }
+            Encoding::Xor => {
+                return Err(JournalError::Unrecordable {
+                    path: self.journal.path.clone(),
+                    what: "a region as xor by request (regions() chooses it)".into(),
+                })
+            }
         };
         let head = region_header(index, encoding, offset, bytes.len() as u64);
         if encoding == Encoding::Raw && bytes.len() as u64 >= MAPPABLE {
             self.journal.align_payload(REGION_HEADER_LEN)?;
         }
+        let at = self.journal.end;
         let crc = self.journal.append(Kind::Region, &[&head, data])?;
         self.counted(crc);
+        self.note(index, encoding, offset, bytes.len() as u64, at);
         Ok(encoding)
     }
 
     /// Records several regions of memory `index`, each `(guest offset, bytes)`, as
-    /// [`SnapshotWriter::region`] with no encoding given would, one after the other. Regions
-    /// stored raw go out from the caller's buffers in one vectored write with their headers,
-    /// not gathered: an increment is hundreds of scattered pages, whose copies into a buffer
-    /// cost more than their write.
+    /// [`SnapshotWriter::region`] with no encoding given would, one after the other — or, in
+    /// an increment whose chain's full snapshot this writer wrote, as the XOR with that
+    /// snapshot's bytes ([`Encoding::Xor`]) where that compresses to half or less (pages
+    /// changed in a few bytes). Regions stored raw go out from the caller's buffers in one
+    /// vectored write with their headers, not gathered: an increment is hundreds of
+    /// scattered pages, whose copies into a buffer cost more than their write.
     pub fn regions(&mut self, index: u32, regions: &[(u64, &[u8])]) -> Result<(), JournalError> {
         if self.journal.sync == SyncPolicy::Always {
             for (offset, bytes) in regions {
@@ -428,7 +542,20 @@ impl SnapshotWriter<'_> {
         let mut frames: Vec<Frame<'_>> = Vec::with_capacity(regions.len());
         let mut compressed: Vec<Vec<u8>> = Vec::new();
         let mut encodings = Vec::with_capacity(regions.len());
-        for (_, bytes) in regions {
+        let mut scratch = Scratch::default();
+        // Deltas are tried while they pay often enough: pages rewritten whole (a
+        // decompressed image, a sorted array) would cost a read and an xor each for nothing.
+        let (mut tries, mut wins) = (0u32, 0u32);
+        for (offset, bytes) in regions {
+            if tries < DELTA_TRIAL || wins * 4 >= tries {
+                tries += 1;
+                if let Some(packed) = self.delta(index, *offset, bytes, &mut scratch) {
+                    wins += 1;
+                    compressed.push(packed);
+                    encodings.push(Some(Encoding::Xor));
+                    continue;
+                }
+            }
             if bytes.len() as u64 >= MAPPABLE {
                 // Mappable: placed on a page of the file, by itself.
                 encodings.push(None);
@@ -443,41 +570,88 @@ impl SnapshotWriter<'_> {
         let mut packed = compressed.iter();
         for ((offset, bytes), encoding) in regions.iter().zip(&encodings) {
             let Some(encoding) = encoding else {
-                self.write_frames(&mut frames)?;
+                self.write_frames(index, &mut frames)?;
                 self.region(index, *offset, bytes, None)?;
                 continue;
             };
             let data: &[u8] = match encoding {
-                Encoding::Lz4 => packed.next().map_or(&[], Vec::as_slice),
+                Encoding::Lz4 | Encoding::Xor => packed.next().map_or(&[], Vec::as_slice),
                 _ => bytes,
             };
             frames.push(Frame::new(
                 region_header(index, *encoding, *offset, bytes.len() as u64),
                 data,
+                (*offset, bytes.len() as u64, *encoding),
             ));
         }
-        self.write_frames(&mut frames)
+        self.write_frames(index, &mut frames)
     }
 
     /// Writes `frames` (Region frames) in one vectored write, and empties it.
-    fn write_frames(&mut self, frames: &mut Vec<Frame<'_>>) -> Result<(), JournalError> {
+    fn write_frames(
+        &mut self,
+        index: u32,
+        frames: &mut Vec<Frame<'_>>,
+    ) -> Result<(), JournalError> {
         if frames.is_empty() {
             return Ok(());
         }
+        // Frames with little data (an xor region is tens of bytes) are copied together
+        // into one buffer: a part of the vectored write each would cost more.
+        let small = |f: &Frame<'_>| f.data.len() <= GATHER_DATA;
+        let mut gathered = Vec::new();
+        for f in frames.iter().filter(|f| small(f)) {
+            gathered.extend_from_slice(&f.frame);
+            gathered.extend_from_slice(&f.head);
+            gathered.extend_from_slice(f.data);
+            gathered.extend_from_slice(&[0u8; 8][..f.pad]);
+        }
         let mut parts: Vec<&[u8]> = Vec::with_capacity(frames.len() * 4);
         let mut span = 0;
+        // Where the next small frame's bytes start in `gathered`, and where the run of
+        // small frames the last part holds starts (none after a large frame).
+        let mut at = 0;
+        let mut run: Option<usize> = None;
         for f in frames.iter() {
-            parts.extend_from_slice(&[&f.frame, &f.head, f.data, &[0u8; 8][..f.pad]]);
+            if small(f) {
+                let end = at + f.span as usize;
+                match run {
+                    Some(start) => {
+                        if let Some(last) = parts.last_mut() {
+                            *last = &gathered[start..end];
+                        }
+                    }
+                    None => {
+                        parts.push(&gathered[at..end]);
+                        run = Some(at);
+                    }
+                }
+                at = end;
+            } else {
+                parts.extend_from_slice(&[&f.frame, &f.head, f.data, &[0u8; 8][..f.pad]]);
+                run = None;
+            }
             span += f.span;
         }
         let journal = &mut *self.journal;
         journal.flush()?;
-        write_all_vectored_at(&journal.file, &parts, journal.end).map_err(|e| journal.io(e))?;
-        journal.start_writeback(journal.end, span);
+        let start = journal.end;
+        write_all_vectored_at(&journal.file, &parts, start).map_err(|e| journal.io(e))?;
+        journal.start_writeback(start, span);
         journal.end += span;
-        let crcs: Vec<u32> = frames.iter().map(|f| f.crc).collect();
+        let written: Vec<(u32, (u64, u64, Encoding), u64)> = frames
+            .iter()
+            .scan(start, |at, f| {
+                let here = *at;
+                *at += f.span;
+                Some((f.crc, f.region, here))
+            })
+            .collect();
         frames.clear();
-        crcs.into_iter().for_each(|crc| self.counted(crc));
+        for (crc, (offset, len, encoding), at) in written {
+            self.counted(crc);
+            self.note(index, encoding, offset, len, at);
+        }
         Ok(())
     }
 
@@ -510,6 +684,23 @@ impl SnapshotWriter<'_> {
         }
         self.committed = true;
         self.journal.next_seq = self.seq + 1;
+        self.journal.xor_base = match (self.base, self.journal.xor_base.take()) {
+            (None, _) => {
+                let spans = std::mem::take(&mut self.spans);
+                let apart = spans
+                    .windows(2)
+                    .all(|w| w[0].offset + w[0].len <= w[1].offset);
+                apart.then_some(XorBase {
+                    last: self.seq,
+                    spans,
+                })
+            }
+            (Some(b), Some(base)) if b == base.last => Some(XorBase {
+                last: self.seq,
+                ..base
+            }),
+            _ => None,
+        };
         Ok(CommitInfo {
             seq: self.seq,
             offset: self.start,
@@ -568,10 +759,16 @@ struct Frame<'a> {
     pad: usize,
     span: u64,
     crc: u32,
+    /// Guest offset, length and encoding of the region.
+    region: (u64, u64, Encoding),
 }
 
 impl<'a> Frame<'a> {
-    fn new(head: [u8; REGION_HEADER_LEN as usize], data: &'a [u8]) -> Frame<'a> {
+    fn new(
+        head: [u8; REGION_HEADER_LEN as usize],
+        data: &'a [u8],
+        region: (u64, u64, Encoding),
+    ) -> Frame<'a> {
         let crc = crc32c::crc32c_append(crc32c::crc32c(&head), data);
         let header = FrameHeader {
             kind: Kind::Region.number(),
@@ -588,7 +785,33 @@ impl<'a> Frame<'a> {
             pad: (span - FRAME_LEN - header.len) as usize,
             span,
             crc,
+            region,
         }
+    }
+}
+
+/// Buffers [`SnapshotWriter::regions`] reuses from region to region.
+#[derive(Default)]
+struct Scratch {
+    /// The region's bytes, then their xor with the full snapshot's.
+    delta: Vec<u8>,
+    /// The full snapshot's bytes under part of the region.
+    old: Vec<u8>,
+    /// lz4's output.
+    packed: Vec<u8>,
+}
+
+/// `acc ^= bytes`, eight bytes at a time (`acc` is as long as `bytes`).
+fn xor_into(acc: &mut [u8], bytes: &[u8]) {
+    let mut a = acc.chunks_exact_mut(8);
+    let mut b = bytes.chunks_exact(8);
+    for (x, y) in (&mut a).zip(&mut b) {
+        let v = u64::from_ne_bytes(x.try_into().unwrap_or_default())
+            ^ u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        x.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
+        *x ^= y;
     }
 }
 
@@ -763,4 +986,65 @@ pub fn compact(path: &Path) -> Result<Compacted, JournalError> {
         before,
         after,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A journal whose snapshot holds an xor region where no full snapshot is under it:
+    /// `member` puts it among another process's records of an increment, else in a full
+    /// snapshot's root.
+    fn misplaced_xor(path: &Path, member: bool) {
+        let mut w = JournalWriter::create(path, [1; 32], SyncPolicy::Never).unwrap();
+        let page = vec![5u8; PAGE as usize];
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        s.region(0, 0, &page, None).unwrap();
+        s.commit().unwrap();
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        if member {
+            s.base(1).unwrap();
+            s.member(&record::Member {
+                pid: 2,
+                parent: 1,
+                module: [1; 32],
+                path: String::new(),
+                ended: None,
+            })
+            .unwrap();
+        }
+        let packed = lz4_flex::block::compress(&page);
+        let head = region_header(0, Encoding::Xor, 0, PAGE);
+        let crc = s.journal.append(Kind::Region, &[&head, &packed]).unwrap();
+        s.counted(crc);
+        s.commit().unwrap();
+    }
+
+    #[test]
+    fn an_xor_region_with_no_full_snapshot_under_it_is_named_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        for member in [false, true] {
+            let path = dir.path().join(format!("j{member}"));
+            misplaced_xor(&path, member);
+            let j = Journal::open(&path, None, Verify::Full).unwrap();
+            let err = j.latest().unwrap_err();
+            assert!(
+                matches!(err, JournalError::Corrupt { .. })
+                    && err
+                        .to_string()
+                        .contains("an xor region outside an increment's root"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_region_is_not_written_as_xor_by_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w =
+            JournalWriter::create(&dir.path().join("j"), [1; 32], SyncPolicy::Never).unwrap();
+        let mut s = w.snapshot("explicit", 0, 0).unwrap();
+        let err = s.region(0, 0, &[1; 64], Some(Encoding::Xor)).unwrap_err();
+        assert!(matches!(err, JournalError::Unrecordable { .. }), "{err}");
+    }
 }

@@ -847,3 +847,289 @@ fn regions_written_together_are_the_frames_written_one_by_one() {
     assert_eq!(encodings[3], Encoding::Lz4);
     assert_eq!(encodings[4], Encoding::Raw);
 }
+
+/// The memory snapshot `seq` composes to, an increment's xor regions read over its chain's
+/// full snapshot.
+fn compose_layered(j: &Journal, seq: u64) -> Vec<u8> {
+    let index = j.snapshots().iter().find(|s| s.seq == seq).unwrap();
+    let mut memory = vec![0u8; PAGES * PAGE as usize];
+    let layers = j.layers(index).unwrap();
+    for layer in &layers {
+        for r in &layer.root.regions {
+            let at = r.offset as usize;
+            j.read_layered(r, &layers[0].root, &mut memory[at..at + r.len as usize])
+                .unwrap();
+        }
+    }
+    memory
+}
+
+/// What an increment does to a page.
+#[derive(Clone, Copy, Debug)]
+enum Change {
+    /// A few bytes rewritten (at `at`, `n` of them).
+    Poke { at: usize, n: usize, value: u8 },
+    /// Rewritten whole with noise.
+    Noise(u64),
+    /// Cleared.
+    Zero,
+}
+
+/// A full snapshot of noise, text and zero pages, written by `regions` (runs of pages) or
+/// `region` (page by page), then increments of `changes` written by `regions`, the way
+/// the runtime writes them; returns the memory after each snapshot.
+fn write_changes(path: &Path, together: bool, layers: &[Vec<(usize, Change)>]) -> Vec<Vec<u8>> {
+    let page = PAGE as usize;
+    let mut w = JournalWriter::create(path, MODULE, SyncPolicy::Snapshot).unwrap();
+    let mut memory = vec![0u8; PAGES * page];
+    for p in 0..PAGES {
+        match p % 4 {
+            0 | 1 => memory[p * page..(p + 1) * page].copy_from_slice(&noise(page, p as u64)),
+            2 => memory[p * page..(p + 1) * page].copy_from_slice(&text(page)),
+            _ => {}
+        }
+    }
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.process(&process(1)).unwrap();
+    s.memory(&Memory {
+        index: 0,
+        size: memory.len() as u64,
+        shared: false,
+    })
+    .unwrap();
+    let pages: Vec<(u64, &[u8])> = memory
+        .chunks(page)
+        .enumerate()
+        .filter(|(_, b)| b.iter().any(|x| *x != 0))
+        .map(|(p, b)| ((p * page) as u64, b))
+        .collect();
+    if together {
+        s.regions(0, &pages).unwrap();
+    } else {
+        for (at, bytes) in &pages {
+            s.region(0, *at, bytes, None).unwrap();
+        }
+    }
+    s.commit().unwrap();
+    let mut states = vec![memory.clone()];
+    for (i, changes) in layers.iter().enumerate() {
+        for (p, c) in changes {
+            let bytes = &mut memory[p * page..(p + 1) * page];
+            match *c {
+                Change::Poke { at, n, value } => bytes[at..(at + n).min(page)].fill(value),
+                Change::Noise(seed) => bytes.copy_from_slice(&noise(page, seed)),
+                Change::Zero => bytes.fill(0),
+            }
+        }
+        let mut s = w.snapshot("periodic", 1, 1).unwrap();
+        s.process(&process(1)).unwrap();
+        s.base(i as u64 + 1).unwrap();
+        s.memory(&Memory {
+            index: 0,
+            size: memory.len() as u64,
+            shared: false,
+        })
+        .unwrap();
+        let mut touched: Vec<usize> = changes.iter().map(|c| c.0).collect();
+        touched.sort_unstable();
+        touched.dedup();
+        let mut regions = Vec::new();
+        for p in touched {
+            let bytes = &memory[p * page..(p + 1) * page];
+            if bytes.iter().all(|b| *b == 0) {
+                s.zeros(0, (p * page) as u64, PAGE).unwrap();
+            } else {
+                regions.push(((p * page) as u64, bytes));
+            }
+        }
+        s.regions(0, &regions).unwrap();
+        s.commit().unwrap();
+        states.push(memory.clone());
+    }
+    states
+}
+
+fn change() -> impl proptest::strategy::Strategy<Value = Change> {
+    use proptest::prelude::*;
+    prop_oneof![
+        4 => (0..PAGE as usize, 1..64usize, any::<u8>()).prop_map(|(at, n, value)| Change::Poke { at, n, value }),
+        1 => any::<u64>().prop_map(Change::Noise),
+        1 => Just(Change::Zero),
+    ]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Increments whose pages changed in a few bytes are stored as their xor with the full
+    /// snapshot; composed over their chain they give the memory as it was at each snapshot,
+    /// whatever each increment pokes, rewrites or clears, over noise, text or zero pages.
+    #[test]
+    fn xor_increments_compose_to_the_memory_at_each_snapshot(
+        together in proptest::prelude::any::<bool>(),
+        layers in proptest::collection::vec(
+            proptest::collection::vec((0..PAGES, change()), 0..20),
+            1..6,
+        )
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let states = write_changes(&path, together, &layers);
+        let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+        for (i, state) in states.iter().enumerate() {
+            proptest::prop_assert!(compose_layered(&j, i as u64 + 1) == *state, "snapshot {}", i + 1);
+        }
+    }
+}
+
+/// A page poked in a few bytes is stored as tens of bytes of xor over a raw page of the full
+/// snapshot, or over none (zeros); over a compressed page, or rewritten whole, it is stored
+/// as before. A journal opened again knows no full snapshot to xor over until it writes one.
+#[test]
+fn a_page_changed_in_a_few_bytes_is_stored_as_its_xor_with_the_full_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let poke = Change::Poke {
+        at: 100,
+        n: 8,
+        value: 7,
+    };
+    // Pages 0 (noise, raw), 2 (text, lz4), 3 (zeros), 5 (noise) in the full snapshot.
+    let layers = vec![
+        vec![(0, poke), (2, poke), (3, poke), (5, Change::Noise(99))],
+        vec![(0, poke), (4, Change::Zero)],
+    ];
+    let states = write_changes(&path, true, &layers);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    let encodings = |seq: u64| -> Vec<(u64, Encoding, u64)> {
+        let index = j.snapshots().iter().find(|s| s.seq == seq).unwrap();
+        let mut out = j
+            .snapshot(index)
+            .unwrap()
+            .root
+            .regions
+            .iter()
+            .map(|r| (r.offset / PAGE, r.encoding, r.stored_len))
+            .collect::<Vec<_>>();
+        out.sort_by_key(|r| r.0);
+        out
+    };
+    let two = encodings(2);
+    assert_eq!(two.len(), 4, "{two:?}");
+    assert_eq!(two[0].1, Encoding::Xor, "{two:?}");
+    assert!(two[0].2 < 64, "a few bytes stored: {two:?}");
+    assert_eq!(two[1].1, Encoding::Lz4, "over a compressed page: {two:?}");
+    assert_eq!(two[2].1, Encoding::Xor, "over zeros: {two:?}");
+    assert_eq!(two[3].1, Encoding::Raw, "rewritten whole: {two:?}");
+    let three = encodings(3);
+    assert_eq!((three[0].0, three[0].1), (0, Encoding::Xor), "{three:?}");
+    assert_eq!((three[1].0, three[1].1), (4, Encoding::Zero), "{three:?}");
+    for (i, state) in states.iter().enumerate() {
+        assert!(
+            compose_layered(&j, i as u64 + 1) == *state,
+            "snapshot {}",
+            i + 1
+        );
+    }
+    // Read alone, an xor region is its delta: the poked bytes against the full snapshot's.
+    let index = j.snapshots().iter().find(|s| s.seq == 2).unwrap();
+    let delta_region = j.snapshot(index).unwrap().root.regions[0];
+    assert_eq!(
+        (delta_region.offset, delta_region.encoding),
+        (0, Encoding::Xor)
+    );
+    let mut delta = vec![0u8; PAGE as usize];
+    j.read_region(&delta_region, &mut delta).unwrap();
+    let page = PAGE as usize;
+    let want: Vec<u8> = states[1][..page]
+        .iter()
+        .zip(&states[0][..page])
+        .map(|(a, b)| a ^ b)
+        .collect();
+    assert!(delta == want);
+    drop(j);
+
+    // Appending after a reopen: the full snapshot's layout is not known, so plain pages.
+    let (mut w, _) =
+        JournalWriter::open(&path, MODULE, SyncPolicy::Snapshot, Verify::Frames).unwrap();
+    let mut memory = states[2].clone();
+    memory[200..208].fill(1);
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.base(3).unwrap();
+    s.regions(0, &[(0, &memory[..page])]).unwrap();
+    s.commit().unwrap();
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    let latest = j.latest().unwrap();
+    assert_eq!(latest.root.regions[0].encoding, Encoding::Raw);
+    assert!(compose_layered(&j, 4)[..page] == memory[..page]);
+    drop((j, w));
+
+    // Compaction keeps the chain, xor regions and the full snapshot under them alike.
+    assert_eq!(wasmix_journal::compact(&path).unwrap().chain, [1, 2, 3, 4]);
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    assert!(compose_layered(&j, 3) == states[2]);
+}
+
+/// Once most tries of a batch fail (pages rewritten whole), the rest of it is not tried as
+/// deltas; the next batch tries again.
+#[test]
+fn deltas_stop_being_tried_in_a_batch_where_they_do_not_pay() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j");
+    let page = PAGE as usize;
+    let pages = 128;
+    let mut memory: Vec<u8> = (0..pages).flat_map(|p| noise(page, p as u64)).collect();
+    let mut w = JournalWriter::create(&path, MODULE, SyncPolicy::Never).unwrap();
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.memory(&Memory {
+        index: 0,
+        size: memory.len() as u64,
+        shared: false,
+    })
+    .unwrap();
+    s.regions(0, &[(0, &memory)]).unwrap();
+    s.commit().unwrap();
+    // 100 pages rewritten whole, then one poked.
+    for p in 0..100 {
+        memory[p * page..(p + 1) * page].copy_from_slice(&noise(page, 1000 + p as u64));
+    }
+    memory[120 * page + 9] ^= 1;
+    let batch = |memory: &[u8], ps: &[usize]| -> Vec<(u64, Vec<u8>)> {
+        ps.iter()
+            .map(|p| ((p * page) as u64, memory[p * page..(p + 1) * page].to_vec()))
+            .collect()
+    };
+    let first: Vec<usize> = (0..100).chain([120]).collect();
+    let regions = batch(&memory, &first);
+    let as_refs: Vec<(u64, &[u8])> = regions.iter().map(|(a, b)| (*a, b.as_slice())).collect();
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.base(1).unwrap();
+    s.regions(0, &as_refs).unwrap();
+    s.commit().unwrap();
+    // The next batch: only the poked page, again.
+    memory[120 * page + 10] ^= 1;
+    let regions = batch(&memory, &[120]);
+    let as_refs: Vec<(u64, &[u8])> = regions.iter().map(|(a, b)| (*a, b.as_slice())).collect();
+    let mut s = w.snapshot("periodic", 1, 1).unwrap();
+    s.base(2).unwrap();
+    s.regions(0, &as_refs).unwrap();
+    s.commit().unwrap();
+    let j = Journal::open(&path, Some(MODULE), Verify::Full).unwrap();
+    let snaps: Vec<_> = j
+        .snapshots()
+        .iter()
+        .map(|i| j.snapshot(i).unwrap())
+        .collect();
+    let two: Vec<Encoding> = snaps[1].root.regions.iter().map(|r| r.encoding).collect();
+    assert!(two.iter().all(|e| *e == Encoding::Raw), "{two:?}");
+    assert_eq!(snaps[2].root.regions[0].encoding, Encoding::Xor);
+    let layers = j.layers(&j.snapshots()[2]).unwrap();
+    let mut got = vec![0u8; memory.len()];
+    for l in &layers {
+        for r in &l.root.regions {
+            let at = r.offset as usize;
+            j.read_layered(r, &layers[0].root, &mut got[at..at + r.len as usize])
+                .unwrap();
+        }
+    }
+    assert!(got == memory);
+}

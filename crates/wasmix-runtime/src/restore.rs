@@ -66,9 +66,13 @@ pub(crate) fn restore(
         .ok_or_else(|| setup(format!("snapshot {} is not in the journal", snap.begin.seq)))?;
     // The root's memory may be an increment on earlier snapshots; a member's is whole.
     let layers = journal.layers(index).map_err(setup)?;
+    let full = layers
+        .first()
+        .ok_or_else(|| setup("its chain of snapshots is empty"))?;
     let root_memory = Memory {
         shape: layers.last().and_then(|s| s.root.memories.first()),
         regions: layers.iter().flat_map(|l| &l.root.regions).collect(),
+        full: &full.root,
     };
     let proc_rec = snap
         .root
@@ -128,6 +132,7 @@ pub(crate) fn restore(
         let memory = Memory {
             shape: image.memories.first(),
             regions: image.regions.iter().collect(),
+            full: image,
         };
         let member_ctx = tree.process(
             image,
@@ -150,6 +155,8 @@ pub(crate) fn restore(
 struct Memory<'a> {
     shape: Option<&'a record::Memory>,
     regions: Vec<&'a RegionRef>,
+    /// The full snapshot's image at the start of the chain, which xor regions read over.
+    full: &'a ProcessImage,
 }
 
 /// A tree being rebuilt.
@@ -344,7 +351,8 @@ fn status_of(ended: record::Ended) -> ExitStatus {
 /// of every layer (a full snapshot, then the increments on it, oldest first) laid over each
 /// other: large raw regions mapped copy-on-write straight from the journal file — so a
 /// restore does not read memory it does not touch — the rest copied or decompressed into
-/// place, zero regions cleared. Small regions are copied rather than mapped so increments
+/// place, xor regions applied over the full snapshot's bytes (read from the journal, as
+/// memory may hold a later layer's there), zero regions cleared. Small regions are copied rather than mapped so increments
 /// of scattered pages do not cost a mapping each.
 fn restore_memory(
     store: &mut Store<Host>,
@@ -425,7 +433,7 @@ fn restore_memory(
         } else {
             // SAFETY: as above; nothing else uses the memory yet.
             let bytes = unsafe { std::slice::from_raw_parts_mut(at, r.len as usize) };
-            journal.read_region(r, bytes).map_err(setup)?;
+            journal.read_layered(r, memory.full, bytes).map_err(setup)?;
         }
     }
     Ok(())

@@ -553,6 +553,7 @@ impl Shared {
         };
         let mut taken = Vec::new();
         let grown = st.len / PAGE..len / PAGE;
+        let scanning = std::time::Instant::now();
         let covered = scanner
             .take(0, st.len, &mut taken)
             .and_then(|()| match len > st.len {
@@ -563,6 +564,7 @@ impl Shared {
             self.finish(st);
             return Err(WpError::Protect(e));
         }
+        let scanned = scanning.elapsed();
         let found = taken.len();
         taken.extend(grown);
         if let Err(e) = st.copies.reserve(taken.len()) {
@@ -574,7 +576,7 @@ impl Shared {
             unsafe { st.copies.put(p, (self.base + p * PAGE) as *const u8) };
         }
         tracing::debug!(
-            "snapshot memory copy: seal took {found} pages again, {} grown",
+            "snapshot memory copy: seal took {found} pages again, {} grown, scanned in {scanned:?}",
             taken.len() - found
         );
         let mut held = vec![false; len / PAGE];

@@ -3,7 +3,7 @@
 //! what the file holds, no hang.
 //!
 //! Input: a first byte chooses the file. Even: the input itself is the file. Odd: a valid
-//! journal of two snapshots, with the rest of the input applied to it as (offset, xor)
+//! journal of two snapshots (a full one and an increment holding an xor region), with the rest of the input applied to it as (offset, xor)
 //! pairs and a final length — so the fuzzer works near valid journals, where the interesting
 //! decisions (torn tail or corruption, which snapshot survives) are made.
 
@@ -48,9 +48,15 @@ fn valid() -> &'static [u8] {
                 resume: Resume::Restart,
             })
             .expect("thread");
+            if seq == 1 {
+                s.base(1).expect("base");
+            }
             s.memory(&Memory { index: 0, size: 65536, shared: false }).expect("memory");
-            let noise: Vec<u8> = (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
-            s.region(0, 0, &noise, None).expect("raw region");
+            let mut noise: Vec<u8> =
+                (0..4096u32).map(|i| (i.wrapping_mul(2654435761) >> 24) as u8).collect();
+            // The second snapshot, an increment, holds the page poked: an xor region.
+            noise[7] ^= seq;
+            s.regions(0, &[(0, &noise)]).expect("raw or xor region");
             s.region(0, 8192, &[seq; 5000], None).expect("lz4 region");
             s.commit().expect("commit");
         }
@@ -82,11 +88,15 @@ fuzz_target!(|data: &[u8]| {
         let Ok(journal) = Journal::open(&path, None, verify) else { continue };
         for index in journal.snapshots() {
             let Ok(snapshot) = journal.snapshot(index) else { continue };
+            let layers = journal.layers(index).ok();
             for r in &snapshot.root.regions {
                 // A region's length was checked against the file when it was read.
                 if r.len <= 1 << 20 {
                     let mut out = vec![0u8; r.len as usize];
                     let _ = journal.read_region(r, &mut out);
+                    if let Some(full) = layers.as_ref().and_then(|l| l.first()) {
+                        let _ = journal.read_layered(r, &full.root, &mut out);
+                    }
                 }
             }
         }

@@ -280,6 +280,7 @@ fn append(
     job: &Job,
     last: &mut LastTracked,
 ) -> Result<(), JournalError> {
+    let started = std::time::Instant::now();
     let mut snap = writer.snapshot(job.trigger, job.wall_ns, job.monotonic_ns)?;
     let tracked = write_process(&mut snap, &job.root, Some(&*last))?;
     for (member, image) in &job.members {
@@ -291,10 +292,12 @@ fn append(
     let written = std::time::Instant::now();
     let info = snap.commit()?;
     tracing::debug!(
-        "journal: snapshot {} ({} bytes, {} process(es)) committed, {:?} of it making it durable",
+        "journal: snapshot {} ({} bytes, {} process(es)) committed, written in {:?}, {:?} \
+         more making it durable",
         info.seq,
         info.bytes,
         1 + job.members.len(),
+        written - started,
         written.elapsed()
     );
     if let Some((id, generation)) = tracked {
@@ -407,6 +410,7 @@ fn write_pages(
 ) -> Result<(), JournalError> {
     let pages: Vec<usize> = (0..held.len()).filter(|p| held[*p]).collect();
     let page_at = |k: usize| &bytes[k * PAGE..(k + 1) * PAGE];
+    let mut regions: Vec<(u64, &[u8])> = Vec::new();
     let mut k = 0;
     while k < pages.len() {
         let zero = crate::forkmem::is_zero(page_at(k));
@@ -422,11 +426,11 @@ fn write_pages(
         if zero {
             snap.zeros(0, at, len as u64)?;
         } else {
-            snap.region(0, at, &bytes[k * PAGE..j * PAGE], None)?;
+            regions.push((at, &bytes[k * PAGE..j * PAGE]));
         }
         k = j;
     }
-    Ok(())
+    snap.regions(0, &regions)
 }
 
 /// An increment's pages as `runs` of consecutive pages, `(first page, bytes)`: all-zero
