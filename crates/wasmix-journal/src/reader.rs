@@ -393,6 +393,10 @@ impl Journal {
         {
             let from = b.offset.max(r.offset);
             let to = (b.offset + b.len).min(end);
+            if to <= from {
+                // Only where the full snapshot's regions do not ascend (a damaged journal).
+                continue;
+            }
             let mine = &mut out[(from - r.offset) as usize..(to - r.offset) as usize];
             match b.encoding {
                 Encoding::Zero => continue,
