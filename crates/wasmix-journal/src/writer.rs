@@ -439,29 +439,27 @@ impl SnapshotWriter<'_> {
             return None;
         }
         let end = offset.checked_add(bytes.len() as u64)?;
+        // The full snapshot's bytes, read straight into place (zeros where it holds none),
+        // then xor'd with the region's.
         let delta = &mut scratch.delta;
         delta.clear();
-        delta.extend_from_slice(bytes);
+        delta.resize(bytes.len(), 0);
         let first = base.spans.partition_point(|s| s.offset + s.len <= offset);
         for s in base.spans[first..].iter().take_while(|s| s.offset < end) {
             let raw_at = s.raw_at?;
             let from = s.offset.max(offset);
             let to = (s.offset + s.len).min(end);
-            let mine = &mut delta[(from - offset) as usize..(to - offset) as usize];
-            let at = raw_at + (from - s.offset);
-            let old = &mut scratch.old;
-            old.clear();
-            old.resize(mine.len(), 0);
-            self.journal.file.read_exact_at(old, at).ok()?;
-            xor_into(mine, old);
+            self.journal
+                .file
+                .read_exact_at(
+                    &mut delta[(from - offset) as usize..(to - offset) as usize],
+                    raw_at + (from - s.offset),
+                )
+                .ok()?;
         }
         // Mostly unchanged bytes make mostly zero words; fewer than half cannot compress to
         // half but by chance, so lz4 is not tried.
-        let zero_words = delta
-            .chunks_exact(8)
-            .filter(|w| w.iter().all(|b| *b == 0))
-            .count();
-        if zero_words * 16 < bytes.len() {
+        if xor_into(delta, bytes) * 16 < bytes.len() {
             return None;
         }
         let packed = &mut scratch.packed;
@@ -793,26 +791,28 @@ impl<'a> Frame<'a> {
 /// Buffers [`SnapshotWriter::regions`] reuses from region to region.
 #[derive(Default)]
 struct Scratch {
-    /// The region's bytes, then their xor with the full snapshot's.
+    /// The full snapshot's bytes under the region, then their xor with the region's.
     delta: Vec<u8>,
-    /// The full snapshot's bytes under part of the region.
-    old: Vec<u8>,
     /// lz4's output.
     packed: Vec<u8>,
 }
 
-/// `acc ^= bytes`, eight bytes at a time (`acc` is as long as `bytes`).
-fn xor_into(acc: &mut [u8], bytes: &[u8]) {
+/// `acc ^= bytes`, eight bytes at a time (`acc` is as long as `bytes`); returns how many of
+/// the eight-byte words it leaves zero.
+fn xor_into(acc: &mut [u8], bytes: &[u8]) -> usize {
+    let mut zero = 0;
     let mut a = acc.chunks_exact_mut(8);
     let mut b = bytes.chunks_exact(8);
     for (x, y) in (&mut a).zip(&mut b) {
         let v = u64::from_ne_bytes(x.try_into().unwrap_or_default())
             ^ u64::from_ne_bytes(y.try_into().unwrap_or_default());
+        zero += usize::from(v == 0);
         x.copy_from_slice(&v.to_ne_bytes());
     }
     for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
         *x ^= y;
     }
+    zero
 }
 
 /// A Region payload's header (see the crate doc).
