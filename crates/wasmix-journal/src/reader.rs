@@ -365,11 +365,11 @@ impl Journal {
             .collect()
     }
 
-    /// Reads region `r`'s bytes into `out` (exactly `r.len` bytes), checking them: any
-    /// region of a snapshot `full` is the first of [`Journal::layers`] of (for a full
-    /// snapshot, itself; `full` is its process's image there — the root's). An
-    /// [`Encoding::Xor`] region is its stored delta applied to `full`'s bytes; the others
-    /// read as [`Journal::read_region`] does.
+    /// Reads region `r` of a snapshot into `out` (exactly `r.len` bytes, checked) as the
+    /// memory holds them. `full` is the root's image in the first of that snapshot's
+    /// [`Journal::layers`] (a full snapshot's own). An [`Encoding::Xor`] region's stored
+    /// delta is applied to `full`'s bytes there; any other region reads as
+    /// [`Journal::read_region`] reads it.
     pub fn read_layered(
         &self,
         r: &RegionRef,
