@@ -94,6 +94,7 @@ mod error;
 mod frame;
 mod reader;
 pub mod record;
+mod sparse;
 mod writer;
 
 pub use error::JournalError;

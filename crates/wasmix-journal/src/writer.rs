@@ -13,6 +13,7 @@ use crate::frame::{
 };
 use crate::reader::{Journal, Verify};
 use crate::record::{self, Begin, Commit, Encoding};
+use crate::sparse;
 
 /// When the journal is made durable (fsync).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -424,8 +425,8 @@ impl SnapshotWriter<'_> {
         });
     }
 
-    /// `bytes` of memory `index` at `offset` XOR the full snapshot's there, lz4-compressed,
-    /// if this is an increment whose chain's full snapshot this writer wrote, that snapshot
+    /// `bytes` of memory `index` at `offset` XOR the full snapshot's there, as an lz4 block
+    /// ([`sparse::encode`]), if this is an increment whose chain's full snapshot this writer wrote, that snapshot
     /// holds those bytes raw or not at all, and the result is at most half their size.
     fn delta(
         &self,
@@ -457,15 +458,16 @@ impl SnapshotWriter<'_> {
                 )
                 .ok()?;
         }
-        // Mostly unchanged bytes make mostly zero words; fewer than half cannot compress to
-        // half but by chance, so lz4 is not tried.
-        if xor_into(delta, bytes) * 16 < bytes.len() {
+        // Mostly unchanged bytes make mostly zero words; with fewer than half zero the
+        // block could not be half the size, so it is not encoded.
+        sparse::xor_into(delta, bytes, &mut scratch.nonzero);
+        if scratch.nonzero.len() * 16 > bytes.len() {
             return None;
         }
-        let packed = &mut scratch.packed;
-        packed.resize(lz4_flex::block::get_maximum_output_size(bytes.len()), 0);
-        let n = lz4_flex::block::compress_into(delta, packed).ok()?;
-        (n * 2 <= bytes.len()).then(|| packed[..n].to_vec())
+        // A page changed in a word or two encodes to ~40 bytes.
+        let mut packed = Vec::with_capacity(64);
+        sparse::encode(delta, &scratch.nonzero, &mut packed);
+        (packed.len() * 2 <= bytes.len()).then_some(packed)
     }
 
     /// Records that `len` bytes of memory `index` at guest `offset` are zeros (an
@@ -793,26 +795,8 @@ impl<'a> Frame<'a> {
 struct Scratch {
     /// The full snapshot's bytes under the region, then their xor with the region's.
     delta: Vec<u8>,
-    /// lz4's output.
-    packed: Vec<u8>,
-}
-
-/// `acc ^= bytes`, eight bytes at a time (`acc` is as long as `bytes`); returns how many of
-/// the eight-byte words it leaves zero.
-fn xor_into(acc: &mut [u8], bytes: &[u8]) -> usize {
-    let mut zero = 0;
-    let mut a = acc.chunks_exact_mut(8);
-    let mut b = bytes.chunks_exact(8);
-    for (x, y) in (&mut a).zip(&mut b) {
-        let v = u64::from_ne_bytes(x.try_into().unwrap_or_default())
-            ^ u64::from_ne_bytes(y.try_into().unwrap_or_default());
-        zero += usize::from(v == 0);
-        x.copy_from_slice(&v.to_ne_bytes());
-    }
-    for (x, y) in a.into_remainder().iter_mut().zip(b.remainder()) {
-        *x ^= y;
-    }
-    zero
+    /// The delta's non-zero eight-byte words.
+    nonzero: Vec<u32>,
 }
 
 /// A Region payload's header (see the crate doc).
