@@ -351,13 +351,20 @@ fn write_nonzero_pages(file: &OwnedFd, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// Whether every byte is 0: or-folded by words so the loop vectorises (a byte loop that stops
-/// at the first non-zero byte costs ~1 ns per byte, milliseconds per process start).
+/// at the first non-zero byte costs ~1 ns per byte, milliseconds per process start), block
+/// by block, stopping at the first block with data: a cold page with data costs its first
+/// cache lines, not all of them (~1 µs a page here, half an increment's writer's time).
 pub(crate) fn is_zero(bytes: &[u8]) -> bool {
     // SAFETY: any bytes are a valid u64 when aligned; align_to hands back the unaligned ends.
     let (head, words, tail) = unsafe { bytes.align_to::<u64>() };
     head.iter().chain(tail).fold(0u8, |a, b| a | b) == 0
-        && words.iter().fold(0u64, |a, w| a | w) == 0
+        && words
+            .chunks(ZERO_BLOCK)
+            .all(|block| block.iter().fold(0u64, |a, w| a | w) == 0)
 }
+
+/// Words [`is_zero`] folds before it looks at the result: four cache lines.
+const ZERO_BLOCK: usize = 32;
 
 /// Byte ranges (offset, length) of `region` that its mapping holds privately: pages written
 /// since the file was frozen. Read from `/proc/self/pagemap`: a page that is present (bit 63)
@@ -488,6 +495,14 @@ mod tests {
         assert!(is_zero(&page[..4096]));
         page[2] = 1;
         assert!(!is_zero(&page[..3]));
+        // One byte set anywhere — first block, a middle one, the last, the unaligned ends.
+        for at in [0, 7, 8, 255, 256, 1000, 2047, 4000, 4095] {
+            let mut page = vec![0u8; 4096];
+            assert!(is_zero(&page));
+            page[at] = 0x80;
+            assert!(!is_zero(&page), "byte {at}");
+            assert!(!is_zero(&page[at.min(3)..]), "byte {at}, unaligned");
+        }
     }
 
     #[test]
