@@ -15,7 +15,9 @@
 //! * `incremental MIB PERMILLE`: fills MIB MiB as `durable` does and snapshots it (a full
 //!   snapshot), then rewrites PERMILLE ‰ of its pages (spread at random) and times a second,
 //!   incremental one, with the computing thread beside it. The second set of figures is the
-//!   increment's. Each page chosen gets 8 new bytes; `incremental-whole` rewrites it whole.
+//!   increment's. Each page chosen gets 8 new bytes; `incremental-whole` rewrites it whole;
+//!   `incremental-durable` is `incremental` without the computing thread (as `durable` is
+//!   `memory` without it).
 //! * `pattern SEED ROUNDS MIB` (a test): MIB MiB, then ROUNDS rounds of writes at random
 //!   (from SEED: runs of pages rewritten, some zeroed, some single bytes), a snapshot after
 //!   each; then prints `hash H` of the whole buffer and `snapshot done`, and waits for a
@@ -99,7 +101,7 @@ fn main() {
             // Keep the bytes alive (and checked) past the snapshot.
             println!("check {}", bytes.iter().step_by(4096).fold(0u8, |a, b| a ^ b));
         }
-        Some(mode @ ("incremental" | "incremental-whole")) => {
+        Some(mode @ ("incremental" | "incremental-whole" | "incremental-durable")) => {
             let permille: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
             let mut bytes = vec![0u8; n << 20];
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -116,7 +118,7 @@ fn main() {
             let pages = bytes.len() / 4096;
             for _ in 0..pages * permille / 1000 {
                 let p = (next() as usize) % pages;
-                if mode == "incremental" {
+                if mode != "incremental-whole" {
                     bytes[p * 4096..p * 4096 + 8].copy_from_slice(&next().to_le_bytes());
                 } else {
                     for chunk in bytes[p * 4096..(p + 1) * 4096].chunks_mut(8) {
@@ -124,7 +126,7 @@ fn main() {
                     }
                 }
             }
-            snapshot(true);
+            snapshot(mode != "incremental-durable");
             println!("check {}", bytes.iter().step_by(4096).fold(0u8, |a, b| a ^ b));
         }
         Some("pattern") => {
