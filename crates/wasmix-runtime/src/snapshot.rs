@@ -188,6 +188,7 @@ pub(crate) fn request(
         round,
         others,
         durable,
+        journal: Arc::clone(&journal),
     })
 }
 
@@ -594,6 +595,7 @@ pub struct SnapshotTicket {
     /// on): a new request before then would find them busy.
     others: Vec<Ticket>,
     durable: Arc<Durable>,
+    journal: Arc<Journaling>,
 }
 
 impl SnapshotTicket {
@@ -611,7 +613,9 @@ impl SnapshotTicket {
     /// sync policy), or has failed.
     pub fn wait(&self) -> Result<(), SnapshotError> {
         self.wait_resumed()?;
-        self.durable.wait().map_err(SnapshotError::Failed)
+        self.journal
+            .wait_written(&self.durable)
+            .map_err(SnapshotError::Failed)
     }
 }
 
