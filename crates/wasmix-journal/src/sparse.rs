@@ -119,19 +119,24 @@ mod tests {
     /// lz4's end rules, read from the encoded block: the last sequence has no match, the
     /// last five bytes are literals, no match starts within the last twelve.
     fn keeps_end_rules(out: &[u8], n: usize) {
+        // A length from a token's nibble and the bytes that continue it; `at` moves past them.
+        let length = |nibble: u8, at: &mut usize| {
+            let mut len = usize::from(nibble);
+            if len == 15 {
+                while out[*at] == 255 {
+                    len += 255;
+                    *at += 1;
+                }
+                len += usize::from(out[*at]);
+                *at += 1;
+            }
+            len
+        };
         let (mut at, mut pos) = (0, 0);
         loop {
             let token = out[at];
             at += 1;
-            let mut lits = usize::from(token >> 4);
-            if lits == 15 {
-                while out[at] == 255 {
-                    lits += 255;
-                    at += 1;
-                }
-                lits += usize::from(out[at]);
-                at += 1;
-            }
+            let lits = length(token >> 4, &mut at);
             at += lits;
             pos += lits;
             if at == out.len() {
@@ -141,16 +146,7 @@ mod tests {
             }
             assert!(pos + MATCH_LIMIT <= n, "a match starts at {pos} of {n}");
             at += 2;
-            let mut m = usize::from(token & 15);
-            if m == 15 {
-                while out[at] == 255 {
-                    m += 255;
-                    at += 1;
-                }
-                m += usize::from(out[at]);
-                at += 1;
-            }
-            pos += m + MIN_MATCH;
+            pos += length(token & 15, &mut at) + MIN_MATCH;
         }
     }
 
