@@ -173,6 +173,9 @@ impl Journaling {
         if let Some(t) = writer.take() {
             let _ = t.join();
         }
+        // A waiting thread may be writing still (the writer thread ended on the queue it
+        // had emptied): its write is waited for too.
+        self.queue.finish();
     }
 
     /// Whether `trigger` takes a snapshot.
@@ -312,6 +315,12 @@ impl Queue {
     fn close(&self) {
         self.jobs.lock().unwrap_or_else(|e| e.into_inner()).closed = true;
         self.ready.notify_all();
+    }
+
+    /// Waits for whoever is writing, then writes whatever is still queued.
+    fn finish(&self) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        self.drain(&mut writer);
     }
 
     /// The writer thread: writes jobs as they come, until the queue is closed and empty.
@@ -687,6 +696,27 @@ mod tests {
         q.drain(&mut held);
         assert_eq!(a_done.wait(), Ok(()));
         drop(held);
+        drop(q);
+        assert_eq!(written(&dir), vec![10]);
+    }
+
+    #[test]
+    fn closing_waits_for_a_helper_still_writing_and_writes_what_is_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = Arc::new(queue(&dir));
+        // The writer thread has ended on an empty queue while a helper writes; a job came
+        // in before the close.
+        let held = q.writer.lock().unwrap();
+        let (a, a_done) = job(10);
+        q.push(a);
+        q.close();
+        let closer = {
+            let q = Arc::clone(&q);
+            std::thread::spawn(move || q.finish())
+        };
+        drop(held);
+        closer.join().unwrap();
+        assert_eq!(a_done.wait(), Ok(()));
         drop(q);
         assert_eq!(written(&dir), vec![10]);
     }
