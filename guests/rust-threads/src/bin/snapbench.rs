@@ -103,7 +103,11 @@ fn main() {
         }
         Some(mode @ ("incremental" | "incremental-whole" | "incremental-durable")) => {
             let permille: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(10);
-            let mut bytes = vec![0u8; n << 20];
+            // Page-aligned, so a page chosen is one page of the memory: 4096 bytes rewritten
+            // off a page boundary would dirty two.
+            let mut storage = vec![0u8; (n << 20) + 4096];
+            let skip = storage.as_ptr().align_offset(4096);
+            let bytes = &mut storage[skip..skip + (n << 20)];
             let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
             let mut next = || {
                 x ^= x << 13;
