@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Instant start: a guest that takes about a second to build its tables before it serves
 # stdin (guests/rust/src/bin/warmup.rs), started cold beside restored from a snapshot taken
-# at the end of its start-up, its first read of stdin (`--snapshot-on bootstrap`), side by side in one run.
+# at the end of its start-up, its first read of stdin (`--snapshot-on bootstrap`), side by
+# side in one run.
 # REPS runs each (default 10); medians and the ratio.
 set -euo pipefail
 cd "$(dirname "$0")/.."
